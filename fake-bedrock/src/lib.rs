@@ -1,0 +1,777 @@
+//! `fake-bedrock`: a local stand-in for Amazon Bedrock's batch inference API.
+//!
+//! Nothing else emulates Bedrock batch inference, so the project carries its own.
+//! It speaks the REST-JSON wire format the AWS SDK uses (ISO-8601 timestamps,
+//! errors named by the `x-amzn-ErrorType` header), serves every region at once
+//! (the region is read from the request's SigV4 credential scope, and a job is
+//! only visible in its own region, as on AWS), and offers an admin API to seed
+//! jobs, move them through their lifecycle, add latency, inject faults and
+//! count calls. Tests drive it in-process through [`FakeBedrock`]; the demo runs
+//! the `fake-bedrock` binary and drives it over HTTP under `/_admin`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// Every status Bedrock reports for a batch inference job.
+pub const STATUSES: [&str; 10] = [
+    "Submitted",
+    "Validating",
+    "Scheduled",
+    "InProgress",
+    "Stopping",
+    "Stopped",
+    "Completed",
+    "PartiallyCompleted",
+    "Failed",
+    "Expired",
+];
+
+/// A fault the fake answers with instead of doing the work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultKind {
+    /// 429 `ThrottlingException`.
+    Throttling,
+    /// 500 `InternalServerException`.
+    InternalServer,
+    /// 503 with no error type, as a load balancer in trouble answers.
+    ServiceUnavailable,
+    /// 404 `ResourceNotFoundException`.
+    NotFound,
+    /// 403 `AccessDeniedException`.
+    AccessDenied,
+}
+
+impl FaultKind {
+    fn status_and_type(self) -> (StatusCode, Option<&'static str>) {
+        match self {
+            Self::Throttling => (StatusCode::TOO_MANY_REQUESTS, Some("ThrottlingException")),
+            Self::InternalServer => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some("InternalServerException"),
+            ),
+            Self::ServiceUnavailable => (StatusCode::SERVICE_UNAVAILABLE, None),
+            Self::NotFound => (StatusCode::NOT_FOUND, Some("ResourceNotFoundException")),
+            Self::AccessDenied => (StatusCode::FORBIDDEN, Some("AccessDeniedException")),
+        }
+    }
+}
+
+/// A fault rule: answer `kind` for the next `times` matching calls (all of them
+/// when `times` is `None`), optionally only for one job id.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Fault {
+    pub kind: FaultKind,
+    #[serde(default)]
+    pub times: Option<u32>,
+    #[serde(default)]
+    pub job_id: Option<String>,
+}
+
+/// What a test or the demo seeds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeedJob {
+    pub job_name: String,
+    #[serde(default = "default_model")]
+    pub model_id: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default = "default_account")]
+    pub account: String,
+    /// Job id; 12 random lowercase alphanumerics when absent.
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default = "default_status")]
+    pub status: String,
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+}
+
+fn default_model() -> String {
+    "anthropic.claude-3-haiku-20240307-v1:0".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_account() -> String {
+    "123456789012".into()
+}
+fn default_status() -> String {
+    "Submitted".into()
+}
+
+impl SeedJob {
+    pub fn named(name: &str) -> Self {
+        Self {
+            job_name: name.into(),
+            model_id: default_model(),
+            region: default_region(),
+            account: default_account(),
+            id: None,
+            status: default_status(),
+            tags: BTreeMap::new(),
+        }
+    }
+    pub fn in_region(mut self, region: &str) -> Self {
+        self.region = region.into();
+        self
+    }
+    pub fn with_tag(mut self, key: &str, value: &str) -> Self {
+        self.tags.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// A move of a job: new status, optional message and record counts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    #[serde(default)]
+    pub records: Option<Records>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Records {
+    pub total: i64,
+    pub processed: i64,
+    pub success: i64,
+    pub error: i64,
+}
+
+/// One call the fake answered (or refused), for assertions.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Call {
+    pub operation: String,
+    /// The identifier as the caller sent it (ARN or id), when there is one.
+    pub target: Option<String>,
+    /// The region of the request's SigV4 credential scope.
+    pub region: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    arn: String,
+    id: String,
+    region: String,
+    name: String,
+    model_id: String,
+    status: String,
+    message: Option<String>,
+    submit_time: DateTime<Utc>,
+    last_modified_time: DateTime<Utc>,
+    end_time: Option<DateTime<Utc>>,
+    records: Option<Records>,
+    tags: BTreeMap<String, String>,
+}
+
+impl Job {
+    fn to_json(&self, summary: bool) -> Value {
+        let mut v = json!({
+            "jobArn": self.arn,
+            "jobName": self.name,
+            "modelId": self.model_id,
+            "roleArn": format!("arn:aws:iam::{}:role/bedrock-batch", account_of(&self.arn)),
+            "status": self.status,
+            "submitTime": iso(self.submit_time),
+            "lastModifiedTime": iso(self.last_modified_time),
+            "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": format!("s3://batch-input/{}/input.jsonl", self.name)}},
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": format!("s3://batch-output/{}/", self.name)}},
+            "timeoutDurationInHours": 24,
+            "jobExpirationTime": iso(self.submit_time + chrono::Duration::hours(24)),
+        });
+        let obj = v.as_object_mut().expect("json! object");
+        if let Some(m) = &self.message {
+            obj.insert("message".into(), json!(m));
+        }
+        if let Some(t) = self.end_time {
+            obj.insert("endTime".into(), json!(iso(t)));
+        }
+        if let (Some(r), false) = (self.records, summary) {
+            obj.insert("totalRecordCount".into(), json!(r.total));
+            obj.insert("processedRecordCount".into(), json!(r.processed));
+            obj.insert("successRecordCount".into(), json!(r.success));
+            obj.insert("errorRecordCount".into(), json!(r.error));
+        }
+        v
+    }
+}
+
+fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or("123456789012")
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn is_terminal(status: &str) -> bool {
+    matches!(
+        status,
+        "Completed" | "PartiallyCompleted" | "Failed" | "Stopped" | "Expired"
+    )
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Insertion order kept so listings are stable.
+    jobs: Vec<Job>,
+    faults: VecDeque<Fault>,
+    latency: Duration,
+    calls: Vec<Call>,
+    next_id: u64,
+}
+
+impl Inner {
+    fn find(&self, ident: &str, region: Option<&str>) -> Option<usize> {
+        self.jobs
+            .iter()
+            .position(|j| (j.arn == ident || j.id == ident) && region.is_none_or(|r| r == j.region))
+    }
+
+    fn take_fault(&mut self, job_id: Option<&str>) -> Option<FaultKind> {
+        let idx = self
+            .faults
+            .iter()
+            .position(|f| f.job_id.is_none() || f.job_id.as_deref() == job_id)?;
+        let fault = &mut self.faults[idx];
+        let kind = fault.kind;
+        match &mut fault.times {
+            Some(1) => {
+                self.faults.remove(idx);
+            }
+            Some(n) => *n -= 1,
+            None => {}
+        }
+        Some(kind)
+    }
+
+    fn fresh_id(&mut self) -> String {
+        // Deterministic but distinct-looking ids: 12 lowercase alphanumerics.
+        self.next_id += 1;
+        let mut n = self.next_id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0x0005_DEEC_E66D;
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        (0..12)
+            .map(|_| {
+                let c = alphabet[(n % 36) as usize] as char;
+                n /= 36;
+                c
+            })
+            .collect()
+    }
+}
+
+/// Handle to a running fake: its URL plus the in-process admin API.
+#[derive(Clone)]
+pub struct FakeBedrock {
+    inner: Arc<Mutex<Inner>>,
+    addr: SocketAddr,
+}
+
+impl FakeBedrock {
+    /// Binds 127.0.0.1 on a free port and serves on the current tokio runtime.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let fake = Self {
+            inner: Arc::default(),
+            addr: listener.local_addr()?,
+        };
+        let app = router(fake.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(fake)
+    }
+
+    /// Serves until the process ends (used by the binary).
+    pub async fn serve_forever(addr: SocketAddr) -> std::io::Result<()> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let fake = Self {
+            inner: Arc::default(),
+            addr: listener.local_addr()?,
+        };
+        axum::serve(listener, router(fake)).await
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock only happens in a failing test; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Creates a job and returns its ARN.
+    pub fn seed(&self, seed: SeedJob) -> String {
+        let mut inner = self.lock();
+        let id = seed.id.clone().unwrap_or_else(|| inner.fresh_id());
+        let arn = format!(
+            "arn:aws:bedrock:{}:{}:model-invocation-job/{}",
+            seed.region, seed.account, id
+        );
+        let now = Utc::now();
+        inner.jobs.push(Job {
+            arn: arn.clone(),
+            id,
+            region: seed.region,
+            name: seed.job_name,
+            model_id: seed.model_id,
+            status: seed.status.clone(),
+            message: None,
+            submit_time: now,
+            last_modified_time: now,
+            end_time: is_terminal(&seed.status).then_some(now),
+            records: None,
+            tags: seed.tags,
+        });
+        arn
+    }
+
+    /// Moves a job to `status`; returns false when there is no such job.
+    pub fn set_status(&self, ident: &str, change: StatusChange) -> bool {
+        let mut inner = self.lock();
+        let Some(i) = inner.find(ident, None) else {
+            return false;
+        };
+        let job = &mut inner.jobs[i];
+        let now = Utc::now();
+        job.status = change.status;
+        job.message = change.message.filter(|m| !m.is_empty());
+        if change.records.is_some() {
+            job.records = change.records;
+        }
+        job.last_modified_time = now;
+        job.end_time = is_terminal(&job.status).then_some(now);
+        true
+    }
+
+    /// Shorthand for a status move without message or counts.
+    pub fn set(&self, ident: &str, status: &str) -> bool {
+        self.set_status(
+            ident,
+            StatusChange {
+                status: status.into(),
+                ..StatusChange::default()
+            },
+        )
+    }
+
+    /// Forgets a job, as Bedrock does some time after it ended.
+    pub fn remove(&self, ident: &str) -> bool {
+        let mut inner = self.lock();
+        match inner.find(ident, None) {
+            Some(i) => {
+                inner.jobs.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
+    }
+
+    pub fn inject(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        self.lock().calls.clone()
+    }
+
+    /// How many calls of `operation` were made.
+    pub fn count(&self, operation: &str) -> usize {
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| c.operation == operation)
+            .count()
+    }
+
+    pub fn reset(&self) {
+        *self.lock() = Inner::default();
+    }
+}
+
+fn router(fake: FakeBedrock) -> Router {
+    Router::new()
+        .route("/model-invocation-job/{ident}", get(get_job))
+        .route("/model-invocation-job/{ident}/stop", post(stop_job))
+        .route("/model-invocation-job", post(create_job))
+        .route("/model-invocation-jobs", get(list_jobs))
+        .route("/listTagsForResource", post(list_tags))
+        .route("/_admin/jobs", post(admin_seed).get(admin_list))
+        .route("/_admin/jobs/{ident}/status", post(admin_status))
+        .route("/_admin/jobs/{ident}", axum::routing::delete(admin_remove))
+        .route("/_admin/latency", put(admin_latency))
+        .route(
+            "/_admin/faults",
+            post(admin_fault).delete(admin_clear_faults),
+        )
+        .route("/_admin/calls", get(admin_calls))
+        .route("/_admin/reset", post(admin_reset))
+        .with_state(fake)
+}
+
+/// Region of the SigV4 credential scope: `Credential=AKID/date/REGION/service/aws4_request`.
+fn signing_region(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    cred.split('/').nth(2).map(str::to_owned)
+}
+
+fn aws_error(status: StatusCode, error_type: Option<&str>, message: &str) -> Response {
+    let mut resp = (status, axum::Json(json!({ "message": message }))).into_response();
+    if let Some(t) = error_type {
+        resp.headers_mut()
+            .insert("x-amzn-ErrorType", t.parse().expect("static header"));
+    }
+    resp
+}
+
+fn fault_response(kind: FaultKind) -> Response {
+    let (status, error_type) = kind.status_and_type();
+    aws_error(status, error_type, &format!("injected fault: {kind:?}"))
+}
+
+/// Records the call, sleeps the configured latency, and returns a fault if one applies.
+async fn enter(
+    fake: &FakeBedrock,
+    operation: &str,
+    target: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Option<String>, Response> {
+    let region = signing_region(headers);
+    let (latency, fault) = {
+        let mut inner = fake.lock();
+        inner.calls.push(Call {
+            operation: operation.into(),
+            target: target.map(str::to_owned),
+            region: region.clone(),
+        });
+        let job_id = target.map(|t| t.rsplit('/').next().unwrap_or(t));
+        (inner.latency, inner.take_fault(job_id))
+    };
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match fault {
+        Some(kind) => Err(fault_response(kind)),
+        None => Ok(region),
+    }
+}
+
+fn not_found(ident: &str) -> Response {
+    aws_error(
+        StatusCode::NOT_FOUND,
+        Some("ResourceNotFoundException"),
+        &format!("The specified job {ident} could not be found."),
+    )
+}
+
+async fn get_job(
+    State(fake): State<FakeBedrock>,
+    Path(ident): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let region = match enter(&fake, "GetModelInvocationJob", Some(&ident), &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let inner = fake.lock();
+    match inner.find(&ident, region.as_deref()) {
+        Some(i) => axum::Json(inner.jobs[i].to_json(false)).into_response(),
+        None => not_found(&ident),
+    }
+}
+
+async fn stop_job(
+    State(fake): State<FakeBedrock>,
+    Path(ident): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let region = match enter(&fake, "StopModelInvocationJob", Some(&ident), &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let mut inner = fake.lock();
+    let Some(i) = inner.find(&ident, region.as_deref()) else {
+        return not_found(&ident);
+    };
+    let job = &mut inner.jobs[i];
+    if is_terminal(&job.status) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            Some("ValidationException"),
+            &format!("Job {} is already {}", job.id, job.status),
+        );
+    }
+    job.status = "Stopping".into();
+    job.last_modified_time = Utc::now();
+    axum::Json(json!({})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateBody {
+    job_name: String,
+    model_id: String,
+    #[serde(default)]
+    tags: Vec<Tag>,
+}
+
+#[derive(Deserialize, Serialize)]
+struct Tag {
+    key: String,
+    value: String,
+}
+
+async fn create_job(
+    State(fake): State<FakeBedrock>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let region = match enter(&fake, "CreateModelInvocationJob", None, &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let body: CreateBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                Some("ValidationException"),
+                &e.to_string(),
+            );
+        }
+    };
+    let mut seed = SeedJob::named(&body.job_name);
+    seed.model_id = body.model_id;
+    seed.region = region.unwrap_or_else(default_region);
+    seed.tags = body.tags.into_iter().map(|t| (t.key, t.value)).collect();
+    let arn = fake.seed(seed);
+    axum::Json(json!({ "jobArn": arn })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    status_equals: Option<String>,
+    name_contains: Option<String>,
+    submit_time_after: Option<DateTime<Utc>>,
+    submit_time_before: Option<DateTime<Utc>>,
+    max_results: Option<usize>,
+    next_token: Option<String>,
+}
+
+async fn list_jobs(
+    State(fake): State<FakeBedrock>,
+    Query(q): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let region = match enter(&fake, "ListModelInvocationJobs", None, &headers).await {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let max = q.max_results.unwrap_or(1000).clamp(1, 1000);
+    let start: usize = match q.next_token.as_deref().map(str::parse) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                Some("ValidationException"),
+                "invalid nextToken",
+            );
+        }
+    };
+    let inner = fake.lock();
+    let matching: Vec<&Job> = inner
+        .jobs
+        .iter()
+        .filter(|j| region.as_deref().is_none_or(|r| r == j.region))
+        .filter(|j| q.status_equals.as_deref().is_none_or(|s| s == j.status))
+        .filter(|j| {
+            q.name_contains
+                .as_deref()
+                .is_none_or(|n| j.name.contains(n))
+        })
+        .filter(|j| q.submit_time_after.is_none_or(|t| j.submit_time > t))
+        .filter(|j| q.submit_time_before.is_none_or(|t| j.submit_time < t))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(start)
+        .take(max)
+        .map(|j| j.to_json(true))
+        .collect();
+    let mut body = json!({ "invocationJobSummaries": page });
+    if start + max < matching.len() {
+        body["nextToken"] = json!((start + max).to_string());
+    }
+    axum::Json(body).into_response()
+}
+
+#[derive(Deserialize)]
+struct TagsBody {
+    #[serde(rename = "resourceARN")]
+    resource_arn: String,
+}
+
+async fn list_tags(
+    State(fake): State<FakeBedrock>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let body: TagsBody = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                Some("ValidationException"),
+                &e.to_string(),
+            );
+        }
+    };
+    let region = match enter(
+        &fake,
+        "ListTagsForResource",
+        Some(&body.resource_arn),
+        &headers,
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(resp) => return resp,
+    };
+    let inner = fake.lock();
+    match inner.find(&body.resource_arn, region.as_deref()) {
+        Some(i) => {
+            let tags: Vec<Tag> = inner.jobs[i]
+                .tags
+                .iter()
+                .map(|(k, v)| Tag {
+                    key: k.clone(),
+                    value: v.clone(),
+                })
+                .collect();
+            axum::Json(json!({ "tags": tags })).into_response()
+        }
+        None => not_found(&body.resource_arn),
+    }
+}
+
+async fn admin_seed(
+    State(fake): State<FakeBedrock>,
+    axum::Json(seed): axum::Json<SeedJob>,
+) -> Response {
+    if !STATUSES.contains(&seed.status.as_str()) {
+        // Unknown statuses are allowed on purpose (the monitor must keep them), but say so.
+        eprintln!(
+            "fake-bedrock: note: status {:?} is not one Bedrock documents",
+            seed.status
+        );
+    }
+    let arn = fake.seed(seed);
+    let inner = fake.lock();
+    let i = inner.find(&arn, None).expect("just seeded");
+    (
+        StatusCode::CREATED,
+        axum::Json(inner.jobs[i].to_json(false)),
+    )
+        .into_response()
+}
+
+async fn admin_list(State(fake): State<FakeBedrock>) -> Response {
+    let inner = fake.lock();
+    let jobs: Vec<Value> = inner.jobs.iter().map(|j| j.to_json(false)).collect();
+    axum::Json(json!({ "jobs": jobs })).into_response()
+}
+
+async fn admin_status(
+    State(fake): State<FakeBedrock>,
+    Path(ident): Path<String>,
+    axum::Json(change): axum::Json<StatusChange>,
+) -> Response {
+    if fake.set_status(&ident, change) {
+        let inner = fake.lock();
+        let i = inner.find(&ident, None).expect("just updated");
+        axum::Json(inner.jobs[i].to_json(false)).into_response()
+    } else {
+        not_found(&ident)
+    }
+}
+
+async fn admin_remove(State(fake): State<FakeBedrock>, Path(ident): Path<String>) -> Response {
+    if fake.remove(&ident) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        not_found(&ident)
+    }
+}
+
+#[derive(Deserialize)]
+struct LatencyBody {
+    ms: u64,
+}
+
+async fn admin_latency(
+    State(fake): State<FakeBedrock>,
+    axum::Json(body): axum::Json<LatencyBody>,
+) -> StatusCode {
+    fake.set_latency(Duration::from_millis(body.ms));
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_fault(
+    State(fake): State<FakeBedrock>,
+    axum::Json(fault): axum::Json<Fault>,
+) -> StatusCode {
+    fake.inject(fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_clear_faults(State(fake): State<FakeBedrock>) -> StatusCode {
+    fake.clear_faults();
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_calls(State(fake): State<FakeBedrock>) -> Response {
+    let calls = fake.calls();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for c in &calls {
+        *counts.entry(c.operation.clone()).or_default() += 1;
+    }
+    axum::Json(json!({ "counts": counts, "calls": calls })).into_response()
+}
+
+async fn admin_reset(State(fake): State<FakeBedrock>) -> StatusCode {
+    fake.reset();
+    StatusCode::NO_CONTENT
+}

@@ -1,0 +1,143 @@
+//! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob with a client for the
+//! job's own region, built once per region from the shared SDK configuration.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use aws_config::SdkConfig;
+use aws_sdk_bedrock::Client;
+use aws_sdk_bedrock::config::Region;
+use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_bedrock::operation::get_model_invocation_job::{
+    GetModelInvocationJobError, GetModelInvocationJobOutput,
+};
+
+use super::{aws_smithy_error_chain, describe, to_chrono};
+use crate::domain::{JobRef, JobSnapshot, JobStatus, RecordCounts};
+use crate::ports::{JobSource, SourceError};
+
+pub struct BedrockJobSource {
+    base: SdkConfig,
+    clients: RwLock<HashMap<String, Client>>,
+}
+
+impl BedrockJobSource {
+    /// `base` carries credentials, retries and endpoints (`AWS_ENDPOINT_URL_BEDROCK`);
+    /// the region is set per job.
+    pub fn new(base: SdkConfig) -> Self {
+        Self {
+            base,
+            clients: RwLock::default(),
+        }
+    }
+
+    fn client(&self, region: &str) -> Client {
+        if let Some(c) = self
+            .clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(region)
+        {
+            return c.clone();
+        }
+        let conf = aws_sdk_bedrock::config::Builder::from(&self.base)
+            .region(Region::new(region.to_owned()))
+            .build();
+        let client = Client::from_conf(conf);
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(region.to_owned())
+            .or_insert(client)
+            .clone()
+    }
+}
+
+impl JobSource for BedrockJobSource {
+    async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
+        let out = self
+            .client(job.region())
+            .get_model_invocation_job()
+            .job_identifier(job.identifier())
+            .send()
+            .await
+            .map_err(map_error)?;
+        snapshot(&out)
+    }
+}
+
+pub(crate) fn map_error(e: SdkError<GetModelInvocationJobError>) -> SourceError {
+    match &e {
+        SdkError::ServiceError(ctx) => {
+            let text = describe(ctx.err());
+            match ctx.err() {
+                GetModelInvocationJobError::ResourceNotFoundException(_) => {
+                    SourceError::NotFound(text)
+                }
+                GetModelInvocationJobError::AccessDeniedException(_) => {
+                    SourceError::AccessDenied(text)
+                }
+                GetModelInvocationJobError::ValidationException(_) => SourceError::Validation(text),
+                GetModelInvocationJobError::ThrottlingException(_) => SourceError::Throttling(text),
+                GetModelInvocationJobError::InternalServerException(_) => {
+                    SourceError::Internal(text)
+                }
+                other => match other.code() {
+                    Some(
+                        "UnrecognizedClientException"
+                        | "InvalidSignatureException"
+                        | "ExpiredTokenException",
+                    ) => SourceError::AccessDenied(text),
+                    _ if ctx.raw().status().is_server_error() => SourceError::Internal(format!(
+                        "HTTP {}: {text}",
+                        ctx.raw().status().as_u16()
+                    )),
+                    _ => SourceError::Other(text),
+                },
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            SourceError::Unreachable(aws_smithy_error_chain(&e))
+        }
+        _ => SourceError::Other(aws_smithy_error_chain(&e)),
+    }
+}
+
+pub(crate) fn snapshot(out: &GetModelInvocationJobOutput) -> Result<JobSnapshot, SourceError> {
+    let job_arn = out
+        .job_arn()
+        .parse()
+        .map_err(|e| SourceError::Other(format!("Bedrock returned an unusable job ARN: {e}")))?;
+    let status = out
+        .status()
+        .map(|s| JobStatus::parse(s.as_str()))
+        .ok_or_else(|| {
+            SourceError::Other(format!("Bedrock returned no status for {}", out.job_arn()))
+        })?;
+    let records = RecordCounts {
+        total: out.total_record_count(),
+        processed: out.processed_record_count(),
+        success: out.success_record_count(),
+        error: out.error_record_count(),
+    };
+    Ok(JobSnapshot {
+        job_arn,
+        job_name: out.job_name().map(str::to_owned),
+        model_id: Some(out.model_id().to_owned()).filter(|m| !m.is_empty()),
+        status,
+        // Read with .message(): the SDK's Debug output redacts it.
+        message: out.message().map(str::to_owned).filter(|m| !m.is_empty()),
+        submit_time: to_chrono(out.submit_time()),
+        last_modified_time: out.last_modified_time().and_then(to_chrono),
+        end_time: out.end_time().and_then(to_chrono),
+        records: (!records.is_empty()).then_some(records),
+        input_s3_uri: out
+            .input_data_config()
+            .and_then(|c| c.as_s3_input_data_config().ok())
+            .map(|s| s.s3_uri().to_owned()),
+        output_s3_uri: out
+            .output_data_config()
+            .and_then(|c| c.as_s3_output_data_config().ok())
+            .map(|s| s.s3_uri().to_owned()),
+    })
+}

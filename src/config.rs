@@ -1,0 +1,230 @@
+//! Typed configuration from the environment, parsed once at start-up.
+
+use std::time::Duration;
+
+/// A setting that is missing or malformed; names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required but not set")]
+    Missing(&'static str),
+    #[error("{name} is malformed ({value:?}): {expected}")]
+    Malformed {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Everything the function reads from its environment (besides the SDK's own
+/// variables: region, credentials, `AWS_ENDPOINT_URL*`, `AWS_MAX_ATTEMPTS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME`: the job table.
+    pub table_name: String,
+    /// `TOPIC_ARN`: the SNS topic notifications go to.
+    pub topic_arn: String,
+    /// `MAX_CONCURRENCY` (default 32): Bedrock calls in flight during a poll.
+    pub max_concurrency: usize,
+    /// `RETENTION_DAYS` (default 30): how long a finished job stays in the table.
+    pub retention: Duration,
+    /// `NOT_FOUND_LIMIT` (default 3): polls in a row answering NotFound before the job is untracked.
+    pub not_found_limit: u32,
+    /// `DEADLINE_MARGIN_MS` (default 5000): stop starting jobs this close to the Lambda deadline.
+    pub deadline_margin: Duration,
+    /// `CLAIM_SECONDS` (default 60): how long a claim on a pending notification holds.
+    pub claim_duration: Duration,
+}
+
+pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+pub const DEFAULT_NOT_FOUND_LIMIT: u32 = 3;
+pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 5_000;
+pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
+        let table_ok = (3..=255).contains(&table_name.len())
+            && table_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !table_ok {
+            return Err(ConfigError::Malformed {
+                name: "TABLE_NAME",
+                value: table_name,
+                expected: "a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
+            });
+        }
+
+        let topic_arn = get("TOPIC_ARN").ok_or(ConfigError::Missing("TOPIC_ARN"))?;
+        if !is_topic_arn(&topic_arn) {
+            return Err(ConfigError::Malformed {
+                name: "TOPIC_ARN",
+                value: topic_arn,
+                expected: "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
+            });
+        }
+
+        let number = |name: &'static str,
+                      default: u64,
+                      min: u64,
+                      max: u64,
+                      expected: &'static str| match get(name) {
+            None => Ok(default),
+            Some(v) => match v.parse::<u64>() {
+                Ok(n) if (min..=max).contains(&n) => Ok(n),
+                _ => Err(ConfigError::Malformed {
+                    name,
+                    value: v,
+                    expected,
+                }),
+            },
+        };
+
+        Ok(Self {
+            table_name,
+            topic_arn,
+            max_concurrency: number(
+                "MAX_CONCURRENCY",
+                DEFAULT_MAX_CONCURRENCY as u64,
+                1,
+                1000,
+                "a whole number from 1 to 1000",
+            )? as usize,
+            retention: Duration::from_secs(
+                86_400
+                    * number(
+                        "RETENTION_DAYS",
+                        DEFAULT_RETENTION_DAYS,
+                        1,
+                        3650,
+                        "a whole number of days from 1 to 3650",
+                    )?,
+            ),
+            not_found_limit: number(
+                "NOT_FOUND_LIMIT",
+                DEFAULT_NOT_FOUND_LIMIT as u64,
+                1,
+                100,
+                "a whole number from 1 to 100",
+            )? as u32,
+            deadline_margin: Duration::from_millis(number(
+                "DEADLINE_MARGIN_MS",
+                DEFAULT_DEADLINE_MARGIN_MS,
+                0,
+                600_000,
+                "milliseconds from 0 to 600000",
+            )?),
+            claim_duration: Duration::from_secs(number(
+                "CLAIM_SECONDS",
+                DEFAULT_CLAIM_SECONDS,
+                5,
+                3600,
+                "seconds from 5 to 3600",
+            )?),
+        })
+    }
+}
+
+fn is_topic_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.split(':').collect();
+    matches!(parts[..], ["arn", partition, "sns", region, account, topic]
+        if partition.starts_with("aws")
+            && !region.is_empty()
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && !topic.is_empty()
+            && topic.len() <= 256
+            && topic.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:bedrock-batch-alerts";
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn when_only_required_settings_are_given_should_use_documented_defaults() {
+        let c = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)]).unwrap();
+        assert_eq!(c.max_concurrency, 32);
+        assert_eq!(c.retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.not_found_limit, 3);
+        assert_eq!(c.deadline_margin, Duration::from_secs(5));
+        assert_eq!(c.claim_duration, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn when_a_required_setting_is_missing_should_name_it() {
+        let err = config(&[("TOPIC_ARN", TOPIC)]).unwrap_err();
+        assert_eq!(err.to_string(), "TABLE_NAME is required but not set");
+        let err = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", " ")]).unwrap_err();
+        assert_eq!(err.to_string(), "TOPIC_ARN is required but not set");
+    }
+
+    #[test]
+    fn when_a_setting_is_malformed_should_name_it_and_the_value() {
+        let err = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", "my-topic")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("TOPIC_ARN is malformed (\"my-topic\")"),
+            "{err}"
+        );
+        let err = config(&[("TABLE_NAME", "no spaces"), ("TOPIC_ARN", TOPIC)]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("TABLE_NAME is malformed"),
+            "{err}"
+        );
+        let err = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("MAX_CONCURRENCY", "0"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("MAX_CONCURRENCY is malformed (\"0\")"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn when_optional_settings_are_given_should_use_them() {
+        let c = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("MAX_CONCURRENCY", "8"),
+            ("RETENTION_DAYS", "7"),
+            ("NOT_FOUND_LIMIT", "5"),
+            ("DEADLINE_MARGIN_MS", "1500"),
+            ("CLAIM_SECONDS", "30"),
+        ])
+        .unwrap();
+        assert_eq!(c.max_concurrency, 8);
+        assert_eq!(c.retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(c.not_found_limit, 5);
+        assert_eq!(c.deadline_margin, Duration::from_millis(1500));
+        assert_eq!(c.claim_duration, Duration::from_secs(30));
+    }
+}

@@ -1,0 +1,487 @@
+//! The pure domain: job statuses, ARNs, snapshots and transitions. No I/O, no SDK types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A Bedrock batch inference job status. Bedrock's enum is open-ended, so a
+/// status we do not know is kept verbatim in `Unknown` and recorded as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Submitted,
+    Validating,
+    Scheduled,
+    InProgress,
+    Stopping,
+    Stopped,
+    Completed,
+    PartiallyCompleted,
+    Failed,
+    Expired,
+    Unknown(String),
+}
+
+impl JobStatus {
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Submitted" => Self::Submitted,
+            "Validating" => Self::Validating,
+            "Scheduled" => Self::Scheduled,
+            "InProgress" => Self::InProgress,
+            "Stopping" => Self::Stopping,
+            "Stopped" => Self::Stopped,
+            "Completed" => Self::Completed,
+            "PartiallyCompleted" => Self::PartiallyCompleted,
+            "Failed" => Self::Failed,
+            "Expired" => Self::Expired,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Submitted => "Submitted",
+            Self::Validating => "Validating",
+            Self::Scheduled => "Scheduled",
+            Self::InProgress => "InProgress",
+            Self::Stopping => "Stopping",
+            Self::Stopped => "Stopped",
+            Self::Completed => "Completed",
+            Self::PartiallyCompleted => "PartiallyCompleted",
+            Self::Failed => "Failed",
+            Self::Expired => "Expired",
+            Self::Unknown(s) => s,
+        }
+    }
+
+    /// Bedrock will not move the job again. Unknown statuses are not terminal:
+    /// we keep polling rather than miss the real end.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            Self::Completed
+                | Self::PartiallyCompleted
+                | Self::Failed
+                | Self::Stopped
+                | Self::Expired
+        )
+    }
+
+    pub fn severity(&self) -> Severity {
+        match self {
+            Self::Failed | Self::Expired => Severity::Error,
+            Self::PartiallyCompleted | Self::Stopped => Severity::Warning,
+            Self::Completed => Severity::Success,
+            _ => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(Self::parse(&s))
+    }
+}
+
+/// How loud a status is; published as the `severity` message attribute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Success,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Success => "success",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// Why a job reference was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArnError {
+    #[error("empty job reference")]
+    Empty,
+    #[error(
+        "{0:?} is not a Bedrock batch inference job ARN \
+         (arn:<partition>:bedrock:<region>:<account>:model-invocation-job/<id>) or job id (12 lowercase letters and digits)"
+    )]
+    Malformed(String),
+}
+
+/// `arn:<partition>:bedrock:<region>:<account>:model-invocation-job/<id>`, validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JobArn(String);
+
+impl JobArn {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    fn part(&self, i: usize) -> &str {
+        self.0.split(':').nth(i).unwrap_or_default()
+    }
+    pub fn partition(&self) -> &str {
+        self.part(1)
+    }
+    pub fn region(&self) -> &str {
+        self.part(3)
+    }
+    pub fn account(&self) -> &str {
+        self.part(4)
+    }
+    pub fn job_id(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or_default()
+    }
+}
+
+fn is_job_id(s: &str) -> bool {
+    s.len() == 12
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn is_region(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+impl FromStr for JobArn {
+    type Err = ArnError;
+    fn from_str(s: &str) -> Result<Self, ArnError> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err(ArnError::Empty);
+        }
+        let bad = || ArnError::Malformed(s.to_owned());
+        let parts: Vec<&str> = s.splitn(6, ':').collect();
+        let [arn, partition, service, region, account, resource] = parts[..] else {
+            return Err(bad());
+        };
+        let id = resource
+            .strip_prefix("model-invocation-job/")
+            .ok_or_else(bad)?;
+        let ok = arn == "arn"
+            && partition.starts_with("aws")
+            && service == "bedrock"
+            && is_region(region)
+            && account.len() == 12
+            && account.bytes().all(|b| b.is_ascii_digit())
+            && is_job_id(id);
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(bad())
+        }
+    }
+}
+
+impl fmt::Display for JobArn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for JobArn {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobArn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// What a caller names a job by: a full ARN, or a bare id in the function's own region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRef {
+    Arn(JobArn),
+    Id { id: String, region: String },
+}
+
+impl JobRef {
+    pub fn parse(s: &str, default_region: &str) -> Result<Self, ArnError> {
+        let t = s.trim();
+        if t.starts_with("arn:") {
+            return t.parse().map(Self::Arn);
+        }
+        if t.is_empty() {
+            return Err(ArnError::Empty);
+        }
+        if is_job_id(t) {
+            return Ok(Self::Id {
+                id: t.to_owned(),
+                region: default_region.to_owned(),
+            });
+        }
+        Err(ArnError::Malformed(t.to_owned()))
+    }
+
+    pub fn region(&self) -> &str {
+        match self {
+            Self::Arn(a) => a.region(),
+            Self::Id { region, .. } => region,
+        }
+    }
+
+    /// What GetModelInvocationJob takes as `jobIdentifier`.
+    pub fn identifier(&self) -> &str {
+        match self {
+            Self::Arn(a) => a.as_str(),
+            Self::Id { id, .. } => id,
+        }
+    }
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.identifier())
+    }
+}
+
+/// Bedrock's record counters, present once the job has read its input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordCounts {
+    pub total: Option<i64>,
+    pub processed: Option<i64>,
+    pub success: Option<i64>,
+    pub error: Option<i64>,
+}
+
+impl RecordCounts {
+    pub fn is_empty(&self) -> bool {
+        self.total.is_none()
+            && self.processed.is_none()
+            && self.success.is_none()
+            && self.error.is_none()
+    }
+}
+
+/// What Bedrock says about a job at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSnapshot {
+    pub job_arn: JobArn,
+    pub job_name: Option<String>,
+    pub model_id: Option<String>,
+    pub status: JobStatus,
+    /// Bedrock's own text (the failure reason): untrusted, up to 2,048 characters.
+    pub message: Option<String>,
+    pub submit_time: Option<DateTime<Utc>>,
+    pub last_modified_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub records: Option<RecordCounts>,
+    pub input_s3_uri: Option<String>,
+    pub output_s3_uri: Option<String>,
+}
+
+/// One line of a job's status history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub from: Option<JobStatus>,
+    pub to: JobStatus,
+    pub at: DateTime<Utc>,
+    pub message: Option<String>,
+}
+
+/// What a notification announces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransitionKind {
+    /// Bedrock reported a new status (or the first status after tracking).
+    StatusChanged,
+    /// Bedrock no longer knows the job; the monitor stopped tracking it.
+    Untracked,
+}
+
+/// A recorded change, and everything its notification needs. It is stored as the
+/// pending notification in the same write that records the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transition {
+    /// Stable id: subscribers drop repeats by it.
+    pub id: String,
+    pub kind: TransitionKind,
+    /// The job's version once this transition is recorded; orders deliveries.
+    pub version: u64,
+    pub previous: Option<JobStatus>,
+    pub job: JobSnapshot,
+    pub observed_at: DateTime<Utc>,
+    /// When each status was first observed, oldest first (for time spent per phase).
+    pub phases: Vec<(JobStatus, DateTime<Utc>)>,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Transition {
+    pub fn severity(&self) -> Severity {
+        match self.kind {
+            TransitionKind::StatusChanged => self.job.status.severity(),
+            TransitionKind::Untracked => Severity::Warning,
+        }
+    }
+
+    pub fn history_entry(&self) -> HistoryEntry {
+        HistoryEntry {
+            from: self.previous.clone(),
+            to: self.job.status.clone(),
+            at: self.observed_at,
+            message: match self.kind {
+                TransitionKind::StatusChanged => self.job.message.clone(),
+                TransitionKind::Untracked => Some(UNTRACKED_NOTE.to_owned()),
+            },
+        }
+    }
+}
+
+pub const UNTRACKED_NOTE: &str =
+    "Bedrock no longer finds this job; the monitor stopped tracking it";
+
+/// A notification recorded but not yet accepted by the topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub transition: Transition,
+    /// Another invocation is publishing it until then.
+    pub claimed_until: Option<DateTime<Utc>>,
+}
+
+/// Everything stored about a tracked job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredJob {
+    pub snapshot: JobSnapshot,
+    pub version: u64,
+    pub history: Vec<HistoryEntry>,
+    pub outbox: Vec<Pending>,
+    pub not_found_count: u32,
+    /// Bedrock lost the job and we stopped tracking it.
+    pub gone: bool,
+    /// Listed by the work index (the item has a poll shard).
+    pub active: bool,
+    pub labels: BTreeMap<String, String>,
+}
+
+impl StoredJob {
+    pub fn arn(&self) -> &JobArn {
+        &self.snapshot.job_arn
+    }
+
+    /// Bedrock still has something to tell us about this job.
+    pub fn needs_polling(&self) -> bool {
+        !self.gone && !self.snapshot.status.is_terminal()
+    }
+
+    /// No further work: it may leave the index and expire.
+    pub fn is_finished(&self) -> bool {
+        !self.needs_polling() && self.outbox.is_empty()
+    }
+
+    /// When each status was first observed, from the history.
+    pub fn phases(&self) -> Vec<(JobStatus, DateTime<Utc>)> {
+        let mut out: Vec<(JobStatus, DateTime<Utc>)> = Vec::new();
+        for h in &self.history {
+            if !out.iter().any(|(s, _)| *s == h.to) {
+                out.push((h.to.clone(), h.at));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz";
+
+    #[test]
+    fn when_arn_is_well_formed_should_expose_its_parts() {
+        let arn: JobArn = ARN.parse().unwrap();
+        assert_eq!(arn.region(), "us-east-1");
+        assert_eq!(arn.account(), "123456789012");
+        assert_eq!(arn.job_id(), "abcdefghwxyz");
+        assert_eq!(arn.partition(), "aws");
+    }
+
+    #[test]
+    fn when_arn_is_malformed_should_refuse_it_and_name_it() {
+        for bad in [
+            "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/ABCDEFGHWXYZ",
+            "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/short",
+            "arn:aws:s3:us-east-1:123456789012:model-invocation-job/abcdefghwxyz",
+            "arn:aws:bedrock:us-east-1:12345:model-invocation-job/abcdefghwxyz",
+            "arn:aws:bedrock:us-east-1:123456789012:custom-model/abcdefghwxyz",
+            "arn:aws:bedrock::123456789012:model-invocation-job/abcdefghwxyz",
+            "not an arn",
+        ] {
+            let err = JobRef::parse(bad, "us-east-1").unwrap_err();
+            assert!(err.to_string().contains(bad.trim()), "{err}");
+        }
+        assert_eq!(JobRef::parse("  ", "us-east-1"), Err(ArnError::Empty));
+    }
+
+    #[test]
+    fn when_reference_is_a_bare_id_should_use_the_default_region() {
+        let r = JobRef::parse("abcdefghwxyz", "eu-west-3").unwrap();
+        assert_eq!(r.region(), "eu-west-3");
+        assert_eq!(r.identifier(), "abcdefghwxyz");
+    }
+
+    #[test]
+    fn when_status_is_unknown_should_keep_the_text_and_not_be_terminal() {
+        let s = JobStatus::parse("Paused");
+        assert_eq!(s, JobStatus::Unknown("Paused".into()));
+        assert_eq!(s.as_str(), "Paused");
+        assert!(!s.is_terminal());
+        assert_eq!(s.severity(), Severity::Info);
+    }
+
+    #[test]
+    fn every_documented_status_should_round_trip_with_its_severity() {
+        let expected = [
+            ("Submitted", false, Severity::Info),
+            ("Validating", false, Severity::Info),
+            ("Scheduled", false, Severity::Info),
+            ("InProgress", false, Severity::Info),
+            ("Stopping", false, Severity::Info),
+            ("Stopped", true, Severity::Warning),
+            ("Completed", true, Severity::Success),
+            ("PartiallyCompleted", true, Severity::Warning),
+            ("Failed", true, Severity::Error),
+            ("Expired", true, Severity::Error),
+        ];
+        for (name, terminal, severity) in expected {
+            let s = JobStatus::parse(name);
+            assert!(!matches!(s, JobStatus::Unknown(_)), "{name}");
+            assert_eq!(s.as_str(), name);
+            assert_eq!(s.is_terminal(), terminal, "{name}");
+            assert_eq!(s.severity(), severity, "{name}");
+        }
+    }
+}

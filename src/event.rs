@@ -1,0 +1,365 @@
+//! Incoming event -> [`Command`]: the function is routed by the event's shape.
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::domain::{ArnError, JobArn};
+
+pub const SCHEDULED_EVENT: &str = "Scheduled Event";
+pub const JOB_STATE_CHANGE: &str = "Batch Inference Job State Change";
+
+/// What an invocation asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    /// One poll cycle over every job that still needs work.
+    Poll,
+    /// Bedrock's native state-change event: reconcile this job now.
+    Reconcile(StateChange),
+    /// Start tracking; each reference is validated on its own.
+    Track(Vec<TrackRequest>),
+    /// Stop tracking; each reference is validated on its own.
+    Untrack(Vec<String>),
+    /// The stored state and status history of one job.
+    Describe(String),
+}
+
+/// A job to track, as the caller named it, with labels for subscribers' filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRequest {
+    pub reference: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The parts of Bedrock's native event the monitor uses. The state it reports is
+/// only a hint: the job's state is read back from GetModelInvocationJob.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StateChange {
+    pub job_arn: JobArn,
+    pub status: Option<String>,
+    /// The event's `time`, when it could be read (it is not ISO-8601).
+    pub time: Option<DateTime<Utc>>,
+}
+
+/// An event the function does not accept. Nothing is written for it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    #[error(
+        "unrecognized event {received}: expected a scheduled event, a Bedrock \"Batch Inference Job State Change\" event, \
+         {{}}, {{\"poll\": {{}}}}, {{\"track\": [...]}}, {{\"untrack\": [...]}} or {{\"describe\": \"<job ARN>\"}}"
+    )]
+    Unrecognized { received: String },
+    #[error("malformed {command:?} event: {reason} (received {received})")]
+    Malformed {
+        command: &'static str,
+        reason: String,
+        received: String,
+    },
+    #[error(
+        "EventBridge event from {event_source:?} with detail-type {detail_type:?} is not one this function handles"
+    )]
+    UnsupportedEventBridge {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error("Bedrock state-change event names no usable job: {0}")]
+    BadJobArn(#[from] ArnError),
+}
+
+/// A short rendering of what came in, for error messages.
+fn preview(v: &Value) -> String {
+    const MAX: usize = 300;
+    let s = v.to_string();
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
+}
+
+/// The envelope of Bedrock's native event. Not `EventBridgeEvent`, whose `time`
+/// must be ISO-8601: Bedrock sends `"Wed Aug 28 22:58:30 UTC 2024"`.
+#[derive(Deserialize)]
+struct NativeEnvelope {
+    #[serde(default)]
+    time: Option<String>,
+    #[serde(default)]
+    resources: Vec<String>,
+    #[serde(default)]
+    detail: NativeDetail,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct NativeDetail {
+    batch_job_arn: Option<String>,
+    status: Option<String>,
+}
+
+pub fn parse(event: &Value) -> Result<Command, EventError> {
+    let Some(obj) = event.as_object() else {
+        return Err(EventError::Unrecognized {
+            received: preview(event),
+        });
+    };
+    if obj.is_empty() {
+        return Ok(Command::Poll);
+    }
+    if obj.contains_key("detail-type") && obj.contains_key("source") {
+        return parse_eventbridge(event);
+    }
+    let malformed = |command: &'static str, reason: &str| EventError::Malformed {
+        command,
+        reason: reason.to_owned(),
+        received: preview(event),
+    };
+    if obj.len() != 1 {
+        return Err(EventError::Unrecognized {
+            received: preview(event),
+        });
+    }
+    let (key, value) = obj.iter().next().expect("one key");
+    match key.as_str() {
+        "poll" => match value {
+            Value::Object(_) | Value::Null => Ok(Command::Poll),
+            _ => Err(malformed(
+                "poll",
+                "\"poll\" takes an object: {\"poll\": {}}",
+            )),
+        },
+        "track" => {
+            let items = string_or_list(value).ok_or_else(|| {
+                malformed("track", "\"track\" takes a list of job ARNs or ids, or of {\"jobArn\", \"labels\"} objects")
+            })?;
+            items
+                .iter()
+                .map(|item| track_request(item).map_err(|reason| malformed("track", &reason)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Command::Track)
+        }
+        "untrack" => {
+            let items = string_or_list(value)
+                .ok_or_else(|| malformed("untrack", "\"untrack\" takes a list of job ARNs"))?;
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .filter(|v| !v.is_empty())
+                .map(Command::Untrack)
+                .ok_or_else(|| {
+                    malformed(
+                        "untrack",
+                        "\"untrack\" takes a non-empty list of job ARN strings",
+                    )
+                })
+        }
+        "describe" => value
+            .as_str()
+            .map(|s| Command::Describe(s.to_owned()))
+            .ok_or_else(|| malformed("describe", "\"describe\" takes one job ARN string")),
+        _ => Err(EventError::Unrecognized {
+            received: preview(event),
+        }),
+    }
+}
+
+/// A single value is taken as a list of one; an empty list is refused.
+fn string_or_list(v: &Value) -> Option<Vec<Value>> {
+    match v {
+        Value::Array(a) if !a.is_empty() => Some(a.clone()),
+        Value::String(_) | Value::Object(_) => Some(vec![v.clone()]),
+        _ => None,
+    }
+}
+
+fn track_request(item: &Value) -> Result<TrackRequest, String> {
+    match item {
+        Value::String(s) => Ok(TrackRequest {
+            reference: s.clone(),
+            labels: BTreeMap::new(),
+        }),
+        Value::Object(o) => {
+            let reference = o
+                .get("jobArn")
+                .and_then(Value::as_str)
+                .ok_or("each object in \"track\" needs a \"jobArn\" string")?
+                .to_owned();
+            let mut labels = BTreeMap::new();
+            match o.get("labels") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(l)) => {
+                    for (k, v) in l {
+                        let v = v.as_str().ok_or(format!("label {k:?} must be a string"))?;
+                        crate::labels::validate(k, v)?;
+                        labels.insert(k.clone(), v.to_owned());
+                    }
+                }
+                Some(_) => return Err("\"labels\" must be an object of strings".into()),
+            }
+            if let Some(extra) = o.keys().find(|k| *k != "jobArn" && *k != "labels") {
+                return Err(format!(
+                    "unknown field {extra:?} in a \"track\" object (expected jobArn, labels)"
+                ));
+            }
+            Ok(TrackRequest { reference, labels })
+        }
+        _ => Err(
+            "each item of \"track\" must be a job ARN string or a {\"jobArn\", \"labels\"} object"
+                .into(),
+        ),
+    }
+}
+
+fn parse_eventbridge(event: &Value) -> Result<Command, EventError> {
+    let detail_type = event["detail-type"].as_str().unwrap_or_default().to_owned();
+    let source = event["source"].as_str().unwrap_or_default().to_owned();
+    match (detail_type.as_str(), source.as_str()) {
+        (SCHEDULED_EVENT, "aws.events" | "aws.scheduler") => {
+            // Validate the envelope; the schedule carries nothing else we need.
+            serde_json::from_value::<EventBridgeEvent>(event.clone()).map_err(|e| {
+                EventError::Malformed {
+                    command: "scheduled event",
+                    reason: e.to_string(),
+                    received: preview(event),
+                }
+            })?;
+            Ok(Command::Poll)
+        }
+        (JOB_STATE_CHANGE, "aws.bedrock") => {
+            let env: NativeEnvelope =
+                serde_json::from_value(event.clone()).map_err(|e| EventError::Malformed {
+                    command: "Batch Inference Job State Change",
+                    reason: e.to_string(),
+                    received: preview(event),
+                })?;
+            let arn = env
+                .detail
+                .batch_job_arn
+                .filter(|a| !a.is_empty())
+                .or_else(|| env.resources.into_iter().next())
+                .unwrap_or_default();
+            Ok(Command::Reconcile(StateChange {
+                job_arn: arn.parse()?,
+                status: env.detail.status,
+                time: env.time.as_deref().and_then(parse_lenient_time),
+            }))
+        }
+        _ => Err(EventError::UnsupportedEventBridge {
+            event_source: source,
+            detail_type,
+        }),
+    }
+}
+
+/// Bedrock's event times come as `Wed Aug 28 22:58:30 UTC 2024` or
+/// `Aug 28, 2024, 10:47:53 PM`; ISO-8601 is accepted too.
+pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    [
+        "%a %b %d %H:%M:%S UTC %Y",
+        "%b %d, %Y, %I:%M:%S %p",
+        "%Y-%m-%d %H:%M:%S",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    .map(|t| t.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz";
+
+    #[test]
+    fn when_event_is_empty_or_poll_or_scheduled_should_poll() {
+        assert_eq!(parse(&json!({})).unwrap(), Command::Poll);
+        assert_eq!(parse(&json!({"poll": {}})).unwrap(), Command::Poll);
+        for source in ["aws.events", "aws.scheduler"] {
+            let ev = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": source,
+                "account": "123456789012", "time": "2024-08-28T22:58:30Z", "region": "us-east-1",
+                "resources": ["arn:aws:events:us-east-1:123456789012:rule/poll"], "detail": {}});
+            assert_eq!(parse(&ev).unwrap(), Command::Poll, "{source}");
+        }
+    }
+
+    #[test]
+    fn when_native_event_arrives_should_reconcile_its_job_with_lenient_time() {
+        let ev = json!({"version":"0","id":"a1b2c3d4","detail-type":"Batch Inference Job State Change",
+            "source":"aws.bedrock","account":"123456789012","time":"Wed Aug 28 22:58:30 UTC 2024",
+            "region":"us-east-1","resources":[ARN],
+            "detail":{"version":"0.0","accountId":"123456789012","batchJobName":"dummy","batchJobArn":ARN,
+              "batchModelId":"m","status":"Completed","failureMessage":"","creationTime":"Aug 28, 2024, 10:47:53 PM"}});
+        let Command::Reconcile(change) = parse(&ev).unwrap() else {
+            panic!("not reconcile")
+        };
+        assert_eq!(change.job_arn.as_str(), ARN);
+        assert_eq!(change.status.as_deref(), Some("Completed"));
+        assert_eq!(
+            change.time.unwrap().to_rfc3339(),
+            "2024-08-28T22:58:30+00:00"
+        );
+        assert!(parse_lenient_time("Aug 28, 2024, 10:47:53 PM").is_some());
+    }
+
+    #[test]
+    fn when_native_event_has_a_bad_arn_should_refuse_it() {
+        let ev = json!({"detail-type":"Batch Inference Job State Change","source":"aws.bedrock",
+            "detail":{"batchJobArn":"arn:aws:bedrock:us-east-1:1:nope"}});
+        assert!(matches!(parse(&ev), Err(EventError::BadJobArn(_))));
+    }
+
+    #[test]
+    fn when_track_lists_arns_and_labelled_objects_should_keep_both() {
+        let cmd =
+            parse(&json!({"track": [ARN, {"jobArn": ARN, "labels": {"team": "search"}}]})).unwrap();
+        let Command::Track(reqs) = cmd else { panic!() };
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs[0].labels.is_empty());
+        assert_eq!(reqs[1].labels["team"], "search");
+        assert_eq!(
+            parse(&json!({"track": ARN})).unwrap(),
+            Command::Track(vec![TrackRequest {
+                reference: ARN.into(),
+                labels: BTreeMap::new()
+            }])
+        );
+    }
+
+    #[test]
+    fn when_event_is_unknown_should_name_what_came_in() {
+        for ev in [
+            json!({"hello": "world"}),
+            json!([1, 2]),
+            json!("poll"),
+            json!({"poll": {}, "track": []}),
+        ] {
+            let err = parse(&ev).unwrap_err().to_string();
+            assert!(err.contains(&preview(&ev)), "{err}");
+        }
+        let err = parse(&json!({"detail-type": "EC2 Instance State-change Notification", "source": "aws.ec2", "detail": {}})).unwrap_err();
+        assert!(err.to_string().contains("aws.ec2"), "{err}");
+        let err = parse(&json!({"track": []})).unwrap_err();
+        assert!(err.to_string().contains("track"), "{err}");
+        let err = parse(&json!({"describe": 3})).unwrap_err();
+        assert!(err.to_string().contains("describe"), "{err}");
+    }
+
+    #[test]
+    fn when_a_huge_event_is_refused_should_cut_the_preview_on_a_char_boundary() {
+        let ev = json!({"x": "é".repeat(1000)});
+        let err = parse(&ev).unwrap_err().to_string();
+        assert!(err.len() < 1000);
+        assert!(err.contains("..."));
+    }
+}

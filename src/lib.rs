@@ -1,0 +1,12 @@
+//! bedrock-batch-monitor: watches Amazon Bedrock batch inference jobs and
+//! notifies an SNS topic when one changes status.
+
+pub mod adapters;
+pub mod config;
+pub mod domain;
+pub mod event;
+pub mod handler;
+pub mod labels;
+pub mod monitor;
+pub mod notification;
+pub mod ports;

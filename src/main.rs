@@ -1,0 +1,48 @@
+//! Wiring only: configuration, SDK clients built once, the Lambda runtime loop.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bedrock_batch_monitor::adapters::{
+    bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
+};
+use bedrock_batch_monitor::config::Config;
+use bedrock_batch_monitor::handler;
+use bedrock_batch_monitor::monitor::{Monitor, Settings};
+use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let config = Config::from_env().map_err(|e| {
+        tracing::error!(error = %e, "invalid configuration");
+        e
+    })?;
+    let sdk = aws_config::load_from_env().await;
+    let home_region = sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let monitor = Monitor::new(
+        BedrockJobSource::new(sdk.clone()),
+        DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
+        SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
+        Settings::new(&config, home_region),
+    );
+    let monitor = &monitor;
+    lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
+        let deadline = deadline_instant(ev.context.deadline);
+        handler::handle(monitor, &ev.payload, deadline).await
+    }))
+    .await
+}
+
+/// The runtime gives the deadline in epoch milliseconds; the use cases want an Instant.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
+    (deadline_ms > 0)
+        .then(|| Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}

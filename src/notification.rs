@@ -1,0 +1,527 @@
+//! Rendering a transition into one SNS message: a subject, a per-protocol body
+//! (`MessageStructure=json`) and the message attributes filter policies match on.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::domain::{JobStatus, Transition, TransitionKind};
+
+/// SNS subjects must be ASCII, without control characters, under 100 characters.
+pub const SUBJECT_MAX: usize = 99;
+/// SNS's whole-message limit is 256 KiB; stay well under it.
+pub const MESSAGE_MAX: usize = 250 * 1024;
+/// Bedrock's message is at most 2,048 characters; anything beyond this many bytes is cut.
+pub const BEDROCK_TEXT_MAX: usize = 8 * 1024;
+pub const CUT_MARKER: &str = " [...truncated]";
+pub const SCHEMA_VERSION: &str = "1";
+
+/// What the SNS adapter publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rendered {
+    pub subject: String,
+    /// The `MessageStructure=json` document: one body per protocol.
+    pub message: String,
+    pub attributes: Vec<(String, String)>,
+}
+
+pub fn render(t: &Transition) -> Rendered {
+    let text = plain_text(t);
+    let machine = machine_json(t).to_string();
+    let chatbot = chatbot_json(t).to_string();
+    let message = json!({
+        "default": text,
+        "email": text,
+        "sqs": machine,
+        "lambda": machine,
+        "email-json": machine,
+        "https": chatbot,
+    })
+    .to_string();
+    Rendered {
+        subject: subject(t),
+        message,
+        attributes: attributes(t),
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a UTF-8 boundary, marking the cut.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub(CUT_MARKER.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &s[..end])
+}
+
+fn job_label(t: &Transition) -> &str {
+    t.job
+        .job_name
+        .as_deref()
+        .unwrap_or_else(|| t.job.job_arn.job_id())
+}
+
+pub fn subject(t: &Transition) -> String {
+    let what = match (t.kind, &t.previous) {
+        (TransitionKind::Untracked, _) => "no longer found in Bedrock, untracked".to_owned(),
+        (_, Some(prev)) => format!("{prev} -> {}", t.job.status),
+        (_, None) => format!("{} (now tracked)", t.job.status),
+    };
+    let raw = format!(
+        "[{}] Bedrock batch job {}: {what}",
+        t.severity().as_str(),
+        job_label(t)
+    );
+    let ascii: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if ascii.len() <= SUBJECT_MAX {
+        ascii
+    } else {
+        format!("{}...", &ascii[..SUBJECT_MAX - 3])
+    }
+}
+
+fn iso(t: Option<DateTime<Utc>>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!(t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    })
+}
+
+/// Time spent in each observed phase, in seconds; the current phase runs to
+/// the observation unless the job has ended.
+fn phase_durations(t: &Transition) -> Vec<(JobStatus, i64)> {
+    let mut out = Vec::new();
+    for (i, (status, start)) in t.phases.iter().enumerate() {
+        let end = match t.phases.get(i + 1) {
+            Some((_, next)) => *next,
+            None if status.is_terminal() => continue,
+            None => t.observed_at,
+        };
+        out.push((status.clone(), (end - *start).num_seconds().max(0)));
+    }
+    out
+}
+
+fn human_duration(secs: i64) -> String {
+    let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m {s}s"),
+        _ => format!("{h}h {m}m"),
+    }
+}
+
+pub fn console_url(t: &Transition) -> String {
+    let region = t.job.job_arn.region();
+    let host = match t.job.job_arn.partition() {
+        "aws-cn" => "console.amazonaws.cn".to_owned(),
+        "aws-us-gov" => "console.amazonaws-us-gov.com".to_owned(),
+        _ => format!("{region}.console.aws.amazon.com"),
+    };
+    format!("https://{host}/bedrock/home?region={region}#/batch-inference")
+}
+
+fn bedrock_message(t: &Transition) -> Option<String> {
+    t.job
+        .message
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+        .map(|m| truncate(m, BEDROCK_TEXT_MAX))
+}
+
+/// The `email` / `default` body: what a person reads first comes first.
+pub fn plain_text(t: &Transition) -> String {
+    let j = &t.job;
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    match t.kind {
+        TransitionKind::Untracked => line(format!(
+            "Bedrock no longer finds batch job {} (last status {}); the monitor stopped tracking it.",
+            job_label(t),
+            j.status
+        )),
+        TransitionKind::StatusChanged => match &t.previous {
+            Some(prev) => line(format!(
+                "Bedrock batch job {} is now {} (was {prev}).",
+                job_label(t),
+                j.status
+            )),
+            None => line(format!(
+                "Bedrock batch job {} is {} (first observation since tracking).",
+                job_label(t),
+                j.status
+            )),
+        },
+    }
+    if let Some(m) = bedrock_message(t) {
+        line(String::new());
+        line("Reason from Bedrock:".into());
+        line(m);
+    }
+    line(String::new());
+    line(format!("Job:       {}", j.job_arn));
+    if let Some(model) = &j.model_id {
+        line(format!("Model:     {model}"));
+    }
+    line(format!(
+        "Status:    {} -> {} ({})",
+        t.previous.as_ref().map_or("(none)", JobStatus::as_str),
+        j.status,
+        t.severity().as_str()
+    ));
+    if let Some(s) = j.submit_time {
+        line(format!(
+            "Submitted: {}",
+            s.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    if let Some(e) = j.end_time {
+        line(format!(
+            "Ended:     {}",
+            e.to_rfc3339_opts(SecondsFormat::Secs, true)
+        ));
+    }
+    let phases = phase_durations(t);
+    if !phases.is_empty() {
+        let parts: Vec<String> = phases
+            .iter()
+            .map(|(s, d)| format!("{s} {}", human_duration(*d)))
+            .collect();
+        line(format!("Phases:    {} (as observed)", parts.join(", ")));
+    }
+    if let Some(r) = j.records.filter(|r| !r.is_empty()) {
+        let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+        let mut s = format!(
+            "Records:   {} processed of {}, {} succeeded, {} failed",
+            n(r.processed),
+            n(r.total),
+            n(r.success),
+            n(r.error)
+        );
+        if let (Some(e), Some(p)) = (r.error, r.processed.filter(|p| *p > 0)) {
+            s.push_str(&format!(
+                " ({:.1}% error rate)",
+                e as f64 * 100.0 / p as f64
+            ));
+        }
+        line(s);
+    }
+    if let Some(i) = &j.input_s3_uri {
+        line(format!("Input:     {i}"));
+    }
+    if let Some(o) = &j.output_s3_uri {
+        line(format!(
+            "Output:    {o}  (manifest: {}{}/manifest.json.out)",
+            o.trim_end_matches('/').to_owned() + "/",
+            j.job_arn.job_id()
+        ));
+    }
+    for (k, v) in &t.labels {
+        line(format!("Label:     {k}={v}"));
+    }
+    line(format!("Console:   {}", console_url(t)));
+    line(String::new());
+    line(format!(
+        "Transition id {} observed at {}.",
+        t.id,
+        t.observed_at.to_rfc3339_opts(SecondsFormat::Secs, true)
+    ));
+    line("To stop these emails, use the unsubscribe link below, or ask the stack owner to set a filter policy (see the README).".into());
+    out
+}
+
+/// The `sqs` / `lambda` / `email-json` body: versioned, for programs.
+pub fn machine_json(t: &Transition) -> Value {
+    let j = &t.job;
+    json!({
+        "schemaVersion": SCHEMA_VERSION,
+        "event": t.kind,
+        "transitionId": t.id,
+        "jobArn": j.job_arn,
+        "jobId": j.job_arn.job_id(),
+        "jobName": j.job_name,
+        "modelId": j.model_id,
+        "region": j.job_arn.region(),
+        "account": j.job_arn.account(),
+        "status": j.status,
+        "previousStatus": t.previous,
+        "severity": t.severity(),
+        "message": bedrock_message(t),
+        "observedAt": iso(Some(t.observed_at)),
+        "submitTime": iso(j.submit_time),
+        "lastModifiedTime": iso(j.last_modified_time),
+        "endTime": iso(j.end_time),
+        "records": j.records.filter(|r| !r.is_empty()),
+        "inputS3Uri": j.input_s3_uri,
+        "outputS3Uri": j.output_s3_uri,
+        "phases": phase_durations(t).into_iter().map(|(s, d)| json!({"status": s, "seconds": d})).collect::<Vec<_>>(),
+        "labels": t.labels,
+        "consoleUrl": console_url(t),
+    })
+}
+
+/// Escapes untrusted text for Slack's markdown: no formatting, links or mentions.
+pub fn escape_slack(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '*' | '_' | '~' | '`' | '|' | '[' | ']' => {
+                out.push('\\');
+                out.push(c);
+            }
+            // A zero-width space after @ keeps @here / @channel from pinging anyone.
+            '@' => out.push_str("@\u{200B}"),
+            c if c.is_control() && c != '\n' => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn next_steps(t: &Transition) -> Vec<String> {
+    let steps: &[&str] = match (t.kind, &t.job.status) {
+        (TransitionKind::Untracked, _) => &[
+            "Check that the job was not deleted on purpose",
+            "Track it again with {\"track\": [\"<job ARN>\"]} if it should be watched",
+        ],
+        (_, JobStatus::Failed) => &[
+            "Read the reason above and fix the input or the service role",
+            "Check the output location for the error records",
+            "Resubmit the job with CreateModelInvocationJob",
+        ],
+        (_, JobStatus::Expired) => &[
+            "The job ran past its timeout: raise timeoutDurationInHours or split the input",
+            "Resubmit the job",
+        ],
+        (_, JobStatus::PartiallyCompleted) => &[
+            "Inspect the error records in the output location",
+            "Resubmit the failed records",
+        ],
+        (_, JobStatus::Stopped) => &[
+            "Confirm the stop was intended",
+            "Partial results are in the output location",
+        ],
+        (_, JobStatus::Completed) => &["Collect the results from the output location"],
+        _ => &[],
+    };
+    steps.iter().map(|s| (*s).to_owned()).collect()
+}
+
+/// The `https` body: an Amazon Q Developer in chat applications custom
+/// notification, threaded per job.
+pub fn chatbot_json(t: &Transition) -> Value {
+    let j = &t.job;
+    let emoji = match t.severity() {
+        crate::domain::Severity::Error => ":red_circle:",
+        crate::domain::Severity::Warning => ":warning:",
+        crate::domain::Severity::Success => ":white_check_mark:",
+        crate::domain::Severity::Info => ":information_source:",
+    };
+    let name = escape_slack(job_label(t));
+    let title = match (&t.kind, &t.previous) {
+        (TransitionKind::Untracked, _) => {
+            format!("{emoji} Batch job {name} no longer found, untracked")
+        }
+        (_, Some(prev)) => format!("{emoji} Batch job {name}: {prev} → {}", j.status),
+        (_, None) => format!("{emoji} Batch job {name}: {}", j.status),
+    };
+    let mut desc = String::new();
+    if let Some(m) = bedrock_message(t) {
+        desc.push_str(&format!(
+            "*Reason:* {}\n",
+            escape_slack(&truncate(&m, 2_000))
+        ));
+    }
+    if let Some(model) = &j.model_id {
+        desc.push_str(&format!("*Model:* {}\n", escape_slack(model)));
+    }
+    if let Some(r) = j.records.filter(|r| !r.is_empty()) {
+        let n = |v: Option<i64>| v.map_or("?".to_owned(), |v| v.to_string());
+        desc.push_str(&format!(
+            "*Records:* {} processed of {}, {} failed\n",
+            n(r.processed),
+            n(r.total),
+            n(r.error)
+        ));
+    }
+    desc.push_str(&format!("<{}|Open in the Bedrock console>", console_url(t)));
+    let mut keywords = vec![
+        j.status.as_str().to_owned(),
+        t.severity().as_str().to_owned(),
+    ];
+    if let Some(m) = &j.model_id {
+        keywords.push(truncate(m, 75));
+    }
+    json!({
+        "version": "1.0",
+        "source": "custom",
+        "id": t.id,
+        "content": {
+            "textType": "client-markdown",
+            "title": truncate(&title, 250),
+            "description": desc,
+            "nextSteps": next_steps(t),
+            "keywords": keywords,
+        },
+        "metadata": {
+            "threadId": j.job_arn,
+            "summary": subject(t),
+            "eventType": match t.kind { TransitionKind::Untracked => "Untracked", TransitionKind::StatusChanged => j.status.as_str() },
+            "relatedResources": [j.job_arn],
+            "additionalContext": {
+                "previousStatus": t.previous,
+                "region": j.job_arn.region(),
+                "transitionId": t.id,
+            },
+        },
+    })
+}
+
+/// Message attributes for subscription filter policies.
+pub fn attributes(t: &Transition) -> Vec<(String, String)> {
+    let j = &t.job;
+    let mut out = vec![
+        ("status".to_owned(), j.status.as_str().to_owned()),
+        ("severity".to_owned(), t.severity().as_str().to_owned()),
+        ("region".to_owned(), j.job_arn.region().to_owned()),
+        ("transitionId".to_owned(), t.id.clone()),
+        ("jobName".to_owned(), job_label(t).to_owned()),
+    ];
+    if let Some(p) = &t.previous {
+        out.push(("previousStatus".to_owned(), p.as_str().to_owned()));
+    }
+    if let Some(m) = j.model_id.as_deref().filter(|m| !m.is_empty()) {
+        out.push(("modelId".to_owned(), m.to_owned()));
+    }
+    out.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{JobSnapshot, RecordCounts};
+    use std::collections::BTreeMap;
+
+    fn transition(status: &str, previous: Option<&str>, message: Option<&str>) -> Transition {
+        let at = DateTime::parse_from_rfc3339("2026-01-02T03:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        Transition {
+            id: "t-1".into(),
+            kind: TransitionKind::StatusChanged,
+            version: 2,
+            previous: previous.map(JobStatus::parse),
+            job: JobSnapshot {
+                job_arn: "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+                    .parse()
+                    .unwrap(),
+                job_name: Some("nightly-embeddings".into()),
+                model_id: Some("anthropic.claude-3-haiku-20240307-v1:0".into()),
+                status: JobStatus::parse(status),
+                message: message.map(str::to_owned),
+                submit_time: Some(at),
+                last_modified_time: Some(at),
+                end_time: None,
+                records: Some(RecordCounts {
+                    total: Some(100),
+                    processed: Some(50),
+                    success: Some(45),
+                    error: Some(5),
+                }),
+                input_s3_uri: Some("s3://in/x.jsonl".into()),
+                output_s3_uri: Some("s3://out/".into()),
+            },
+            observed_at: at + chrono::Duration::minutes(90),
+            phases: vec![
+                (JobStatus::Submitted, at),
+                (JobStatus::InProgress, at + chrono::Duration::minutes(30)),
+            ],
+            labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
+        }
+    }
+
+    #[test]
+    fn when_job_fails_should_lead_with_bedrock_reason_not_the_status_word() {
+        let t = transition(
+            "Failed",
+            Some("InProgress"),
+            Some("Input file is not valid JSONL at line 3"),
+        );
+        let text = plain_text(&t);
+        assert!(
+            text.lines()
+                .nth(3)
+                .unwrap()
+                .contains("Input file is not valid JSONL"),
+            "{text}"
+        );
+        let m = machine_json(&t);
+        assert_eq!(m["message"], "Input file is not valid JSONL at line 3");
+        assert_eq!(m["previousStatus"], "InProgress");
+        assert_eq!(m["severity"], "error");
+        assert_eq!(m["phases"][0]["seconds"], 1800);
+        assert_eq!(
+            subject(&t),
+            "[error] Bedrock batch job nightly-embeddings: InProgress -> Failed"
+        );
+    }
+
+    #[test]
+    fn when_first_observation_should_have_null_previous_and_no_previous_attribute() {
+        let t = transition("Submitted", None, None);
+        assert!(machine_json(&t)["previousStatus"].is_null());
+        assert!(machine_json(&t)["message"].is_null());
+        assert!(!attributes(&t).iter().any(|(k, _)| k == "previousStatus"));
+    }
+
+    #[test]
+    fn when_message_is_huge_and_hostile_should_stay_within_sns_limits_and_not_ping() {
+        let hostile = format!("@here <!channel> *boom* {}", "é".repeat(20_000));
+        let mut t = transition("Failed", Some("InProgress"), Some(&hostile));
+        t.job.job_name = Some(format!("{}日本", "x".repeat(200)));
+        let r = render(&t);
+        assert!(
+            r.subject.len() < 100 && r.subject.is_ascii(),
+            "{}",
+            r.subject
+        );
+        assert!(r.message.len() < MESSAGE_MAX, "{}", r.message.len());
+        let chat = chatbot_json(&t);
+        let desc = chat["content"]["description"].as_str().unwrap();
+        assert!(
+            !desc.contains("@here") && !desc.contains("<!channel>") && !desc.contains("*boom*"),
+            "{desc}"
+        );
+        assert!(
+            machine_json(&t)["message"]
+                .as_str()
+                .unwrap()
+                .ends_with(CUT_MARKER)
+        );
+    }
+
+    #[test]
+    fn truncate_should_cut_on_a_char_boundary() {
+        let s = "é".repeat(20);
+        let cut = truncate(&s, CUT_MARKER.len() + 3);
+        assert!(cut.ends_with(CUT_MARKER));
+        assert_eq!(cut.trim_end_matches(CUT_MARKER), "é");
+    }
+}

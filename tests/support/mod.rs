@@ -1,0 +1,513 @@
+//! Test support: moto's server (DynamoDB, SNS, SQS), the in-process fake Bedrock,
+//! and a per-test world (own table, topic and subscribed queue) built from
+//! template.yaml's table definition. Servers are started here; a missing one is a
+//! loud failure naming the fix, never a skip.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use aws_sdk_sns::config::Credentials;
+use aws_sdk_sns::config::retry::RetryConfig;
+use bedrock_batch_monitor::adapters::bedrock::BedrockJobSource;
+use bedrock_batch_monitor::adapters::dynamodb::DynamoJobStore;
+use bedrock_batch_monitor::adapters::sns::SnsNotifier;
+use bedrock_batch_monitor::config::Config;
+use bedrock_batch_monitor::handler::{self, HandlerError};
+use bedrock_batch_monitor::monitor::{Monitor, Settings};
+use fake_bedrock::FakeBedrock;
+use serde_json::Value;
+
+pub type RealMonitor = Monitor<BedrockJobSource, DynamoJobStore, SnsNotifier>;
+
+pub const REGION: &str = "us-east-1";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The moto server's URL: `MOTO_ENDPOINT` when set (one already running), else a
+/// server this test process starts from the project's venv and stops when it exits.
+pub fn moto_endpoint() -> &'static str {
+    static ENDPOINT: OnceLock<String> = OnceLock::new();
+    ENDPOINT.get_or_init(|| {
+        if let Ok(url) = std::env::var("MOTO_ENDPOINT") {
+            wait_for(&url);
+            return url;
+        }
+        let bin = std::env::var("MOTO_SERVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".venv/bin/moto_server"));
+        assert!(
+            bin.exists(),
+            "moto's server is not installed at {}.\n\
+             The integration tests need it (DynamoDB, SNS and SQS stand-ins).\n\
+             Fix: run `make setup` (creates .venv from requirements.txt), or set MOTO_ENDPOINT to a running moto server.",
+            bin.display()
+        );
+        let port = free_port();
+        // A watchdog shell stops moto when this test process ends, however it ends.
+        let script = format!(
+            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+             while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
+            pid = std::process::id()
+        );
+        // Not waited on: the watchdog ends after this process does and init reaps it.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&bin)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let url = format!("http://127.0.0.1:{port}");
+        wait_for(&url);
+        url
+    })
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+fn wait_for(url: &str) {
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let start = Instant::now();
+    while TcpStream::connect(&addr).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "moto server at {url} did not answer within 30 s (run `make setup`; check `.venv/bin/moto_server -p 5000` by hand)"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// SDK configuration for a local endpoint: fixed test credentials, quick retries.
+pub async fn sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+        .endpoint_url(endpoint)
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(5))
+                .with_max_backoff(Duration::from_millis(50)),
+        )
+        .load()
+        .await
+}
+
+/// A name no other test in any process uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The job table's definition, read from template.yaml so tests and template agree.
+pub struct TableDefinition {
+    pub key_schema: Vec<KeySchemaElement>,
+    pub attributes: Vec<AttributeDefinition>,
+    pub indexes: Vec<GlobalSecondaryIndex>,
+}
+
+pub fn table_definition() -> TableDefinition {
+    let path = repo_root().join("template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).expect("template.yaml parses as YAML");
+    let resources = doc["Resources"]
+        .as_mapping()
+        .expect("template has Resources");
+    let table = resources
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .expect("template.yaml defines an AWS::DynamoDB::Table");
+    let props = &table["Properties"];
+    let keys = |v: &serde_yaml::Value| -> Vec<KeySchemaElement> {
+        v.as_sequence()
+            .expect("KeySchema list")
+            .iter()
+            .map(|k| {
+                KeySchemaElement::builder()
+                    .attribute_name(k["AttributeName"].as_str().expect("AttributeName"))
+                    .key_type(KeyType::from(k["KeyType"].as_str().expect("KeyType")))
+                    .build()
+                    .expect("key schema element")
+            })
+            .collect()
+    };
+    let attributes = props["AttributeDefinitions"]
+        .as_sequence()
+        .expect("AttributeDefinitions")
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a["AttributeName"].as_str().expect("AttributeName"))
+                .attribute_type(ScalarAttributeType::from(
+                    a["AttributeType"].as_str().expect("AttributeType"),
+                ))
+                .build()
+                .expect("attribute definition")
+        })
+        .collect();
+    let indexes = props["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .map(|s| s.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|g| {
+            GlobalSecondaryIndex::builder()
+                .index_name(g["IndexName"].as_str().expect("IndexName"))
+                .set_key_schema(Some(keys(&g["KeySchema"])))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::from(
+                            g["Projection"]["ProjectionType"]
+                                .as_str()
+                                .expect("ProjectionType"),
+                        ))
+                        .build(),
+                )
+                .build()
+                .expect("global secondary index")
+        })
+        .collect();
+    TableDefinition {
+        key_schema: keys(&props["KeySchema"]),
+        attributes,
+        indexes,
+    }
+}
+
+pub async fn create_table(client: &aws_sdk_dynamodb::Client, name: &str) {
+    let def = table_definition();
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(def.key_schema))
+        .set_attribute_definitions(Some(def.attributes))
+        .set_global_secondary_indexes(Some(def.indexes).filter(|i| !i.is_empty()))
+        .send()
+        .await
+        .expect("create the job table in moto");
+}
+
+/// One test's world: fake Bedrock, its own table, topic and subscribed queue.
+pub struct World {
+    pub bedrock: FakeBedrock,
+    pub moto: SdkConfig,
+    pub bedrock_sdk: SdkConfig,
+    pub ddb: aws_sdk_dynamodb::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub table: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+    pub config: Config,
+}
+
+/// A notification as a subscriber's SQS queue received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub subject: Option<String>,
+    /// The `sqs` body: the machine JSON.
+    pub body: Value,
+    pub attributes: HashMap<String, String>,
+}
+
+impl World {
+    pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// `env` overrides configuration variables (e.g. `NOT_FOUND_LIMIT`).
+    pub async fn with_env(env: &[(&str, &str)]) -> Self {
+        let bedrock = FakeBedrock::start().await.expect("start fake Bedrock");
+        let moto = sdk_config(moto_endpoint(), REGION).await;
+        let bedrock_sdk = sdk_config(&bedrock.url(), REGION).await;
+        let ddb = aws_sdk_dynamodb::Client::new(&moto);
+        let sns = aws_sdk_sns::Client::new(&moto);
+        let sqs = aws_sdk_sqs::Client::new(&moto);
+        let table = unique("jobs");
+        create_table(&ddb, &table).await;
+        let topic_arn = sns
+            .create_topic()
+            .name(unique("alerts"))
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(unique("subscriber"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = queue_arn(&sqs, &queue_url).await;
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe queue");
+        let mut vars: HashMap<String, String> = HashMap::from([
+            ("TABLE_NAME".into(), table.clone()),
+            ("TOPIC_ARN".into(), topic_arn.clone()),
+        ]);
+        vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
+        Self {
+            bedrock,
+            moto,
+            bedrock_sdk,
+            ddb,
+            sns,
+            sqs,
+            table,
+            topic_arn,
+            queue_url,
+            config,
+        }
+    }
+
+    /// The function as production wires it, against the local stand-ins.
+    pub fn monitor(&self) -> RealMonitor {
+        self.monitor_with_sns(aws_sdk_sns::Client::new(&self.moto))
+    }
+
+    pub fn monitor_with_sns(&self, sns: aws_sdk_sns::Client) -> RealMonitor {
+        Monitor::new(
+            BedrockJobSource::new(self.bedrock_sdk.clone()),
+            DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
+            SnsNotifier::new(sns, &self.config.topic_arn),
+            Settings::new(&self.config, REGION),
+        )
+    }
+
+    pub async fn invoke(&self, monitor: &RealMonitor, event: Value) -> Result<Value, HandlerError> {
+        handler::handle(monitor, &event, None).await
+    }
+
+    /// Invokes a fresh monitor and expects success.
+    pub async fn ok(&self, event: Value) -> Value {
+        let m = self.monitor();
+        match self.invoke(&m, event.clone()).await {
+            Ok(v) => v,
+            Err(e) => panic!("invocation {event} failed: {e}"),
+        }
+    }
+
+    /// Every message the subscriber's queue holds now, after delivery settles.
+    pub async fn drain(&self) -> Vec<Received> {
+        let mut out = Vec::new();
+        loop {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(if out.is_empty() { 1 } else { 0 })
+                .send()
+                .await
+                .expect("receive from queue");
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let envelope: Value =
+                    serde_json::from_str(m.body().expect("body")).expect("SNS envelope JSON");
+                let message = envelope["Message"].as_str().expect("Message");
+                let body: Value = serde_json::from_str(message).expect("the sqs form is JSON");
+                let attributes = envelope["MessageAttributes"]
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| {
+                                (
+                                    k.clone(),
+                                    v["Value"].as_str().unwrap_or_default().to_owned(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Received {
+                    subject: envelope["Subject"].as_str().map(str::to_owned),
+                    body,
+                    attributes,
+                });
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().expect("receipt handle"))
+                    .send()
+                    .await
+                    .expect("delete message");
+            }
+        }
+    }
+
+    /// The raw stored item of a job, straight from the table.
+    pub async fn item(
+        &self,
+        arn: &str,
+    ) -> Option<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.ddb
+            .get_item()
+            .table_name(&self.table)
+            .key(
+                "jobArn",
+                aws_sdk_dynamodb::types::AttributeValue::S(arn.to_owned()),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
+    }
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("queue arn")
+}
+
+/// A [`JobStore`] decorator counting the writes that reach the real table.
+pub struct CountingStore<T> {
+    pub inner: T,
+    pub writes: std::sync::Arc<AtomicU32>,
+}
+
+impl<T> CountingStore<T> {
+    pub fn new(inner: T) -> Self {
+        Self {
+            inner,
+            writes: Default::default(),
+        }
+    }
+    fn count(&self) {
+        self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+use bedrock_batch_monitor::domain::{JobArn, StoredJob, Transition};
+use bedrock_batch_monitor::ports::{ItemError, JobStore, Record, StoreError, Write};
+use chrono::{DateTime, Utc};
+
+impl<T: JobStore> JobStore for CountingStore<T> {
+    async fn list_active(&self) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
+        self.inner.list_active().await
+    }
+    async fn get(&self, arn: &JobArn) -> Result<Option<StoredJob>, StoreError> {
+        self.inner.get(arn).await
+    }
+    async fn create(&self, first: &Transition) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.create(first).await
+    }
+    async fn record(&self, change: Record<'_>) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.record(change).await
+    }
+    async fn set_not_found_count(&self, arn: &JobArn, v: u64, c: u32) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.set_not_found_count(arn, v, c).await
+    }
+    async fn claim(
+        &self,
+        arn: &JobArn,
+        id: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.claim(arn, id, now, until).await
+    }
+    async fn release(&self, arn: &JobArn, id: &str) -> Result<(), StoreError> {
+        self.count();
+        self.inner.release(arn, id).await
+    }
+    async fn complete(&self, arn: &JobArn, id: &str) -> Result<Option<StoredJob>, StoreError> {
+        self.count();
+        self.inner.complete(arn, id).await
+    }
+    async fn retire(&self, arn: &JobArn, v: u64, at: DateTime<Utc>) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.retire(arn, v, at).await
+    }
+    async fn delete(&self, arn: &JobArn) -> Result<bool, StoreError> {
+        self.count();
+        self.inner.delete(arn).await
+    }
+}
+
+impl World {
+    /// The production monitor with its store wrapped to count writes.
+    pub fn counting_monitor(
+        &self,
+    ) -> (
+        Monitor<BedrockJobSource, CountingStore<DynamoJobStore>, SnsNotifier>,
+        std::sync::Arc<AtomicU32>,
+    ) {
+        let store = CountingStore::new(DynamoJobStore::new(
+            self.ddb.clone(),
+            &self.config.table_name,
+        ));
+        let writes = store.writes.clone();
+        let m = Monitor::new(
+            BedrockJobSource::new(self.bedrock_sdk.clone()),
+            store,
+            SnsNotifier::new(aws_sdk_sns::Client::new(&self.moto), &self.config.topic_arn),
+            Settings::new(&self.config, REGION),
+        );
+        (m, writes)
+    }
+
+    /// Number of items in the table.
+    pub async fn item_count(&self) -> i32 {
+        self.ddb
+            .scan()
+            .table_name(&self.table)
+            .send()
+            .await
+            .expect("scan")
+            .count
+    }
+}
