@@ -38,11 +38,9 @@ async fn main() -> Result<(), Error> {
 }
 
 /// The runtime gives the deadline in epoch milliseconds; the use cases want an Instant.
+/// A deadline that is not in the future is not a real one (`cargo lambda watch`
+/// sends its timeout, not a time): then there is none.
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()?
-        .as_millis() as u64;
-    (deadline_ms > 0)
-        .then(|| Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    (deadline_ms > now_ms).then(|| Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }

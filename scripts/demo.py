@@ -1,0 +1,89 @@
+"""`make demo`: the whole flow on this machine.
+
+Starts moto (DynamoDB, SNS, SQS), the fake Bedrock and the function under
+`cargo lambda watch`; creates the table from template.yaml, the topic and an SQS
+queue subscribed to it; seeds a Bedrock batch job and drives it
+Submitted -> Validating -> InProgress -> Failed, invoking the function with the
+files in events/ through `cargo lambda invoke`, and prints each notification as
+the subscriber receives it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+
+from local import Stack
+
+JOB_ID = "abcdefghwxyz"  # the job the files in events/ name
+BOLD, DIM, RED, GREEN, RESET = "\033[1m", "\033[2m", "\033[31m", "\033[32m", "\033[0m"
+
+
+def step(text: str) -> None:
+    print(f"\n{BOLD}== {text}{RESET}", flush=True)
+
+
+def show_invocation(name: str, result: dict) -> None:
+    print(f"{DIM}cargo lambda invoke --data-file events/{name} ->{RESET} {json.dumps(result)}")
+
+
+def show_notifications(stack: Stack, expect: int) -> None:
+    got = stack.drain()
+    if not got:
+        print(f"{DIM}(no notification){RESET}")
+    for m in got:
+        b, a = m["body"], m["attributes"]
+        colour = RED if a.get("severity") == "error" else GREEN
+        print(f"{colour}notification{RESET}  subject: {m['subject']}")
+        print(f"  attributes: {json.dumps(a)}")
+        print(f"  {b['previousStatus'] or '(new)'} -> {b['status']}  message: {json.dumps(b['message'])}")
+        if b.get("records"):
+            print(f"  records: {json.dumps(b['records'])}")
+    if len(got) != expect:
+        sys.exit(f"demo: expected {expect} notification(s), the subscriber received {len(got)}")
+
+
+def main() -> None:
+    with Stack() as stack:
+        step("Bedrock has a batch job (fake-bedrock admin API)")
+        job = stack.admin("POST", "/_admin/jobs", {"jobName": "nightly-embeddings", "id": JOB_ID})
+        print(f"{job['jobArn']}  status {job['status']}")
+
+        step("Track it")
+        show_invocation("track.json", stack.invoke_file("events/track.json"))
+        show_notifications(stack, 1)
+
+        moves = [
+            ("Validating", None, None),
+            ("InProgress", None, {"total": 1000, "processed": 250, "success": 250, "error": 0}),
+            (None, None, None),  # nothing changes between two polls
+            ("Failed", "Input file s3://batch-input/nightly/input.jsonl is not valid JSONL at line 412: "
+                       "Unexpected token '}' at column 88", {"total": 1000, "processed": 411, "success": 411, "error": 1}),
+        ]
+        for status, message, records in moves:
+            if status is None:
+                step("Nothing changed; the schedule polls again (one Bedrock call, no write, no notification)")
+            else:
+                step(f"Bedrock moves the job to {status}; the schedule polls")
+                stack.admin("POST", f"/_admin/jobs/{JOB_ID}/status",
+                            {"status": status, "message": message, "records": records})
+            show_invocation("poll.json", stack.invoke_file("events/poll.json"))
+            show_notifications(stack, 0 if status is None else 1)
+
+        step("Bedrock's own state-change event arrives late (already recorded: no second notification)")
+        show_invocation("state-change-failed.json", stack.invoke_file("events/state-change-failed.json"))
+        show_notifications(stack, 0)
+
+        step("Describe: the stored state and its history")
+        d = stack.invoke_file("events/describe.json")
+        for h in d.get("history", []):
+            print(f"  {h['at']}  {h['from'] or '(new)':>10} -> {h['to']:<10} {h['message'] or ''}")
+        print(textwrap.dedent(f"""
+            {BOLD}Done.{RESET} Each notification above is what an SQS subscriber of the topic received:
+            the subject, the message attributes (for filter policies) and the machine JSON.
+            Email subscribers get the same notification as readable text.
+            Logs of the stand-ins and the function: .demo/*.log"""))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""Local stand-ins for the demo and the end-to-end test: moto's server (DynamoDB,
+SNS, SQS), the fake-bedrock binary and the function under `cargo lambda watch`,
+plus the table, topic and subscribed queue, created from template.yaml.
+
+Run from the repository root with the project's venv (`make setup`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import boto3
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = ROOT / ".venv" / "bin"
+REGION = "us-east-1"
+FUNCTION = "bedrock-batch-monitor"
+
+
+def log(msg: str) -> None:
+    print(f"\033[2m[local]\033[0m {msg}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, what: str, proc: subprocess.Popen | None = None, timeout: float = 300) -> None:
+    start = time.time()
+    while time.time() - start < timeout:
+        if proc is not None and proc.poll() is not None:
+            sys.exit(f"{what} exited with code {proc.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.2)
+    sys.exit(f"{what} did not listen on port {port} within {timeout:.0f} s")
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML: intrinsic-function tags become plain values."""
+
+
+def _any_tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node)
+    return loader.construct_mapping(node)
+
+
+_CfnLoader.add_multi_constructor("!", _any_tag)
+
+
+def table_definition() -> dict:
+    """The job table's key schema, attributes and indexes, from template.yaml."""
+    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_CfnLoader)
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            p = resource["Properties"]
+            return {
+                "KeySchema": p["KeySchema"],
+                "AttributeDefinitions": p["AttributeDefinitions"],
+                "GlobalSecondaryIndexes": p.get("GlobalSecondaryIndexes", []),
+                "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
+            }
+    sys.exit("template.yaml defines no AWS::DynamoDB::Table")
+
+
+class Stack:
+    """Starts the stand-ins and the function; stops them on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+        self.moto_port = free_port()
+        self.bedrock_port = free_port()
+        self.lambda_port = free_port()
+        self.moto = f"http://127.0.0.1:{self.moto_port}"
+        self.bedrock = f"http://127.0.0.1:{self.bedrock_port}"
+        self.logdir = ROOT / ".demo"
+        self.logdir.mkdir(exist_ok=True)
+
+    def _spawn(self, name: str, args: list[str], env: dict | None = None) -> subprocess.Popen:
+        out = open(self.logdir / f"{name}.log", "w")
+        p = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        self.procs.append(p)
+        return p
+
+    def start(self) -> "Stack":
+        moto_bin = VENV_BIN / "moto_server"
+        if not moto_bin.exists():
+            sys.exit(f"{moto_bin} is missing: run `make setup` first")
+        log("building the function and fake-bedrock (debug)")
+        subprocess.run(["cargo", "build", "--quiet", "--workspace", "--bins"], cwd=ROOT, check=True)
+        p = self._spawn("moto", [str(moto_bin), "-H", "127.0.0.1", "-p", str(self.moto_port)])
+        wait_port(self.moto_port, "moto_server", p, 60)
+        log(f"moto (DynamoDB, SNS, SQS) on {self.moto}")
+        p = self._spawn("fake-bedrock", [str(ROOT / "target/debug/fake-bedrock"), "--port", str(self.bedrock_port)])
+        wait_port(self.bedrock_port, "fake-bedrock", p, 60)
+        log(f"fake Bedrock on {self.bedrock}")
+        self._create_resources()
+        env = dict(os.environ)
+        env.update(self.function_env())
+        p = self._spawn(
+            "cargo-lambda-watch",
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--quiet", "--ignore-changes",
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(self.lambda_port)],
+            env=env,
+        )
+        wait_port(self.lambda_port, "cargo lambda watch", p, 120)
+        log(f"function under `cargo lambda watch` on port {self.lambda_port} (logs: .demo/cargo-lambda-watch.log)")
+        return self
+
+    def function_env(self) -> dict:
+        return {
+            "TABLE_NAME": self.table,
+            "TOPIC_ARN": self.topic_arn,
+            "AWS_REGION": REGION,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_ENDPOINT_URL_DYNAMODB": self.moto,
+            "AWS_ENDPOINT_URL_SNS": self.moto,
+            "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
+            "AWS_MAX_ATTEMPTS": "2",
+            "RUST_LOG": "info",
+        }
+
+    def client(self, service: str):
+        return boto3.client(service, endpoint_url=self.moto, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test")
+
+    def _create_resources(self) -> None:
+        self.table = "bedrock-batch-jobs"
+        self.client("dynamodb").create_table(TableName=self.table, **table_definition())
+        sns, sqs = self.client("sns"), self.client("sqs")
+        self.topic_arn = sns.create_topic(Name="bedrock-batch-alerts")["TopicArn"]
+        self.queue_url = sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        log(f"table {self.table} (from template.yaml), topic {self.topic_arn}, subscribed queue {queue_arn}")
+
+    def invoke_file(self, path: str) -> dict:
+        """`cargo lambda invoke --data-file`, as a developer would."""
+        r = subprocess.run(
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", FUNCTION, "--data-file", path,
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(self.lambda_port), "--output-format", "json"],
+            cwd=ROOT, capture_output=True, text=True,
+        )
+        if r.returncode != 0:
+            return {"invocationError": (r.stderr or r.stdout).strip()}
+        return json.loads(r.stdout)
+
+    def admin(self, method: str, path: str, body: dict | None = None) -> dict | None:
+        req = urllib.request.Request(self.bedrock + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            text = resp.read()
+            return json.loads(text) if text else None
+
+    def drain(self, wait: float = 1.0) -> list[dict]:
+        """Messages on the subscribed queue: the SNS envelope with the sqs form inside."""
+        sqs, out = self.client("sqs"), []
+        while True:
+            r = sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10,
+                                    WaitTimeSeconds=int(wait) if not out else 0)
+            msgs = r.get("Messages", [])
+            if not msgs:
+                return out
+            for m in msgs:
+                env = json.loads(m["Body"])
+                out.append({
+                    "subject": env.get("Subject"),
+                    "body": json.loads(env["Message"]),
+                    "attributes": {k: v["Value"] for k, v in env.get("MessageAttributes", {}).items()},
+                })
+                sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, 15)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+
+    def __enter__(self) -> "Stack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
