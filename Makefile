@@ -24,8 +24,11 @@ lint:
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 # Unit, adapter and integration tests; the integration tests start moto themselves.
+# The last line totals every test binary's result.
 unit: setup
-	cargo test --workspace --locked
+	@mkdir -p target
+	set -o pipefail; cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
+	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "cargo test total: %d passed, %d failed\n", p, f; if (p == 0) exit 1}' target/test-output.txt
 
 test: setup lint unit
 	@echo "make test: all checks passed"

@@ -194,6 +194,13 @@ fn track_request(item: &Value) -> Result<TrackRequest, String> {
             match o.get("labels") {
                 None | Some(Value::Null) => {}
                 Some(Value::Object(l)) => {
+                    if l.len() > crate::labels::MAX_LABELS {
+                        return Err(format!(
+                            "at most {} labels per job (got {})",
+                            crate::labels::MAX_LABELS,
+                            l.len()
+                        ));
+                    }
                     for (k, v) in l {
                         let v = v.as_str().ok_or(format!("label {k:?} must be a string"))?;
                         crate::labels::validate(k, v)?;

@@ -41,6 +41,9 @@ async fn main() -> Result<(), Error> {
 /// A deadline that is not in the future is not a real one (`cargo lambda watch`
 /// sends its timeout, not a time): then there is none.
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_millis() as u64;
     (deadline_ms > now_ms).then(|| Instant::now() + Duration::from_millis(deadline_ms - now_ms))
 }

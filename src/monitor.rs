@@ -288,8 +288,14 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
         // less than half of the invocation's time working: a short local timeout
         // (cargo lambda watch) must still make progress.
         let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-        let margin = remaining.map_or(self.settings.deadline_margin, |r| self.settings.deadline_margin.min(r / 2));
-        info!(jobs = jobs.len(), remaining_ms = remaining.map(|r| r.as_millis() as u64), "poll cycle starting");
+        let margin = remaining.map_or(self.settings.deadline_margin, |r| {
+            self.settings.deadline_margin.min(r / 2)
+        });
+        info!(
+            jobs = jobs.len(),
+            remaining_ms = remaining.map(|r| r.as_millis() as u64),
+            "poll cycle starting"
+        );
         let mut results = futures::stream::iter(jobs)
             .map(|job| async move {
                 let arn = job.arn().clone();

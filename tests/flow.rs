@@ -507,23 +507,37 @@ async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
 async fn when_the_deadline_is_near_should_defer_the_rest_to_the_next_cycle() {
     // GIVEN four jobs polled one at a time, each Bedrock call taking 300 ms
     let w = World::with_env(&[("MAX_CONCURRENCY", "1")]).await;
-    let arns: Vec<String> = (0..4).map(|i| w.bedrock.seed(SeedJob::named(&format!("late-{i}")))).collect();
+    let arns: Vec<String> = (0..4)
+        .map(|i| w.bedrock.seed(SeedJob::named(&format!("late-{i}"))))
+        .collect();
     w.ok(json!({"track": arns})).await;
     w.bedrock.set_latency(Duration::from_millis(300));
 
     // WHEN the invocation has one second left (the margin shrinks to half of it)
     let m = w.monitor();
-    let s = bedrock_batch_monitor::handler::handle(&m, &json!({}), Some(Instant::now() + Duration::from_secs(1)))
-        .await
-        .unwrap();
+    let s = bedrock_batch_monitor::handler::handle(
+        &m,
+        &json!({}),
+        Some(Instant::now() + Duration::from_secs(1)),
+    )
+    .await
+    .unwrap();
 
     // THEN it starts what fits and defers the rest
-    let (polled, deferred) = (s["polled"].as_u64().unwrap(), s["deferred"].as_u64().unwrap());
-    assert!(polled >= 1 && deferred >= 1 && polled + deferred == 4, "{s}");
+    let (polled, deferred) = (
+        s["polled"].as_u64().unwrap(),
+        s["deferred"].as_u64().unwrap(),
+    );
+    assert!(
+        polled >= 1 && deferred >= 1 && polled + deferred == 4,
+        "{s}"
+    );
 
     // AND with no time left at all it starts nothing
     let before = w.bedrock.count("GetModelInvocationJob");
-    let s = bedrock_batch_monitor::handler::handle(&m, &json!({}), Some(Instant::now())).await.unwrap();
+    let s = bedrock_batch_monitor::handler::handle(&m, &json!({}), Some(Instant::now()))
+        .await
+        .unwrap();
     assert_eq!(s["deferred"], 4, "{s}");
     assert_eq!(w.bedrock.count("GetModelInvocationJob"), before);
 }

@@ -31,6 +31,15 @@ impl BedrockJobSource {
         }
     }
 
+    /// Uses `client` for `region` instead of building one (tests, custom clients).
+    pub fn with_client(self, region: &str, client: Client) -> Self {
+        self.clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(region.to_owned(), client);
+        self
+    }
+
     fn client(&self, region: &str) -> Client {
         if let Some(c) = self
             .clients

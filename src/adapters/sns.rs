@@ -58,14 +58,15 @@ pub(crate) fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
             NotifyError::Unreachable(text)
         }
         (_, "NotFound" | "NotFoundException") => NotifyError::TopicNotFound(text),
+        (_, c) if c.contains("Throttl") => NotifyError::Throttled(text),
         (_, c)
             if c.starts_with("AuthorizationError")
                 || c.starts_with("KMS")
-                || c == "InvalidClientTokenId" =>
+                || c == "InvalidClientTokenId"
+                || c == "InvalidSecurity" =>
         {
             NotifyError::AccessDenied(text)
         }
-        (_, c) if c.starts_with("Throttl") => NotifyError::Throttled(text),
         (SdkError::ServiceError(ctx), _) if ctx.raw().status().is_server_error() => {
             NotifyError::Unreachable(text)
         }
