@@ -8,15 +8,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY := 0
+ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit template e2e demo bench sizes clean
+.PHONY: setup test lint unit template e2e demo bench clean
 
 setup: $(STAMP)
 
 $(STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is needed to create $(VENV)"; exit 1; }
+	@command -v cargo >/dev/null || { echo "Rust (cargo) is needed: https://rustup.rs"; exit 1; }
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	@# arm64 cross-compilation (sam build, cargo lambda build --arm64): zig comes from PyPI above.
+	rustup target list --installed | grep -qx $(ARM_TARGET) || rustup target add $(ARM_TARGET)
 	touch $@
 
 lint:
@@ -30,11 +35,25 @@ unit: setup
 	set -o pipefail; cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "cargo test total: %d passed, %d failed\n", p, f; if (p == 0) exit 1}' target/test-output.txt
 
-test: setup lint unit
+# The template: linted, validated, and built for arm64 with cargo-lambda (no Docker).
+template: setup
+	cfn-lint template.yaml
+	sam validate --lint
+	sam build
+
+# The built function under `cargo lambda watch`, sent every file in events/.
+e2e: setup
+	$(PY) scripts/e2e.py
+
+test: setup lint unit e2e template
 	@echo "make test: all checks passed"
+
+# Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.
+bench: setup
+	$(PY) scripts/bench.py
 
 demo: setup
 	$(PY) scripts/demo.py
 
 clean:
-	rm -rf $(VENV) .demo
+	rm -rf $(VENV) .demo .aws-sam

@@ -1,0 +1,110 @@
+"""End-to-end test of the built function under `cargo lambda watch`: every file in
+events/ is sent with `cargo lambda invoke --data-file` against moto and the fake
+Bedrock; each response and the notifications the SQS subscriber receives are
+checked. Run by `make test` (target `e2e`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from local import FUNCTION, ROOT, VENV_BIN, Stack
+
+JOB_ID = "abcdefghwxyz"
+ARN = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{JOB_ID}"
+TERMINAL = {
+    "completed": ("Completed", None, "success"),
+    "partially-completed": ("PartiallyCompleted", "Some records failed: see the error records", "warning"),
+    "failed": ("Failed", "Input file is not valid JSONL at line 3", "error"),
+    "stopped": ("Stopped", None, "warning"),
+    "expired": ("Expired", "The job did not finish within its timeout of 24 hours", "error"),
+}
+
+passed, failed = 0, 0
+
+
+def check(name: str, ok: bool, detail: object = "") -> None:
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok    {name}")
+    else:
+        failed += 1
+        print(f"FAIL  {name}: {detail}")
+
+
+def main() -> int:
+    events = sorted(p.name for p in (ROOT / "events").glob("*.json"))
+    sent: set[str] = set()
+    with Stack() as stack:
+        def invoke(name: str) -> dict:
+            sent.add(name)
+            return stack.invoke_file(f"events/{name}")
+
+        def set_status(status: str, message: str | None = None) -> None:
+            stack.admin("POST", f"/_admin/jobs/{JOB_ID}/status", {"status": status, "message": message})
+
+        stack.admin("POST", "/_admin/jobs", {"jobName": "nightly-embeddings", "id": JOB_ID})
+
+        r = invoke("describe.json")
+        check("describe before tracking says not tracked", r.get("tracked") is False, r)
+
+        r = invoke("track.json")
+        check("track.json tracks the job", r.get("tracked") == [ARN], r)
+        got = stack.drain()
+        check("tracking notifies the first observation once",
+              len(got) == 1 and got[0]["body"]["status"] == "Submitted" and got[0]["body"]["previousStatus"] is None, got)
+
+        r = invoke("track.json")
+        check("track.json again is idempotent", r.get("alreadyTracked") == [ARN] and not stack.drain(), r)
+
+        for name in ("poll.json", "scheduled-event.json"):
+            r = invoke(name)
+            check(f"{name} polls the unchanged job without notifying",
+                  r.get("polled") == 1 and r.get("transitions") == 0 and not stack.drain(), r)
+
+        set_status("InProgress")
+        r = invoke("state-change-in-progress.json")
+        got = stack.drain()
+        check("state-change-in-progress.json reconciles the job",
+              r.get("transitions") == 1 and len(got) == 1 and got[0]["body"]["status"] == "InProgress"
+              and got[0]["attributes"].get("previousStatus") == "Submitted", (r, got))
+
+        r = invoke("describe.json")
+        history = [h["to"] for h in r.get("history", [])]
+        check("describe.json returns the history", history == ["Submitted", "InProgress"], r)
+
+        for suffix, (status, message, severity) in TERMINAL.items():
+            name = f"state-change-{suffix}.json"
+            r = invoke("untrack.json")
+            check(f"untrack.json before {name}", r.get("untracked") == [ARN], r)
+            set_status(status, message)
+            r = invoke(name)
+            got = stack.drain()
+            body = got[0]["body"] if got else {}
+            check(f"{name} tracks the job and notifies {status} with Bedrock's message",
+                  r.get("tracked") == 1 and len(got) == 1 and body.get("status") == status
+                  and body.get("message") == message and got[0]["attributes"].get("severity") == severity, (r, got))
+            r = invoke(name)
+            check(f"{name} again changes nothing", r.get("transitions") == 0 and not stack.drain(), r)
+
+        bad = subprocess.run(
+            [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", FUNCTION, "--data-ascii", '{"hello": "world"}',
+             "--invoke-address", "127.0.0.1", "--invoke-port", str(stack.lambda_port)],
+            cwd=ROOT, capture_output=True, text=True,
+        )
+        out = bad.stdout + bad.stderr
+        check("an unrecognized event fails naming what came in",
+              bad.returncode != 0 and "InvalidEvent" in out and "hello" in out, out)
+        check("refusing it published nothing", not stack.drain())
+
+    missing = sorted(set(events) - sent)
+    check("every file in events/ was sent", not missing, missing)
+    print(f"e2e: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

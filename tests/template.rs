@@ -1,0 +1,179 @@
+//! template.yaml and the code agree: every variable the configuration reads is
+//! set on the function, and the function's IAM policy allows exactly the AWS
+//! actions the adapters call, on named resources.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use bedrock_batch_monitor::config::Config;
+use serde_yaml::Value;
+
+fn template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("template.yaml"))
+        .expect("template.yaml is YAML")
+}
+
+fn function(t: &Value) -> &Value {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .expect("a serverless function")
+}
+
+/// The names `Config` asks its environment for, observed by calling it.
+fn variables_read() -> BTreeSet<String> {
+    let asked = RefCell::new(BTreeSet::new());
+    Config::from_lookup(|name| {
+        asked.borrow_mut().insert(name.to_owned());
+        match name {
+            "TABLE_NAME" => Some("jobs".into()),
+            "TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:alerts".into()),
+            _ => None,
+        }
+    })
+    .expect("config from required values");
+    asked.into_inner()
+}
+
+#[test]
+fn every_variable_the_config_reads_should_be_set_by_the_template_and_no_other() {
+    let t = template();
+    let vars: BTreeSet<String> = function(&t)["Properties"]["Environment"]["Variables"]
+        .as_mapping()
+        .expect("Environment.Variables")
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(vars, variables_read());
+}
+
+/// `snake_case` SDK operation to its IAM action name.
+fn action(service: &str, op: &str) -> String {
+    let pascal: String = op
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    format!("{service}:{pascal}")
+}
+
+/// The operations each adapter calls on its SDK client, read from the source:
+/// `client.<op>()` or `client(<region>).<op>()`.
+fn actions_called() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/adapters");
+    let mut out = BTreeSet::new();
+    for (file, service) in [
+        ("bedrock.rs", "bedrock"),
+        ("dynamodb.rs", "dynamodb"),
+        ("sns.rs", "sns"),
+    ] {
+        let src: String = std::fs::read_to_string(dir.join(file))
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<String>()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let mut rest = src.as_str();
+        while let Some(i) = rest.find("client") {
+            rest = &rest[i + "client".len()..];
+            let mut s = rest;
+            if s.starts_with('(') {
+                // skip a balanced argument list: client(job.region())
+                let mut depth = 0;
+                let end = s
+                    .char_indices()
+                    .find(|&(_, c)| {
+                        depth += match c {
+                            '(' => 1,
+                            ')' => -1,
+                            _ => 0,
+                        };
+                        depth == 0
+                    })
+                    .map(|(j, _)| j + 1)
+                    .unwrap_or(s.len());
+                s = &s[end..];
+            }
+            let Some(s) = s.strip_prefix('.') else {
+                continue;
+            };
+            let name: String = s
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !name.is_empty() && s[name.len()..].starts_with("()") {
+                out.insert(action(service, &name));
+            }
+        }
+    }
+    out
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(seq) => seq.iter().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn the_policy_should_allow_exactly_the_actions_the_code_calls_on_named_resources() {
+    let called = actions_called();
+    assert!(
+        called.contains("bedrock:GetModelInvocationJob"),
+        "scan found {called:?}"
+    );
+    assert!(
+        called.contains("sns:Publish") && called.contains("dynamodb:UpdateItem"),
+        "scan found {called:?}"
+    );
+
+    let t = template();
+    let mut allowed = BTreeSet::new();
+    for policy in function(&t)["Properties"]["Policies"]
+        .as_sequence()
+        .expect("Policies")
+    {
+        for st in policy["Statement"]
+            .as_sequence()
+            .expect("inline policy statements")
+        {
+            assert_eq!(st["Effect"].as_str(), Some("Allow"));
+            for a in strings(&st["Action"]) {
+                assert!(!a.contains('*'), "wildcard action {a}");
+                // KMS is how SNS encrypts; the code never calls it directly.
+                if !a.starts_with("kms:") {
+                    allowed.insert(a);
+                }
+            }
+            let resource = &st["Resource"];
+            assert!(!resource.is_null(), "statement without Resource: {st:?}");
+            assert!(
+                !strings(resource).iter().any(|r| r == "*"),
+                "statement on every resource: {st:?}"
+            );
+        }
+    }
+    assert_eq!(
+        allowed, called,
+        "template policy vs. SDK calls in src/adapters"
+    );
+}
+
+#[test]
+fn the_bedrock_permission_should_be_limited_to_batch_inference_jobs() {
+    let t = template();
+    let text = serde_yaml::to_string(&function(&t)["Properties"]["Policies"]).unwrap();
+    assert!(text.contains(":model-invocation-job/*"), "{text}");
+}
