@@ -33,6 +33,9 @@ pub struct Config {
     pub deadline_margin: Duration,
     /// `CLAIM_SECONDS` (default 60): how long a claim on a pending notification holds.
     pub claim_duration: Duration,
+    /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
+    /// event starts tracking a job; comma-separated, at most 3, empty for none.
+    pub label_tags: Vec<String>,
 }
 
 pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
@@ -40,6 +43,7 @@ pub const DEFAULT_RETENTION_DAYS: u64 = 30;
 pub const DEFAULT_NOT_FOUND_LIMIT: u32 = 3;
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 5_000;
 pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
+pub const DEFAULT_LABEL_TAGS: &str = "team";
 
 impl Config {
     /// Reads the process environment.
@@ -93,7 +97,29 @@ impl Config {
             },
         };
 
+        let label_tags: Vec<String> = match lookup("LABEL_TAGS") {
+            None => vec![DEFAULT_LABEL_TAGS.to_owned()],
+            Some(v) => v
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        };
+        let tags_ok = label_tags.len() <= crate::labels::MAX_LABELS
+            && label_tags
+                .iter()
+                .all(|t| crate::labels::validate(t, "x").is_ok());
+        if !tags_ok {
+            return Err(ConfigError::Malformed {
+                name: "LABEL_TAGS",
+                value: label_tags.join(","),
+                expected: "up to 3 comma-separated tag keys usable as SNS attribute names (not status, severity, ...)",
+            });
+        }
+
         Ok(Self {
+            label_tags,
             table_name,
             topic_arn,
             max_concurrency: number(
@@ -173,6 +199,35 @@ mod tests {
         assert_eq!(c.not_found_limit, 3);
         assert_eq!(c.deadline_margin, Duration::from_secs(5));
         assert_eq!(c.claim_duration, Duration::from_secs(60));
+        assert_eq!(c.label_tags, ["team"]);
+    }
+
+    #[test]
+    fn when_label_tags_are_set_should_split_them_and_refuse_reserved_names() {
+        let c = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("LABEL_TAGS", "team, cost-center"),
+        ])
+        .unwrap();
+        assert_eq!(c.label_tags, ["team", "cost-center"]);
+        let c = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("LABEL_TAGS", ""),
+        ])
+        .unwrap();
+        assert!(c.label_tags.is_empty());
+        let err = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("LABEL_TAGS", "status"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("LABEL_TAGS is malformed"),
+            "{err}"
+        );
     }
 
     #[test]

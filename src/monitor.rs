@@ -29,6 +29,8 @@ pub struct Settings {
     pub claim_duration: Duration,
     /// Region a bare job id is looked up in.
     pub home_region: String,
+    /// Tag keys copied as labels when a native event starts tracking a job.
+    pub label_tags: Vec<String>,
 }
 
 impl Settings {
@@ -40,6 +42,7 @@ impl Settings {
             deadline_margin: config.deadline_margin,
             claim_duration: config.claim_duration,
             home_region: home_region.into(),
+            label_tags: config.label_tags.clone(),
         }
     }
 }
@@ -343,13 +346,34 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
         let outcome = match stored {
             Some(job) => self.process(job).await,
             None => {
-                self.start_tracking(&JobRef::Arn(arn.clone()), BTreeMap::new())
+                let labels = self.labels_from_tags(&arn).await;
+                self.start_tracking(&JobRef::Arn(arn.clone()), labels)
                     .await
                     .1
             }
         };
         tally.add(arn.as_str(), outcome);
         tally.finish()
+    }
+
+    /// The job's tags named by `label_tags`, as labels. Labels are a convenience:
+    /// when the tags cannot be read the job is tracked without them.
+    async fn labels_from_tags(&self, arn: &JobArn) -> BTreeMap<String, String> {
+        if self.settings.label_tags.is_empty() {
+            return BTreeMap::new();
+        }
+        match self.source.tags(arn).await {
+            Ok(tags) => tags
+                .into_iter()
+                .filter(|(k, v)| {
+                    self.settings.label_tags.contains(k) && crate::labels::validate(k, v).is_ok()
+                })
+                .collect(),
+            Err(e) => {
+                warn!(job_arn = %arn, error = %e, "could not read the job's tags; tracking it without labels");
+                BTreeMap::new()
+            }
+        }
     }
 
     /// Refreshes one job from Bedrock, records a change, and delivers what is pending.

@@ -1,5 +1,6 @@
 //! The narrow traits the use cases depend on, in domain types only.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
@@ -38,6 +39,12 @@ pub trait JobSource: Send + Sync {
         &self,
         job: &JobRef,
     ) -> impl Future<Output = Result<JobSnapshot, SourceError>> + Send;
+
+    /// The job's resource tags (read once, when a Bedrock event starts tracking it).
+    fn tags(
+        &self,
+        job: &JobArn,
+    ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 }
 
 /// A storage failure. Item-level oddities are [`ItemError`], not this.

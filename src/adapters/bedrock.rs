@@ -1,7 +1,7 @@
 //! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob with a client for the
 //! job's own region, built once per region from the shared SDK configuration.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
 
 use aws_config::SdkConfig;
@@ -11,9 +11,10 @@ use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrock::operation::get_model_invocation_job::{
     GetModelInvocationJobError, GetModelInvocationJobOutput,
 };
+use aws_sdk_bedrock::operation::list_tags_for_resource::ListTagsForResourceError;
 
 use super::{aws_smithy_error_chain, describe, to_chrono};
-use crate::domain::{JobRef, JobSnapshot, JobStatus, RecordCounts};
+use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts};
 use crate::ports::{JobSource, SourceError};
 
 pub struct BedrockJobSource {
@@ -72,6 +73,44 @@ impl JobSource for BedrockJobSource {
             .await
             .map_err(map_error)?;
         snapshot(&out)
+    }
+
+    async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
+        let out = self
+            .client(job.region())
+            .list_tags_for_resource()
+            .resource_arn(job.as_str())
+            .send()
+            .await
+            .map_err(map_tags_error)?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_owned(), t.value().to_owned()))
+            .collect())
+    }
+}
+
+fn map_tags_error(e: SdkError<ListTagsForResourceError>) -> SourceError {
+    match &e {
+        SdkError::ServiceError(ctx) => {
+            let text = describe(ctx.err());
+            match ctx.err() {
+                ListTagsForResourceError::ResourceNotFoundException(_) => {
+                    SourceError::NotFound(text)
+                }
+                ListTagsForResourceError::AccessDeniedException(_) => {
+                    SourceError::AccessDenied(text)
+                }
+                ListTagsForResourceError::ThrottlingException(_) => SourceError::Throttling(text),
+                ListTagsForResourceError::InternalServerException(_) => SourceError::Internal(text),
+                _ => SourceError::Other(text),
+            }
+        }
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            SourceError::Unreachable(aws_smithy_error_chain(&e))
+        }
+        _ => SourceError::Other(aws_smithy_error_chain(&e)),
     }
 }
 
