@@ -169,7 +169,12 @@ pub fn plain_text(t: &Transition) -> String {
     if let Some(m) = bedrock_message(t) {
         line(String::new());
         line("Reason from Bedrock:".into());
-        line(m);
+        // Untrusted text: no control characters in a mail body but line breaks.
+        line(
+            m.chars()
+                .map(|c| if c.is_control() && c != '\n' { ' ' } else { c })
+                .collect(),
+        );
     }
     line(String::new());
     line(format!("Job:       {}", j.job_arn));
@@ -195,7 +200,7 @@ pub fn plain_text(t: &Transition) -> String {
         ));
     }
     let phases = phase_durations(t);
-    if !phases.is_empty() {
+    if t.phases.len() > 1 {
         let parts: Vec<String> = phases
             .iter()
             .map(|(s, d)| format!("{s} {}", human_duration(*d)))
@@ -223,9 +228,10 @@ pub fn plain_text(t: &Transition) -> String {
         line(format!("Input:     {i}"));
     }
     if let Some(o) = &j.output_s3_uri {
+        line(format!("Output:    {o}"));
         line(format!(
-            "Output:    {o}  (manifest: {}{}/manifest.json.out)",
-            o.trim_end_matches('/').to_owned() + "/",
+            "Manifest:  {}/{}/manifest.json.out",
+            o.trim_end_matches('/'),
             j.job_arn.job_id()
         ));
     }
@@ -233,6 +239,14 @@ pub fn plain_text(t: &Transition) -> String {
         line(format!("Label:     {k}={v}"));
     }
     line(format!("Console:   {}", console_url(t)));
+    let steps = next_steps(t);
+    if !steps.is_empty() {
+        line(String::new());
+        line("Next steps:".into());
+        for step in steps {
+            line(format!("- {step}"));
+        }
+    }
     line(String::new());
     line(format!(
         "Transition id {} observed at {}.",

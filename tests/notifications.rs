@@ -1,0 +1,228 @@
+//! Golden tests: every status in every form, rendered to reviewable snapshots
+//! (tests/snapshots), and every form within SNS's limits, hostile input included.
+
+use std::collections::BTreeMap;
+
+use bedrock_batch_monitor::domain::{
+    JobSnapshot, JobStatus, RecordCounts, Transition, TransitionKind,
+};
+use bedrock_batch_monitor::notification::{self, CUT_MARKER, MESSAGE_MAX};
+use chrono::{DateTime, Duration, Utc};
+
+const STATUSES: [&str; 11] = [
+    "Submitted",
+    "Validating",
+    "Scheduled",
+    "InProgress",
+    "Stopping",
+    "Stopped",
+    "Completed",
+    "PartiallyCompleted",
+    "Failed",
+    "Expired",
+    "Hibernating", // a status Bedrock may add later
+];
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A job that went Submitted -> Validating -> InProgress and is now `status`.
+fn transition(status: &str, message: Option<&str>) -> Transition {
+    let status = JobStatus::parse(status);
+    let mut phases = vec![
+        (JobStatus::Submitted, t0()),
+        (JobStatus::Validating, t0() + Duration::minutes(2)),
+        (JobStatus::InProgress, t0() + Duration::minutes(5)),
+    ];
+    let previous = match status {
+        JobStatus::Submitted => {
+            phases.truncate(1);
+            None
+        }
+        JobStatus::Validating => {
+            phases.truncate(2);
+            Some(JobStatus::Submitted)
+        }
+        JobStatus::InProgress => Some(JobStatus::Validating),
+        _ => {
+            phases.push((status.clone(), t0() + Duration::minutes(125)));
+            Some(JobStatus::InProgress)
+        }
+    };
+    let observed_at = phases.last().unwrap().1;
+    let ended = status.is_terminal().then_some(observed_at);
+    Transition {
+        id: "0b7e0f0e-3c1a-4a52-9d0e-6f1b2a3c4d5e".into(),
+        kind: TransitionKind::StatusChanged,
+        version: phases.len() as u64,
+        previous,
+        job: JobSnapshot {
+            job_arn: "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+                .parse()
+                .unwrap(),
+            job_name: Some("nightly-embeddings".into()),
+            model_id: Some("anthropic.claude-3-haiku-20240307-v1:0".into()),
+            status,
+            message: message.map(str::to_owned),
+            submit_time: Some(t0()),
+            last_modified_time: Some(observed_at),
+            end_time: ended,
+            records: (phases.len() > 2).then_some(RecordCounts {
+                total: Some(1000),
+                processed: Some(1000),
+                success: Some(988),
+                error: Some(12),
+            }),
+            input_s3_uri: Some("s3://batch-input/nightly/input.jsonl".into()),
+            output_s3_uri: Some("s3://batch-output/nightly/".into()),
+        },
+        observed_at,
+        phases,
+        labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
+    }
+}
+
+fn message_for(status: &str) -> Option<&'static str> {
+    match status {
+        "Failed" => {
+            Some("Input file s3://batch-input/nightly/input.jsonl is not valid JSONL at line 412")
+        }
+        "Expired" => Some("The job did not finish within its timeout of 24 hours"),
+        "PartiallyCompleted" => {
+            Some("12 records failed; see the error records in the output location")
+        }
+        _ => None,
+    }
+}
+
+/// All the forms of one notification, as a reader would see them.
+fn all_forms(t: &Transition) -> String {
+    let r = notification::render(t);
+    let attrs: Vec<String> = r
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "SUBJECT: {}\nATTRIBUTES: {}\n\n--- email / default ---\n{}\n--- sqs / lambda / email-json ---\n{}\n\n--- https (Amazon Q Developer in chat applications) ---\n{}\n",
+        r.subject,
+        attrs.join(", "),
+        notification::plain_text(t),
+        serde_json::to_string_pretty(&notification::machine_json(t)).unwrap(),
+        serde_json::to_string_pretty(&notification::chatbot_json(t)).unwrap(),
+    )
+}
+
+#[test]
+fn every_status_in_every_form() {
+    for status in STATUSES {
+        let t = transition(status, message_for(status));
+        insta::assert_snapshot!(format!("status_{status}"), all_forms(&t));
+    }
+}
+
+#[test]
+fn an_untracked_job_in_every_form() {
+    let mut t = transition("InProgress", None);
+    t.kind = TransitionKind::Untracked;
+    t.previous = Some(JobStatus::InProgress);
+    insta::assert_snapshot!("untracked", all_forms(&t));
+}
+
+/// 2,048 characters, as Bedrock allows: non-ASCII, markdown, mentions, a link, control characters.
+fn hostile_message() -> String {
+    let head = "Ünïcödé 失敗 ✗ *bold* _it_ ~strike~ `code` <!here> @here @channel <https://evil.example|click> \u{7}\r\n> quote | pipe [x](y) ";
+    let mut s = head.to_owned();
+    while s.chars().count() < 2048 {
+        s.push_str("数据错误 é ");
+    }
+    s.chars().take(2048).collect()
+}
+
+#[test]
+fn a_hostile_2048_character_failure_message() {
+    let t = transition("Failed", Some(&hostile_message()));
+    insta::assert_snapshot!("hostile_failure", all_forms(&t));
+}
+
+#[test]
+fn the_slack_form_should_neither_format_nor_ping_nor_link_bedrocks_text() {
+    let t = transition("Failed", Some(&hostile_message()));
+    let chat = notification::chatbot_json(&t);
+    let desc = chat["content"]["description"].as_str().unwrap();
+    let reason = desc.lines().next().unwrap();
+    for raw in [
+        "@here",
+        "@channel",
+        "<!here>",
+        "<https://",
+        "*bold*",
+        "_it_",
+        "~strike~",
+        "`code`",
+        "\u{7}",
+    ] {
+        assert!(!reason.contains(raw), "{raw:?} survived in {reason}");
+    }
+    assert!(
+        reason.contains("Ünïcödé 失敗"),
+        "non-ASCII text must survive: {reason}"
+    );
+    assert_eq!(chat["version"], "1.0");
+    assert_eq!(chat["source"], "custom");
+    assert_eq!(chat["content"]["textType"], "client-markdown");
+    assert_eq!(chat["metadata"]["threadId"], t.job.job_arn.as_str());
+    assert!(!chat["content"]["nextSteps"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn every_form_should_stay_within_sns_limits() {
+    let mut huge = hostile_message();
+    huge.push_str(&"x".repeat(300_000)); // far beyond anything Bedrock sends
+    for status in STATUSES {
+        for message in [None, Some(hostile_message()), Some(huge.clone())] {
+            let mut t = transition(status, message.as_deref());
+            t.job.job_name = Some(format!("{}-名前", "n".repeat(120)));
+            let r = notification::render(&t);
+            assert!(
+                r.subject.len() < 100,
+                "{status}: subject {} bytes",
+                r.subject.len()
+            );
+            assert!(
+                r.subject
+                    .chars()
+                    .all(|c| c.is_ascii() && !c.is_ascii_control()),
+                "{}",
+                r.subject
+            );
+            let attr_bytes: usize = r
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + "String".len())
+                .sum();
+            assert!(
+                r.message.len() + attr_bytes < MESSAGE_MAX,
+                "{status}: {} bytes",
+                r.message.len()
+            );
+            assert!(
+                r.attributes.len() <= 10,
+                "{status}: {} attributes",
+                r.attributes.len()
+            );
+            assert!(r.attributes.iter().all(|(_, v)| !v.is_empty()));
+            let forms: serde_json::Value = serde_json::from_str(&r.message).unwrap();
+            for key in ["default", "email", "sqs", "lambda", "email-json", "https"] {
+                assert!(forms[key].is_string(), "{status}: no {key} form");
+            }
+            if message.as_deref() == Some(huge.as_str()) {
+                let m = notification::machine_json(&t);
+                assert!(m["message"].as_str().unwrap().ends_with(CUT_MARKER));
+            }
+        }
+    }
+}
