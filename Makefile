@@ -11,7 +11,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit template e2e demo bench clean
+.PHONY: setup test lint unit template e2e demo local bench clean
 
 setup: $(STAMP)
 
@@ -54,6 +54,11 @@ bench: setup
 
 demo: setup
 	$(PY) scripts/demo.py
+
+# The stand-ins and the function on fixed ports (moto 5000, fake Bedrock 4010,
+# cargo lambda watch 9000) for trying events by hand; Ctrl-C stops them.
+local: setup
+	$(PY) scripts/local.py
 
 clean:
 	rm -rf $(VENV) .demo .aws-sam

@@ -80,11 +80,9 @@ def table_definition() -> dict:
 class Stack:
     """Starts the stand-ins and the function; stops them on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, ports: tuple[int, int, int] | None = None) -> None:
         self.procs: list[subprocess.Popen] = []
-        self.moto_port = free_port()
-        self.bedrock_port = free_port()
-        self.lambda_port = free_port()
+        self.moto_port, self.bedrock_port, self.lambda_port = ports or (free_port(), free_port(), free_port())
         self.moto = f"http://127.0.0.1:{self.moto_port}"
         self.bedrock = f"http://127.0.0.1:{self.bedrock_port}"
         self.logdir = ROOT / ".demo"
@@ -204,3 +202,34 @@ class Stack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def main() -> None:
+    """`make local`: the stand-ins and the function on fixed ports, until Ctrl-C."""
+    import signal
+
+    with Stack(ports=(5000, 4010, 9000)) as stack:
+        env = " ".join(f"{k}={v}" for k, v in stack.function_env().items())
+        print(f"""
+The function runs under `cargo lambda watch` on port 9000, against:
+  moto (DynamoDB, SNS, SQS)   {stack.moto}   table {stack.table}, topic {stack.topic_arn}
+  fake Bedrock                {stack.bedrock}   admin API under /_admin
+  SQS subscriber              {stack.queue_url}
+
+Try, in another shell:
+  curl -s -XPOST {stack.bedrock}/_admin/jobs -d '{{"jobName": "nightly", "id": "abcdefghwxyz"}}' -H 'content-type: application/json'
+  .venv/bin/cargo-lambda lambda invoke bedrock-batch-monitor --data-file events/track.json
+  curl -s -XPOST {stack.bedrock}/_admin/jobs/abcdefghwxyz/status -d '{{"status": "Failed", "message": "bad input"}}' -H 'content-type: application/json'
+  .venv/bin/cargo-lambda lambda invoke bedrock-batch-monitor --data-file events/poll.json
+  .venv/bin/cargo-lambda lambda invoke bedrock-batch-monitor --data-file events/describe.json
+
+The function's environment: {env}
+Ctrl-C stops everything.""", flush=True)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -325,12 +325,41 @@ impl World {
 
     /// Every message the subscriber's queue holds now, after delivery settles.
     pub async fn drain(&self) -> Vec<Received> {
+        self.drain_queue(&self.queue_url).await
+    }
+
+    /// Subscribes a new queue to the topic with a filter policy on message attributes.
+    pub async fn subscribe_filtered(&self, filter_policy: &str) -> String {
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(unique("filtered"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        self.sns
+            .subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn(&self.sqs, &url).await)
+            .attributes("FilterPolicy", filter_policy)
+            .attributes("FilterPolicyScope", "MessageAttributes")
+            .send()
+            .await
+            .expect("subscribe with a filter policy");
+        url
+    }
+
+    /// Every message a queue holds now, oldest first as SQS returns them.
+    pub async fn drain_queue(&self, queue_url: &str) -> Vec<Received> {
         let mut out = Vec::new();
         loop {
             let resp = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue_url)
+                .queue_url(queue_url)
                 .max_number_of_messages(10)
                 .wait_time_seconds(if out.is_empty() { 1 } else { 0 })
                 .send()
@@ -365,7 +394,7 @@ impl World {
                 });
                 self.sqs
                     .delete_message()
-                    .queue_url(&self.queue_url)
+                    .queue_url(queue_url)
                     .receipt_handle(m.receipt_handle().expect("receipt handle"))
                     .send()
                     .await
