@@ -47,6 +47,11 @@ def wait_port(port: int, what: str, proc: subprocess.Popen | None = None, timeou
     sys.exit(f"{what} did not listen on port {port} within {timeout:.0f} s")
 
 
+def moto_command(port: int) -> list[str]:
+    """moto's server, DynamoDB requests applied one at a time (see scripts/moto_server.py)."""
+    return [str(VENV_BIN / "python"), str(ROOT / "scripts" / "moto_server.py"), "-H", "127.0.0.1", "-p", str(port)]
+
+
 class _CfnLoader(yaml.SafeLoader):
     """Reads CloudFormation YAML: intrinsic-function tags become plain values."""
 
@@ -95,12 +100,11 @@ class Stack:
         return p
 
     def start(self) -> "Stack":
-        moto_bin = VENV_BIN / "moto_server"
-        if not moto_bin.exists():
-            sys.exit(f"{moto_bin} is missing: run `make setup` first")
+        if not (VENV_BIN / "moto_server").exists():
+            sys.exit(f"moto is not installed in {VENV_BIN.parent}: run `make setup` first")
         log("building the function and fake-bedrock (debug)")
         subprocess.run(["cargo", "build", "--quiet", "--workspace", "--bins"], cwd=ROOT, check=True)
-        p = self._spawn("moto", [str(moto_bin), "-H", "127.0.0.1", "-p", str(self.moto_port)])
+        p = self._spawn("moto", moto_command(self.moto_port))
         wait_port(self.moto_port, "moto_server", p, 60)
         log(f"moto (DynamoDB, SNS, SQS) on {self.moto}")
         p = self._spawn("fake-bedrock", [str(ROOT / "target/debug/fake-bedrock"), "--port", str(self.bedrock_port)])

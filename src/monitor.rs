@@ -16,7 +16,8 @@ use crate::domain::{
 };
 use crate::event::{Command, StateChange, TrackRequest};
 use crate::ports::{
-    ItemError, JobSource, JobStore, Notifier, NotifyError, Record, SourceError, StoreError, Write,
+    ItemError, JobSource, JobStore, Notifier, NotifyError, Page, Record, SourceError, StoreError,
+    Write,
 };
 
 /// The knobs the use cases need (a subset of [`Config`] plus the home region).
@@ -135,8 +136,17 @@ struct Outcome {
     failures: Vec<Failure>,
 }
 
+/// One step of a poll: a listed item on its way in, or a job done.
+enum Entry {
+    Item(Result<Box<StoredJob>, ItemError>),
+    ListFailed(StoreError),
+    Done(JobArn, Outcome),
+}
+
 /// Folds outcomes into a summary and remembers the systemic faults.
 struct Tally {
+    /// The listing stopped: the cycle did not see all the work.
+    list_fault: Option<StoreError>,
     summary: Summary,
     bedrock_calls: usize,
     bedrock_systemic: usize,
@@ -148,6 +158,7 @@ struct Tally {
 impl Tally {
     fn new() -> Self {
         Self {
+            list_fault: None,
             summary: Summary::default(),
             bedrock_calls: 0,
             bedrock_systemic: 0,
@@ -201,7 +212,7 @@ impl Tally {
     /// The summary, or the systemic fault it reveals.
     fn finish(self) -> Result<Summary, MonitorError> {
         let summary_json = || serde_json::to_value(&self.summary).unwrap_or(Value::Null);
-        if let Some(error) = self.store_fault.clone() {
+        if let Some(error) = self.list_fault.clone().or_else(|| self.store_fault.clone()) {
             return Err(MonitorError::Store {
                 error,
                 summary: summary_json(),
@@ -252,7 +263,8 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
     ) -> Result<Value, MonitorError> {
         let to_value = |s: Summary| serde_json::to_value(s).unwrap_or(Value::Null);
         match command {
-            Command::Poll => self.poll(deadline).await.map(to_value),
+            // Boxed: the poll future is deep enough to strain the compiler's layout limit.
+            Command::Poll => Box::pin(self.poll(deadline)).await.map(to_value),
             Command::Reconcile(change) => self.reconcile(change).await.map(to_value),
             Command::Track(requests) => self.track(requests).await,
             Command::Untrack(refs) => self.untrack(refs).await,
@@ -262,31 +274,6 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
 
     /// One poll cycle over every job that still needs work.
     pub async fn poll(&self, deadline: Option<Instant>) -> Result<Summary, MonitorError> {
-        let mut tally = Tally::new();
-        let items = self
-            .store
-            .list_active()
-            .await
-            .map_err(|error| MonitorError::Store {
-                error,
-                summary: Value::Null,
-            })?;
-        let mut jobs = Vec::with_capacity(items.len());
-        for item in items {
-            match item {
-                Ok(job) => jobs.push(job),
-                Err(e) => {
-                    warn!(item = %e.key, reason = %e.reason, "skipping unreadable item");
-                    tally.skip(e);
-                }
-            }
-        }
-        // Start at a different place each cycle, so that when the deadline defers
-        // work it is not always the same jobs that wait.
-        if !jobs.is_empty() {
-            let offset = Utc::now().timestamp_subsec_nanos() as usize % jobs.len();
-            jobs.rotate_left(offset);
-        }
         // Stop starting jobs `deadline_margin` before the deadline, but never spend
         // less than half of the invocation's time working: a short local timeout
         // (cargo lambda watch) must still make progress.
@@ -295,28 +282,74 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
             self.settings.deadline_margin.min(r / 2)
         });
         info!(
-            jobs = jobs.len(),
             remaining_ms = remaining.map(|r| r.as_millis() as u64),
             "poll cycle starting"
         );
-        let mut results = futures::stream::iter(jobs)
-            .map(|job| async move {
-                let arn = job.arn().clone();
-                if deadline.is_some_and(|d| Instant::now() + margin >= d) {
-                    let o = Outcome {
-                        deferred: true,
-                        ..Outcome::default()
-                    };
-                    return (arn, o);
+        // The listing runs up to two pages ahead of the work, so Bedrock calls start
+        // with the first page and overlap the rest of the listing. Where it starts
+        // moves every cycle, so deferred work is not always the same jobs.
+        let rotation = Utc::now().timestamp_subsec_nanos();
+        let (pages_tx, pages_rx) = tokio::sync::mpsc::channel::<Result<Page, StoreError>>(2);
+        let lister = async move {
+            let mut pages = std::pin::pin!(self.store.list_active(rotation));
+            while let Some(page) = pages.next().await {
+                if pages_tx.send(page).await.is_err() {
+                    break;
                 }
-                let span = info_span!("job", job_arn = %arn);
-                (arn, self.process(job).instrument(span).await)
-            })
-            .buffer_unordered(self.settings.max_concurrency);
-        while let Some((arn, outcome)) = results.next().await {
-            tally.add(arn.as_str(), outcome);
-        }
-        drop(results);
+            }
+        };
+        let entries = futures::stream::unfold(pages_rx, |mut rx| async move {
+            rx.recv().await.map(|page| (page, rx))
+        })
+        .flat_map(|page| {
+            let entries: Vec<Entry> = match page {
+                Ok(items) => items
+                    .into_iter()
+                    .map(|i| Entry::Item(i.map(Box::new)))
+                    .collect(),
+                Err(e) => vec![Entry::ListFailed(e)],
+            };
+            futures::stream::iter(entries)
+        });
+        let worker = async move {
+            let mut tally = Tally::new();
+            let done = entries
+                .map(|entry| async move {
+                    let job = match entry {
+                        Entry::Item(Ok(job)) => *job,
+                        other => return other,
+                    };
+                    let arn = job.arn().clone();
+                    if deadline.is_some_and(|d| Instant::now() + margin >= d) {
+                        let deferred = Outcome {
+                            deferred: true,
+                            ..Outcome::default()
+                        };
+                        return Entry::Done(arn, deferred);
+                    }
+                    let span = info_span!("job", job_arn = %arn);
+                    let outcome = self.process(job).instrument(span).await;
+                    Entry::Done(arn, outcome)
+                })
+                .buffer_unordered(self.settings.max_concurrency);
+            let mut done = std::pin::pin!(done);
+            while let Some(entry) = done.next().await {
+                match entry {
+                    Entry::Done(arn, outcome) => tally.add(arn.as_str(), outcome),
+                    Entry::Item(Err(e)) => {
+                        warn!(item = %e.key, reason = %e.reason, "skipping unreadable item");
+                        tally.skip(e);
+                    }
+                    Entry::ListFailed(e) => {
+                        warn!(error = %e, "listing the work failed");
+                        tally.list_fault.get_or_insert(e);
+                    }
+                    Entry::Item(Ok(_)) => {}
+                }
+            }
+            tally
+        };
+        let ((), tally) = futures::join!(lister, worker);
         let summary = tally.finish()?;
         info!(
             polled = summary.polled,

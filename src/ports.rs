@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 
+use futures::Stream;
+
 use chrono::{DateTime, Utc};
 
 use crate::domain::{JobArn, JobRef, JobSnapshot, StoredJob, Transition};
@@ -75,6 +77,9 @@ pub struct ItemError {
     pub reason: String,
 }
 
+/// One page of the work listing: jobs, or items that are not readable as jobs.
+pub type Page = Vec<Result<StoredJob, ItemError>>;
+
 /// Result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Write {
@@ -94,10 +99,10 @@ pub struct Record<'a> {
 
 /// The job table.
 pub trait JobStore: Send + Sync {
-    /// Every job the work index lists: the ones that still need work.
-    fn list_active(
-        &self,
-    ) -> impl Future<Output = Result<Vec<Result<StoredJob, ItemError>>, StoreError>> + Send;
+    /// Every job the work index lists (the ones that still need work), a page at
+    /// a time, so polling can start before the listing ends. `rotation` moves
+    /// where the listing starts, so that deferred work is not always the same.
+    fn list_active(&self, rotation: u32) -> impl Stream<Item = Result<Page, StoreError>> + Send;
 
     fn get(
         &self,

@@ -10,12 +10,13 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::Stream;
 
 use super::aws_smithy_error_chain;
 use crate::domain::{
     HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, RecordCounts, StoredJob, Transition,
 };
-use crate::ports::{ItemError, JobStore, Record, StoreError, Write};
+use crate::ports::{ItemError, JobStore, Page, Record, StoreError, Write};
 
 /// The sparse global secondary index on `pollShard` (see template.yaml).
 pub const WORK_INDEX: &str = "work-index";
@@ -227,10 +228,32 @@ impl Names {
 }
 
 impl JobStore for DynamoJobStore {
-    async fn list_active(&self) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
-        let mut out = Vec::new();
-        for shard in 0..POLL_SHARDS {
-            let mut pages = self
+    fn list_active(&self, rotation: u32) -> impl Stream<Item = Result<Page, StoreError>> + Send {
+        // One Query page per step: shard after shard, each to its last page.
+        struct Cursor {
+            shards: std::vec::IntoIter<u32>,
+            shard: Option<u32>,
+            start: Option<HashMap<String, AttributeValue>>,
+            done: bool,
+        }
+        let order: Vec<u32> = (0..POLL_SHARDS)
+            .map(|i| (i + rotation) % POLL_SHARDS)
+            .collect();
+        let cursor = Cursor {
+            shards: order.into_iter(),
+            shard: None,
+            start: None,
+            done: false,
+        };
+        futures::stream::unfold(cursor, move |mut c| async move {
+            if c.done {
+                return None;
+            }
+            let shard = match c.shard {
+                Some(s) => s,
+                None => *c.shard.insert(c.shards.next()?),
+            };
+            let page = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -238,14 +261,29 @@ impl JobStore for DynamoJobStore {
                 .key_condition_expression("#s = :s")
                 .expression_attribute_names("#s", SHARD)
                 .expression_attribute_values(":s", n(shard))
-                .into_paginator()
-                .send();
-            while let Some(page) = pages.next().await {
-                let page = page.map_err(|e| fail(e, &self.table))?;
-                out.extend(page.items.unwrap_or_default().into_iter().map(parse_item));
+                .set_exclusive_start_key(c.start.take())
+                .send()
+                .await;
+            match page {
+                Ok(out) => {
+                    c.start = out.last_evaluated_key.filter(|k| !k.is_empty());
+                    if c.start.is_none() {
+                        c.shard = None;
+                    }
+                    let items = out
+                        .items
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(parse_item)
+                        .collect();
+                    Some((Ok(items), c))
+                }
+                Err(e) => {
+                    c.done = true;
+                    Some((Err(fail(e, &self.table)), c))
+                }
             }
-        }
-        Ok(out)
+        })
     }
 
     async fn get(&self, arn: &JobArn) -> Result<Option<StoredJob>, StoreError> {

@@ -45,20 +45,21 @@ pub fn moto_endpoint() -> &'static str {
             wait_for(&url);
             return url;
         }
-        let bin = std::env::var("MOTO_SERVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join(".venv/bin/moto_server"));
+        // scripts/moto_server.py: moto with DynamoDB writes applied one at a time, as
+        // DynamoDB does (see its docstring); run with the project's venv.
+        let python = repo_root().join(".venv/bin/python");
+        let script = repo_root().join("scripts/moto_server.py");
         assert!(
-            bin.exists(),
-            "moto's server is not installed at {}.\n\
-             The integration tests need it (DynamoDB, SNS and SQS stand-ins).\n\
+            python.exists(),
+            "the project's Python venv is missing ({}).\n\
+             The integration tests need moto's server (DynamoDB, SNS and SQS stand-ins).\n\
              Fix: run `make setup` (creates .venv from requirements.txt), or set MOTO_ENDPOINT to a running moto server.",
-            bin.display()
+            python.display()
         );
         let port = free_port();
         // A watchdog shell stops moto when this test process ends, however it ends.
-        let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
+        let watchdog = format!(
+            "\"$0\" \"$1\" -H 127.0.0.1 -p {port} >/dev/null 2>&1 & m=$!; \
              while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
             pid = std::process::id()
         );
@@ -66,11 +67,12 @@ pub fn moto_endpoint() -> &'static str {
         #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
-            .arg(script)
-            .arg(&bin)
+            .arg(watchdog)
+            .arg(&python)
+            .arg(&script)
             .stdin(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", script.display()));
         let url = format!("http://127.0.0.1:{port}");
         wait_for(&url);
         url
@@ -93,7 +95,7 @@ fn wait_for(url: &str) {
     while TcpStream::connect(&addr).is_err() {
         assert!(
             start.elapsed() < Duration::from_secs(30),
-            "moto server at {url} did not answer within 30 s (run `make setup`; check `.venv/bin/moto_server -p 5000` by hand)"
+            "moto server at {url} did not answer within 30 s (run `make setup`; check `.venv/bin/python scripts/moto_server.py -p 5000` by hand)"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -457,12 +459,15 @@ impl<T> CountingStore<T> {
 }
 
 use bedrock_batch_monitor::domain::{JobArn, StoredJob, Transition};
-use bedrock_batch_monitor::ports::{ItemError, JobStore, Record, StoreError, Write};
+use bedrock_batch_monitor::ports::{JobStore, Page, Record, StoreError, Write};
 use chrono::{DateTime, Utc};
 
 impl<T: JobStore> JobStore for CountingStore<T> {
-    async fn list_active(&self) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
-        self.inner.list_active().await
+    fn list_active(
+        &self,
+        rotation: u32,
+    ) -> impl futures::Stream<Item = Result<Page, StoreError>> + Send {
+        self.inner.list_active(rotation)
     }
     async fn get(&self, arn: &JobArn) -> Result<Option<StoredJob>, StoreError> {
         self.inner.get(arn).await
