@@ -18,7 +18,19 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "invalid configuration");
         e
     })?;
-    let sdk = aws_config::load_from_env().await;
+    // Region, credentials, retries (AWS_MAX_ATTEMPTS) and endpoints
+    // (AWS_ENDPOINT_URL_*) come from the SDK's standard sources. Timeouts are set
+    // here so a hung endpoint costs one job a few seconds, not the invocation.
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(3))
+                .operation_attempt_timeout(Duration::from_secs(10))
+                .operation_timeout(Duration::from_secs(30))
+                .build(),
+        )
+        .load()
+        .await;
     let home_region = sdk
         .region()
         .map(|r| r.to_string())
