@@ -177,3 +177,38 @@ fn the_bedrock_permission_should_be_limited_to_batch_inference_jobs() {
     let text = serde_yaml::to_string(&function(&t)["Properties"]["Policies"]).unwrap();
     assert!(text.contains(":model-invocation-job/*"), "{text}");
 }
+
+#[test]
+fn the_readme_configuration_table_should_list_exactly_the_variables_the_config_reads() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Configuration")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Configuration section");
+    let documented: BTreeSet<String> = section
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `"))
+        .filter_map(|l| l.split('`').next())
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(documented, variables_read());
+
+    // Each documented SAM parameter exists in the template.
+    let t = template();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let last = line
+            .trim_end_matches('|')
+            .rsplit('|')
+            .next()
+            .unwrap()
+            .trim();
+        if let Some(param) = last.strip_prefix('`').and_then(|p| p.strip_suffix('`')) {
+            assert!(
+                t["Parameters"][param].is_mapping(),
+                "README names parameter {param}, the template has none"
+            );
+        }
+    }
+}
