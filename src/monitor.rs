@@ -63,6 +63,16 @@ pub enum MonitorError {
     Notify { error: NotifyError, summary: Value },
 }
 
+/// A store fault before any work was done: there is no summary yet.
+impl From<StoreError> for MonitorError {
+    fn from(error: StoreError) -> Self {
+        Self::Store {
+            error,
+            summary: Value::Null,
+        }
+    }
+}
+
 impl MonitorError {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -368,14 +378,7 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
         let arn = change.job_arn;
         info!(job_arn = %arn, hinted_status = ?change.status, event_time = ?change.time, "state-change event");
         let mut tally = Tally::new();
-        let stored = self
-            .store
-            .get(&arn)
-            .await
-            .map_err(|error| MonitorError::Store {
-                error,
-                summary: Value::Null,
-            })?;
+        let stored = self.store.get(&arn).await?;
         let outcome = match stored {
             Some(job) => self.process(job).await,
             None => {
@@ -750,14 +753,7 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
                 return Ok(json!({"jobArn": reference, "tracked": false, "error": e.to_string()}));
             }
         };
-        let job = self
-            .store
-            .get(&arn)
-            .await
-            .map_err(|error| MonitorError::Store {
-                error,
-                summary: Value::Null,
-            })?;
+        let job = self.store.get(&arn).await?;
         let Some(job) = job else {
             return Ok(json!({"jobArn": arn, "tracked": false}));
         };
