@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -85,8 +86,10 @@ def table_definition() -> dict:
 class Stack:
     """Starts the stand-ins and the function; stops them on exit."""
 
-    def __init__(self, ports: tuple[int, int, int] | None = None) -> None:
+    def __init__(self, ports: tuple[int, int, int] | None = None, invoke_address: str = "127.0.0.1") -> None:
         self.procs: list[subprocess.Popen] = []
+        # cargo lambda's own default is "::", which plain `cargo lambda invoke` reaches.
+        self.invoke_address = invoke_address
         self.moto_port, self.bedrock_port, self.lambda_port = ports or (free_port(), free_port(), free_port())
         self.moto = f"http://127.0.0.1:{self.moto_port}"
         self.bedrock = f"http://127.0.0.1:{self.bedrock_port}"
@@ -100,6 +103,12 @@ class Stack:
         return p
 
     def start(self) -> "Stack":
+        # A SIGTERM (CI's timeout, `kill`) unwinds like Ctrl-C, so the stand-ins stop too.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        for port in (self.moto_port, self.bedrock_port, self.lambda_port):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    sys.exit(f"port {port} is already in use (a previous run still going?); stop it and retry")
         if not (VENV_BIN / "moto_server").exists():
             sys.exit(f"moto is not installed in {VENV_BIN.parent}: run `make setup` first")
         log("building the function and fake-bedrock (debug)")
@@ -116,7 +125,7 @@ class Stack:
         p = self._spawn(
             "cargo-lambda-watch",
             [str(VENV_BIN / "cargo-lambda"), "lambda", "watch", "--quiet", "--ignore-changes",
-             "--invoke-address", "127.0.0.1", "--invoke-port", str(self.lambda_port)],
+             "--invoke-address", self.invoke_address, "--invoke-port", str(self.lambda_port)],
             env=env,
         )
         wait_port(self.lambda_port, "cargo lambda watch", p, 120)
@@ -210,9 +219,7 @@ class Stack:
 
 def main() -> None:
     """`make local`: the stand-ins and the function on fixed ports, until Ctrl-C."""
-    import signal
-
-    with Stack(ports=(5000, 4010, 9000)) as stack:
+    with Stack(ports=(5000, 4010, 9000), invoke_address="::") as stack:
         env = " ".join(f"{k}={v}" for k, v in stack.function_env().items())
         print(f"""
 The function runs under `cargo lambda watch` on port 9000, against:
