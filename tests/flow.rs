@@ -590,3 +590,55 @@ async fn when_untracked_should_stop_polling_the_job() {
     let d = w.ok(json!({"describe": arn})).await;
     assert_eq!(d["tracked"], false);
 }
+
+#[tokio::test]
+async fn when_track_names_a_bare_job_id_should_find_it_in_the_functions_region() {
+    let w = World::new().await;
+    let arn = w.bedrock.seed(SeedJob::named("by-id"));
+    let id = arn.rsplit('/').next().unwrap();
+    let s = w.ok(json!({"track": [id]})).await;
+    assert_eq!(s["tracked"], json!([arn]), "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].body["jobArn"], arn.as_str());
+}
+
+#[tokio::test]
+async fn when_the_table_is_unreachable_should_fail_the_invocation_as_a_table_fault() {
+    use bedrock_batch_monitor::adapters::{
+        bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
+    };
+    use bedrock_batch_monitor::monitor::{Monitor, Settings};
+
+    let w = World::new().await;
+    let dead =
+        aws_sdk_dynamodb::Client::new(&sdk_config("http://127.0.0.1:9", support::REGION).await);
+    let m = Monitor::new(
+        BedrockJobSource::new(w.bedrock_sdk.clone()),
+        DynamoJobStore::new(dead, &w.table),
+        SnsNotifier::new(w.sns.clone(), &w.topic_arn),
+        Settings::new(&w.config, support::REGION),
+    );
+    for event in [
+        json!({}),
+        native_event(
+            "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz",
+            "Failed",
+        ),
+    ] {
+        let err = bedrock_batch_monitor::handler::handle(&m, &event, None)
+            .await
+            .unwrap_err();
+        let diag: lambda_runtime::Diagnostic = err.into();
+        assert_eq!(
+            diag.error_type, "TableUnavailable",
+            "{}",
+            diag.error_message
+        );
+    }
+    assert_eq!(
+        w.bedrock.count("GetModelInvocationJob"),
+        0,
+        "no Bedrock call without the table"
+    );
+}
