@@ -34,6 +34,14 @@ fn wire_code(code: &str) -> aws_sdk_sns::error::ErrorMetadata {
         .build()
 }
 
+/// A Bedrock error as the SDK's deserializer builds it: code and message from the wire.
+fn bedrock_error(code: &str, message: &str) -> aws_sdk_bedrock::error::ErrorMetadata {
+    aws_sdk_bedrock::error::ErrorMetadata::builder()
+        .code(code)
+        .message(message)
+        .build()
+}
+
 const ARN: &str = "arn:aws:bedrock:us-west-2:123456789012:model-invocation-job/abcdefghwxyz";
 
 fn job_ref() -> JobRef {
@@ -109,7 +117,9 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
         (
             || {
                 GetModelInvocationJobError::ResourceNotFoundException(
-                    ResourceNotFoundException::builder().message("gone").build(),
+                    ResourceNotFoundException::builder()
+                        .meta(bedrock_error("ResourceNotFoundException", "gone"))
+                        .build(),
                 )
             },
             |e| matches!(e, SourceError::NotFound(m) if m.contains("gone")),
@@ -117,7 +127,9 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
         (
             || {
                 GetModelInvocationJobError::AccessDeniedException(
-                    AccessDeniedException::builder().message("no").build(),
+                    AccessDeniedException::builder()
+                        .meta(bedrock_error("AccessDeniedException", "no"))
+                        .build(),
                 )
             },
             |e| matches!(e, SourceError::AccessDenied(_)) && e.is_systemic(),
@@ -125,7 +137,9 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
         (
             || {
                 GetModelInvocationJobError::ValidationException(
-                    ValidationException::builder().message("bad").build(),
+                    ValidationException::builder()
+                        .meta(bedrock_error("ValidationException", "bad"))
+                        .build(),
                 )
             },
             |e| matches!(e, SourceError::Validation(_)) && !e.is_systemic(),
@@ -133,7 +147,9 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
         (
             || {
                 GetModelInvocationJobError::ThrottlingException(
-                    ThrottlingException::builder().message("slow").build(),
+                    ThrottlingException::builder()
+                        .meta(bedrock_error("ThrottlingException", "slow"))
+                        .build(),
                 )
             },
             |e| matches!(e, SourceError::Throttling(_)) && !e.is_systemic(),
@@ -141,7 +157,9 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
         (
             || {
                 GetModelInvocationJobError::InternalServerException(
-                    InternalServerException::builder().message("oops").build(),
+                    InternalServerException::builder()
+                        .meta(bedrock_error("InternalServerException", "oops"))
+                        .build(),
                 )
             },
             |e| matches!(e, SourceError::Internal(_)) && !e.is_systemic(),

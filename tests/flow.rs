@@ -473,7 +473,20 @@ async fn when_bedrock_throttles_one_job_should_report_it_and_poll_the_others() {
         "{s}"
     );
 
-    // The SDK retried (3 attempts), and the next poll catches up.
+    // The SDK retried (the tests configure 3 attempts), and the next poll catches up.
+    let attempts = w
+        .bedrock
+        .calls()
+        .iter()
+        .filter(|c| {
+            c.operation == "GetModelInvocationJob" && c.target.as_deref() == Some(a.as_str())
+        })
+        .count();
+    assert_eq!(
+        attempts,
+        1 + 3,
+        "one call while tracking, then three attempts"
+    );
     w.bedrock.clear_faults();
     let s = w.ok(json!({})).await;
     assert_eq!(s["transitions"], 1, "{s}");

@@ -8,10 +8,7 @@ use aws_config::SdkConfig;
 use aws_sdk_bedrock::Client;
 use aws_sdk_bedrock::config::Region;
 use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_bedrock::operation::get_model_invocation_job::{
-    GetModelInvocationJobError, GetModelInvocationJobOutput,
-};
-use aws_sdk_bedrock::operation::list_tags_for_resource::ListTagsForResourceError;
+use aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput;
 
 use super::{aws_smithy_error_chain, describe, to_chrono};
 use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts};
@@ -82,7 +79,7 @@ impl JobSource for BedrockJobSource {
             .resource_arn(job.as_str())
             .send()
             .await
-            .map_err(map_tags_error)?;
+            .map_err(map_error)?;
         Ok(out
             .tags()
             .iter()
@@ -91,63 +88,34 @@ impl JobSource for BedrockJobSource {
     }
 }
 
-fn map_tags_error(e: SdkError<ListTagsForResourceError>) -> SourceError {
-    match &e {
-        SdkError::ServiceError(ctx) => {
-            let text = describe(ctx.err());
-            match ctx.err() {
-                ListTagsForResourceError::ResourceNotFoundException(_) => {
-                    SourceError::NotFound(text)
-                }
-                ListTagsForResourceError::AccessDeniedException(_) => {
-                    SourceError::AccessDenied(text)
-                }
-                ListTagsForResourceError::ThrottlingException(_) => SourceError::Throttling(text),
-                ListTagsForResourceError::InternalServerException(_) => SourceError::Internal(text),
-                _ => SourceError::Other(text),
+/// Maps a Bedrock error by its wire code (the same codes for every operation),
+/// keeping the service's words.
+pub(crate) fn map_error<E>(e: SdkError<E>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let SdkError::ServiceError(ctx) = &e else {
+        return match e {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+                SourceError::Unreachable(aws_smithy_error_chain(&e))
             }
+            _ => SourceError::Other(aws_smithy_error_chain(&e)),
+        };
+    };
+    let text = describe(ctx.err());
+    match ctx.err().code().unwrap_or_default() {
+        "ResourceNotFoundException" => SourceError::NotFound(text),
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException" => SourceError::AccessDenied(text),
+        "ValidationException" => SourceError::Validation(text),
+        "ThrottlingException" | "TooManyRequestsException" => SourceError::Throttling(text),
+        "InternalServerException" => SourceError::Internal(text),
+        _ if ctx.raw().status().is_server_error() => {
+            SourceError::Internal(format!("HTTP {}: {text}", ctx.raw().status().as_u16()))
         }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            SourceError::Unreachable(aws_smithy_error_chain(&e))
-        }
-        _ => SourceError::Other(aws_smithy_error_chain(&e)),
-    }
-}
-
-pub(crate) fn map_error(e: SdkError<GetModelInvocationJobError>) -> SourceError {
-    match &e {
-        SdkError::ServiceError(ctx) => {
-            let text = describe(ctx.err());
-            match ctx.err() {
-                GetModelInvocationJobError::ResourceNotFoundException(_) => {
-                    SourceError::NotFound(text)
-                }
-                GetModelInvocationJobError::AccessDeniedException(_) => {
-                    SourceError::AccessDenied(text)
-                }
-                GetModelInvocationJobError::ValidationException(_) => SourceError::Validation(text),
-                GetModelInvocationJobError::ThrottlingException(_) => SourceError::Throttling(text),
-                GetModelInvocationJobError::InternalServerException(_) => {
-                    SourceError::Internal(text)
-                }
-                other => match other.code() {
-                    Some(
-                        "UnrecognizedClientException"
-                        | "InvalidSignatureException"
-                        | "ExpiredTokenException",
-                    ) => SourceError::AccessDenied(text),
-                    _ if ctx.raw().status().is_server_error() => SourceError::Internal(format!(
-                        "HTTP {}: {text}",
-                        ctx.raw().status().as_u16()
-                    )),
-                    _ => SourceError::Other(text),
-                },
-            }
-        }
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            SourceError::Unreachable(aws_smithy_error_chain(&e))
-        }
-        _ => SourceError::Other(aws_smithy_error_chain(&e)),
+        _ => SourceError::Other(text),
     }
 }
 
