@@ -247,8 +247,8 @@ def main() -> int:
     best = min(cycles)
     print()
     print("bedrock-batch-monitor figures (this machine: %d cores)" % os.cpu_count())
-    print(f"  release binary, arm64 (stripped):   {sizes['arm64']:.2f} MB   (target < 10 MB)")
-    print(f"  release binary, x86_64 (stripped):  {sizes['x86_64']:.2f} MB")
+    print(f"  release binary, arm64 (stripped):   {sizes['arm64']:.2f} MiB   (target < 10 MB)")
+    print(f"  release binary, x86_64 (stripped):  {sizes['x86_64']:.2f} MiB")
     print(f"  cold start to first poll answered:  median {statistics.median(colds):.1f} ms, "
           f"min {min(colds):.1f} ms over {len(colds)} runs   (target < 50 ms)")
     print(f"  poll cycle, 1,000 unchanged jobs:   best {best:.3f} s, runs {', '.join(f'{c:.3f}' for c in cycles)} s; "
@@ -256,7 +256,7 @@ def main() -> int:
     print(f"    the same cycle, Bedrock answering at once (moto listing bound): {listing:.3f} s; "
           f"floor counting that listing, max(I/O, listing) = {max(floor, listing):.3f} s; "
           f"ratio {best / max(floor, listing):.2f}x")
-    print(f"  10,000 active jobs, one invocation: peak RSS {rss:.1f} MB, cycle {secs_10k:.1f} s   (target < 64 MB)")
+    print(f"  10,000 active jobs, one invocation: peak RSS {rss:.1f} MiB, cycle {secs_10k:.1f} s   (target < 64 MB)")
     return 0
 
 

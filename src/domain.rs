@@ -341,6 +341,21 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// The id of the change that takes `job` to `version`: derived, not random, so
+    /// two invocations that observe the same change name it alike (one pending
+    /// entry in the table, one id for subscribers to drop repeats by).
+    pub fn id_for(job: &JobArn, version: u64, kind: TransitionKind, status: &JobStatus) -> String {
+        let what: String = match kind {
+            TransitionKind::StatusChanged => status
+                .as_str()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect(),
+            TransitionKind::Untracked => "untracked".to_owned(),
+        };
+        format!("{}-{version}-{what}", job.job_id())
+    }
+
     pub fn severity(&self) -> Severity {
         match self.kind {
             TransitionKind::StatusChanged => self.job.status.severity(),
@@ -451,6 +466,22 @@ mod tests {
         let r = JobRef::parse("abcdefghwxyz", "eu-west-3").unwrap();
         assert_eq!(r.region(), "eu-west-3");
         assert_eq!(r.identifier(), "abcdefghwxyz");
+    }
+
+    #[test]
+    fn transition_ids_should_be_derived_from_job_version_and_change() {
+        let arn: JobArn = ARN.parse().unwrap();
+        let id = Transition::id_for(&arn, 3, TransitionKind::StatusChanged, &JobStatus::Failed);
+        assert_eq!(id, "abcdefghwxyz-3-Failed");
+        let odd = JobStatus::Unknown("Odd status!".into());
+        assert_eq!(
+            Transition::id_for(&arn, 4, TransitionKind::StatusChanged, &odd),
+            "abcdefghwxyz-4-Oddstatus"
+        );
+        assert_eq!(
+            Transition::id_for(&arn, 5, TransitionKind::Untracked, &odd),
+            "abcdefghwxyz-5-untracked"
+        );
     }
 
     #[test]

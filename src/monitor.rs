@@ -492,7 +492,7 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
             phases.push((snapshot.status.clone(), now));
         }
         Transition {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: Transition::id_for(job.arn(), job.version + 1, kind, &snapshot.status),
             kind,
             version: job.version + 1,
             previous: Some(job.snapshot.status.clone()),
@@ -625,7 +625,7 @@ impl<S: JobSource, T: JobStore, N: Notifier> Monitor<S, T, N> {
         let arn = snapshot.job_arn.clone();
         let stored_labels = labels.clone();
         let first = Transition {
-            id: uuid::Uuid::new_v4().to_string(),
+            id: Transition::id_for(&arn, 1, TransitionKind::StatusChanged, &snapshot.status),
             kind: TransitionKind::StatusChanged,
             version: 1,
             previous: None,
