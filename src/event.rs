@@ -119,12 +119,13 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
         reason: reason.to_owned(),
         received: preview(event),
     };
-    if obj.len() != 1 {
+    // Exactly one command key: {"poll": ...}, {"track": ...}, ...
+    let mut keys = obj.iter();
+    let (Some((key, value)), None) = (keys.next(), keys.next()) else {
         return Err(EventError::Unrecognized {
             received: preview(event),
         });
-    }
-    let (key, value) = obj.iter().next().expect("one key");
+    };
     match key.as_str() {
         "poll" => match value {
             Value::Object(_) | Value::Null => Ok(Command::Poll),
