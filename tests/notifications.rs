@@ -9,19 +9,10 @@ use bedrock_batch_monitor::domain::{
 use bedrock_batch_monitor::notification::{self, CUT_MARKER, MESSAGE_MAX};
 use chrono::{DateTime, Duration, Utc};
 
-const STATUSES: [&str; 11] = [
-    "Submitted",
-    "Validating",
-    "Scheduled",
-    "InProgress",
-    "Stopping",
-    "Stopped",
-    "Completed",
-    "PartiallyCompleted",
-    "Failed",
-    "Expired",
-    "Hibernating", // a status Bedrock may add later
-];
+/// Every status Bedrock documents (the list the fake serves), and one it may add later.
+fn statuses() -> impl Iterator<Item = &'static str> {
+    fake_bedrock::STATUSES.into_iter().chain(["Hibernating"])
+}
 
 fn t0() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339("2026-11-27T08:00:00Z")
@@ -118,7 +109,7 @@ fn all_forms(t: &Transition) -> String {
 
 #[test]
 fn every_status_in_every_form() {
-    for status in STATUSES {
+    for status in statuses() {
         let t = transition(status, message_for(status));
         insta::assert_snapshot!(format!("status_{status}"), all_forms(&t));
     }
@@ -182,7 +173,7 @@ fn the_slack_form_should_neither_format_nor_ping_nor_link_bedrocks_text() {
 fn every_form_should_stay_within_sns_limits() {
     let mut huge = hostile_message();
     huge.push_str(&"x".repeat(300_000)); // far beyond anything Bedrock sends
-    for status in STATUSES {
+    for status in statuses() {
         for message in [None, Some(hostile_message()), Some(huge.clone())] {
             let mut t = transition(status, message.as_deref());
             t.job.job_name = Some(format!("{}-名前", "n".repeat(120)));
