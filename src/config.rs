@@ -29,10 +29,15 @@ pub struct Config {
     pub retention: Duration,
     /// `NOT_FOUND_LIMIT` (default 3): polls in a row answering NotFound before the job is untracked.
     pub not_found_limit: u32,
-    /// `DEADLINE_MARGIN_MS` (default 5000): stop starting jobs this close to the Lambda deadline.
+    /// `DEADLINE_MARGIN_MS` (default 5000): stop starting jobs this close to the
+    /// Lambda deadline; work still in flight is abandoned at half of it.
     pub deadline_margin: Duration,
-    /// `CLAIM_SECONDS` (default 60): how long a claim on a pending notification holds.
+    /// `CLAIM_SECONDS` (default 60, at least [`SDK_OPERATION_TIMEOUT`]): how long a
+    /// claim on a pending notification holds, so it outlives the publish.
     pub claim_duration: Duration,
+    /// `PUBLISH_MAX_ATTEMPTS` (default 5): publishes SNS may refuse for good (one a
+    /// poll) before the notification is set aside as undeliverable.
+    pub publish_max_attempts: u32,
     /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
     /// event starts tracking a job; comma-separated, at most 3, empty for none.
     pub label_tags: Vec<String>,
@@ -44,6 +49,13 @@ pub const DEFAULT_NOT_FOUND_LIMIT: u32 = 3;
 pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 5_000;
 pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
 pub const DEFAULT_LABEL_TAGS: &str = "team";
+pub const DEFAULT_PUBLISH_MAX_ATTEMPTS: u32 = 5;
+
+/// The AWS SDK clients' timeouts (see `main.rs` and the README's arithmetic):
+/// connecting, one attempt, and one operation with all its retries.
+pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Config {
     /// Reads the process environment.
@@ -156,10 +168,17 @@ impl Config {
             claim_duration: Duration::from_secs(number(
                 "CLAIM_SECONDS",
                 DEFAULT_CLAIM_SECONDS,
-                5,
+                SDK_OPERATION_TIMEOUT.as_secs(),
                 3600,
-                "seconds from 5 to 3600",
+                "seconds from 30 (the publish's timeout: a claim must outlive its publish) to 3600",
             )?),
+            publish_max_attempts: number(
+                "PUBLISH_MAX_ATTEMPTS",
+                u64::from(DEFAULT_PUBLISH_MAX_ATTEMPTS),
+                1,
+                100,
+                "a whole number from 1 to 100",
+            )? as u32,
         })
     }
 }
@@ -200,6 +219,7 @@ mod tests {
         assert_eq!(c.deadline_margin, Duration::from_secs(5));
         assert_eq!(c.claim_duration, Duration::from_secs(60));
         assert_eq!(c.label_tags, ["team"]);
+        assert_eq!(c.publish_max_attempts, 5);
     }
 
     #[test]
@@ -274,6 +294,7 @@ mod tests {
             ("NOT_FOUND_LIMIT", "5"),
             ("DEADLINE_MARGIN_MS", "1500"),
             ("CLAIM_SECONDS", "30"),
+            ("PUBLISH_MAX_ATTEMPTS", "2"),
         ])
         .unwrap();
         assert_eq!(c.max_concurrency, 8);
@@ -281,5 +302,22 @@ mod tests {
         assert_eq!(c.not_found_limit, 5);
         assert_eq!(c.deadline_margin, Duration::from_millis(1500));
         assert_eq!(c.claim_duration, Duration::from_secs(30));
+        assert_eq!(c.publish_max_attempts, 2);
+    }
+
+    #[test]
+    fn when_the_claim_is_shorter_than_the_publish_timeout_should_refuse_it() {
+        let err = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("CLAIM_SECONDS", "29"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("CLAIM_SECONDS is malformed (\"29\")")
+                && err.to_string().contains("publish"),
+            "{err}"
+        );
     }
 }

@@ -130,6 +130,15 @@ pub enum ArnError {
          (arn:<partition>:bedrock:<region>:<account>:model-invocation-job/<id>) or job id (12 lowercase letters and digits)"
     )]
     Malformed(String),
+    #[error(
+        "{arn:?} names region {region:?}, which is not a region of the {partition:?} partition \
+         (for example us-east-1 in aws, cn-north-1 in aws-cn, us-gov-west-1 in aws-us-gov)"
+    )]
+    Region {
+        arn: String,
+        region: String,
+        partition: String,
+    },
 }
 
 /// `arn:<partition>:bedrock:<region>:<account>:model-invocation-job/<id>`, validated.
@@ -163,10 +172,49 @@ fn is_job_id(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }
 
-fn is_region(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+/// Region name prefixes of each partition, after the AWS SDK's partition rules
+/// (`regionRegex`): `<prefix>-<direction>-<number>`, e.g. `us-east-1`, `us-gov-west-1`.
+const PARTITION_REGIONS: [(&str, &[&str]); 8] = [
+    (
+        "aws",
+        &["us", "eu", "ap", "sa", "ca", "me", "af", "il", "mx"],
+    ),
+    ("aws-cn", &["cn"]),
+    ("aws-us-gov", &["us-gov"]),
+    ("aws-iso", &["us-iso"]),
+    ("aws-iso-b", &["us-isob"]),
+    ("aws-iso-e", &["eu-isoe"]),
+    ("aws-iso-f", &["us-isof"]),
+    ("aws-eusc", &["eusc-de"]),
+];
+
+/// Whether `region` is a well-formed region of `partition`. Only such regions
+/// ever get an SDK client: anything else is refused as the job's own error.
+pub fn is_region_of(partition: &str, region: &str) -> bool {
+    let Some((_, prefixes)) = PARTITION_REGIONS.iter().find(|(p, _)| *p == partition) else {
+        return false;
+    };
+    prefixes.iter().any(|prefix| {
+        let Some((direction, number)) = region
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('-'))
+            .and_then(|r| r.split_once('-'))
+        else {
+            return false;
+        };
+        (1..=16).contains(&direction.len())
+            && direction.bytes().all(|b| b.is_ascii_lowercase())
+            && (1..=2).contains(&number.len())
+            && number.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// The partition a region belongs to, if it is a well-formed region of one.
+pub fn partition_of(region: &str) -> Option<&'static str> {
+    PARTITION_REGIONS
+        .iter()
+        .map(|(p, _)| *p)
+        .find(|p| is_region_of(p, region))
 }
 
 impl FromStr for JobArn {
@@ -187,15 +235,21 @@ impl FromStr for JobArn {
         let ok = arn == "arn"
             && partition.starts_with("aws")
             && service == "bedrock"
-            && is_region(region)
+            && !region.is_empty()
             && account.len() == 12
             && account.bytes().all(|b| b.is_ascii_digit())
             && is_job_id(id);
-        if ok {
-            Ok(Self(s.to_owned()))
-        } else {
-            Err(bad())
+        if !ok {
+            return Err(bad());
         }
+        if !is_region_of(partition, region) {
+            return Err(ArnError::Region {
+                arn: s.to_owned(),
+                region: region.to_owned(),
+                partition: partition.to_owned(),
+            });
+        }
+        Ok(Self(s.to_owned()))
     }
 }
 
@@ -383,8 +437,58 @@ pub const UNTRACKED_NOTE: &str =
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub transition: Transition,
-    /// Another invocation is publishing it until then.
+    /// Someone is publishing it until then.
     pub claimed_until: Option<DateTime<Utc>>,
+    /// Who holds the claim.
+    pub claimed_by: Option<String>,
+    /// Publishes SNS refused for good so far.
+    pub attempts: u32,
+    /// SNS's words on the last refusal.
+    pub last_error: Option<String>,
+}
+
+impl Pending {
+    pub fn new(transition: Transition) -> Self {
+        Self {
+            transition,
+            claimed_until: None,
+            claimed_by: None,
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
+    /// Held by someone else's claim that has not expired.
+    pub fn held_by_other(&self, token: &str, now: DateTime<Utc>) -> bool {
+        self.claimed_until.is_some_and(|until| until > now)
+            && self.claimed_by.as_deref() != Some(token)
+    }
+}
+
+/// A notification SNS refused for good, set aside so the job's later ones go out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SetAside {
+    pub transition_id: String,
+    pub status: JobStatus,
+    pub previous_status: Option<JobStatus>,
+    /// SNS's words on the last refusal.
+    pub error: String,
+    pub attempts: u32,
+    pub set_aside_at: DateTime<Utc>,
+}
+
+/// Where a stored job stands with the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking {
+    /// Polled, or with notifications still to deliver.
+    Active,
+    /// Ended and delivered: out of the work list until it expires.
+    Finished,
+    /// Bedrock stopped knowing it and the monitor untracked it.
+    Gone,
+    /// Someone untracked it: Bedrock's events leave it alone until it is tracked again.
+    Untracked,
 }
 
 /// Everything stored about a tracked job.
@@ -400,6 +504,10 @@ pub struct StoredJob {
     /// Listed by the work index (the item has a poll shard).
     pub active: bool,
     pub labels: BTreeMap<String, String>,
+    /// Set when someone untracked the job: the item is only a marker now.
+    pub untracked_at: Option<DateTime<Utc>>,
+    /// Notifications SNS refused for good, oldest first.
+    pub undeliverable: Vec<SetAside>,
 }
 
 impl StoredJob {
@@ -409,7 +517,19 @@ impl StoredJob {
 
     /// Bedrock still has something to tell us about this job.
     pub fn needs_polling(&self) -> bool {
-        !self.gone && !self.snapshot.status.is_terminal()
+        self.untracked_at.is_none() && !self.gone && !self.snapshot.status.is_terminal()
+    }
+
+    pub fn tracking(&self) -> Tracking {
+        if self.untracked_at.is_some() {
+            Tracking::Untracked
+        } else if self.gone {
+            Tracking::Gone
+        } else if self.active {
+            Tracking::Active
+        } else {
+            Tracking::Finished
+        }
     }
 
     /// No further work: it may leave the index and expire.
@@ -417,10 +537,16 @@ impl StoredJob {
         !self.needs_polling() && self.outbox.is_empty()
     }
 
-    /// When each status was first observed, from the history.
+    /// When each status was first observed in the current tracking (which
+    /// starts at the last history entry without a `from`), from the history.
     pub fn phases(&self) -> Vec<(JobStatus, DateTime<Utc>)> {
+        let start = self
+            .history
+            .iter()
+            .rposition(|h| h.from.is_none())
+            .unwrap_or(0);
         let mut out: Vec<(JobStatus, DateTime<Utc>)> = Vec::new();
-        for h in &self.history {
+        for h in &self.history[start..] {
             if !out.iter().any(|(s, _)| *s == h.to) {
                 out.push((h.to.clone(), h.at));
             }

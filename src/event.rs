@@ -19,10 +19,11 @@ pub enum Command {
     Poll,
     /// Bedrock's native state-change event: reconcile this job now.
     Reconcile(StateChange),
-    /// Start tracking; each reference is validated on its own.
-    Track(Vec<TrackRequest>),
-    /// Stop tracking; each reference is validated on its own.
-    Untrack(Vec<String>),
+    /// Start tracking; each item is validated on its own, and a bad one is
+    /// that item's error, not the request's.
+    Track(Vec<Result<TrackRequest, RejectedItem>>),
+    /// Stop tracking; each item is validated on its own.
+    Untrack(Vec<Result<String, RejectedItem>>),
     /// The stored state and status history of one job.
     Describe(String),
 }
@@ -32,6 +33,41 @@ pub enum Command {
 pub struct TrackRequest {
     pub reference: String,
     pub labels: BTreeMap<String, String>,
+}
+
+/// At most this many items in one `track` or `untrack` request: each costs a
+/// Bedrock call and a few table writes, and the answer must come well inside
+/// the function's timeout.
+pub const MAX_ITEMS_PER_REQUEST: usize = 100;
+
+/// One item of a `track` or `untrack` list that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason} (item {item})")]
+pub struct RejectedItem {
+    /// The item as given (shortened), or its job reference when it has one.
+    pub item: String,
+    pub reason: ItemRejection,
+}
+
+/// Why one item of a request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ItemRejection {
+    #[error(
+        "each item of \"track\" must be a job ARN or id string, or a {{\"jobArn\", \"labels\"}} object"
+    )]
+    NotATrackItem,
+    #[error("each object in \"track\" needs a \"jobArn\" string")]
+    NoJobArn,
+    #[error("\"labels\" must be an object of strings")]
+    LabelsNotAnObject,
+    #[error("label {0:?} must be a string")]
+    LabelNotAString(String),
+    #[error(transparent)]
+    Label(#[from] crate::labels::LabelError),
+    #[error("unknown field {0:?} in a \"track\" object (expected jobArn, labels)")]
+    UnknownField(String),
+    #[error("each item of \"untrack\" must be a job ARN string")]
+    NotAString,
 }
 
 /// The parts of Bedrock's native event the monitor uses. The state it reports is
@@ -67,6 +103,10 @@ pub enum EventError {
     },
     #[error("Bedrock state-change event names no usable job: {0}")]
     BadJobArn(#[from] ArnError),
+    #[error(
+        "{command:?} names {count} items; at most {MAX_ITEMS_PER_REQUEST} per request: split it into several"
+    )]
+    TooManyItems { command: &'static str, count: usize },
 }
 
 /// A short rendering of what came in, for error messages.
@@ -136,29 +176,30 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
         },
         "track" => {
             let items = string_or_list(value).ok_or_else(|| {
-                malformed("track", "\"track\" takes a list of job ARNs or ids, or of {\"jobArn\", \"labels\"} objects")
+                malformed(
+                    "track",
+                    "\"track\" takes a non-empty list of job ARNs or ids, or of {\"jobArn\", \"labels\"} objects",
+                )
             })?;
-            items
-                .iter()
-                .map(|item| track_request(item).map_err(|reason| malformed("track", &reason)))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Command::Track)
+            within_limit("track", &items)?;
+            Ok(Command::Track(items.iter().map(track_request).collect()))
         }
         "untrack" => {
-            let items = string_or_list(value)
-                .ok_or_else(|| malformed("untrack", "\"untrack\" takes a list of job ARNs"))?;
-            items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .filter(|v| !v.is_empty())
-                .map(Command::Untrack)
-                .ok_or_else(|| {
-                    malformed(
-                        "untrack",
-                        "\"untrack\" takes a non-empty list of job ARN strings",
-                    )
-                })
+            let items = string_or_list(value).ok_or_else(|| {
+                malformed("untrack", "\"untrack\" takes a non-empty list of job ARNs")
+            })?;
+            within_limit("untrack", &items)?;
+            Ok(Command::Untrack(
+                items
+                    .iter()
+                    .map(|v| {
+                        v.as_str().map(str::to_owned).ok_or_else(|| RejectedItem {
+                            item: preview(v),
+                            reason: ItemRejection::NotAString,
+                        })
+                    })
+                    .collect(),
+            ))
         }
         "describe" => value
             .as_str()
@@ -179,7 +220,24 @@ fn string_or_list(v: &Value) -> Option<Vec<Value>> {
     }
 }
 
-fn track_request(item: &Value) -> Result<TrackRequest, String> {
+fn within_limit(command: &'static str, items: &[Value]) -> Result<(), EventError> {
+    if items.len() > MAX_ITEMS_PER_REQUEST {
+        return Err(EventError::TooManyItems {
+            command,
+            count: items.len(),
+        });
+    }
+    Ok(())
+}
+
+fn track_request(item: &Value) -> Result<TrackRequest, RejectedItem> {
+    let reject = |reason: ItemRejection| RejectedItem {
+        item: item
+            .get("jobArn")
+            .and_then(Value::as_str)
+            .map_or_else(|| preview(item), str::to_owned),
+        reason,
+    };
     match item {
         Value::String(s) => Ok(TrackRequest {
             reference: s.clone(),
@@ -189,38 +247,30 @@ fn track_request(item: &Value) -> Result<TrackRequest, String> {
             let reference = o
                 .get("jobArn")
                 .and_then(Value::as_str)
-                .ok_or("each object in \"track\" needs a \"jobArn\" string")?
+                .ok_or_else(|| reject(ItemRejection::NoJobArn))?
                 .to_owned();
+            if let Some(extra) = o.keys().find(|k| *k != "jobArn" && *k != "labels") {
+                return Err(reject(ItemRejection::UnknownField(extra.clone())));
+            }
             let mut labels = BTreeMap::new();
             match o.get("labels") {
                 None | Some(Value::Null) => {}
                 Some(Value::Object(l)) => {
-                    if l.len() > crate::labels::MAX_LABELS {
-                        return Err(format!(
-                            "at most {} labels per job (got {})",
-                            crate::labels::MAX_LABELS,
-                            l.len()
-                        ));
-                    }
                     for (k, v) in l {
-                        let v = v.as_str().ok_or(format!("label {k:?} must be a string"))?;
-                        crate::labels::validate(k, v)?;
+                        let v = v
+                            .as_str()
+                            .ok_or_else(|| reject(ItemRejection::LabelNotAString(k.clone())))?;
+                        crate::labels::validate(k, v).map_err(|e| reject(e.into()))?;
                         labels.insert(k.clone(), v.to_owned());
                     }
+                    crate::labels::merge(&BTreeMap::new(), &labels)
+                        .map_err(|e| reject(e.into()))?;
                 }
-                Some(_) => return Err("\"labels\" must be an object of strings".into()),
-            }
-            if let Some(extra) = o.keys().find(|k| *k != "jobArn" && *k != "labels") {
-                return Err(format!(
-                    "unknown field {extra:?} in a \"track\" object (expected jobArn, labels)"
-                ));
+                Some(_) => return Err(reject(ItemRejection::LabelsNotAnObject)),
             }
             Ok(TrackRequest { reference, labels })
         }
-        _ => Err(
-            "each item of \"track\" must be a job ARN string or a {\"jobArn\", \"labels\"} object"
-                .into(),
-        ),
+        _ => Err(reject(ItemRejection::NotATrackItem)),
     }
 }
 
@@ -333,15 +383,64 @@ mod tests {
             parse(&json!({"track": [ARN, {"jobArn": ARN, "labels": {"team": "search"}}]})).unwrap();
         let Command::Track(reqs) = cmd else { panic!() };
         assert_eq!(reqs.len(), 2);
-        assert!(reqs[0].labels.is_empty());
-        assert_eq!(reqs[1].labels["team"], "search");
+        assert!(reqs[0].as_ref().unwrap().labels.is_empty());
+        assert_eq!(reqs[1].as_ref().unwrap().labels["team"], "search");
         assert_eq!(
             parse(&json!({"track": ARN})).unwrap(),
-            Command::Track(vec![TrackRequest {
+            Command::Track(vec![Ok(TrackRequest {
                 reference: ARN.into(),
                 labels: BTreeMap::new()
-            }])
+            })])
         );
+    }
+
+    #[test]
+    fn when_one_track_item_is_bad_should_reject_that_item_only() {
+        let cmd = parse(&json!({"track": [
+            ARN,
+            {"jobArn": ARN, "labels": {"status": "x"}},
+            {"jobArn": ARN, "labels": {"a": "1", "b": "2", "c": "3", "d": "4"}},
+            {"jobArn": ARN, "colour": "red"},
+            42,
+        ]}))
+        .unwrap();
+        let Command::Track(items) = cmd else { panic!() };
+        assert!(items[0].is_ok());
+        let reasons: Vec<String> = items[1..]
+            .iter()
+            .map(|i| i.as_ref().unwrap_err().to_string())
+            .collect();
+        assert!(
+            reasons[0].contains("reserved") && reasons[0].contains(ARN),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("at most 3 labels"), "{reasons:?}");
+        assert!(reasons[2].contains("colour"), "{reasons:?}");
+        assert!(reasons[3].contains("(item 42)"), "{reasons:?}");
+    }
+
+    #[test]
+    fn when_a_request_names_too_many_items_should_refuse_it_saying_the_limit() {
+        let arns: Vec<String> = (0..=MAX_ITEMS_PER_REQUEST)
+            .map(|_| ARN.to_owned())
+            .collect();
+        for command in ["track", "untrack"] {
+            let err = parse(&json!({ command: arns })).unwrap_err();
+            assert_eq!(
+                err,
+                EventError::TooManyItems {
+                    command: if command == "track" {
+                        "track"
+                    } else {
+                        "untrack"
+                    },
+                    count: MAX_ITEMS_PER_REQUEST + 1
+                }
+            );
+            assert!(err.to_string().contains("at most 100 per request"), "{err}");
+        }
+        let ok: Vec<String> = arns[..MAX_ITEMS_PER_REQUEST].to_vec();
+        assert!(parse(&json!({ "track": ok })).is_ok());
     }
 
     #[test]

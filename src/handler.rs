@@ -1,14 +1,12 @@
 //! The Lambda entry point: event in, JSON summary (or a typed error) out.
 
-use std::time::Instant;
-
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, warn};
 
 use crate::event::{self, EventError};
-use crate::monitor::{Monitor, MonitorError};
-use crate::ports::{JobSource, JobStore, Notifier};
+use crate::monitor::{Invocation, Monitor, MonitorError};
+use crate::ports::{JobSource, Jobs, Notifier, Outbox, WorkList};
 
 /// Why an invocation failed. `errorType` in Lambda's answer names the variant.
 #[derive(Debug, thiserror::Error)]
@@ -33,14 +31,19 @@ impl From<HandlerError> for Diagnostic {
 }
 
 /// Routes one event to its use case.
-pub async fn handle<S: JobSource, T: JobStore, N: Notifier>(
+pub async fn handle<S, T, N>(
     monitor: &Monitor<S, T, N>,
     payload: &Value,
-    deadline: Option<Instant>,
-) -> Result<Value, HandlerError> {
+    invocation: &Invocation,
+) -> Result<Value, HandlerError>
+where
+    S: JobSource,
+    T: Jobs + Outbox + WorkList,
+    N: Notifier,
+{
     let command = event::parse(payload).inspect_err(|e| warn!(error = %e, "rejected event"))?;
     monitor
-        .handle(command, deadline)
+        .handle(command, invocation)
         .await
         .inspect_err(|e| error!(error = %e, "systemic fault"))
         .map_err(HandlerError::from)

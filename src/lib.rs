@@ -8,5 +8,5 @@ pub mod event;
 pub mod handler;
 pub mod labels;
 pub mod monitor;
-pub mod notification;
 pub mod ports;
+pub mod render;

@@ -5,9 +5,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bedrock_batch_monitor::adapters::{
     bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
 };
-use bedrock_batch_monitor::config::Config;
+use bedrock_batch_monitor::config::{
+    Config, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
+};
 use bedrock_batch_monitor::handler;
-use bedrock_batch_monitor::monitor::{Monitor, Settings};
+use bedrock_batch_monitor::monitor::{Invocation, Monitor};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 use serde_json::Value;
 
@@ -19,14 +21,14 @@ async fn main() -> Result<(), Error> {
         e
     })?;
     // Region, credentials, retries (AWS_MAX_ATTEMPTS) and endpoints
-    // (AWS_ENDPOINT_URL_*) come from the SDK's standard sources. Timeouts are set
-    // here so a hung endpoint costs one job a few seconds, not the invocation.
+    // (AWS_ENDPOINT_URL_*) come from the SDK's standard sources. The timeouts
+    // bound each call; the invocation's own budget bounds each job (README).
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(3))
-                .operation_attempt_timeout(Duration::from_secs(10))
-                .operation_timeout(Duration::from_secs(30))
+                .connect_timeout(SDK_CONNECT_TIMEOUT)
+                .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+                .operation_timeout(SDK_OPERATION_TIMEOUT)
                 .build(),
         )
         .load()
@@ -39,19 +41,23 @@ async fn main() -> Result<(), Error> {
         BedrockJobSource::new(sdk.clone()),
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
         SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
-        Settings::new(&config, home_region),
+        config.clone(),
+        home_region,
     );
     let monitor = &monitor;
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
-        let deadline = deadline_instant(ev.context.deadline);
-        handler::handle(monitor, &ev.payload, deadline).await
+        let invocation = Invocation::new(
+            ev.context.request_id.clone(),
+            deadline_instant(ev.context.deadline),
+        );
+        handler::handle(monitor, &ev.payload, &invocation).await
     }))
     .await
 }
 
 /// The runtime gives the deadline in epoch milliseconds; the use cases want an Instant.
 /// A deadline that is not in the future is not a real one (`cargo lambda watch`
-/// sends its timeout, not a time): then there is none.
+/// sends a constant 600000): then there is none, and no work is cut short.
 fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)

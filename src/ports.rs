@@ -1,37 +1,95 @@
 //! The narrow traits the use cases depend on, in domain types only.
+//!
+//! The job table is split by capability: [`Jobs`] (one job's state),
+//! [`Outbox`] (its pending notifications) and [`WorkList`] (listing the jobs
+//! that still need work), so each use case's bounds say what it may touch.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-
-use futures::Stream;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{JobArn, JobRef, JobSnapshot, StoredJob, Transition};
+use crate::domain::{JobArn, JobRef, JobSnapshot, SetAside, StoredJob, Transition};
+
+/// The underlying cause of an adapter error (the SDK's error), kept as the source.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Why Bedrock could not tell us about one job.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SourceError {
-    #[error("Bedrock does not know this job: {0}")]
-    NotFound(String),
-    #[error("access denied by Bedrock: {0}")]
-    AccessDenied(String),
-    #[error("Bedrock rejected the request: {0}")]
-    Validation(String),
-    #[error("Bedrock throttled the request (after the SDK's retries): {0}")]
-    Throttling(String),
-    #[error("Bedrock internal error (after the SDK's retries): {0}")]
-    Internal(String),
-    #[error("Bedrock endpoint unreachable: {0}")]
-    Unreachable(String),
-    #[error("unexpected answer from Bedrock: {0}")]
-    Other(String),
+    #[error("Bedrock does not know this job: {message}")]
+    NotFound {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error(
+        "access denied by Bedrock (the function's role may not read this job: another account, \
+         a region the policy excludes, or a missing permission): {message}"
+    )]
+    AccessDenied {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("Bedrock rejected the request: {message}")]
+    Validation {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("Bedrock throttled the request (after the SDK's retries): {message}")]
+    Throttling {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("Bedrock internal error (after the SDK's retries): {message}")]
+    Internal {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("Bedrock endpoint unreachable: {message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("unexpected answer from Bedrock: {message}")]
+    Other {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl SourceError {
+    /// An error with no SDK error behind it (a check of the answer failed).
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::Other {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
     /// A fault that is not about one job: every job would fail the same way.
     pub fn is_systemic(&self) -> bool {
-        matches!(self, Self::AccessDenied(_) | Self::Unreachable(_))
+        matches!(self, Self::AccessDenied { .. } | Self::Unreachable { .. })
+    }
+
+    /// A stable name for logs, summaries and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "BedrockNotFound",
+            Self::AccessDenied { .. } => "BedrockAccessDenied",
+            Self::Validation { .. } => "BedrockValidation",
+            Self::Throttling { .. } => "BedrockThrottling",
+            Self::Internal { .. } => "BedrockInternal",
+            Self::Unreachable { .. } => "BedrockUnreachable",
+            Self::Other { .. } => "BedrockOther",
+        }
     }
 }
 
@@ -49,25 +107,6 @@ pub trait JobSource: Send + Sync {
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 }
 
-/// A storage failure. Item-level oddities are [`ItemError`], not this.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StoreError {
-    #[error("job table unreachable: {0}")]
-    Unreachable(String),
-    #[error("job table access denied: {0}")]
-    AccessDenied(String),
-    #[error("job table throttled the request: {0}")]
-    Throttled(String),
-    #[error("job table error: {0}")]
-    Other(String),
-}
-
-impl StoreError {
-    pub fn is_systemic(&self) -> bool {
-        matches!(self, Self::Unreachable(_) | Self::AccessDenied(_))
-    }
-}
-
 /// An item in the table that this monitor cannot read (not ours, or damaged).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unreadable item {key}: {reason}")]
@@ -77,8 +116,66 @@ pub struct ItemError {
     pub reason: String,
 }
 
-/// One page of the work listing: jobs, or items that are not readable as jobs.
-pub type Page = Vec<Result<StoredJob, ItemError>>;
+/// A storage failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("job table unreachable: {message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("job table access denied: {message}")]
+    AccessDenied {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("job table throttled the request (after the SDK's retries): {message}")]
+    Throttled {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("job table error: {message}")]
+    Other {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The job's item exists but is not readable as a job: that job's problem.
+    #[error(transparent)]
+    Unreadable(#[from] ItemError),
+}
+
+impl StoreError {
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::Other {
+            message: message.into(),
+            cause: None,
+        }
+    }
+
+    /// Every job would fail the same way: the invocation fails.
+    pub fn is_systemic(&self) -> bool {
+        matches!(self, Self::Unreachable { .. } | Self::AccessDenied { .. })
+    }
+
+    /// Worth trying again within the same cycle (after a pause).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Throttled { .. } | Self::Other { .. })
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "TableUnreachable",
+            Self::AccessDenied { .. } => "TableAccessDenied",
+            Self::Throttled { .. } => "TableThrottled",
+            Self::Other { .. } => "TableError",
+            Self::Unreadable(_) => "ItemUnreadable",
+        }
+    }
+}
 
 /// Result of a conditional write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,25 +194,48 @@ pub struct Record<'a> {
     pub gone: bool,
 }
 
-/// The job table.
-pub trait JobStore: Send + Sync {
-    /// Every job the work index lists (the ones that still need work), a page at
-    /// a time, so polling can start before the listing ends. `rotation` moves
-    /// where the listing starts, so that deferred work is not always the same.
-    fn list_active(&self, rotation: u32) -> impl Stream<Item = Result<Page, StoreError>> + Send;
+/// What `untrack` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Untrack {
+    /// The job was tracked; it is now an untracked marker.
+    Untracked,
+    /// Nothing to untrack (never tracked, or untracked already).
+    NotTracked,
+}
 
+/// One job's stored state.
+pub trait Jobs: Send + Sync {
+    /// The stored job; `Err(StoreError::Unreadable)` when its item is not readable.
     fn get(
         &self,
         arn: &JobArn,
     ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
 
     /// Starts tracking with the first observation (a transition from nothing)
-    /// and its pending notification. `Lost` when the job is tracked already.
+    /// and its pending notification. `Lost` when the item exists already.
     fn create(&self, first: &Transition) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
+    /// first observation of a new tracking, appended to the history, the job back
+    /// in the work list. Conditional on the stored version.
+    fn rearm(
+        &self,
+        first: &Transition,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Records a transition with its history entry and pending notification,
     /// conditional on the stored version.
     fn record(&self, change: Record<'_>) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Replaces the job's labels (bumps the version, conditional on it), so a
+    /// transition computed from the old labels cannot be recorded afterwards.
+    fn set_labels(
+        &self,
+        arn: &JobArn,
+        labels: &BTreeMap<String, String>,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Remembers how many polls in a row Bedrock answered NotFound (no version bump).
     fn set_not_found_count(
@@ -125,30 +245,7 @@ pub trait JobStore: Send + Sync {
         count: u32,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
-    /// Claims a pending notification until `until`, unless someone else holds it.
-    fn claim(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
-
-    /// Gives up a claim after a failed publish, so the next run retries at once.
-    fn release(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Removes a delivered notification; returns the job as it is afterwards.
-    fn complete(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-    ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
-
-    /// Takes a finished job out of the work index and sets its expiry,
+    /// Takes a finished job out of the work list and sets its expiry,
     /// conditional on the version (no transition recorded meanwhile).
     fn retire(
         &self,
@@ -157,31 +254,174 @@ pub trait JobStore: Send + Sync {
         expires_at: DateTime<Utc>,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
-    /// Stops tracking; returns whether the job was tracked.
-    fn delete(&self, arn: &JobArn) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Stops tracking: the item becomes a marker that keeps Bedrock's events
+    /// from tracking the job again, and expires at `expires_at`. Pending
+    /// notifications are dropped; the version is bumped so in-flight work loses.
+    fn untrack(
+        &self,
+        arn: &JobArn,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Untrack, StoreError>> + Send;
+}
+
+/// A claim on a pending notification: who holds it and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// Unique per delivery attempt; only the holder may release or complete.
+    pub token: String,
+    pub now: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// The pending notifications of a job.
+pub trait Outbox: Send + Sync {
+    /// Claims a pending notification unless another holder's claim is still valid.
+    fn claim(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Gives up our claim after a failed publish, so the next run retries at once.
+    /// With `rejected`, the entry's attempt count goes up and the error is kept.
+    /// `Lost` when the claim is no longer ours.
+    fn release(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        token: &str,
+        rejected: Option<&str>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Removes a delivered notification if we still hold its claim; the job as
+    /// it is afterwards, or `None` when the claim was no longer ours.
+    fn complete(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        token: &str,
+    ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
+
+    /// Moves a notification SNS keeps refusing out of the outbox onto the item's
+    /// list of undeliverable ones; the job afterwards, or `None` when the claim
+    /// was no longer ours.
+    fn set_aside(
+        &self,
+        arn: &JobArn,
+        token: &str,
+        entry: &SetAside,
+    ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
+}
+
+/// Where a listing of the work starts: a shard, after a job (exclusive) or at
+/// its beginning.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListPosition {
+    pub shard: u32,
+    pub after: Option<String>,
+}
+
+/// One page of one shard of the work list.
+#[derive(Debug, Default)]
+pub struct WorkPage {
+    pub items: Vec<Result<StoredJob, ItemError>>,
+    /// Where the next page of this shard starts; `None` at the shard's end.
+    pub next: Option<String>,
+}
+
+/// The jobs that still need work, listed shard by shard, and where the last
+/// cycle stopped.
+pub trait WorkList: Send + Sync {
+    /// How many shards the work is spread over (shards are `0..shards()`).
+    fn shards(&self) -> u32;
+
+    /// One page of a shard, starting after `after` (or at the shard's start).
+    fn work_page(
+        &self,
+        shard: u32,
+        after: Option<&str>,
+    ) -> impl Future<Output = Result<WorkPage, StoreError>> + Send;
+
+    /// Where the next cycle should start: saved by a cycle that did not reach every job.
+    fn load_cursor(&self) -> impl Future<Output = Result<Option<ListPosition>, StoreError>> + Send;
+
+    /// Saves (or with `None` clears) where the next cycle should start.
+    fn save_cursor(
+        &self,
+        cursor: Option<&ListPosition>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Why a notification was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum NotifyError {
-    #[error("notification topic unreachable: {0}")]
-    Unreachable(String),
-    #[error("notification topic refused access: {0}")]
-    AccessDenied(String),
-    #[error("notification topic does not exist: {0}")]
-    TopicNotFound(String),
-    #[error("notification topic throttled the publish: {0}")]
-    Throttled(String),
-    #[error("notification rejected: {0}")]
-    Rejected(String),
+    #[error("notification topic unreachable: {message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("notification topic refused access: {message}")]
+    AccessDenied {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("notification topic does not exist: {message}")]
+    TopicNotFound {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    #[error("notification topic throttled the publish: {message}")]
+    Throttled {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// SNS refused this message for good (a client error such as InvalidParameter).
+    #[error("notification rejected: {message}")]
+    Rejected {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl NotifyError {
     pub fn is_systemic(&self) -> bool {
         matches!(
             self,
-            Self::Unreachable(_) | Self::AccessDenied(_) | Self::TopicNotFound(_)
+            Self::Unreachable { .. } | Self::AccessDenied { .. } | Self::TopicNotFound { .. }
         )
+    }
+
+    /// Refused because of this message: retrying it unchanged will not help.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Rejected { .. })
+    }
+
+    /// What SNS said, without our prefix.
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Unreachable { message, .. }
+            | Self::AccessDenied { message, .. }
+            | Self::TopicNotFound { message, .. }
+            | Self::Throttled { message, .. }
+            | Self::Rejected { message, .. } => message,
+        }
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Unreachable { .. } => "TopicUnreachable",
+            Self::AccessDenied { .. } => "TopicAccessDenied",
+            Self::TopicNotFound { .. } => "TopicNotFound",
+            Self::Throttled { .. } => "PublishThrottled",
+            Self::Rejected { .. } => "PublishRejected",
+        }
     }
 }
 

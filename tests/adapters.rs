@@ -24,7 +24,7 @@ use bedrock_batch_monitor::adapters::dynamodb::DynamoJobStore;
 use bedrock_batch_monitor::adapters::sns::SnsNotifier;
 use bedrock_batch_monitor::domain::{JobRef, JobSnapshot, JobStatus, Transition, TransitionKind};
 use bedrock_batch_monitor::ports::{
-    JobSource, JobStore, Notifier, NotifyError, Record, SourceError, Write,
+    JobSource, Jobs, Notifier, NotifyError, Record, SourceError, Write,
 };
 
 /// Errors as the SDK's deserializer builds them: with the wire's error code.
@@ -122,7 +122,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::NotFound(m) if m.contains("gone")),
+            |e| matches!(e, SourceError::NotFound { message, .. } if message.contains("gone")),
         ),
         (
             || {
@@ -132,7 +132,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::AccessDenied(_)) && e.is_systemic(),
+            |e| matches!(e, SourceError::AccessDenied { .. }) && e.is_systemic(),
         ),
         (
             || {
@@ -142,7 +142,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Validation(_)) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Validation { .. }) && !e.is_systemic(),
         ),
         (
             || {
@@ -152,7 +152,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Throttling(_)) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Throttling { .. }) && !e.is_systemic(),
         ),
         (
             || {
@@ -162,7 +162,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Internal(_)) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Internal { .. }) && !e.is_systemic(),
         ),
     ];
     for (make, expected) in cases {
@@ -280,12 +280,12 @@ async fn publish_should_send_json_structure_with_attributes_and_map_errors() {
     notifier.publish(&t).await.unwrap();
     let e = notifier.publish(&t).await.unwrap_err();
     assert!(
-        matches!(e, NotifyError::AccessDenied(_)) && e.is_systemic(),
+        matches!(e, NotifyError::AccessDenied { .. }) && e.is_systemic(),
         "{e:?}"
     );
     let e = notifier.publish(&t).await.unwrap_err();
     assert!(
-        matches!(e, NotifyError::Throttled(_)) && !e.is_systemic(),
+        matches!(e, NotifyError::Throttled { .. }) && !e.is_systemic(),
         "{e:?}"
     );
 }

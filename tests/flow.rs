@@ -185,10 +185,12 @@ async fn support_handle<S, T, N>(
 ) -> serde_json::Value
 where
     S: bedrock_batch_monitor::ports::JobSource,
-    T: bedrock_batch_monitor::ports::JobStore,
+    T: bedrock_batch_monitor::ports::Jobs
+        + bedrock_batch_monitor::ports::Outbox
+        + bedrock_batch_monitor::ports::WorkList,
     N: bedrock_batch_monitor::ports::Notifier,
 {
-    bedrock_batch_monitor::handler::handle(m, &ev, None)
+    bedrock_batch_monitor::handler::handle(m, &ev, &support::invocation(None))
         .await
         .expect("invocation succeeds")
 }
@@ -531,7 +533,7 @@ async fn when_the_deadline_is_near_should_defer_the_rest_to_the_next_cycle() {
     let s = bedrock_batch_monitor::handler::handle(
         &m,
         &json!({}),
-        Some(Instant::now() + Duration::from_secs(1)),
+        &support::invocation(Some(Instant::now() + Duration::from_secs(1))),
     )
     .await
     .unwrap();
@@ -548,10 +550,14 @@ async fn when_the_deadline_is_near_should_defer_the_rest_to_the_next_cycle() {
 
     // AND with no time left at all it starts nothing
     let before = w.bedrock.count("GetModelInvocationJob");
-    let s = bedrock_batch_monitor::handler::handle(&m, &json!({}), Some(Instant::now()))
-        .await
-        .unwrap();
-    assert_eq!(s["deferred"], 4, "{s}");
+    let s = bedrock_batch_monitor::handler::handle(
+        &m,
+        &json!({}),
+        &support::invocation(Some(Instant::now())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s["polled"], 0, "{s}");
     assert_eq!(w.bedrock.count("GetModelInvocationJob"), before);
 }
 
@@ -621,7 +627,7 @@ async fn when_the_table_is_unreachable_should_fail_the_invocation_as_a_table_fau
     use bedrock_batch_monitor::adapters::{
         bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
     };
-    use bedrock_batch_monitor::monitor::{Monitor, Settings};
+    use bedrock_batch_monitor::monitor::Monitor;
 
     let w = World::new().await;
     let dead =
@@ -630,7 +636,8 @@ async fn when_the_table_is_unreachable_should_fail_the_invocation_as_a_table_fau
         BedrockJobSource::new(w.bedrock_sdk.clone()),
         DynamoJobStore::new(dead, &w.table),
         SnsNotifier::new(w.sns.clone(), &w.topic_arn),
-        Settings::new(&w.config, support::REGION),
+        w.config.clone(),
+        support::REGION,
     );
     for event in [
         json!({}),
@@ -639,7 +646,7 @@ async fn when_the_table_is_unreachable_should_fail_the_invocation_as_a_table_fau
             "Failed",
         ),
     ] {
-        let err = bedrock_batch_monitor::handler::handle(&m, &event, None)
+        let err = bedrock_batch_monitor::handler::handle(&m, &event, &support::invocation(None))
             .await
             .unwrap_err();
         let diag: lambda_runtime::Diagnostic = err.into();

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use bedrock_batch_monitor::domain::{
     JobSnapshot, JobStatus, RecordCounts, Transition, TransitionKind,
 };
-use bedrock_batch_monitor::notification::{self, CUT_MARKER, MESSAGE_MAX};
+use bedrock_batch_monitor::render::notification::{self, CUT_MARKER, MESSAGE_MAX};
 use chrono::{DateTime, Duration, Utc};
 
 /// Every status Bedrock documents (the list the fake serves), and one it may add later.

@@ -72,7 +72,8 @@ fn actions_called() -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for (file, service) in [
         ("bedrock.rs", "bedrock"),
-        ("dynamodb.rs", "dynamodb"),
+        ("dynamodb/mod.rs", "dynamodb"),
+        ("dynamodb/item.rs", "dynamodb"),
         ("sns.rs", "sns"),
     ] {
         let src: String = std::fs::read_to_string(dir.join(file))
@@ -104,6 +105,8 @@ fn actions_called() -> BTreeSet<String> {
                     .unwrap_or(s.len());
                 s = &s[end..];
             }
+            // client(region)?.op()
+            let s = s.strip_prefix('?').unwrap_or(s);
             let Some(s) = s.strip_prefix('.') else {
                 continue;
             };

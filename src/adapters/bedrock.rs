@@ -2,7 +2,7 @@
 //! job's own region, built once per region from the shared SDK configuration.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use aws_config::SdkConfig;
 use aws_sdk_bedrock::Client;
@@ -11,8 +11,11 @@ use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput;
 
 use super::{aws_smithy_error_chain, describe, to_chrono};
-use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts};
-use crate::ports::{JobSource, SourceError};
+use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, partition_of};
+use crate::ports::{Cause, JobSource, SourceError};
+
+/// More regions than any deployment tracks jobs in; past it clients are not kept.
+pub const MAX_CACHED_REGIONS: usize = 32;
 
 pub struct BedrockJobSource {
     base: SdkConfig,
@@ -38,32 +41,40 @@ impl BedrockJobSource {
         self
     }
 
-    fn client(&self, region: &str) -> Client {
+    /// The client for `region`, built once. Only well-formed regions get one
+    /// (ARNs are checked when parsed; this guards every other way in), and the
+    /// cache stops growing at [`MAX_CACHED_REGIONS`].
+    fn client(&self, region: &str) -> Result<Client, SourceError> {
+        if partition_of(region).is_none() {
+            return Err(SourceError::Validation {
+                message: format!("{region:?} is not a well-formed AWS region"),
+                cause: None,
+            });
+        }
         if let Some(c) = self
             .clients
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(region)
         {
-            return c.clone();
+            return Ok(c.clone());
         }
         let conf = aws_sdk_bedrock::config::Builder::from(&self.base)
             .region(Region::new(region.to_owned()))
             .build();
         let client = Client::from_conf(conf);
-        self.clients
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(region.to_owned())
-            .or_insert(client)
-            .clone()
+        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        if clients.len() >= MAX_CACHED_REGIONS {
+            return Ok(client);
+        }
+        Ok(clients.entry(region.to_owned()).or_insert(client).clone())
     }
 }
 
 impl JobSource for BedrockJobSource {
     async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
         let out = self
-            .client(job.region())
+            .client(job.region())?
             .get_model_invocation_job()
             .job_identifier(job.identifier())
             .send()
@@ -74,7 +85,7 @@ impl JobSource for BedrockJobSource {
 
     async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
         let out = self
-            .client(job.region())
+            .client(job.region())?
             .list_tags_for_resource()
             .resource_arn(job.as_str())
             .send()
@@ -89,33 +100,46 @@ impl JobSource for BedrockJobSource {
 }
 
 /// Maps a Bedrock error by its wire code (the same codes for every operation),
-/// keeping the service's words.
+/// keeping the service's words and the SDK's error as the source.
 pub(crate) fn map_error<E>(e: SdkError<E>) -> SourceError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let SdkError::ServiceError(ctx) = &e else {
-        return match e {
-            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-                SourceError::Unreachable(aws_smithy_error_chain(&e))
-            }
-            _ => SourceError::Other(aws_smithy_error_chain(&e)),
-        };
+    let (message, code, server_error, dispatch) = match &e {
+        SdkError::ServiceError(ctx) => (
+            describe(ctx.err()),
+            ctx.err().code().unwrap_or_default().to_owned(),
+            ctx.raw()
+                .status()
+                .is_server_error()
+                .then(|| ctx.raw().status().as_u16()),
+            false,
+        ),
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
+            (aws_smithy_error_chain(&e), String::new(), None, true)
+        }
+        _ => (aws_smithy_error_chain(&e), String::new(), None, false),
     };
-    let text = describe(ctx.err());
-    match ctx.err().code().unwrap_or_default() {
-        "ResourceNotFoundException" => SourceError::NotFound(text),
+    let cause = Some(Arc::new(e) as Cause);
+    match code.as_str() {
+        _ if dispatch => SourceError::Unreachable { message, cause },
+        "ResourceNotFoundException" => SourceError::NotFound { message, cause },
         "AccessDeniedException"
         | "UnrecognizedClientException"
         | "InvalidSignatureException"
-        | "ExpiredTokenException" => SourceError::AccessDenied(text),
-        "ValidationException" => SourceError::Validation(text),
-        "ThrottlingException" | "TooManyRequestsException" => SourceError::Throttling(text),
-        "InternalServerException" => SourceError::Internal(text),
-        _ if ctx.raw().status().is_server_error() => {
-            SourceError::Internal(format!("HTTP {}: {text}", ctx.raw().status().as_u16()))
+        | "ExpiredTokenException" => SourceError::AccessDenied { message, cause },
+        "ValidationException" => SourceError::Validation { message, cause },
+        "ThrottlingException" | "TooManyRequestsException" => {
+            SourceError::Throttling { message, cause }
         }
-        _ => SourceError::Other(text),
+        "InternalServerException" => SourceError::Internal { message, cause },
+        _ => match server_error {
+            Some(status) => SourceError::Internal {
+                message: format!("HTTP {status}: {message}"),
+                cause,
+            },
+            None => SourceError::Other { message, cause },
+        },
     }
 }
 
@@ -123,12 +147,12 @@ pub(crate) fn snapshot(out: &GetModelInvocationJobOutput) -> Result<JobSnapshot,
     let job_arn = out
         .job_arn()
         .parse()
-        .map_err(|e| SourceError::Other(format!("Bedrock returned an unusable job ARN: {e}")))?;
+        .map_err(|e| SourceError::other(format!("Bedrock returned an unusable job ARN: {e}")))?;
     let status = out
         .status()
         .map(|s| JobStatus::parse(s.as_str()))
         .ok_or_else(|| {
-            SourceError::Other(format!("Bedrock returned no status for {}", out.job_arn()))
+            SourceError::other(format!("Bedrock returned no status for {}", out.job_arn()))
         })?;
     let records = RecordCounts {
         total: out.total_record_count(),

@@ -1,13 +1,15 @@
 //! [`Notifier`] over aws-sdk-sns: one `Publish` per transition, `MessageStructure=json`.
 
+use std::sync::Arc;
+
 use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::aws_smithy_error_chain;
 use crate::domain::Transition;
-use crate::notification;
-use crate::ports::{Notifier, NotifyError};
+use crate::ports::{Cause, Notifier, NotifyError};
+use crate::render::notification;
 
 pub struct SnsNotifier {
     client: Client,
@@ -38,38 +40,42 @@ impl Notifier for SnsNotifier {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| NotifyError::Rejected(format!("attribute {name}: {e}")))?;
+                .map_err(|e| NotifyError::Rejected {
+                    message: format!("attribute {name}: {e}"),
+                    cause: Some(Arc::new(e)),
+                })?;
             req = req.message_attributes(name, attr);
         }
         req.send().await.map(|_| ()).map_err(map_error)
     }
 }
 
-pub(crate) fn map_error<E: ProvideErrorMetadata + std::error::Error + 'static>(
-    e: SdkError<E>,
-) -> NotifyError {
+/// Maps an SNS error; the SDK's error is kept as the source.
+pub(crate) fn map_error<E>(e: SdkError<E>) -> NotifyError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
     let code = e.code().unwrap_or_default().to_owned();
-    let text = match e.message() {
+    let message = match e.message() {
         Some(m) => format!("{code}: {m}"),
         None => aws_smithy_error_chain(&e),
     };
-    match (&e, code.as_str()) {
-        (SdkError::DispatchFailure(_) | SdkError::TimeoutError(_), _) => {
-            NotifyError::Unreachable(text)
-        }
-        (_, "NotFound" | "NotFoundException") => NotifyError::TopicNotFound(text),
-        (_, c) if c.contains("Throttl") => NotifyError::Throttled(text),
-        (_, c)
-            if c.starts_with("AuthorizationError")
-                || c.starts_with("KMS")
-                || c == "InvalidClientTokenId"
-                || c == "InvalidSecurity" =>
+    let dispatch = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
+    let server_error =
+        matches!(&e, SdkError::ServiceError(ctx) if ctx.raw().status().is_server_error());
+    let cause = Some(Arc::new(e) as Cause);
+    match code.as_str() {
+        _ if dispatch => NotifyError::Unreachable { message, cause },
+        "NotFound" | "NotFoundException" => NotifyError::TopicNotFound { message, cause },
+        c if c.contains("Throttl") => NotifyError::Throttled { message, cause },
+        c if c.starts_with("AuthorizationError")
+            || c.starts_with("KMS")
+            || c == "InvalidClientTokenId"
+            || c == "InvalidSecurity" =>
         {
-            NotifyError::AccessDenied(text)
+            NotifyError::AccessDenied { message, cause }
         }
-        (SdkError::ServiceError(ctx), _) if ctx.raw().status().is_server_error() => {
-            NotifyError::Unreachable(text)
-        }
-        _ => NotifyError::Rejected(text),
+        _ if server_error => NotifyError::Unreachable { message, cause },
+        _ => NotifyError::Rejected { message, cause },
     }
 }

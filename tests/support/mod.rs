@@ -24,7 +24,7 @@ use bedrock_batch_monitor::adapters::dynamodb::DynamoJobStore;
 use bedrock_batch_monitor::adapters::sns::SnsNotifier;
 use bedrock_batch_monitor::config::Config;
 use bedrock_batch_monitor::handler::{self, HandlerError};
-use bedrock_batch_monitor::monitor::{Monitor, Settings};
+use bedrock_batch_monitor::monitor::{Invocation, Monitor};
 use fake_bedrock::FakeBedrock;
 use serde_json::Value;
 
@@ -308,12 +308,13 @@ impl World {
             BedrockJobSource::new(self.bedrock_sdk.clone()),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
             SnsNotifier::new(sns, &self.config.topic_arn),
-            Settings::new(&self.config, REGION),
+            self.config.clone(),
+            REGION,
         )
     }
 
     pub async fn invoke(&self, monitor: &RealMonitor, event: Value) -> Result<Value, HandlerError> {
-        handler::handle(monitor, &event, None).await
+        handler::handle(monitor, &event, &invocation(None)).await
     }
 
     /// Invokes a fresh monitor and expects success.
@@ -440,7 +441,12 @@ pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
         .expect("queue arn")
 }
 
-/// A [`JobStore`] decorator counting the writes that reach the real table.
+/// A fresh invocation (its own id, so its own claims) with an optional deadline.
+pub fn invocation(deadline: Option<Instant>) -> Invocation {
+    Invocation::new(unique("invocation"), deadline)
+}
+
+/// A job table decorator counting the writes that reach the real table.
 pub struct CountingStore<T> {
     pub inner: T,
     pub writes: std::sync::Arc<AtomicU32>,
@@ -458,17 +464,14 @@ impl<T> CountingStore<T> {
     }
 }
 
-use bedrock_batch_monitor::domain::{JobArn, StoredJob, Transition};
-use bedrock_batch_monitor::ports::{JobStore, Page, Record, StoreError, Write};
+use bedrock_batch_monitor::domain::{JobArn, SetAside, StoredJob, Transition};
+use bedrock_batch_monitor::ports::{
+    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
+};
 use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
 
-impl<T: JobStore> JobStore for CountingStore<T> {
-    fn list_active(
-        &self,
-        rotation: u32,
-    ) -> impl futures::Stream<Item = Result<Page, StoreError>> + Send {
-        self.inner.list_active(rotation)
-    }
+impl<T: Jobs> Jobs for CountingStore<T> {
     async fn get(&self, arn: &JobArn) -> Result<Option<StoredJob>, StoreError> {
         self.inner.get(arn).await
     }
@@ -476,39 +479,90 @@ impl<T: JobStore> JobStore for CountingStore<T> {
         self.count();
         self.inner.create(first).await
     }
+    async fn rearm(&self, first: &Transition, v: u64) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.rearm(first, v).await
+    }
     async fn record(&self, change: Record<'_>) -> Result<Write, StoreError> {
         self.count();
         self.inner.record(change).await
+    }
+    async fn set_labels(
+        &self,
+        arn: &JobArn,
+        labels: &BTreeMap<String, String>,
+        v: u64,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.set_labels(arn, labels, v).await
     }
     async fn set_not_found_count(&self, arn: &JobArn, v: u64, c: u32) -> Result<Write, StoreError> {
         self.count();
         self.inner.set_not_found_count(arn, v, c).await
     }
-    async fn claim(
-        &self,
-        arn: &JobArn,
-        id: &str,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> Result<Write, StoreError> {
-        self.count();
-        self.inner.claim(arn, id, now, until).await
-    }
-    async fn release(&self, arn: &JobArn, id: &str) -> Result<(), StoreError> {
-        self.count();
-        self.inner.release(arn, id).await
-    }
-    async fn complete(&self, arn: &JobArn, id: &str) -> Result<Option<StoredJob>, StoreError> {
-        self.count();
-        self.inner.complete(arn, id).await
-    }
     async fn retire(&self, arn: &JobArn, v: u64, at: DateTime<Utc>) -> Result<Write, StoreError> {
         self.count();
         self.inner.retire(arn, v, at).await
     }
-    async fn delete(&self, arn: &JobArn) -> Result<bool, StoreError> {
+    async fn untrack(
+        &self,
+        arn: &JobArn,
+        at: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<Untrack, StoreError> {
         self.count();
-        self.inner.delete(arn).await
+        self.inner.untrack(arn, at, expires).await
+    }
+}
+
+impl<T: Outbox> Outbox for CountingStore<T> {
+    async fn claim(&self, arn: &JobArn, id: &str, claim: &Claim) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.claim(arn, id, claim).await
+    }
+    async fn release(
+        &self,
+        arn: &JobArn,
+        id: &str,
+        token: &str,
+        rejected: Option<&str>,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.release(arn, id, token, rejected).await
+    }
+    async fn complete(
+        &self,
+        arn: &JobArn,
+        id: &str,
+        token: &str,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        self.count();
+        self.inner.complete(arn, id, token).await
+    }
+    async fn set_aside(
+        &self,
+        arn: &JobArn,
+        token: &str,
+        entry: &SetAside,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        self.count();
+        self.inner.set_aside(arn, token, entry).await
+    }
+}
+
+impl<T: WorkList> WorkList for CountingStore<T> {
+    fn shards(&self) -> u32 {
+        self.inner.shards()
+    }
+    async fn work_page(&self, shard: u32, after: Option<&str>) -> Result<WorkPage, StoreError> {
+        self.inner.work_page(shard, after).await
+    }
+    async fn load_cursor(&self) -> Result<Option<ListPosition>, StoreError> {
+        self.inner.load_cursor().await
+    }
+    async fn save_cursor(&self, cursor: Option<&ListPosition>) -> Result<(), StoreError> {
+        self.count();
+        self.inner.save_cursor(cursor).await
     }
 }
 
@@ -529,7 +583,8 @@ impl World {
             BedrockJobSource::new(self.bedrock_sdk.clone()),
             store,
             SnsNotifier::new(aws_sdk_sns::Client::new(&self.moto), &self.config.topic_arn),
-            Settings::new(&self.config, REGION),
+            self.config.clone(),
+            REGION,
         );
         (m, writes)
     }

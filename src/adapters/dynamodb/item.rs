@@ -1,0 +1,398 @@
+//! One job's item: its attribute names, how a [`StoredJob`] is read from an
+//! item (anything that is not ours is an [`ItemError`], never a panic) and how
+//! its parts are written.
+
+use std::collections::{BTreeMap, HashMap};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::domain::{
+    HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, RecordCounts, SetAside, StoredJob,
+    Transition,
+};
+use crate::ports::{ItemError, StoreError};
+
+pub(super) const ARN: &str = "jobArn";
+pub(super) const STATUS: &str = "status";
+pub(super) const VERSION: &str = "version";
+pub(super) const HISTORY: &str = "history";
+pub(super) const OUTBOX: &str = "outbox";
+pub(super) const SHARD: &str = "pollShard";
+pub(super) const EXPIRES: &str = "expiresAt";
+pub(super) const NOT_FOUND: &str = "notFoundCount";
+pub(super) const GONE: &str = "gone";
+pub(super) const LABELS: &str = "labels";
+pub(super) const TRACKED_AT: &str = "trackedAt";
+pub(super) const UNTRACKED_AT: &str = "untrackedAt";
+pub(super) const UNDELIVERABLE: &str = "undeliverable";
+// Inside an outbox entry.
+pub(super) const TRANSITION: &str = "transition";
+pub(super) const CLAIMED_UNTIL: &str = "claimedUntil";
+pub(super) const CLAIMED_BY: &str = "claimedBy";
+pub(super) const ATTEMPTS: &str = "attempts";
+pub(super) const LAST_ERROR: &str = "lastError";
+
+/// Snapshot fields besides the key and the status, in item order.
+pub(super) const SNAPSHOT_FIELDS: [&str; 9] = [
+    "jobName",
+    "modelId",
+    "message",
+    "submitTime",
+    "lastModifiedTime",
+    "endTime",
+    "records",
+    "inputS3Uri",
+    "outputS3Uri",
+];
+
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub(super) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+pub(super) fn ts(t: DateTime<Utc>) -> AttributeValue {
+    s(t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+fn opt_s(v: Option<&str>) -> AttributeValue {
+    v.map_or(AttributeValue::Null(true), s)
+}
+
+/// The snapshot's attributes: `None` for a field Bedrock did not give (removed).
+pub(super) fn snapshot_values(j: &JobSnapshot) -> [(&'static str, Option<AttributeValue>); 9] {
+    let records = j.records.filter(|r| !r.is_empty()).map(|r| {
+        let counts = [
+            ("total", r.total),
+            ("processed", r.processed),
+            ("success", r.success),
+            ("error", r.error),
+        ];
+        AttributeValue::M(
+            counts
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), n(v))))
+                .collect(),
+        )
+    });
+    let values = [
+        j.job_name.as_deref().map(s),
+        j.model_id.as_deref().map(s),
+        j.message.as_deref().map(s),
+        j.submit_time.map(ts),
+        j.last_modified_time.map(ts),
+        j.end_time.map(ts),
+        records,
+        j.input_s3_uri.as_deref().map(s),
+        j.output_s3_uri.as_deref().map(s),
+    ];
+    let mut out: [(&'static str, Option<AttributeValue>); 9] = Default::default();
+    for (i, v) in values.into_iter().enumerate() {
+        out[i] = (SNAPSHOT_FIELDS[i], v);
+    }
+    out
+}
+
+pub(super) fn history_value(h: &HistoryEntry) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        (
+            "from".to_owned(),
+            opt_s(h.from.as_ref().map(JobStatus::as_str)),
+        ),
+        ("to".to_owned(), s(h.to.as_str())),
+        ("at".to_owned(), ts(h.at)),
+        ("message".to_owned(), opt_s(h.message.as_deref())),
+    ]))
+}
+
+/// A new outbox entry: the notification as JSON, unclaimed.
+pub(super) fn pending_value(t: &Transition) -> Result<AttributeValue, StoreError> {
+    let json = serde_json::to_string(t)
+        .map_err(|e| StoreError::other(format!("cannot encode notification {}: {e}", t.id)))?;
+    Ok(AttributeValue::M(HashMap::from([(
+        TRANSITION.to_owned(),
+        s(json),
+    )])))
+}
+
+pub(super) fn labels_value(labels: &BTreeMap<String, String>) -> AttributeValue {
+    AttributeValue::M(
+        labels
+            .iter()
+            .map(|(k, v)| (k.clone(), s(v.as_str())))
+            .collect(),
+    )
+}
+
+pub(super) fn set_aside_value(e: &SetAside) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("transitionId".to_owned(), s(e.transition_id.as_str())),
+        ("status".to_owned(), s(e.status.as_str())),
+        (
+            "previousStatus".to_owned(),
+            opt_s(e.previous_status.as_ref().map(JobStatus::as_str)),
+        ),
+        ("error".to_owned(), s(e.error.as_str())),
+        ("attempts".to_owned(), n(e.attempts)),
+        ("setAsideAt".to_owned(), ts(e.set_aside_at)),
+    ]))
+}
+
+pub(super) fn type_name(v: &AttributeValue) -> &'static str {
+    match v {
+        AttributeValue::S(_) => "string",
+        AttributeValue::N(_) => "number",
+        AttributeValue::B(_) => "binary",
+        AttributeValue::Bool(_) => "boolean",
+        AttributeValue::Null(_) => "null",
+        AttributeValue::M(_) => "map",
+        AttributeValue::L(_) => "list",
+        AttributeValue::Ss(_) => "string set",
+        AttributeValue::Ns(_) => "number set",
+        AttributeValue::Bs(_) => "binary set",
+        _ => "value of an unknown type",
+    }
+}
+
+/// The item's key as found, for error reports.
+pub(super) fn key_of(item: &HashMap<String, AttributeValue>) -> String {
+    match item.get(ARN) {
+        Some(AttributeValue::S(k)) => k.clone(),
+        Some(other) => format!("<jobArn of type {}>", type_name(other)),
+        None => "<no jobArn>".to_owned(),
+    }
+}
+
+/// Reads attributes of one item, each failure naming the item and the attribute.
+struct Reader<'a> {
+    item: &'a HashMap<String, AttributeValue>,
+    key: String,
+}
+
+impl Reader<'_> {
+    fn err(&self, reason: String) -> ItemError {
+        ItemError {
+            key: self.key.clone(),
+            reason,
+        }
+    }
+
+    fn wrong_type(&self, name: &str, v: &AttributeValue, expected: &str) -> ItemError {
+        self.err(format!("{name} is a {}, expected {expected}", type_name(v)))
+    }
+
+    fn string(&self, name: &str) -> Result<Option<String>, ItemError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(v)) => Ok(Some(v.clone())),
+            Some(other) => Err(self.wrong_type(name, other, "a string")),
+        }
+    }
+
+    fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ItemError> {
+        self.string(name)?
+            .map(|v| {
+                DateTime::parse_from_rfc3339(&v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| self.err(format!("{name} is not an RFC 3339 time ({v:?}): {e}")))
+            })
+            .transpose()
+    }
+
+    fn number(&self, name: &str) -> Result<Option<i64>, ItemError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(v)) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| self.err(format!("{name} is not a whole number ({v:?})"))),
+            Some(other) => Err(self.wrong_type(name, other, "a number")),
+        }
+    }
+
+    fn arn(&self) -> Result<JobArn, ItemError> {
+        self.key
+            .parse()
+            .map_err(|e: crate::domain::ArnError| self.err(e.to_string()))
+    }
+
+    fn status(&self) -> Result<JobStatus, ItemError> {
+        let status = self
+            .string(STATUS)?
+            .ok_or_else(|| self.err("no status".into()))?;
+        Ok(JobStatus::parse(&status))
+    }
+
+    fn version(&self) -> Result<u64, ItemError> {
+        let v = self
+            .number(VERSION)?
+            .ok_or_else(|| self.err("no version".into()))?;
+        u64::try_from(v).map_err(|_| self.err(format!("negative version {v}")))
+    }
+
+    fn records(&self) -> Result<Option<RecordCounts>, ItemError> {
+        match self.item.get("records") {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::M(m)) => {
+                let count = |k: &str| {
+                    m.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                };
+                Ok(Some(RecordCounts {
+                    total: count("total"),
+                    processed: count("processed"),
+                    success: count("success"),
+                    error: count("error"),
+                }))
+            }
+            Some(other) => Err(self.wrong_type("records", other, "a map")),
+        }
+    }
+
+    fn snapshot(&self) -> Result<JobSnapshot, ItemError> {
+        Ok(JobSnapshot {
+            job_arn: self.arn()?,
+            job_name: self.string("jobName")?,
+            model_id: self.string("modelId")?,
+            status: self.status()?,
+            message: self.string("message")?,
+            submit_time: self.time("submitTime")?,
+            last_modified_time: self.time("lastModifiedTime")?,
+            end_time: self.time("endTime")?,
+            records: self.records()?,
+            input_s3_uri: self.string("inputS3Uri")?,
+            output_s3_uri: self.string("outputS3Uri")?,
+        })
+    }
+
+    fn list(&self, name: &str) -> Result<&[AttributeValue], ItemError> {
+        match self.item.get(name) {
+            None => Ok(&[]),
+            Some(AttributeValue::L(list)) => Ok(list),
+            Some(other) => Err(self.wrong_type(name, other, "a list")),
+        }
+    }
+
+    fn history(&self) -> Result<Vec<HistoryEntry>, ItemError> {
+        self.list(HISTORY)?
+            .iter()
+            .enumerate()
+            .map(|(i, h)| {
+                let m = h
+                    .as_m()
+                    .map_err(|_| self.err(format!("history[{i}] is not a map")))?;
+                let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+                let to =
+                    text("to").ok_or_else(|| self.err(format!("history[{i}] has no \"to\"")))?;
+                let at = text("at")
+                    .and_then(|a| DateTime::parse_from_rfc3339(&a).ok())
+                    .ok_or_else(|| self.err(format!("history[{i}] has no readable \"at\"")))?;
+                Ok(HistoryEntry {
+                    from: text("from").map(|f| JobStatus::parse(&f)),
+                    to: JobStatus::parse(&to),
+                    at: at.with_timezone(&Utc),
+                    message: text("message"),
+                })
+            })
+            .collect()
+    }
+
+    fn outbox(&self) -> Result<Vec<Pending>, ItemError> {
+        let entries = match self.item.get(OUTBOX) {
+            None => return Ok(Vec::new()),
+            Some(AttributeValue::M(m)) => m,
+            Some(other) => return Err(self.wrong_type(OUTBOX, other, "a map")),
+        };
+        entries
+            .iter()
+            .map(|(id, entry)| {
+                let e = entry
+                    .as_m()
+                    .map_err(|_| self.err(format!("outbox entry {id} is not a map")))?;
+                let json = e
+                    .get(TRANSITION)
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(|| self.err(format!("outbox entry {id} has no transition")))?;
+                let transition: Transition = serde_json::from_str(json)
+                    .map_err(|x| self.err(format!("outbox entry {id} is unreadable: {x}")))?;
+                let number = |k: &str| {
+                    e.get(k)
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                };
+                Ok(Pending {
+                    transition,
+                    claimed_until: number(CLAIMED_UNTIL).and_then(DateTime::from_timestamp_millis),
+                    claimed_by: e.get(CLAIMED_BY).and_then(|v| v.as_s().ok()).cloned(),
+                    attempts: number(ATTEMPTS)
+                        .map_or(0, |a| a.clamp(0, i64::from(u32::MAX)) as u32),
+                    last_error: e.get(LAST_ERROR).and_then(|v| v.as_s().ok()).cloned(),
+                })
+            })
+            .collect()
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        match self.item.get(LABELS) {
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .filter_map(|(k, v)| v.as_s().ok().map(|v| (k.clone(), v.clone())))
+                .collect(),
+            _ => BTreeMap::new(),
+        }
+    }
+
+    fn undeliverable(&self) -> Result<Vec<SetAside>, ItemError> {
+        self.list(UNDELIVERABLE)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let bad = || self.err(format!("{UNDELIVERABLE}[{i}] is not readable"));
+                let m = v.as_m().map_err(|_| bad())?;
+                let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Ok(SetAside {
+                    transition_id: text("transitionId").ok_or_else(bad)?,
+                    status: JobStatus::parse(&text("status").ok_or_else(bad)?),
+                    previous_status: text("previousStatus").map(|p| JobStatus::parse(&p)),
+                    error: text("error").unwrap_or_default(),
+                    attempts: m
+                        .get("attempts")
+                        .and_then(|v| v.as_n().ok())
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0),
+                    set_aside_at: text("setAsideAt")
+                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&Utc))
+                        .ok_or_else(bad)?,
+                })
+            })
+            .collect()
+    }
+}
+
+impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
+    type Error = ItemError;
+
+    fn try_from(item: &HashMap<String, AttributeValue>) -> Result<Self, ItemError> {
+        let r = Reader {
+            item,
+            key: key_of(item),
+        };
+        Ok(StoredJob {
+            snapshot: r.snapshot()?,
+            version: r.version()?,
+            history: r.history()?,
+            outbox: r.outbox()?,
+            not_found_count: r
+                .number(NOT_FOUND)?
+                .unwrap_or(0)
+                .clamp(0, i64::from(u32::MAX)) as u32,
+            gone: matches!(item.get(GONE), Some(AttributeValue::Bool(true))),
+            active: item.contains_key(SHARD),
+            labels: r.labels(),
+            untracked_at: r.time(UNTRACKED_AT)?,
+            undeliverable: r.undeliverable()?,
+        })
+    }
+}

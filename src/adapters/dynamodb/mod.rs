@@ -1,0 +1,578 @@
+//! The job table over aws-sdk-dynamodb: one item per job, keyed by `jobArn`.
+//!
+//! A transition, its history entry and its pending notification are one
+//! conditional `UpdateItem` on `version`. `pollShard` exists only while the job
+//! needs work, so the sparse index [`WORK_INDEX`] lists the work and nothing else.
+//! Every write is conditional: on the version for the job's state, on the
+//! claim's holder for its outbox.
+
+mod item;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use chrono::{DateTime, Utc};
+
+use self::item::*;
+use super::aws_smithy_error_chain;
+use crate::domain::{JobArn, SetAside, StoredJob, Transition};
+use crate::ports::{
+    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
+};
+
+/// The sparse global secondary index on `pollShard` (see template.yaml).
+pub const WORK_INDEX: &str = "work-index";
+/// Shard values `0..POLL_SHARDS`; a deployment can later split polling by shard.
+pub const POLL_SHARDS: u32 = 4;
+/// The key of the item that remembers where the next poll cycle starts. It is
+/// not a job ARN and has no `pollShard`, so no listing or job read meets it.
+pub const CURSOR_KEY: &str = "control#poll-cursor";
+
+pub struct DynamoJobStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoJobStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    fn key(arn: &JobArn) -> HashMap<String, AttributeValue> {
+        HashMap::from([(ARN.to_owned(), s(arn.as_str()))])
+    }
+
+    /// A job read back from a write's `ALL_NEW` answer.
+    fn job_after(
+        item: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        item.map(|a| StoredJob::try_from(&a).map_err(StoreError::from))
+            .transpose()
+    }
+}
+
+/// Which work shard a job lives in: a stable hash of its ARN (FNV-1a).
+pub fn shard_of(arn: &JobArn) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for b in arn.as_str().bytes() {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % POLL_SHARDS
+}
+
+/// Maps an SDK error; `None` for a failed condition (the caller's `Write::Lost`).
+fn classify<E>(e: SdkError<E>, table: &str) -> Option<StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let code = e.code().unwrap_or_default().to_owned();
+    let message = match e.message() {
+        Some(m) => format!("{code}: {m}"),
+        None => aws_smithy_error_chain(&e),
+    };
+    let dispatch = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
+    let cause = Some(Arc::new(e) as crate::ports::Cause);
+    Some(match code.as_str() {
+        "ConditionalCheckFailedException" => return None,
+        _ if dispatch => StoreError::Unreachable { message, cause },
+        "ResourceNotFoundException" => StoreError::Unreachable {
+            message: format!("table {table} not found ({message})"),
+            cause,
+        },
+        "AccessDeniedException"
+        | "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "ExpiredTokenException" => StoreError::AccessDenied { message, cause },
+        "ProvisionedThroughputExceededException"
+        | "ThrottlingException"
+        | "RequestLimitExceeded" => StoreError::Throttled { message, cause },
+        _ => StoreError::Other { message, cause },
+    })
+}
+
+fn write_result<T, E>(r: Result<T, SdkError<E>>, table: &str) -> Result<Write, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match r {
+        Ok(_) => Ok(Write::Done),
+        Err(e) => classify(e, table).map_or(Ok(Write::Lost), Err),
+    }
+}
+
+fn fail<E>(e: SdkError<E>, table: &str) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    classify(e, table).unwrap_or_else(|| StoreError::other("unexpected condition failure"))
+}
+
+/// Builds expression attribute names `#a0, #a1, ...` for the names used.
+#[derive(Default)]
+struct Names(Vec<String>);
+
+impl Names {
+    fn of(&mut self, name: &str) -> String {
+        let i = self.0.iter().position(|n| n == name).unwrap_or_else(|| {
+            self.0.push(name.to_owned());
+            self.0.len() - 1
+        });
+        format!("#a{i}")
+    }
+    fn into_map(self) -> HashMap<String, String> {
+        self.0
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| (format!("#a{i}"), n))
+            .collect()
+    }
+}
+
+/// An `UpdateItem` expression built a clause at a time.
+#[derive(Default)]
+struct Update {
+    names: Names,
+    values: HashMap<String, AttributeValue>,
+    set: Vec<String>,
+    remove: Vec<String>,
+}
+
+impl Update {
+    fn name(&mut self, name: &str) -> String {
+        self.names.of(name)
+    }
+    fn value(&mut self, placeholder: &str, v: AttributeValue) -> String {
+        self.values.insert(placeholder.to_owned(), v);
+        placeholder.to_owned()
+    }
+    fn set(&mut self, attr: &str, placeholder: &str, v: AttributeValue) {
+        let lhs = self.name(attr);
+        let rhs = self.value(placeholder, v);
+        self.set.push(format!("{lhs} = {rhs}"));
+    }
+    fn remove(&mut self, attr: &str) {
+        let n = self.name(attr);
+        self.remove.push(n);
+    }
+    /// The snapshot's fields, and the status: set what Bedrock gave, remove the rest.
+    fn snapshot(&mut self, t: &Transition) {
+        self.set(STATUS, ":status", s(t.job.status.as_str()));
+        for (i, (name, value)) in snapshot_values(&t.job).into_iter().enumerate() {
+            match value {
+                Some(v) => self.set(name, &format!(":f{i}"), v),
+                None => self.remove(name),
+            }
+        }
+    }
+    /// The history entry and pending notification of `t`, and its version.
+    fn transition(&mut self, t: &Transition) -> Result<(), StoreError> {
+        self.set(VERSION, ":version", n(t.version));
+        let h = self.name(HISTORY);
+        self.value(":empty", AttributeValue::L(vec![]));
+        self.value(
+            ":history",
+            AttributeValue::L(vec![history_value(&t.history_entry())]),
+        );
+        self.set.push(format!(
+            "{h} = list_append(if_not_exists({h}, :empty), :history)"
+        ));
+        let (o, id) = (self.name(OUTBOX), self.name(&t.id));
+        let p = self.value(":pending", pending_value(t)?);
+        self.set.push(format!("{o}.{id} = {p}"));
+        Ok(())
+    }
+    fn expression(&self) -> String {
+        let mut expr = format!("SET {}", self.set.join(", "));
+        if !self.remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+        }
+        expr
+    }
+}
+
+impl DynamoJobStore {
+    /// Sends `u` with `condition` (written with `#v` = version, `:expected`).
+    async fn update_on_version(
+        &self,
+        key: &JobArn,
+        mut u: Update,
+        expected_version: u64,
+    ) -> Result<Write, StoreError> {
+        let condition = format!("{} = :expected", u.name(VERSION));
+        u.value(":expected", n(expected_version));
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .update_expression(u.expression())
+            .condition_expression(condition)
+            .set_expression_attribute_names(Some(u.names.into_map()))
+            .set_expression_attribute_values(Some(u.values))
+            .send()
+            .await;
+        write_result(r, &self.table)
+    }
+}
+
+impl Jobs for DynamoJobStore {
+    async fn get(&self, arn: &JobArn) -> Result<Option<StoredJob>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        Self::job_after(out.item)
+    }
+
+    async fn create(&self, first: &Transition) -> Result<Write, StoreError> {
+        let j = &first.job;
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (ARN.to_owned(), s(j.job_arn.as_str())),
+            (STATUS.to_owned(), s(j.status.as_str())),
+            (VERSION.to_owned(), n(first.version)),
+            (
+                HISTORY.to_owned(),
+                AttributeValue::L(vec![history_value(&first.history_entry())]),
+            ),
+            (
+                OUTBOX.to_owned(),
+                AttributeValue::M(HashMap::from([(first.id.clone(), pending_value(first)?)])),
+            ),
+            (SHARD.to_owned(), n(shard_of(&j.job_arn))),
+            (NOT_FOUND.to_owned(), n(0)),
+            (GONE.to_owned(), AttributeValue::Bool(false)),
+            (LABELS.to_owned(), labels_value(&first.labels)),
+            (TRACKED_AT.to_owned(), ts(first.observed_at)),
+        ]);
+        for (name, value) in snapshot_values(j) {
+            if let Some(v) = value {
+                item.insert(name.to_owned(), v);
+            }
+        }
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", ARN)
+            .send()
+            .await;
+        write_result(r, &self.table)
+    }
+
+    async fn rearm(&self, first: &Transition, expected_version: u64) -> Result<Write, StoreError> {
+        let mut u = Update::default();
+        u.snapshot(first);
+        u.transition(first)?;
+        u.set(NOT_FOUND, ":zero", n(0));
+        u.set(GONE, ":gone", AttributeValue::Bool(false));
+        u.set(LABELS, ":labels", labels_value(&first.labels));
+        u.set(SHARD, ":shard", n(shard_of(&first.job.job_arn)));
+        u.set(TRACKED_AT, ":trackedAt", ts(first.observed_at));
+        u.remove(EXPIRES);
+        u.remove(UNTRACKED_AT);
+        self.update_on_version(&first.job.job_arn, u, expected_version)
+            .await
+    }
+
+    async fn record(&self, change: Record<'_>) -> Result<Write, StoreError> {
+        let t = change.transition;
+        let mut u = Update::default();
+        u.snapshot(t);
+        u.transition(t)?;
+        u.set(NOT_FOUND, ":zero", n(0));
+        u.set(GONE, ":gone", AttributeValue::Bool(change.gone));
+        self.update_on_version(&t.job.job_arn, u, change.expected_version)
+            .await
+    }
+
+    async fn set_labels(
+        &self,
+        arn: &JobArn,
+        labels: &BTreeMap<String, String>,
+        expected_version: u64,
+    ) -> Result<Write, StoreError> {
+        let mut u = Update::default();
+        u.set(LABELS, ":labels", labels_value(labels));
+        u.set(VERSION, ":version", n(expected_version + 1));
+        self.update_on_version(arn, u, expected_version).await
+    }
+
+    async fn set_not_found_count(
+        &self,
+        arn: &JobArn,
+        expected_version: u64,
+        count: u32,
+    ) -> Result<Write, StoreError> {
+        let mut u = Update::default();
+        u.set(NOT_FOUND, ":count", n(count));
+        self.update_on_version(arn, u, expected_version).await
+    }
+
+    async fn retire(
+        &self,
+        arn: &JobArn,
+        expected_version: u64,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Write, StoreError> {
+        let mut u = Update::default();
+        u.set(EXPIRES, ":expires", n(expires_at.timestamp()));
+        u.remove(SHARD);
+        self.update_on_version(arn, u, expected_version).await
+    }
+
+    async fn untrack(
+        &self,
+        arn: &JobArn,
+        at: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Untrack, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression("SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s")
+            .condition_expression("attribute_exists(#k) AND attribute_not_exists(#u)")
+            .expression_attribute_names("#k", ARN)
+            .expression_attribute_names("#u", UNTRACKED_AT)
+            .expression_attribute_names("#e", EXPIRES)
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#v", VERSION)
+            .expression_attribute_names("#s", SHARD)
+            .expression_attribute_values(":at", ts(at))
+            .expression_attribute_values(":exp", n(expires_at.timestamp()))
+            .expression_attribute_values(":none", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":one", n(1))
+            .send()
+            .await;
+        Ok(match write_result(r, &self.table)? {
+            Write::Done => Untrack::Untracked,
+            Write::Lost => Untrack::NotTracked,
+        })
+    }
+}
+
+impl Outbox for DynamoJobStore {
+    async fn claim(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        claim: &Claim,
+    ) -> Result<Write, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression("SET #o.#t.#c = :until, #o.#t.#b = :token")
+            .condition_expression(
+                "attribute_exists(#o.#t) AND (attribute_not_exists(#o.#t.#c) OR #o.#t.#c < :now)",
+            )
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#t", transition_id)
+            .expression_attribute_names("#c", CLAIMED_UNTIL)
+            .expression_attribute_names("#b", CLAIMED_BY)
+            .expression_attribute_values(":until", n(claim.until.timestamp_millis()))
+            .expression_attribute_values(":now", n(claim.now.timestamp_millis()))
+            .expression_attribute_values(":token", s(claim.token.as_str()))
+            .send()
+            .await;
+        write_result(r, &self.table)
+    }
+
+    async fn release(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        token: &str,
+        rejected: Option<&str>,
+    ) -> Result<Write, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .condition_expression("#o.#t.#b = :token")
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#t", transition_id)
+            .expression_attribute_names("#c", CLAIMED_UNTIL)
+            .expression_attribute_names("#b", CLAIMED_BY)
+            .expression_attribute_values(":token", s(token));
+        req = match rejected {
+            None => req.update_expression("REMOVE #o.#t.#c, #o.#t.#b"),
+            Some(error) => req
+                .update_expression(
+                    "SET #o.#t.#n = if_not_exists(#o.#t.#n, :zero) + :one, #o.#t.#e = :error \
+                     REMOVE #o.#t.#c, #o.#t.#b",
+                )
+                .expression_attribute_names("#n", ATTEMPTS)
+                .expression_attribute_names("#e", LAST_ERROR)
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":error", s(error)),
+        };
+        write_result(req.send().await, &self.table)
+    }
+
+    async fn complete(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        token: &str,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression("REMOVE #o.#t")
+            .condition_expression("#o.#t.#b = :token")
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#t", transition_id)
+            .expression_attribute_names("#b", CLAIMED_BY)
+            .expression_attribute_values(":token", s(token))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Self::job_after(out.attributes),
+            Err(e) => classify(e, &self.table).map_or(Ok(None), Err),
+        }
+    }
+
+    async fn set_aside(
+        &self,
+        arn: &JobArn,
+        token: &str,
+        entry: &SetAside,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression(
+                "REMOVE #o.#t SET #u = list_append(if_not_exists(#u, :empty), :entry)",
+            )
+            .condition_expression("#o.#t.#b = :token")
+            .expression_attribute_names("#o", OUTBOX)
+            .expression_attribute_names("#t", entry.transition_id.as_str())
+            .expression_attribute_names("#b", CLAIMED_BY)
+            .expression_attribute_names("#u", UNDELIVERABLE)
+            .expression_attribute_values(":token", s(token))
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![set_aside_value(entry)]))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match r {
+            Ok(out) => Self::job_after(out.attributes),
+            Err(e) => classify(e, &self.table).map_or(Ok(None), Err),
+        }
+    }
+}
+
+impl WorkList for DynamoJobStore {
+    fn shards(&self) -> u32 {
+        POLL_SHARDS
+    }
+
+    async fn work_page(&self, shard: u32, after: Option<&str>) -> Result<WorkPage, StoreError> {
+        let start =
+            after.map(|a| HashMap::from([(ARN.to_owned(), s(a)), (SHARD.to_owned(), n(shard))]));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(WORK_INDEX)
+            .key_condition_expression("#s = :s")
+            .expression_attribute_names("#s", SHARD)
+            .expression_attribute_values(":s", n(shard))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        let next = out
+            .last_evaluated_key
+            .as_ref()
+            .and_then(|k| k.get(ARN))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        let items = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(StoredJob::try_from)
+            .collect();
+        Ok(WorkPage { items, next })
+    }
+
+    async fn load_cursor(&self) -> Result<Option<ListPosition>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ARN, s(CURSOR_KEY))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        // An unreadable cursor is only a lost hint: start from the beginning.
+        let shard = item
+            .get("shard")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|s| *s < POLL_SHARDS);
+        Ok(shard.map(|shard| ListPosition {
+            shard,
+            after: item.get("after").and_then(|v| v.as_s().ok()).cloned(),
+        }))
+    }
+
+    async fn save_cursor(&self, cursor: Option<&ListPosition>) -> Result<(), StoreError> {
+        let Some(c) = cursor else {
+            return self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(ARN, s(CURSOR_KEY))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| fail(e, &self.table));
+        };
+        let mut item = HashMap::from([
+            (ARN.to_owned(), s(CURSOR_KEY)),
+            ("shard".to_owned(), n(c.shard)),
+            ("updatedAt".to_owned(), ts(Utc::now())),
+        ]);
+        if let Some(after) = &c.after {
+            item.insert("after".to_owned(), s(after.as_str()));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(e, &self.table))
+    }
+}

@@ -1,0 +1,273 @@
+//! The user's commands: `track`, `untrack`, `describe`. One bad item is that
+//! item's error in the answer; only a systemic fault (the table or the topic
+//! unreachable) fails the invocation.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::Utc;
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tracing::info;
+
+use super::job::Started;
+use super::summary::{Failure, Outcome, Tally};
+use super::{Budget, Invocation, Monitor, MonitorError};
+use crate::domain::{JobArn, JobRef, Tracking};
+use crate::event::{RejectedItem, TrackRequest};
+use crate::ports::{JobSource, Jobs, Notifier, Outbox, SourceError, StoreError, Untrack, Write};
+use crate::render::describe;
+
+/// What `track` did with one item.
+#[derive(Debug)]
+enum TrackResult {
+    /// Tracked from now on (new, or tracked again after untrack, loss or end).
+    Tracked,
+    /// Tracked already; `Some` with the labels it has now when the given ones changed them.
+    Already(Option<BTreeMap<String, String>>),
+    /// Not tracked; the outcome says why.
+    Failed,
+}
+
+impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+    pub(super) async fn track(
+        &self,
+        items: Vec<Result<TrackRequest, RejectedItem>>,
+        inv: &Invocation,
+    ) -> Result<Value, MonitorError> {
+        let budget = Budget::new(inv.deadline, self.config.deadline_margin);
+        let mut tally = Tally::for_command();
+        let (mut tracked, mut already, mut merged) = (Vec::new(), Vec::new(), Vec::new());
+        let mut seen = HashSet::new();
+        let requests = items.into_iter().filter_map(|item| match item {
+            // The same reference twice is one request.
+            Ok(req) => seen
+                .insert(req.reference.trim().to_owned())
+                .then_some(Ok(req)),
+            Err(rejected) => Some(Err(rejected)),
+        });
+        let mut results = futures::stream::iter(requests)
+            .map(|item| {
+                let budget = &budget;
+                async move {
+                    let req = match item {
+                        Ok(req) => req,
+                        Err(rejected) => {
+                            let key = rejected.item.clone();
+                            let mut out = Outcome::default();
+                            out.fail(rejected);
+                            return (key, TrackResult::Failed, out);
+                        }
+                    };
+                    let mut out = Outcome::default();
+                    let mut result = (req.reference.trim().to_owned(), TrackResult::Failed);
+                    let done = budget
+                        .within(async {
+                            result = self.track_one(&req, inv, &mut out).await;
+                        })
+                        .await;
+                    if !done {
+                        out.deferred = true;
+                        out.fail(Failure::Deadline);
+                    }
+                    (result.0, result.1, out)
+                }
+            })
+            .buffer_unordered(self.config.max_concurrency);
+        while let Some((key, result, outcome)) = results.next().await {
+            match result {
+                TrackResult::Tracked => tracked.push(key.clone()),
+                TrackResult::Already(None) => already.push(key.clone()),
+                TrackResult::Already(Some(labels)) => {
+                    already.push(key.clone());
+                    merged.push(json!({"jobArn": key, "labels": labels}));
+                }
+                TrackResult::Failed => {}
+            }
+            tally.add(&key, outcome);
+        }
+        drop(results);
+        let notified = tally.summary.notified;
+        let summary = tally.finish()?;
+        Ok(json!({
+            "tracked": tracked,
+            "alreadyTracked": already,
+            "labelsMerged": merged,
+            "notified": notified,
+            "failed": summary.failed,
+            "errors": summary.errors,
+        }))
+    }
+
+    /// Tracks one job: Bedrock must know it. Returns the job's ARN (or the
+    /// reference as given, when there is none) and what was done.
+    async fn track_one(
+        &self,
+        req: &TrackRequest,
+        inv: &Invocation,
+        out: &mut Outcome,
+    ) -> (String, TrackResult) {
+        let given = req.reference.trim().to_owned();
+        let reference = match JobRef::parse(&given, &self.home_region) {
+            Ok(r) => r,
+            Err(e) => {
+                out.fail(e);
+                return (given, TrackResult::Failed);
+            }
+        };
+        out.called_bedrock = true;
+        let snapshot = match self.source.get_job(&reference).await {
+            Ok(s) => s,
+            Err(SourceError::NotFound { message, cause }) => {
+                out.fail(SourceError::NotFound {
+                    message: format!("no such job in {}: {message}", reference.region()),
+                    cause,
+                });
+                return (given, TrackResult::Failed);
+            }
+            Err(e) => {
+                out.fail(e);
+                return (given, TrackResult::Failed);
+            }
+        };
+        out.polled = true;
+        let arn = snapshot.job_arn.clone();
+        let key = arn.to_string();
+        if let JobRef::Arn(asked) = &reference {
+            if *asked != arn {
+                out.fail(SourceError::other(format!(
+                    "asked for {asked} and got {arn}"
+                )));
+                return (given, TrackResult::Failed);
+            }
+        }
+        // A lost race (another invocation wrote the item meanwhile) is read
+        // again; a few in a row means the item is contended: say so.
+        for _ in 0..3 {
+            let stored = match self.store.get(&arn).await {
+                Ok(s) => s,
+                Err(e) => {
+                    out.fail(e);
+                    return (key, TrackResult::Failed);
+                }
+            };
+            let current = stored
+                .as_ref()
+                .map(|j| j.labels.clone())
+                .unwrap_or_default();
+            let labels = match crate::labels::merge(&current, &req.labels) {
+                Ok(l) => l,
+                Err(e) => {
+                    out.fail(e);
+                    return (key, TrackResult::Failed);
+                }
+            };
+            match stored {
+                Some(job) if job.tracking() == Tracking::Active => {
+                    if labels == job.labels {
+                        return (key, TrackResult::Already(None));
+                    }
+                    match self.store.set_labels(&arn, &labels, job.version).await {
+                        Ok(Write::Done) => {
+                            info!(job_arn = %arn, ?labels, "labels merged; they apply from the next notification");
+                            return (key, TrackResult::Already(Some(labels)));
+                        }
+                        Ok(Write::Lost) => continue,
+                        Err(e) => {
+                            out.fail(e);
+                            return (key, TrackResult::Failed);
+                        }
+                    }
+                }
+                stored => {
+                    match self
+                        .start_tracking(snapshot.clone(), stored, labels, inv, out)
+                        .await
+                    {
+                        Started::Created | Started::Rearmed => {
+                            return (key, TrackResult::Tracked);
+                        }
+                        Started::Failed => return (key, TrackResult::Failed),
+                        Started::Raced => continue,
+                    }
+                }
+            }
+        }
+        out.fail(StoreError::other(
+            "the job's item kept changing while it was being tracked; track it again",
+        ));
+        (key, TrackResult::Failed)
+    }
+
+    pub(super) async fn untrack(
+        &self,
+        items: Vec<Result<String, RejectedItem>>,
+    ) -> Result<Value, MonitorError> {
+        let mut untracked = Vec::new();
+        let mut not_tracked = Vec::new();
+        let mut tally = Tally::for_command();
+        let now = Utc::now();
+        let expires = now + self.config.retention;
+        let mut seen = HashSet::new();
+        for item in items {
+            let reference = match item {
+                Ok(r) => r,
+                Err(rejected) => {
+                    let key = rejected.item.clone();
+                    let mut out = Outcome::default();
+                    out.fail(rejected);
+                    tally.add(&key, out);
+                    continue;
+                }
+            };
+            let arn: JobArn = match reference.parse() {
+                Ok(a) => a,
+                Err(e) => {
+                    let mut out = Outcome::default();
+                    out.fail(e);
+                    tally.add(reference.trim(), out);
+                    continue;
+                }
+            };
+            if !seen.insert(arn.clone()) {
+                continue;
+            }
+            let mut out = Outcome::default();
+            match self.store.untrack(&arn, now, expires).await {
+                Ok(Untrack::Untracked) => {
+                    info!(job_arn = %arn, "untracked on request; Bedrock's events leave it alone until it is tracked again");
+                    untracked.push(arn.to_string());
+                }
+                Ok(Untrack::NotTracked) => not_tracked.push(arn.to_string()),
+                Err(e) => out.fail(e),
+            }
+            tally.add(arn.as_str(), out);
+        }
+        let summary = tally.finish()?;
+        Ok(json!({
+            "untracked": untracked,
+            "notTracked": not_tracked,
+            "failed": summary.failed,
+            "errors": summary.errors,
+        }))
+    }
+
+    pub(super) async fn describe(&self, reference: &str) -> Result<Value, MonitorError> {
+        let arn: JobArn = match reference.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                let f = Failure::from(e);
+                return Ok(describe::error(reference.trim(), f.kind(), &f.to_string()));
+            }
+        };
+        match self.store.get(&arn).await {
+            Ok(Some(job)) => Ok(describe::job(&job)),
+            Ok(None) => Ok(describe::not_tracked(&arn)),
+            Err(e) if e.is_systemic() => Err(e.into()),
+            Err(e) => {
+                let f = Failure::from(e);
+                tracing::warn!(job_arn = %arn, error_kind = f.kind(), error = %f, "describe failed");
+                Ok(describe::error(arn.as_str(), f.kind(), &f.to_string()))
+            }
+        }
+    }
+}

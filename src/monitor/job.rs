@@ -1,0 +1,384 @@
+//! One job's work, shared by every use case: refresh it from Bedrock, record a
+//! change, deliver its pending notifications, start or re-arm its tracking.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use tracing::{Instrument, error, info, info_span};
+
+use super::summary::Outcome;
+use super::{Budget, Invocation, Monitor};
+use crate::domain::{
+    JobRef, JobSnapshot, Pending, SetAside, StoredJob, Transition, TransitionKind,
+};
+use crate::ports::{Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, Write};
+
+/// How [`Monitor::start_tracking`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Started {
+    /// A new item, first observation recorded.
+    Created,
+    /// An untracked, lost or finished job tracked again.
+    Rearmed,
+    /// The item changed meanwhile: read it again and decide again.
+    Raced,
+    /// A store error, recorded in the outcome.
+    Failed,
+}
+
+impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+    /// Refreshes and delivers one job within the budget; work still in flight at
+    /// the cut is abandoned and the job reported deferred.
+    pub(super) async fn run_job(
+        &self,
+        job: StoredJob,
+        inv: &Invocation,
+        budget: &Budget,
+    ) -> Outcome {
+        let mut out = Outcome::default();
+        let span = info_span!("job", job_arn = %job.arn());
+        let done = budget
+            .within(self.refresh(job, inv, &mut out).instrument(span))
+            .await;
+        if !done {
+            out.deferred = true;
+        }
+        out
+    }
+
+    /// Refreshes one job from Bedrock, records a change, and delivers what is pending.
+    pub(super) async fn refresh(&self, mut job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+        if job.needs_polling() {
+            out.called_bedrock = true;
+            match self.source.get_job(&JobRef::Arn(job.arn().clone())).await {
+                Ok(snapshot) => {
+                    out.polled = true;
+                    if snapshot.job_arn != *job.arn() {
+                        out.fail(SourceError::other(format!(
+                            "asked for {} and got {}",
+                            job.arn(),
+                            snapshot.job_arn
+                        )));
+                    } else if snapshot.status != job.snapshot.status {
+                        let t = self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
+                        if !self.record(&mut job, t, false, out).await {
+                            return;
+                        }
+                    } else if job.not_found_count > 0 {
+                        // Found again after a NotFound blip: forget the count.
+                        if let Err(e) = self
+                            .store
+                            .set_not_found_count(job.arn(), job.version, 0)
+                            .await
+                        {
+                            out.fail(e);
+                        }
+                    }
+                }
+                Err(SourceError::NotFound { message, cause }) => {
+                    let count = job.not_found_count + 1;
+                    if count >= self.config.not_found_limit {
+                        info!(job_arn = %job.arn(), count, "Bedrock keeps answering NotFound; untracking");
+                        let snapshot = job.snapshot.clone();
+                        let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
+                        if !self.record(&mut job, t, true, out).await {
+                            return;
+                        }
+                        out.untracked = true;
+                    } else {
+                        out.fail(SourceError::NotFound {
+                            message: format!(
+                                "{message} (NotFound {count} of {} before the job is untracked)",
+                                self.config.not_found_limit
+                            ),
+                            cause,
+                        });
+                        if let Err(e) = self
+                            .store
+                            .set_not_found_count(job.arn(), job.version, count)
+                            .await
+                        {
+                            out.fail(e);
+                        }
+                    }
+                }
+                Err(e) => out.fail(e),
+            }
+        }
+        self.deliver(job, inv, out).await;
+    }
+
+    fn next_transition(
+        &self,
+        job: &StoredJob,
+        snapshot: JobSnapshot,
+        kind: TransitionKind,
+    ) -> Transition {
+        let now = Utc::now();
+        let mut phases = job.phases();
+        if kind == TransitionKind::StatusChanged
+            && !phases.iter().any(|(s, _)| *s == snapshot.status)
+        {
+            phases.push((snapshot.status.clone(), now));
+        }
+        Transition {
+            id: Transition::id_for(job.arn(), job.version + 1, kind, &snapshot.status),
+            kind,
+            version: job.version + 1,
+            previous: Some(job.snapshot.status.clone()),
+            job: snapshot,
+            observed_at: now,
+            phases,
+            labels: job.labels.clone(),
+        }
+    }
+
+    /// The first observation of a tracking that starts at `version`.
+    fn first_observation(
+        snapshot: JobSnapshot,
+        version: u64,
+        labels: BTreeMap<String, String>,
+    ) -> Transition {
+        let now = Utc::now();
+        Transition {
+            id: Transition::id_for(
+                &snapshot.job_arn,
+                version,
+                TransitionKind::StatusChanged,
+                &snapshot.status,
+            ),
+            kind: TransitionKind::StatusChanged,
+            version,
+            previous: None,
+            phases: vec![(snapshot.status.clone(), now)],
+            job: snapshot,
+            observed_at: now,
+            labels,
+        }
+    }
+
+    /// Records `t` conditionally; false when there is nothing more to do for this job.
+    async fn record(
+        &self,
+        job: &mut StoredJob,
+        t: Transition,
+        gone: bool,
+        out: &mut Outcome,
+    ) -> bool {
+        let change = Record {
+            transition: &t,
+            expected_version: job.version,
+            gone,
+        };
+        match self.store.record(change).await {
+            Ok(Write::Done) => {
+                info!(job_arn = %job.arn(), from = ?t.previous.as_ref().map(|s| s.as_str()), to = %t.job.status, version = t.version, "transition recorded");
+                out.transitions += 1;
+                job.history.push(t.history_entry());
+                job.snapshot = t.job.clone();
+                job.version = t.version;
+                job.gone = gone;
+                job.not_found_count = 0;
+                job.outbox.push(Pending::new(t));
+                true
+            }
+            Ok(Write::Lost) => {
+                // Another invocation recorded this job first; it delivers what it recorded.
+                info!(job_arn = %job.arn(), "transition already recorded by another invocation");
+                false
+            }
+            Err(e) => {
+                out.fail(e);
+                false
+            }
+        }
+    }
+
+    /// Tracks `snapshot`'s job from now on: creates its item, or re-arms an item
+    /// that is no longer tracked (untracked, lost by Bedrock, finished). The
+    /// first observation is notified like any transition.
+    pub(super) async fn start_tracking(
+        &self,
+        snapshot: JobSnapshot,
+        existing: Option<StoredJob>,
+        labels: BTreeMap<String, String>,
+        inv: &Invocation,
+        out: &mut Outcome,
+    ) -> Started {
+        let arn = snapshot.job_arn.clone();
+        let version = existing.as_ref().map_or(1, |j| j.version + 1);
+        let first = Self::first_observation(snapshot, version, labels);
+        let write = match &existing {
+            None => self.store.create(&first).await,
+            Some(old) => self.store.rearm(&first, old.version).await,
+        };
+        match write {
+            Ok(Write::Done) => {}
+            Ok(Write::Lost) => return Started::Raced,
+            Err(e) => {
+                out.fail(e);
+                return Started::Failed;
+            }
+        }
+        let started = match &existing {
+            None => Started::Created,
+            Some(old) => {
+                info!(job_arn = %arn, was = ?old.tracking(), "tracking again");
+                Started::Rearmed
+            }
+        };
+        info!(job_arn = %arn, status = %first.job.status, version, "tracking started");
+        out.tracked = true;
+        out.transitions += 1;
+        let (mut history, outbox, undeliverable) = existing
+            .map(|j| (j.history, j.outbox, j.undeliverable))
+            .unwrap_or_default();
+        history.push(first.history_entry());
+        let mut outbox = outbox;
+        outbox.push(Pending::new(first.clone()));
+        let job = StoredJob {
+            history,
+            snapshot: first.job.clone(),
+            version,
+            outbox,
+            not_found_count: 0,
+            gone: false,
+            active: true,
+            labels: first.labels.clone(),
+            untracked_at: None,
+            undeliverable,
+        };
+        self.deliver(job, inv, out).await;
+        started
+    }
+
+    /// Publishes the job's pending notifications, oldest first, then retires the
+    /// job when nothing is left to do.
+    ///
+    /// Each is claimed first (a conditional write naming this delivery), so two
+    /// invocations never publish the same one at once. A notification held by
+    /// someone else stops this delivery: its holder goes on with the later ones
+    /// once done (it sees them in the item its completion returns), so a later
+    /// notification never waits for the next poll. One SNS refuses for good is
+    /// retried once a poll, then set aside so the later ones go out.
+    pub(super) async fn deliver(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+        let arn = job.arn().clone();
+        let token = self.claim_token(inv);
+        let mut current = job;
+        // Each turn removes an entry or stops; the bound only guards against a
+        // table that keeps changing under us.
+        let mut turns = current.outbox.len() + 4;
+        while let Some(p) = current
+            .outbox
+            .iter()
+            .min_by_key(|p| p.transition.version)
+            .cloned()
+        {
+            if turns == 0 {
+                return;
+            }
+            turns -= 1;
+            let id = p.transition.id.clone();
+            let now = Utc::now();
+            let claim = Claim {
+                token: token.clone(),
+                now,
+                until: now + self.config.claim_duration,
+            };
+            match self.store.claim(&arn, &id, &claim).await {
+                Ok(Write::Done) => {}
+                Ok(Write::Lost) => {
+                    // Held by someone else, or delivered meanwhile: look again.
+                    match self.store.get(&arn).await {
+                        Ok(Some(fresh)) => {
+                            let held = fresh
+                                .outbox
+                                .iter()
+                                .any(|q| q.transition.id == id && q.held_by_other(&token, now));
+                            if held {
+                                info!(job_arn = %arn, transition_id = %id, "notification held by another invocation; it delivers the rest");
+                                return;
+                            }
+                            current = fresh;
+                            continue;
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            out.fail(e);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    out.fail(e);
+                    return;
+                }
+            }
+            match self.notifier.publish(&p.transition).await {
+                Ok(()) => {
+                    out.notified += 1;
+                    info!(job_arn = %arn, transition_id = %id, status = %p.transition.job.status, "notification published");
+                    match self.store.complete(&arn, &id, &token).await {
+                        Ok(Some(after)) => current = after,
+                        Ok(None) => {
+                            // Our claim ran out and someone else took it: it may
+                            // publish this one again (same transitionId).
+                            info!(job_arn = %arn, transition_id = %id, "claim lost before completion");
+                            return;
+                        }
+                        Err(e) => {
+                            // Published but still pending: a later run repeats it, same id.
+                            out.fail(e);
+                            return;
+                        }
+                    }
+                }
+                Err(e) if e.is_permanent() => {
+                    let attempts = p.attempts + 1;
+                    if attempts < self.config.publish_max_attempts {
+                        let _ = self
+                            .store
+                            .release(&arn, &id, &token, Some(e.message()))
+                            .await;
+                        out.fail(e);
+                        return;
+                    }
+                    let entry = SetAside {
+                        transition_id: id.clone(),
+                        status: p.transition.job.status.clone(),
+                        previous_status: p.transition.previous.clone(),
+                        error: e.message().to_owned(),
+                        attempts,
+                        set_aside_at: Utc::now(),
+                    };
+                    match self.store.set_aside(&arn, &token, &entry).await {
+                        Ok(Some(after)) => {
+                            error!(job_arn = %arn, transition_id = %id, attempts, error_kind = e.kind(), sns_error = e.message(), "SNS keeps refusing this notification; set aside as undeliverable");
+                            out.undeliverable += 1;
+                            current = after;
+                        }
+                        Ok(None) => return,
+                        Err(e) => {
+                            out.fail(e);
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Worth retrying at once next run: give the claim back.
+                    let _ = self.store.release(&arn, &id, &token, None).await;
+                    out.fail(e);
+                    return;
+                }
+            }
+        }
+        if current.is_finished() && current.active {
+            let expires = Utc::now() + self.config.retention;
+            match self.store.retire(&arn, current.version, expires).await {
+                Ok(Write::Done) => info!(job_arn = %arn, "job finished; left the work list"),
+                Ok(Write::Lost) => {}
+                Err(e) => out.fail(e),
+            }
+        }
+    }
+}

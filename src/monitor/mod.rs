@@ -1,0 +1,191 @@
+//! The use cases, generic over the ports; they never see an SDK type.
+//!
+//! - [`poll`](Monitor::poll): one cycle over the work list (`poll.rs`);
+//! - [`reconcile`](Monitor::reconcile): Bedrock's event for one job (`reconcile.rs`);
+//! - `track`, `untrack`, `describe`: the user's commands (`commands.rs`);
+//! - refreshing one job and delivering its outbox, shared by all (`job.rs`).
+
+mod commands;
+mod job;
+mod poll;
+mod reconcile;
+mod summary;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub use summary::{JobError, Summary};
+
+use crate::config::Config;
+use crate::event::Command;
+use crate::ports::{
+    JobSource, Jobs, Notifier, NotifyError, Outbox, SourceError, StoreError, WorkList,
+};
+
+/// A systemic fault: the invocation fails so the Lambda error alarm fires.
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{error}; summary so far: {summary}")]
+    Store {
+        #[source]
+        error: Box<StoreError>,
+        summary: Value,
+    },
+    #[error("every Bedrock call failed ({calls} calls), first: {first}; summary: {summary}")]
+    Bedrock {
+        calls: usize,
+        #[source]
+        first: Box<SourceError>,
+        summary: Value,
+    },
+    #[error("{error}; the notifications stay pending for the next run; summary: {summary}")]
+    Notify {
+        #[source]
+        error: Box<NotifyError>,
+        summary: Value,
+    },
+}
+
+/// A store fault before any work was done: there is no summary yet.
+impl From<StoreError> for MonitorError {
+    fn from(error: StoreError) -> Self {
+        Self::Store {
+            error: Box::new(error),
+            summary: Value::Null,
+        }
+    }
+}
+
+impl MonitorError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store { .. } => "TableUnavailable",
+            Self::Bedrock { .. } => "BedrockUnavailable",
+            Self::Notify { .. } => "TopicUnavailable",
+        }
+    }
+}
+
+/// One invocation: who it is (claims are taken in its name) and when it must
+/// have answered.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// Lambda's request id (unique per invocation).
+    pub id: String,
+    /// When Lambda stops the invocation; `None` when the runtime gave no usable one.
+    pub deadline: Option<Instant>,
+}
+
+impl Invocation {
+    pub fn new(id: impl Into<String>, deadline: Option<Instant>) -> Self {
+        Self {
+            id: id.into(),
+            deadline,
+        }
+    }
+}
+
+/// When to stop starting work and when to abandon work in flight, so the
+/// answer leaves before the deadline. With a margin `m` (`DEADLINE_MARGIN_MS`,
+/// never more than half the time left): no job starts in the last `m`; every
+/// job still running at `m / 2` before the deadline is abandoned (each of its
+/// writes is conditional, so nothing is left half done) and reported deferred.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    pub start_by: Option<Instant>,
+    pub cut_at: Option<Instant>,
+    pub deadline: Option<Instant>,
+}
+
+impl Budget {
+    pub fn new(deadline: Option<Instant>, margin: Duration) -> Self {
+        let Some(deadline) = deadline else {
+            return Self {
+                start_by: None,
+                cut_at: None,
+                deadline: None,
+            };
+        };
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        // A short local timeout must still leave half the time for work.
+        let margin = margin.min(remaining / 2);
+        Self {
+            start_by: Some(deadline - margin),
+            cut_at: Some(deadline - margin / 2),
+            deadline: Some(deadline),
+        }
+    }
+
+    /// Too late to start another job.
+    pub fn past_start(&self) -> bool {
+        self.start_by.is_some_and(|t| Instant::now() >= t)
+    }
+
+    /// Runs `work` until the cut; false when it was abandoned there.
+    pub async fn within<F: Future<Output = ()>>(&self, work: F) -> bool {
+        match self.cut_at {
+            None => {
+                work.await;
+                true
+            }
+            Some(cut) => tokio::time::timeout_at(cut.into(), work).await.is_ok(),
+        }
+    }
+}
+
+/// The monitor: the use cases over a job source, the job table and a notifier.
+pub struct Monitor<S, T, N> {
+    source: S,
+    store: T,
+    notifier: N,
+    config: Config,
+    /// Region a bare job id is looked up in.
+    home_region: String,
+    claims: AtomicU64,
+}
+
+impl<S, T, N> Monitor<S, T, N> {
+    pub fn new(
+        source: S,
+        store: T,
+        notifier: N,
+        config: Config,
+        home_region: impl Into<String>,
+    ) -> Self {
+        Self {
+            source,
+            store,
+            notifier,
+            config,
+            home_region: home_region.into(),
+            claims: AtomicU64::new(0),
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A claim token no other delivery uses: the invocation's id and a counter.
+    fn claim_token(&self, inv: &Invocation) -> String {
+        format!("{}#{}", inv.id, self.claims.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
+    /// Runs one command for one invocation.
+    pub async fn handle(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
+        let to_value = |s: Summary| serde_json::to_value(s).unwrap_or(Value::Null);
+        match command {
+            // Boxed: the poll future is deep enough to strain the compiler's layout limit.
+            Command::Poll => Box::pin(self.poll(inv)).await.map(to_value),
+            Command::Reconcile(change) => Box::pin(self.reconcile(change, inv)).await.map(to_value),
+            Command::Track(items) => Box::pin(self.track(items, inv)).await,
+            Command::Untrack(items) => self.untrack(items).await,
+            Command::Describe(reference) => self.describe(&reference).await,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Bedrock's native state-change event: reconcile that one job now.
+
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
+
+use super::summary::{Outcome, Summary, Tally};
+use super::{Budget, Invocation, Monitor, MonitorError};
+use crate::domain::{JobArn, JobRef, Tracking};
+use crate::event::StateChange;
+use crate::ports::{JobSource, Jobs, Notifier, Outbox};
+
+impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+    /// Reads the job back from Bedrock (the event is only a hint) and records
+    /// what changed. A job not tracked yet starts being tracked; one Bedrock had
+    /// lost is tracked again; one someone untracked is left alone.
+    pub async fn reconcile(
+        &self,
+        change: StateChange,
+        inv: &Invocation,
+    ) -> Result<Summary, MonitorError> {
+        let arn = change.job_arn;
+        info!(job_arn = %arn, hinted_status = ?change.status, event_time = ?change.time, "state-change event");
+        let budget = Budget::new(inv.deadline, self.config.deadline_margin);
+        let mut out = Outcome::default();
+        let done = budget.within(self.reconcile_job(&arn, inv, &mut out)).await;
+        if !done {
+            out.deferred = true;
+        }
+        let mut tally = Tally::new();
+        tally.add(arn.as_str(), out);
+        tally.finish()
+    }
+
+    async fn reconcile_job(&self, arn: &JobArn, inv: &Invocation, out: &mut Outcome) {
+        // A job someone tracks meanwhile (or that another event adopts) is a
+        // lost race: read it again, at most twice.
+        for _ in 0..3 {
+            let stored = match self.store.get(arn).await {
+                Ok(stored) => stored,
+                Err(e) => return out.fail(e),
+            };
+            match stored.as_ref().map(|j| j.tracking()) {
+                Some(Tracking::Untracked) => {
+                    info!(job_arn = %arn, "the job was untracked; ignoring Bedrock's event");
+                    out.ignored = true;
+                    return;
+                }
+                Some(Tracking::Active | Tracking::Finished) => {
+                    if let Some(job) = stored {
+                        self.refresh(job, inv, out).await;
+                    }
+                    return;
+                }
+                // Gone: Bedrock knows the job again. New: start tracking it.
+                Some(Tracking::Gone) | None => {}
+            }
+            out.called_bedrock = true;
+            let snapshot = match self.source.get_job(&JobRef::Arn(arn.clone())).await {
+                Ok(s) => s,
+                Err(e) => return out.fail(e),
+            };
+            out.polled = true;
+            let labels = match &stored {
+                Some(job) => job.labels.clone(),
+                None => self.labels_from_tags(arn).await,
+            };
+            match self
+                .start_tracking(snapshot, stored, labels, inv, out)
+                .await
+            {
+                super::job::Started::Raced => continue,
+                _ => return,
+            }
+        }
+        out.fail(crate::ports::StoreError::other(
+            "the job's item kept changing while this event was handled",
+        ));
+    }
+
+    /// The job's tags named by `LABEL_TAGS`, as labels. Labels are a convenience:
+    /// when the tags cannot be read the job is tracked without them.
+    async fn labels_from_tags(&self, arn: &JobArn) -> BTreeMap<String, String> {
+        if self.config.label_tags.is_empty() {
+            return BTreeMap::new();
+        }
+        match self.source.tags(arn).await {
+            Ok(tags) => tags
+                .into_iter()
+                .filter(|(k, v)| {
+                    self.config.label_tags.contains(k) && crate::labels::validate(k, v).is_ok()
+                })
+                .take(crate::labels::MAX_LABELS)
+                .collect(),
+            Err(e) => {
+                warn!(job_arn = %arn, error_kind = e.kind(), error = %e, "could not read the job's tags; tracking it without labels");
+                BTreeMap::new()
+            }
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! What an invocation did: per-job outcomes folded into the summary it returns,
+//! each per-job failure logged once, and the systemic fault, if any, found.
+
+use serde::Serialize;
+use serde_json::Value;
+use tracing::{error, warn};
+
+use super::MonitorError;
+use crate::domain::ArnError;
+use crate::event::RejectedItem;
+use crate::labels::LabelError;
+use crate::ports::{NotifyError, SourceError, StoreError};
+
+/// One job's problem, reported in the summary.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobError {
+    pub job_arn: String,
+    /// A stable name for the kind of error (`BedrockThrottling`, `PublishRejected`, ...).
+    pub kind: String,
+    pub error: String,
+}
+
+/// What a poll or reconcile did.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Jobs whose state Bedrock returned.
+    pub polled: usize,
+    /// Status changes recorded by this invocation.
+    pub transitions: usize,
+    /// Notifications the topic accepted.
+    pub notified: usize,
+    /// Jobs not finished because the deadline was near: not started, or
+    /// abandoned in flight. The next cycle takes them first.
+    pub deferred: usize,
+    /// Jobs with at least one error.
+    pub failed: usize,
+    /// Items in the table that could not be read.
+    pub skipped: usize,
+    /// Jobs untracked because Bedrock kept answering NotFound.
+    pub untracked: usize,
+    /// Jobs that started being tracked (native events for new jobs).
+    pub tracked: usize,
+    /// Bedrock events for jobs someone untracked: left alone.
+    pub ignored: usize,
+    /// Notifications SNS kept refusing, set aside so the job's later ones go out.
+    pub undeliverable: usize,
+    pub errors: Vec<JobError>,
+}
+
+/// Why one job (or one item of a request) did not get done.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Failure {
+    #[error(transparent)]
+    Invalid(#[from] ArnError),
+    #[error(transparent)]
+    Rejected(#[from] RejectedItem),
+    #[error(transparent)]
+    Labels(#[from] LabelError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Notify(#[from] NotifyError),
+    #[error("the invocation's deadline came before this item was done; send it again")]
+    Deadline,
+}
+
+impl Failure {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "InvalidReference",
+            Self::Rejected(_) => "InvalidItem",
+            Self::Labels(_) => "InvalidLabels",
+            Self::Source(e) => e.kind(),
+            Self::Store(e) => e.kind(),
+            Self::Notify(e) => e.kind(),
+            Self::Deadline => "DeadlineReached",
+        }
+    }
+
+    fn is_systemic(&self) -> bool {
+        match self {
+            Self::Source(e) => e.is_systemic(),
+            Self::Store(e) => e.is_systemic(),
+            Self::Notify(e) => e.is_systemic(),
+            _ => false,
+        }
+    }
+}
+
+/// What happened to one job.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    pub called_bedrock: bool,
+    pub polled: bool,
+    pub transitions: usize,
+    pub notified: usize,
+    pub untracked: bool,
+    pub tracked: bool,
+    pub deferred: bool,
+    pub ignored: bool,
+    pub undeliverable: usize,
+    pub failures: Vec<Failure>,
+}
+
+impl Outcome {
+    pub fn fail(&mut self, f: impl Into<Failure>) {
+        self.failures.push(f.into());
+    }
+}
+
+/// Folds outcomes into a summary and remembers the systemic faults.
+pub(crate) struct Tally {
+    /// The listing stopped: the cycle did not see all the work.
+    pub list_fault: Option<StoreError>,
+    pub summary: Summary,
+    /// Whether every Bedrock call failing systemically fails the invocation
+    /// (not for user commands: there each item's error is that item's).
+    bedrock_can_fail_run: bool,
+    bedrock_calls: usize,
+    bedrock_systemic: usize,
+    first_bedrock: Option<SourceError>,
+    store_fault: Option<StoreError>,
+    notify_fault: Option<NotifyError>,
+}
+
+impl Tally {
+    pub fn new() -> Self {
+        Self::with_bedrock_faults(true)
+    }
+
+    /// For user commands: a Bedrock error is always the item's own.
+    pub fn for_command() -> Self {
+        Self::with_bedrock_faults(false)
+    }
+
+    fn with_bedrock_faults(bedrock_can_fail_run: bool) -> Self {
+        Self {
+            list_fault: None,
+            summary: Summary::default(),
+            bedrock_can_fail_run,
+            bedrock_calls: 0,
+            bedrock_systemic: 0,
+            first_bedrock: None,
+            store_fault: None,
+            notify_fault: None,
+        }
+    }
+
+    /// Adds one job's outcome; each of its failures is logged here, once, with
+    /// the job's ARN (scheduled and event invocations are asynchronous: the log
+    /// is all an operator has).
+    pub fn add(&mut self, key: &str, o: Outcome) {
+        let s = &mut self.summary;
+        s.polled += usize::from(o.polled);
+        s.transitions += o.transitions;
+        s.notified += o.notified;
+        s.deferred += usize::from(o.deferred);
+        s.untracked += usize::from(o.untracked);
+        s.tracked += usize::from(o.tracked);
+        s.ignored += usize::from(o.ignored);
+        s.undeliverable += o.undeliverable;
+        self.bedrock_calls += usize::from(o.called_bedrock);
+        if !o.failures.is_empty() {
+            s.failed += 1;
+        }
+        for f in o.failures {
+            if f.is_systemic() {
+                error!(job_arn = key, error_kind = f.kind(), error = %f, "job failed");
+            } else {
+                warn!(job_arn = key, error_kind = f.kind(), error = %f, "job failed");
+            }
+            s.errors.push(JobError {
+                job_arn: key.to_owned(),
+                kind: f.kind().to_owned(),
+                error: f.to_string(),
+            });
+            match f {
+                Failure::Source(e) if e.is_systemic() => {
+                    self.bedrock_systemic += 1;
+                    self.first_bedrock.get_or_insert(e);
+                }
+                Failure::Store(e) if e.is_systemic() => {
+                    self.store_fault.get_or_insert(e);
+                }
+                Failure::Notify(e) if e.is_systemic() => {
+                    self.notify_fault.get_or_insert(e);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// An item of the work list that is not readable as a job.
+    pub fn skip(&mut self, e: crate::ports::ItemError) {
+        warn!(job_arn = %e.key, error_kind = "ItemUnreadable", error = %e.reason, "skipping unreadable item");
+        self.summary.skipped += 1;
+        self.summary.errors.push(JobError {
+            job_arn: e.key.clone(),
+            kind: "ItemUnreadable".to_owned(),
+            error: e.to_string(),
+        });
+    }
+
+    /// The summary, or the systemic fault it reveals.
+    pub fn finish(self) -> Result<Summary, MonitorError> {
+        let summary_json = || serde_json::to_value(&self.summary).unwrap_or(Value::Null);
+        if let Some(error) = self.list_fault.clone().or_else(|| self.store_fault.clone()) {
+            return Err(MonitorError::Store {
+                error: Box::new(error),
+                summary: summary_json(),
+            });
+        }
+        if self.bedrock_can_fail_run
+            && self.bedrock_calls > 0
+            && self.bedrock_systemic == self.bedrock_calls
+        {
+            if let Some(first) = self.first_bedrock.clone() {
+                return Err(MonitorError::Bedrock {
+                    calls: self.bedrock_calls,
+                    first: Box::new(first),
+                    summary: summary_json(),
+                });
+            }
+        }
+        if let Some(error) = self.notify_fault.clone() {
+            return Err(MonitorError::Notify {
+                error: Box::new(error),
+                summary: summary_json(),
+            });
+        }
+        Ok(self.summary)
+    }
+}

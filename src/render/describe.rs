@@ -1,0 +1,70 @@
+//! `describe`'s answer: a job's stored state, its status history, what is
+//! pending and what was set aside.
+
+use serde_json::{Value, json};
+
+use crate::domain::{JobArn, StoredJob, Tracking};
+
+/// The stored job. `tracked` is false once someone untracked it (the item is
+/// then a marker that keeps Bedrock's events from tracking it again).
+pub fn job(job: &StoredJob) -> Value {
+    let s = &job.snapshot;
+    let tracking = job.tracking();
+    let pending: Vec<Value> = {
+        let mut outbox: Vec<_> = job.outbox.iter().collect();
+        outbox.sort_by_key(|p| p.transition.version);
+        outbox
+            .into_iter()
+            .map(|p| {
+                json!({
+                    "transitionId": p.transition.id,
+                    "status": p.transition.job.status,
+                    "previousStatus": p.transition.previous,
+                    "attempts": p.attempts,
+                    "lastError": p.last_error,
+                    "claimedUntil": p.claimed_until,
+                })
+            })
+            .collect()
+    };
+    json!({
+        "jobArn": s.job_arn,
+        "tracked": tracking != Tracking::Untracked,
+        "tracking": match tracking {
+            Tracking::Active => "active",
+            Tracking::Finished => "finished",
+            Tracking::Gone => "gone",
+            Tracking::Untracked => "untracked",
+        },
+        "active": job.active,
+        "gone": job.gone,
+        "untrackedAt": job.untracked_at,
+        "jobName": s.job_name,
+        "modelId": s.model_id,
+        "status": s.status,
+        "message": s.message,
+        "submitTime": s.submit_time,
+        "lastModifiedTime": s.last_modified_time,
+        "endTime": s.end_time,
+        "records": s.records,
+        "inputS3Uri": s.input_s3_uri,
+        "outputS3Uri": s.output_s3_uri,
+        "version": job.version,
+        "labels": job.labels,
+        "notFoundCount": job.not_found_count,
+        "pendingNotifications": job.outbox.len(),
+        "pending": pending,
+        "undeliverable": job.undeliverable,
+        "history": job.history,
+    })
+}
+
+/// A job the table has no item for.
+pub fn not_tracked(arn: &JobArn) -> Value {
+    json!({"jobArn": arn, "tracked": false})
+}
+
+/// A job that cannot be described: a bad reference, or an unreadable item.
+pub fn error(job: &str, kind: &str, error: &str) -> Value {
+    json!({"jobArn": job, "tracked": false, "errorKind": kind, "error": error})
+}
