@@ -1,22 +1,130 @@
-"""moto's server (DynamoDB, SNS, SQS) with DynamoDB requests applied one at a time.
+"""moto's server (DynamoDB, SNS, SQS) with DynamoDB requests applied one at a
+time, and a fault layer in front of it for what moto cannot fail by itself.
 
-Real DynamoDB applies each conditional write atomically. moto's own server runs
-requests on concurrent threads with no lock around its DynamoDB backend, so two
-overlapping `UpdateItem ... ConditionExpression version = :v` calls can both
-pass their condition. The monitor's "a transition is recorded at most once"
-guarantee rests on that atomicity, and the tests exercise overlapping
-invocations, so this wrapper serialises DynamoDB requests (and only those: SQS
-long polls and SNS stay concurrent).
+Atomic DynamoDB writes: real DynamoDB applies each conditional write
+atomically. moto's own server runs requests on concurrent threads with no lock
+around its DynamoDB backend, so two overlapping `UpdateItem ...
+ConditionExpression version = :v` calls can both pass their condition. The
+monitor's "a transition is recorded at most once" guarantee rests on that
+atomicity, and the tests exercise overlapping invocations, so this wrapper
+serialises DynamoDB requests (and only those: SQS long polls and SNS stay
+concurrent).
+
+Faults: `POST /_faults` with a JSON rule makes matching requests fail the way
+the real service fails, before moto sees them:
+
+    {"service": "sns" | "dynamodb", "action": "Publish" | "Query" | ...,
+     "contains": "<text the request body must contain>",
+     "status": 400, "code": "InvalidParameter", "message": "...",
+     "times": 3,                      # omitted or null: every match
+     "delay_ms": 1500}                # wait first; without "code", then pass the request on
+
+It answers `{"id": N}`; `DELETE /_faults/N` removes the rule, `GET /_faults`
+lists the rules with how many requests each failed. `contains` scopes a rule to
+one test (a table name, a topic, a job id), so tests sharing the server do not
+disturb each other. SNS errors come as awsQuery XML, DynamoDB's as JSON with
+`__type`, as the SDKs parse them.
 
 Usage: python scripts/moto_server.py [-H HOST] [-p PORT]"""
 
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import threading
+import time
+import urllib.parse
+from xml.sax.saxutils import escape
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
+
+
+class Faults:
+    """The fault rules, shared by the server's threads."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: dict[int, dict] = {}
+        self.next_id = 1
+
+    def admin(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        with self.lock:
+            if method == "POST" and path == "/_faults":
+                rule = json.loads(read_body(environ) or b"{}")
+                missing = [k for k in ("service", "action") if k not in rule]
+                if "code" in rule and "status" not in rule:
+                    missing.append("status")
+                if missing:
+                    return respond(start_response, 400, {"error": f"missing {missing}"})
+                rule.setdefault("contains", "")
+                rule.setdefault("code", None)
+                rule.setdefault("delay_ms", 0)
+                rule.setdefault("message", f"injected fault: {rule['code']}")
+                rule.setdefault("times", None)
+                rule["hits"] = 0
+                rule["id"] = self.next_id
+                self.rules[self.next_id] = rule
+                self.next_id += 1
+                return respond(start_response, 200, {"id": rule["id"]})
+            if method == "GET" and path == "/_faults":
+                return respond(start_response, 200, {"rules": list(self.rules.values())})
+            if method == "DELETE" and path.startswith("/_faults/"):
+                removed = self.rules.pop(int(path.rsplit("/", 1)[1]), None)
+                return respond(start_response, 200 if removed else 404, removed or {})
+        return respond(start_response, 404, {"error": "unknown fault API call"})
+
+    def match(self, service: str, action: str, body: str) -> dict | None:
+        with self.lock:
+            for rule in self.rules.values():
+                if rule["service"] != service or rule["action"] != action:
+                    continue
+                if rule["contains"] not in body:
+                    continue
+                if rule["times"] is not None and rule["hits"] >= rule["times"]:
+                    continue
+                rule["hits"] += 1
+                return dict(rule)
+        return None
+
+
+def read_body(environ) -> bytes:
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    return environ["wsgi.input"].read(length) if length else b""
+
+
+def respond(start_response, status: int, payload: dict):
+    body = json.dumps(payload).encode()
+    start_response(f"{status} X", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def signing_service(environ) -> str:
+    """The service of the request's SigV4 credential scope: .../region/SERVICE/aws4_request."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0] if "Credential=" in auth else ""
+    parts = scope.split("/")
+    return parts[3] if len(parts) > 3 else ""
+
+
+def fault_response(start_response, service: str, rule: dict):
+    status = int(rule["status"])
+    reason = "Bad Request" if status < 500 else "Internal Server Error"
+    if service == "dynamodb":
+        body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{rule['code']}",
+                           "message": rule["message"]}).encode()
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", rule["code"])]
+    else:
+        kind = "Sender" if status < 500 else "Receiver"
+        body = (f'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>{kind}</Type>'
+                f"<Code>{escape(rule['code'])}</Code><Message>{escape(rule['message'])}</Message></Error>"
+                f"<RequestId>fault-{rule['id']}</RequestId></ErrorResponse>").encode()
+        headers = [("Content-Type", "text/xml")]
+    start_response(f"{status} {reason}", headers + [("Content-Length", str(len(body)))])
+    return [body]
 
 
 def main() -> None:
@@ -27,8 +135,26 @@ def main() -> None:
 
     moto = DomainDispatcherApplication(create_backend_app)
     dynamodb = threading.Lock()
+    faults = Faults()
 
     def app(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/_faults"):
+            return faults.admin(environ, start_response)
+        if faults.rules:
+            raw = read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            target = environ.get("HTTP_X_AMZ_TARGET", "")
+            if target.startswith("DynamoDB_"):
+                service, action, text = "dynamodb", target.rsplit(".", 1)[-1], raw.decode("utf-8", "replace")
+            else:
+                text = urllib.parse.unquote_plus(raw.decode("utf-8", "replace"))
+                form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+                service, action = signing_service(environ), (form.get("Action") or [""])[0]
+            rule = faults.match(service, action, text)
+            if rule is not None:
+                time.sleep(rule["delay_ms"] / 1000)
+                if rule["code"] is not None:
+                    return fault_response(start_response, service, rule)
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             with dynamodb:
                 # Build the whole response under the lock.

@@ -234,6 +234,8 @@ struct Inner {
     jobs: Vec<Job>,
     faults: VecDeque<Fault>,
     latency: Duration,
+    /// Extra latency for calls naming one job (by id): a hang, for one job.
+    job_latency: BTreeMap<String, Duration>,
     calls: Vec<Call>,
     next_id: u64,
 }
@@ -393,6 +395,18 @@ impl FakeBedrock {
         self.lock().latency = latency;
     }
 
+    /// Makes every call naming job `ident` (ARN or id) take `latency` (on top of
+    /// the global latency): one job that hangs while the others answer.
+    pub fn set_job_latency(&self, ident: &str, latency: Duration) {
+        let id = ident.rsplit('/').next().unwrap_or(ident).to_owned();
+        let mut inner = self.lock();
+        if latency.is_zero() {
+            inner.job_latency.remove(&id);
+        } else {
+            inner.job_latency.insert(id, latency);
+        }
+    }
+
     pub fn inject(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
     }
@@ -429,6 +443,7 @@ fn router(fake: FakeBedrock) -> Router {
         .route("/_admin/jobs", post(admin_seed).get(admin_list))
         .route("/_admin/jobs/{ident}/status", post(admin_status))
         .route("/_admin/jobs/{ident}", axum::routing::delete(admin_remove))
+        .route("/_admin/jobs/{ident}/latency", put(admin_job_latency))
         .route("/_admin/latency", put(admin_latency))
         .route(
             "/_admin/faults",
@@ -476,7 +491,11 @@ async fn enter(
             region: region.clone(),
         });
         let job_id = target.map(|t| t.rsplit('/').next().unwrap_or(t));
-        (inner.latency, inner.take_fault(job_id))
+        let extra = job_id
+            .and_then(|id| inner.job_latency.get(id))
+            .copied()
+            .unwrap_or_default();
+        (inner.latency + extra, inner.take_fault(job_id))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -746,6 +765,15 @@ async fn admin_latency(
     axum::Json(body): axum::Json<LatencyBody>,
 ) -> StatusCode {
     fake.set_latency(Duration::from_millis(body.ms));
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_job_latency(
+    State(fake): State<FakeBedrock>,
+    Path(ident): Path<String>,
+    axum::Json(body): axum::Json<LatencyBody>,
+) -> StatusCode {
+    fake.set_job_latency(&ident, Duration::from_millis(body.ms));
     StatusCode::NO_CONTENT
 }
 
