@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use fake_bedrock::{Fault, FaultKind, Records, SeedJob, StatusChange};
 use serde_json::json;
-use support::{World, sdk_config};
+use support::{World, native_event, sdk_config};
 
 fn fail_with(message: &str) -> StatusChange {
     StatusChange {
@@ -354,14 +354,6 @@ async fn when_a_native_event_names_an_untracked_job_should_track_and_notify_it()
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["status"], "InProgress");
     assert!(got[0].body["previousStatus"].is_null());
-}
-
-fn native_event(arn: &str, status: &str) -> serde_json::Value {
-    json!({"version":"0","id":"a1b2c3d4","detail-type":"Batch Inference Job State Change",
-        "source":"aws.bedrock","account":"123456789012","time":"Wed Aug 28 22:58:30 UTC 2024",
-        "region":"us-east-1","resources":[arn],
-        "detail":{"version":"0.0","accountId":"123456789012","batchJobName":"x","batchJobArn":arn,
-          "batchModelId":"m","status":status,"failureMessage":"","creationTime":"Aug 28, 2024, 10:47:53 PM"}})
 }
 
 #[tokio::test]

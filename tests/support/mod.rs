@@ -600,3 +600,109 @@ impl World {
             .count
     }
 }
+
+/// A fault rule in front of moto (scripts/moto_server.py's `/_faults` API),
+/// removed when dropped. Scope it with `contains` (a table, a job id) so tests
+/// sharing the server do not meet it.
+pub struct MotoFault {
+    id: u64,
+}
+
+impl MotoFault {
+    /// `rule`: `{"service", "action", "contains", "status", "code", "message"?, "times"?, "delay_ms"?}`.
+    pub fn add(rule: Value) -> Self {
+        let answer = moto_admin("POST", "/_faults", Some(&rule));
+        let id = answer["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("moto's fault API refused {rule}: {answer}"));
+        Self { id }
+    }
+
+    /// How many requests this rule failed (or delayed) so far.
+    pub fn hits(&self) -> u64 {
+        let all = moto_admin("GET", "/_faults", None);
+        all["rules"]
+            .as_array()
+            .and_then(|rules| rules.iter().find(|r| r["id"] == self.id))
+            .and_then(|r| r["hits"].as_u64())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for MotoFault {
+    fn drop(&mut self) {
+        moto_admin("DELETE", &format!("/_faults/{}", self.id), None);
+    }
+}
+
+/// One plain HTTP/1.1 call to the moto wrapper's own API.
+fn moto_admin(method: &str, path: &str, body: Option<&Value>) -> Value {
+    use std::io::{Read, Write};
+    let addr = moto_endpoint().trim_start_matches("http://").to_owned();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut stream = TcpStream::connect(&addr).expect("connect to moto");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write to moto");
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .expect("read moto's answer");
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(json).unwrap_or(Value::Null)
+}
+
+/// Log lines captured as JSON (the format Lambda gets with AWS_LAMBDA_LOG_FORMAT=JSON).
+#[derive(Clone, Default)]
+pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Captures this thread's events at INFO and above while the guard lives
+    /// (use a current-thread runtime: `#[tokio::test]`).
+    pub fn start(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    pub fn lines(&self) -> Vec<Value> {
+        let bytes = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {l}"))
+            })
+            .collect()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Bedrock's native state-change event for `arn` (the shape in DESIGN.md).
+pub fn native_event(arn: &str, status: &str) -> Value {
+    serde_json::json!({"version":"0","id":"a1b2c3d4","detail-type":"Batch Inference Job State Change",
+        "source":"aws.bedrock","account":"123456789012","time":"Wed Aug 28 22:58:30 UTC 2024",
+        "region":"us-east-1","resources":[arn],
+        "detail":{"version":"0.0","accountId":"123456789012","batchJobName":"x","batchJobArn":arn,
+          "batchModelId":"m","status":status,"failureMessage":"","creationTime":"Aug 28, 2024, 10:47:53 PM"}})
+}
