@@ -82,13 +82,17 @@ def main() -> int:
             check(f"untrack.json before {name}", r.get("untracked") == [ARN], r)
             set_status(status, message)
             r = invoke(name)
+            check(f"{name} for the untracked job is ignored",
+                  r.get("ignored") == 1 and r.get("transitions") == 0 and not stack.drain(), r)
+            r = invoke("track.json")
             got = stack.drain()
             body = got[0]["body"] if got else {}
-            check(f"{name} tracks the job and notifies {status} with Bedrock's message",
-                  r.get("tracked") == 1 and len(got) == 1 and body.get("status") == status
+            check(f"track.json tracks it again and notifies {status} with Bedrock's message",
+                  r.get("tracked") == [ARN] and len(got) == 1 and body.get("status") == status
+                  and body.get("previousStatus") is None
                   and body.get("message") == message and got[0]["attributes"].get("severity") == severity, (r, got))
             r = invoke(name)
-            check(f"{name} again changes nothing", r.get("transitions") == 0 and not stack.drain(), r)
+            check(f"{name} then changes nothing", r.get("transitions") == 0 and not stack.drain(), r)
 
         bad = subprocess.run(
             [str(VENV_BIN / "cargo-lambda"), "lambda", "invoke", FUNCTION, "--data-ascii", '{"hello": "world"}',
