@@ -59,6 +59,12 @@ async fn when_bedrock_lost_a_job_and_knows_it_again_track_should_rearm_it() {
     let lost = w.drain().await;
     assert_eq!(lost.len(), 2);
     assert_eq!(lost[1].body["event"], "untracked");
+    let d = w.ok(json!({"describe": arn})).await;
+    assert_eq!(
+        (d["tracked"].as_bool(), d["tracking"].as_str()),
+        (Some(false), Some("gone")),
+        "{d}"
+    );
 
     // WHEN Bedrock knows it again and someone tracks it
     let mut seed = SeedJob::named("lost-and-found");
@@ -93,7 +99,11 @@ async fn when_bedrock_lost_a_job_and_knows_it_again_track_should_rearm_it() {
         [(Some("InProgress".to_owned()), "Completed".to_owned())]
     );
     let d = w.ok(json!({"describe": arn})).await;
-    assert_eq!(d["gone"], false, "{d}");
+    assert_eq!(
+        (d["tracked"].as_bool(), d["gone"].as_bool()),
+        (Some(true), Some(false)),
+        "{d}"
+    );
     let history: Vec<&str> = d["history"]
         .as_array()
         .unwrap()

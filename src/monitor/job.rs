@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::Utc;
-use tracing::{Instrument, error, info, info_span};
+use tracing::{Instrument, error, info, info_span, warn};
 
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
@@ -36,11 +36,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         budget: &Budget,
     ) -> Outcome {
         let mut out = Outcome::default();
-        let span = info_span!("job", job_arn = %job.arn());
+        let arn = job.arn().clone();
+        let span = info_span!("job", job_arn = %arn);
         let done = budget
             .within(self.refresh(job, inv, &mut out).instrument(span))
             .await;
         if !done {
+            warn!(job_arn = %arn, error_kind = "DeadlineReached", "work on this job abandoned at the deadline; the next cycle takes it first");
             out.deferred = true;
         }
         out

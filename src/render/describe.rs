@@ -5,8 +5,9 @@ use serde_json::{Value, json};
 
 use crate::domain::{JobArn, StoredJob, Tracking};
 
-/// The stored job. `tracked` is false once someone untracked it (the item is
-/// then a marker that keeps Bedrock's events from tracking it again).
+/// The stored job. `tracked` is false once the monitor stopped tracking it:
+/// someone untracked it (the item is then a marker that keeps Bedrock's events
+/// from tracking it again), or Bedrock stopped knowing it (`gone`).
 pub fn job(job: &StoredJob) -> Value {
     let s = &job.snapshot;
     let tracking = job.tracking();
@@ -29,7 +30,7 @@ pub fn job(job: &StoredJob) -> Value {
     };
     json!({
         "jobArn": s.job_arn,
-        "tracked": tracking != Tracking::Untracked,
+        "tracked": matches!(tracking, Tracking::Active | Tracking::Finished),
         "tracking": match tracking {
             Tracking::Active => "active",
             Tracking::Finished => "finished",
