@@ -2,7 +2,7 @@
 //! job's own region, built once per region from the shared SDK configuration.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 
 use aws_config::SdkConfig;
 use aws_sdk_bedrock::Client;
@@ -10,9 +10,9 @@ use aws_sdk_bedrock::config::Region;
 use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput;
 
-use super::{aws_smithy_error_chain, describe, to_chrono};
+use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, partition_of};
-use crate::ports::{Cause, JobSource, SourceError};
+use crate::ports::{JobSource, SourceError};
 
 /// More regions than any deployment tracks jobs in; past it clients are not kept.
 pub const MAX_CACHED_REGIONS: usize = 32;
@@ -105,22 +105,13 @@ pub(crate) fn map_error<E>(e: SdkError<E>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let (message, code, server_error, dispatch) = match &e {
-        SdkError::ServiceError(ctx) => (
-            describe(ctx.err()),
-            ctx.err().code().unwrap_or_default().to_owned(),
-            ctx.raw()
-                .status()
-                .is_server_error()
-                .then(|| ctx.raw().status().as_u16()),
-            false,
-        ),
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => {
-            (aws_smithy_error_chain(&e), String::new(), None, true)
-        }
-        _ => (aws_smithy_error_chain(&e), String::new(), None, false),
-    };
-    let cause = Some(Arc::new(e) as Cause);
+    let ErrorFacts {
+        code,
+        message,
+        dispatch,
+        server_status,
+        cause,
+    } = facts(e);
     match code.as_str() {
         _ if dispatch => SourceError::Unreachable { message, cause },
         "ResourceNotFoundException" => SourceError::NotFound { message, cause },
@@ -133,7 +124,7 @@ where
             SourceError::Throttling { message, cause }
         }
         "InternalServerException" => SourceError::Internal { message, cause },
-        _ => match server_error {
+        _ => match server_status {
             Some(status) => SourceError::Internal {
                 message: format!("HTTP {status}: {message}"),
                 cause,

@@ -6,9 +6,9 @@ use aws_sdk_sns::Client;
 use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
-use super::aws_smithy_error_chain;
+use super::{ErrorFacts, facts};
 use crate::domain::Transition;
-use crate::ports::{Cause, Notifier, NotifyError};
+use crate::ports::{Notifier, NotifyError};
 use crate::render::notification;
 
 pub struct SnsNotifier {
@@ -55,15 +55,13 @@ pub(crate) fn map_error<E>(e: SdkError<E>) -> NotifyError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = e.code().unwrap_or_default().to_owned();
-    let message = match e.message() {
-        Some(m) => format!("{code}: {m}"),
-        None => aws_smithy_error_chain(&e),
-    };
-    let dispatch = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
-    let server_error =
-        matches!(&e, SdkError::ServiceError(ctx) if ctx.raw().status().is_server_error());
-    let cause = Some(Arc::new(e) as Cause);
+    let ErrorFacts {
+        code,
+        message,
+        dispatch,
+        server_status,
+        cause,
+    } = facts(e);
     match code.as_str() {
         _ if dispatch => NotifyError::Unreachable { message, cause },
         "NotFound" | "NotFoundException" => NotifyError::TopicNotFound { message, cause },
@@ -75,7 +73,7 @@ where
         {
             NotifyError::AccessDenied { message, cause }
         }
-        _ if server_error => NotifyError::Unreachable { message, cause },
+        _ if server_status.is_some() => NotifyError::Unreachable { message, cause },
         _ => NotifyError::Rejected { message, cause },
     }
 }

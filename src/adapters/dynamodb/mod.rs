@@ -9,15 +9,15 @@
 mod item;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
 use self::item::*;
-use super::aws_smithy_error_chain;
+use super::{ErrorFacts, facts};
 use crate::domain::{JobArn, SetAside, StoredJob, Transition};
 use crate::ports::{
     Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
@@ -72,13 +72,13 @@ fn classify<E>(e: SdkError<E>, table: &str) -> Option<StoreError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let code = e.code().unwrap_or_default().to_owned();
-    let message = match e.message() {
-        Some(m) => format!("{code}: {m}"),
-        None => aws_smithy_error_chain(&e),
-    };
-    let dispatch = matches!(e, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_));
-    let cause = Some(Arc::new(e) as crate::ports::Cause);
+    let ErrorFacts {
+        code,
+        message,
+        dispatch,
+        cause,
+        ..
+    } = facts(e);
     Some(match code.as_str() {
         "ConditionalCheckFailedException" => return None,
         _ if dispatch => StoreError::Unreachable { message, cause },
@@ -198,7 +198,7 @@ impl Update {
 }
 
 impl DynamoJobStore {
-    /// Sends `u` with `condition` (written with `#v` = version, `:expected`).
+    /// Sends `u` on the condition that the stored version is `expected_version`.
     async fn update_on_version(
         &self,
         key: &JobArn,
@@ -401,18 +401,10 @@ impl Outbox for DynamoJobStore {
         token: &str,
         rejected: Option<&str>,
     ) -> Result<Write, StoreError> {
-        let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(arn)))
-            .condition_expression("#o.#t.#b = :token")
-            .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#t", transition_id)
-            .expression_attribute_names("#c", CLAIMED_UNTIL)
-            .expression_attribute_names("#b", CLAIMED_BY)
-            .expression_attribute_values(":token", s(token));
-        req = match rejected {
+        let req = self
+            .held_entry(arn, transition_id, token)
+            .expression_attribute_names("#c", CLAIMED_UNTIL);
+        let req = match rejected {
             None => req.update_expression("REMOVE #o.#t.#c, #o.#t.#b"),
             Some(error) => req
                 .update_expression(
@@ -434,24 +426,10 @@ impl Outbox for DynamoJobStore {
         transition_id: &str,
         token: &str,
     ) -> Result<Option<StoredJob>, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(arn)))
-            .update_expression("REMOVE #o.#t")
-            .condition_expression("#o.#t.#b = :token")
-            .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#t", transition_id)
-            .expression_attribute_names("#b", CLAIMED_BY)
-            .expression_attribute_values(":token", s(token))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match r {
-            Ok(out) => Self::job_after(out.attributes),
-            Err(e) => classify(e, &self.table).map_or(Ok(None), Err),
-        }
+        let req = self
+            .held_entry(arn, transition_id, token)
+            .update_expression("REMOVE #o.#t");
+        self.job_after_held_write(req).await
     }
 
     async fn set_aside(
@@ -460,26 +438,45 @@ impl Outbox for DynamoJobStore {
         token: &str,
         entry: &SetAside,
     ) -> Result<Option<StoredJob>, StoreError> {
-        let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(arn)))
+        let req = self
+            .held_entry(arn, &entry.transition_id, token)
             .update_expression(
                 "REMOVE #o.#t SET #u = list_append(if_not_exists(#u, :empty), :entry)",
             )
+            .expression_attribute_names("#u", UNDELIVERABLE)
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":entry", AttributeValue::L(vec![set_aside_value(entry)]));
+        self.job_after_held_write(req).await
+    }
+}
+
+impl DynamoJobStore {
+    /// An update of one outbox entry (`#o.#t`) on the condition that `token`
+    /// holds its claim: only the holder releases, completes or sets it aside.
+    fn held_entry(
+        &self,
+        arn: &JobArn,
+        transition_id: &str,
+        token: &str,
+    ) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
             .condition_expression("#o.#t.#b = :token")
             .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#t", entry.transition_id.as_str())
+            .expression_attribute_names("#t", transition_id)
             .expression_attribute_names("#b", CLAIMED_BY)
-            .expression_attribute_names("#u", UNDELIVERABLE)
             .expression_attribute_values(":token", s(token))
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![set_aside_value(entry)]))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await;
-        match r {
+    }
+
+    /// Sends a holder's write; the job afterwards, or `None` when the claim was
+    /// no longer ours.
+    async fn job_after_held_write(
+        &self,
+        req: UpdateItemFluentBuilder,
+    ) -> Result<Option<StoredJob>, StoreError> {
+        match req.return_values(ReturnValue::AllNew).send().await {
             Ok(out) => Self::job_after(out.attributes),
             Err(e) => classify(e, &self.table).map_or(Ok(None), Err),
         }
