@@ -588,6 +588,38 @@ mod tests {
     }
 
     #[test]
+    fn a_region_should_be_well_formed_for_its_partition() {
+        for (partition, region) in [
+            ("aws", "us-east-1"),
+            ("aws", "ap-southeast-7"),
+            ("aws", "il-central-1"),
+            ("aws-cn", "cn-northwest-1"),
+            ("aws-us-gov", "us-gov-west-1"),
+            ("aws-iso-b", "us-isob-east-1"),
+            ("aws-eusc", "eusc-de-east-1"),
+        ] {
+            assert!(is_region_of(partition, region), "{partition} {region}");
+            assert_eq!(partition_of(region), Some(partition));
+        }
+        for (partition, region) in [
+            ("aws", "us-gov-west-1"),
+            ("aws-cn", "us-east-1"),
+            ("aws", "moon-base-1"),
+            ("aws", "us-east"),
+            ("aws", "us-East-1"),
+            ("aws", "us-east-123"),
+            ("aws", "us--1"),
+            ("aws-xyz", "us-east-1"),
+        ] {
+            assert!(!is_region_of(partition, region), "{partition} {region}");
+        }
+        let err = "arn:aws-cn:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+            .parse::<JobArn>()
+            .unwrap_err();
+        assert!(matches!(err, ArnError::Region { .. }), "{err}");
+    }
+
+    #[test]
     fn when_reference_is_a_bare_id_should_use_the_default_region() {
         let r = JobRef::parse("abcdefghwxyz", "eu-west-3").unwrap();
         assert_eq!(r.region(), "eu-west-3");

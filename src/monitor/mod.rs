@@ -92,12 +92,14 @@ impl Invocation {
 /// answer leaves before the deadline. With a margin `m` (`DEADLINE_MARGIN_MS`,
 /// never more than half the time left): no job starts in the last `m`; every
 /// job still running at `m / 2` before the deadline is abandoned (each of its
-/// writes is conditional, so nothing is left half done) and reported deferred.
+/// writes is conditional, so nothing is left half done) and reported deferred;
+/// the cycle's own last write (where the next starts) must be done `m / 4`
+/// before the deadline, which leaves that last quarter for the answer.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
     pub start_by: Option<Instant>,
     pub cut_at: Option<Instant>,
-    pub deadline: Option<Instant>,
+    pub wrap_up_by: Option<Instant>,
 }
 
 impl Budget {
@@ -106,7 +108,7 @@ impl Budget {
             return Self {
                 start_by: None,
                 cut_at: None,
-                deadline: None,
+                wrap_up_by: None,
             };
         };
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -115,7 +117,7 @@ impl Budget {
         Self {
             start_by: Some(deadline - margin),
             cut_at: Some(deadline - margin / 2),
-            deadline: Some(deadline),
+            wrap_up_by: Some(deadline - margin / 4),
         }
     }
 

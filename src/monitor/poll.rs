@@ -324,11 +324,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     /// is a warning; it must not hold the answer past the deadline.
     async fn save_cursor(&self, cursor: Option<&ListPosition>, budget: &Budget) {
         let save = self.store.save_cursor(cursor);
-        let result = match budget.deadline {
-            Some(d) => {
-                let by = d.checked_sub(Duration::from_millis(100)).unwrap_or(d);
-                tokio::time::timeout_at(by.into(), save).await.ok()
-            }
+        let result = match budget.wrap_up_by {
+            Some(by) => tokio::time::timeout_at(by.into(), save).await.ok(),
             None => Some(save.await),
         };
         match result {
