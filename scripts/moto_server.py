@@ -14,14 +14,14 @@ Faults: `POST /_faults` with a JSON rule makes matching requests fail the way
 the real service fails, before moto sees them:
 
     {"service": "sns" | "dynamodb", "action": "Publish" | "Query" | ...,
-     "contains": "<text the request body must contain>",
+     "contains": "<text>" | ["<text>", ...],   # the request body must contain each
      "status": 400, "code": "InvalidParameter", "message": "...",
      "times": 3,                      # omitted or null: every match
      "delay_ms": 1500}                # wait first; without "code", then pass the request on
 
 It answers `{"id": N}`; `DELETE /_faults/N` removes the rule, `GET /_faults`
 lists the rules with how many requests each failed. `contains` scopes a rule to
-one test (a table name, a topic, a job id), so tests sharing the server do not
+one test (a table name; a topic and a job id), so tests sharing the server do not
 disturb each other. SNS errors come as awsQuery XML, DynamoDB's as JSON with
 `__type`, as the SDKs parse them.
 
@@ -82,7 +82,8 @@ class Faults:
             for rule in self.rules.values():
                 if rule["service"] != service or rule["action"] != action:
                     continue
-                if rule["contains"] not in body:
+                needles = rule["contains"] if isinstance(rule["contains"], list) else [rule["contains"]]
+                if not all(n in body for n in needles):
                     continue
                 if rule["times"] is not None and rule["hits"] >= rule["times"]:
                     continue

@@ -104,14 +104,8 @@ async fn when_bedrock_lost_a_job_and_knows_it_again_track_should_rearm_it() {
         (Some(true), Some(false)),
         "{d}"
     );
-    let history: Vec<&str> = d["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["to"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        history,
+        support::history_statuses(&d),
         ["Submitted", "Submitted", "InProgress", "Completed"]
     );
 }
@@ -356,7 +350,7 @@ async fn when_sns_always_refuses_one_notification_should_set_it_aside_and_delive
     assert_eq!(w.drain().await.len(), 1);
     let poison = format!("{}-2-InProgress", job_id(&arn));
     let fault = MotoFault::add(
-        json!({"service": "sns", "action": "Publish", "contains": poison,
+        json!({"service": "sns", "action": "Publish", "contains": [w.topic_arn, poison],
         "status": 400, "code": "InvalidParameter", "message": "Invalid parameter: Message"}),
     );
     w.bedrock.set(&arn, "InProgress");
@@ -442,45 +436,52 @@ async fn when_one_jobs_bedrock_call_hangs_should_answer_before_the_deadline_and_
 // 7. Fairness across cycles.
 #[tokio::test]
 async fn when_a_cycle_covers_a_third_of_the_jobs_every_job_should_be_polled_within_three() {
-    // GIVEN 24 jobs polled one at a time, 100 ms each: a cycle of ~1.2 s covers ~10
-    let w = World::with_env(&[("MAX_CONCURRENCY", "1"), ("DEADLINE_MARGIN_MS", "200")]).await;
-    let arns: Vec<String> = (0..24)
+    // GIVEN 24 jobs polled one at a time, 100 ms each: a cycle whose jobs may
+    // start in its first 1.2 s covers ~10
+    const JOBS: usize = 24;
+    let w = World::with_env(&[("MAX_CONCURRENCY", "1"), ("DEADLINE_MARGIN_MS", "800")]).await;
+    let arns: Vec<String> = (0..JOBS)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("fair-{i}"))))
         .collect();
     w.ok(json!({"track": arns})).await;
     w.bedrock.set_latency(Duration::from_millis(100));
 
-    // WHEN three short cycles run
-    let mut covered: Vec<HashSet<String>> = Vec::new();
-    for _ in 0..3 {
+    // WHEN short cycles run until every job was polled (at most six)
+    let mut per_cycle: Vec<usize> = Vec::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    while seen.len() < JOBS && per_cycle.len() < 6 {
         let before = called_jobs(&w).len();
-        let deadline = Instant::now() + Duration::from_millis(1200);
+        let deadline = Instant::now() + Duration::from_millis(2000);
         let s = handler::handle(&w.monitor(), &json!({}), &invocation(Some(deadline)))
             .await
             .expect("poll answers");
-        let cycle: Vec<String> = called_jobs(&w)[before..].to_vec();
-        assert!(
-            s["deferred"].as_u64().unwrap() > 0 || covered.len() == 2,
-            "{s}"
-        );
-        // Jobs left out by the previous cycle come first.
-        if let Some(previous) = covered.last() {
+        let polled = s["polled"].as_u64().unwrap() as usize;
+        if per_cycle.is_empty() {
             assert!(
-                !previous.contains(&cycle[0]),
-                "cycle restarted at a job it had covered"
+                s["deferred"].as_u64().unwrap() > 0,
+                "one cycle covered all: {s}"
             );
         }
-        covered.push(cycle.into_iter().collect());
+        // One at a time: the jobs completed are the first `polled` called (a
+        // last one may have been abandoned at the cut, and counts as deferred).
+        for job in &called_jobs(&w)[before..before + polled] {
+            // THEN until every job was polled once, no cycle polls one again:
+            // each starts with the jobs the one before did not reach
+            if seen.len() < JOBS {
+                assert!(
+                    seen.insert(job.clone()),
+                    "{job} polled again before every job was polled; per cycle {per_cycle:?}"
+                );
+            }
+        }
+        per_cycle.push(polled);
     }
 
-    // THEN every job was polled at least once
-    let all: HashSet<String> = covered.iter().flatten().cloned().collect();
-    let missing: Vec<&String> = arns.iter().filter(|a| !all.contains(*a)).collect();
-    assert!(
-        missing.is_empty(),
-        "never polled in three cycles: {missing:?}; per cycle {:?}",
-        covered.iter().map(HashSet::len).collect::<Vec<_>>()
-    );
+    // AND every job was polled, within three cycles when each covered a third
+    assert_eq!(seen.len(), JOBS, "per cycle {per_cycle:?}");
+    if per_cycle.iter().take(3).all(|p| *p >= JOBS / 3) {
+        assert!(per_cycle.len() <= 3, "per cycle {per_cycle:?}");
+    }
 }
 
 // 8. Claims that only their holder releases.
@@ -547,7 +548,7 @@ async fn when_an_invocation_holds_a_notification_it_should_also_deliver_those_re
     w.ok(json!({"track": [arn]})).await;
     w.drain().await;
     let _slow = MotoFault::add(json!({"service": "sns", "action": "Publish",
-        "contains": format!("{}-2-InProgress", job_id(&arn)), "delay_ms": 1500}));
+        "contains": [w.topic_arn, format!("{}-2-InProgress", job_id(&arn))], "delay_ms": 1500}));
     w.bedrock.set(&arn, "InProgress");
 
     // WHEN a poll is publishing it and Bedrock's event for Completed arrives meanwhile

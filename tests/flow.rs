@@ -107,14 +107,8 @@ async fn when_a_job_runs_to_completion_should_notify_each_transition_once_with_h
 
     // AND the stored history holds every step, and the finished job left the work index with a TTL
     let d = w.ok(json!({"describe": arn})).await;
-    let history: Vec<&str> = d["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["to"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        history,
+        support::history_statuses(&d),
         ["Submitted", "Validating", "InProgress", "Completed"]
     );
     assert_eq!(d["pendingNotifications"], 0);

@@ -706,3 +706,13 @@ pub fn native_event(arn: &str, status: &str) -> Value {
         "detail":{"version":"0.0","accountId":"123456789012","batchJobName":"x","batchJobArn":arn,
           "batchModelId":"m","status":status,"failureMessage":"","creationTime":"Aug 28, 2024, 10:47:53 PM"}})
 }
+
+/// The statuses of `describe`'s history, oldest first.
+pub fn history_statuses(described: &Value) -> Vec<String> {
+    described["history"]
+        .as_array()
+        .unwrap_or_else(|| panic!("describe has no history: {described}"))
+        .iter()
+        .map(|h| h["to"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
