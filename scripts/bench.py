@@ -14,94 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from local import REGION, ROOT, VENV_BIN, free_port, log, moto_command, wait_port
+from local import REGION, ROOT, VENV_BIN, RuntimeApi, free_port, function_env, log, moto_command, wait_port
 
 LAMBDA_DIR = ROOT / "target" / "lambda" / "bedrock-batch-monitor"
-
-
-class RuntimeApi:
-    """The Lambda Runtime API, enough for one function process."""
-
-    def __init__(self) -> None:
-        self.events: "queue.Queue[tuple[str, dict]]" = queue.Queue()
-        self.results: "queue.Queue[tuple[str, str, bytes]]" = queue.Queue()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # quiet
-                pass
-
-            def do_GET(self):
-                if self.path.endswith("/runtime/invocation/next"):
-                    request_id, event = api.events.get()
-                    body = json.dumps(event).encode()
-                    self.send_response(200)
-                    self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
-                    self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 900_000))
-                    self.send_header("Lambda-Runtime-Invoked-Function-Arn",
-                                     "arn:aws:lambda:us-east-1:123456789012:function:bedrock-batch-monitor")
-                    self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                else:
-                    self.send_error(404)
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                parts = self.path.split("/")
-                kind = parts[-1]
-                request_id = parts[-2] if kind in ("response", "error") else "init"
-                self.send_response(202)
-                self.end_headers()
-                api.results.put((request_id, kind, body))
-
-        self.port = free_port()
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def invoke(self, event: dict, timeout: float = 600) -> tuple[dict, float]:
-        request_id = str(uuid.uuid4())
-        start = time.perf_counter()
-        self.events.put((request_id, event))
-        rid, kind, body = self.results.get(timeout=timeout)
-        elapsed = time.perf_counter() - start
-        if kind != "response":
-            raise RuntimeError(f"function answered {kind}: {body.decode(errors='replace')}")
-        return json.loads(body), elapsed
-
-
-def function_env(api_port: int, moto: str, bedrock: str, table: str, topic: str, concurrency: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update({
-        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
-        "AWS_LAMBDA_FUNCTION_NAME": "bedrock-batch-monitor",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
-        "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
-        "AWS_LAMBDA_LOG_LEVEL": "WARN",
-        "AWS_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_ENDPOINT_URL_DYNAMODB": moto,
-        "AWS_ENDPOINT_URL_SNS": moto,
-        "AWS_ENDPOINT_URL_BEDROCK": bedrock,
-        "TABLE_NAME": table,
-        "TOPIC_ARN": topic,
-        "MAX_CONCURRENCY": str(concurrency),
-    })
-    return env
 
 
 def peak_rss_mb(pid: int) -> float:

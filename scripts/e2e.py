@@ -1,7 +1,9 @@
 """End-to-end test of the built function under `cargo lambda watch`: every file in
 events/ is sent with `cargo lambda invoke --data-file` against moto and the fake
 Bedrock; each response and the notifications the SQS subscriber receives are
-checked. Run by `make test` (target `e2e`)."""
+checked. Then the same binary under a Lambda Runtime API that sends a real
+deadline (cargo lambda watch sends none): a Bedrock call that hangs must not
+keep the answer past it. Run by `make test` (target `e2e`)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local import FUNCTION, ROOT, VENV_BIN, Stack
+from local import FUNCTION, ROOT, VENV_BIN, RuntimeApi, Stack, function_env
 
 JOB_ID = "abcdefghwxyz"
 ARN = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{JOB_ID}"
@@ -104,10 +106,46 @@ def main() -> int:
               bad.returncode != 0 and "InvalidEvent" in out and "hello" in out, out)
         check("refusing it published nothing", not stack.drain())
 
+        deadline_checks(stack)
+
     missing = sorted(set(events) - sent)
     check("every file in events/ was sent", not missing, missing)
     print(f"e2e: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def deadline_checks(stack: Stack) -> None:
+    """The debug binary, defaults as documented, with an 8 s deadline and one
+    job whose Bedrock calls take a minute."""
+    ids = ["hangjob00001", "hangjob00002", "hangjob00003"]
+    arns = [f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{i}" for i in ids]
+    for i in ids:
+        stack.admin("POST", "/_admin/jobs", {"jobName": f"deadline-{i}", "id": i})
+    api = RuntimeApi()
+    env = function_env(api.port, stack.moto, stack.bedrock, stack.table, stack.topic_arn, 32)
+    env["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
+    log = open(ROOT / ".demo" / "e2e-runtime-api.log", "w")
+    proc = subprocess.Popen([str(ROOT / "target" / "debug" / FUNCTION)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        r, _ = api.invoke({"track": arns}, timeout=60)
+        check("under a Runtime API with deadlines, track works", sorted(r.get("tracked", [])) == sorted(arns), r)
+        stack.drain()
+        for i in ids:
+            stack.admin("POST", f"/_admin/jobs/{i}/status", {"status": "InProgress"})
+        stack.admin("PUT", f"/_admin/jobs/{ids[1]}/latency", {"ms": 60_000})
+        r, secs = api.invoke({"poll": {}}, timeout=60, deadline_s=8)
+        check("a poll whose Bedrock call hangs answers before its 8 s deadline, the job deferred",
+              secs < 8 and r.get("deferred") == 1 and r.get("polled") == 2 and r.get("transitions") == 2,
+              (f"{secs:.1f} s", r))
+        stack.admin("PUT", f"/_admin/jobs/{ids[1]}/latency", {"ms": 0})
+        r, _ = api.invoke({"poll": {}}, timeout=60)
+        got = stack.drain()
+        check("the next poll takes the deferred job",
+              r.get("transitions") == 1 and len(got) == 3
+              and {m["body"]["jobArn"] for m in got} == set(arns), (r, got))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

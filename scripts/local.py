@@ -1,6 +1,7 @@
-"""Local stand-ins for the demo and the end-to-end test: moto's server (DynamoDB,
-SNS, SQS), the fake-bedrock binary and the function under `cargo lambda watch`,
-plus the table, topic and subscribed queue, created from template.yaml.
+"""Local stand-ins for the demo, the end-to-end test and the bench: moto's server
+(DynamoDB, SNS, SQS), the fake-bedrock binary and the function under `cargo
+lambda watch`, plus the table, topic and subscribed queue, created from
+template.yaml; and a minimal Lambda Runtime API that sends real deadlines.
 
 Run from the repository root with the project's venv (`make setup`)."""
 
@@ -8,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
@@ -81,6 +86,83 @@ def table_definition() -> dict:
                 "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
             }
     sys.exit("template.yaml defines no AWS::DynamoDB::Table")
+
+
+class RuntimeApi:
+    """The Lambda Runtime API, enough for one function process."""
+
+    def __init__(self) -> None:
+        self.events: "queue.Queue[tuple[str, dict, int]]" = queue.Queue()
+        self.results: "queue.Queue[tuple[str, str, bytes]]" = queue.Queue()
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                if self.path.endswith("/runtime/invocation/next"):
+                    request_id, event, deadline_ms = api.events.get()
+                    body = json.dumps(event).encode()
+                    self.send_response(200)
+                    self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+                    self.send_header("Lambda-Runtime-Deadline-Ms", str(deadline_ms))
+                    self.send_header("Lambda-Runtime-Invoked-Function-Arn",
+                                     "arn:aws:lambda:us-east-1:123456789012:function:bedrock-batch-monitor")
+                    self.send_header("Lambda-Runtime-Trace-Id", "Root=1-00000000-000000000000000000000000")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                else:
+                    self.send_error(404)
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                parts = self.path.split("/")
+                kind = parts[-1]
+                request_id = parts[-2] if kind in ("response", "error") else "init"
+                self.send_response(202)
+                self.end_headers()
+                api.results.put((request_id, kind, body))
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def invoke(self, event: dict, timeout: float = 600, deadline_s: float = 900) -> tuple[dict, float]:
+        """Sends one event; the function's deadline is `deadline_s` from now."""
+        request_id = str(uuid.uuid4())
+        start = time.perf_counter()
+        self.events.put((request_id, event, int(time.time() * 1000 + deadline_s * 1000)))
+        rid, kind, body = self.results.get(timeout=timeout)
+        elapsed = time.perf_counter() - start
+        if kind != "response":
+            raise RuntimeError(f"function answered {kind}: {body.decode(errors='replace')}")
+        return json.loads(body), elapsed
+
+
+def function_env(api_port: int, moto: str, bedrock: str, table: str, topic: str, concurrency: int) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "bedrock-batch-monitor",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
+        "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
+        "AWS_LAMBDA_LOG_LEVEL": "WARN",
+        "AWS_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_ENDPOINT_URL_DYNAMODB": moto,
+        "AWS_ENDPOINT_URL_SNS": moto,
+        "AWS_ENDPOINT_URL_BEDROCK": bedrock,
+        "TABLE_NAME": table,
+        "TOPIC_ARN": topic,
+        "MAX_CONCURRENCY": str(concurrency),
+    })
+    return env
 
 
 class Stack:
