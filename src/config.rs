@@ -161,9 +161,9 @@ impl Config {
             deadline_margin: Duration::from_millis(number(
                 "DEADLINE_MARGIN_MS",
                 DEFAULT_DEADLINE_MARGIN_MS,
-                0,
+                500,
                 600_000,
-                "milliseconds from 0 to 600000",
+                "milliseconds from 500 (the answer needs the last quarter of it) to 600000",
             )?),
             claim_duration: Duration::from_secs(number(
                 "CLAIM_SECONDS",
@@ -303,6 +303,21 @@ mod tests {
         assert_eq!(c.deadline_margin, Duration::from_millis(1500));
         assert_eq!(c.claim_duration, Duration::from_secs(30));
         assert_eq!(c.publish_max_attempts, 2);
+    }
+
+    #[test]
+    fn when_the_deadline_margin_leaves_no_time_to_answer_should_refuse_it() {
+        let err = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("DEADLINE_MARGIN_MS", "0"),
+        ])
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("DEADLINE_MARGIN_MS is malformed (\"0\")"),
+            "{err}"
+        );
     }
 
     #[test]
