@@ -38,6 +38,9 @@ pub struct Config {
     /// `PUBLISH_MAX_ATTEMPTS` (default 5): publishes SNS may refuse for good (one a
     /// poll) before the notification is set aside as undeliverable.
     pub publish_max_attempts: u32,
+    /// `METRICS_NAMESPACE` (default `BedrockBatchMonitor`): the CloudWatch
+    /// namespace of the metrics each invocation writes.
+    pub metrics_namespace: String,
     /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
     /// event starts tracking a job; comma-separated, at most 3, empty for none.
     pub label_tags: Vec<String>,
@@ -50,6 +53,7 @@ pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 5_000;
 pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
 pub const DEFAULT_LABEL_TAGS: &str = "team";
 pub const DEFAULT_PUBLISH_MAX_ATTEMPTS: u32 = 5;
+pub const DEFAULT_METRICS_NAMESPACE: &str = "BedrockBatchMonitor";
 
 /// The AWS SDK clients' timeouts (see `main.rs` and the README's arithmetic):
 /// connecting, one attempt, and one operation with all its retries.
@@ -130,7 +134,23 @@ impl Config {
             });
         }
 
+        let metrics_namespace =
+            get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+        let namespace_ok = metrics_namespace.len() <= 255
+            && !metrics_namespace.starts_with("AWS/")
+            && metrics_namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c));
+        if !namespace_ok {
+            return Err(ConfigError::Malformed {
+                name: "METRICS_NAMESPACE",
+                value: metrics_namespace,
+                expected: "a CloudWatch namespace: 1 to 255 of a-z A-Z 0-9 . - _ / # :, not starting with AWS/",
+            });
+        }
+
         Ok(Self {
+            metrics_namespace,
             label_tags,
             table_name,
             topic_arn,
@@ -220,6 +240,7 @@ mod tests {
         assert_eq!(c.claim_duration, Duration::from_secs(60));
         assert_eq!(c.label_tags, ["team"]);
         assert_eq!(c.publish_max_attempts, 5);
+        assert_eq!(c.metrics_namespace, "BedrockBatchMonitor");
     }
 
     #[test]

@@ -28,6 +28,19 @@ pub enum Command {
     Describe(String),
 }
 
+impl Command {
+    /// The command's name in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Poll => "Poll",
+            Self::Reconcile(_) => "Reconcile",
+            Self::Track(_) => "Track",
+            Self::Untrack(_) => "Untrack",
+            Self::Describe(_) => "Describe",
+        }
+    }
+}
+
 /// A job to track, as the caller named it, with labels for subscribers' filters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackRequest {

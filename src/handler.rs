@@ -1,12 +1,15 @@
 //! The Lambda entry point: event in, JSON summary (or a typed error) out.
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
 use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, warn};
 
 use crate::event::{self, EventError};
 use crate::monitor::{Invocation, Monitor, MonitorError};
-use crate::ports::{JobSource, Jobs, Notifier, Outbox, WorkList};
+use crate::ports::{InvocationReport, JobSource, Jobs, MetricsSink, Notifier, Outbox, WorkList};
 
 /// Why an invocation failed. `errorType` in Lambda's answer names the variant.
 #[derive(Debug, thiserror::Error)]
@@ -41,10 +44,102 @@ where
     T: Jobs + Outbox + WorkList,
     N: Notifier,
 {
-    let command = event::parse(payload).inspect_err(|e| warn!(error = %e, "rejected event"))?;
-    monitor
+    dispatch(monitor, payload, invocation).await.1
+}
+
+/// Routes one event to its use case and emits the invocation's metrics,
+/// however it ends (one document per invocation).
+pub async fn handle_and_report<S, T, N, M>(
+    monitor: &Monitor<S, T, N>,
+    metrics: &M,
+    payload: &Value,
+    invocation: &Invocation,
+) -> Result<Value, HandlerError>
+where
+    S: JobSource,
+    T: Jobs + Outbox + WorkList,
+    N: Notifier,
+    M: MetricsSink,
+{
+    let started = Instant::now();
+    let (command, result) = dispatch(monitor, payload, invocation).await;
+    metrics.emit(&report(command, &result, started.elapsed()));
+    result
+}
+
+async fn dispatch<S, T, N>(
+    monitor: &Monitor<S, T, N>,
+    payload: &Value,
+    invocation: &Invocation,
+) -> (&'static str, Result<Value, HandlerError>)
+where
+    S: JobSource,
+    T: Jobs + Outbox + WorkList,
+    N: Notifier,
+{
+    let command = match event::parse(payload) {
+        Ok(c) => c,
+        Err(e) => {
+            warn!(error = %e, "rejected event");
+            return ("Invalid", Err(e.into()));
+        }
+    };
+    let name = command.name();
+    let result = monitor
         .handle(command, invocation)
         .await
         .inspect_err(|e| error!(error = %e, "systemic fault"))
-        .map_err(HandlerError::from)
+        .map_err(HandlerError::from);
+    (name, result)
+}
+
+/// The invocation's counts, read from its answer (or from the summary a
+/// systemic fault carries).
+pub fn report(
+    command: &'static str,
+    result: &Result<Value, HandlerError>,
+    duration: Duration,
+) -> InvocationReport {
+    let (outcome, answer) = match result {
+        Ok(v) => ("Ok".to_owned(), Some(v)),
+        Err(HandlerError::Event(_)) => ("InvalidEvent".to_owned(), None),
+        Err(HandlerError::Systemic(m)) => (m.kind().to_owned(), Some(m.summary())),
+    };
+    let count = |field: &str| {
+        answer
+            .and_then(|a| a.get(field))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
+    let mut bedrock_errors = BTreeMap::new();
+    for e in answer
+        .and_then(|a| a.get("errors"))
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(kind) = e["kind"].as_str().filter(|k| k.starts_with("Bedrock")) {
+            *bedrock_errors.entry(kind.to_owned()).or_default() += 1;
+        }
+    }
+    InvocationReport {
+        command,
+        outcome,
+        polled: count("polled"),
+        transitions: count("transitions"),
+        notified: count("notified"),
+        deferred: count("deferred"),
+        failed: count("failed"),
+        undeliverable: count("undeliverable"),
+        pending: count("pending"),
+        oldest_pending_age: answer
+            .and_then(|a| a.get("oldestPendingAgeSeconds"))
+            .and_then(Value::as_u64)
+            .map(Duration::from_secs)
+            // A poll that saw every job and nothing pending: the oldest is 0 s.
+            // Other commands see only their jobs, so they say nothing.
+            .or((command == "Poll" && result.is_ok()).then_some(Duration::ZERO)),
+        bedrock_errors,
+        duration,
+    }
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bedrock_batch_monitor::adapters::{
-    bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
+    bedrock::BedrockJobSource, dynamodb::DynamoJobStore, metrics::EmfMetrics, sns::SnsNotifier,
 };
 use bedrock_batch_monitor::config::{
     Config, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
@@ -37,6 +37,10 @@ async fn main() -> Result<(), Error> {
         .region()
         .map(|r| r.to_string())
         .unwrap_or_else(|| "us-east-1".to_owned());
+    // Lambda names the function in its environment; the metrics' dimension.
+    let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_else(|_| "bedrock-batch-monitor".to_owned());
+    let metrics = EmfMetrics::new(&config.metrics_namespace, function_name);
     let monitor = Monitor::new(
         BedrockJobSource::new(sdk.clone()),
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
@@ -44,13 +48,13 @@ async fn main() -> Result<(), Error> {
         config.clone(),
         home_region,
     );
-    let monitor = &monitor;
+    let (monitor, metrics) = (&monitor, &metrics);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let invocation = Invocation::new(
             ev.context.request_id.clone(),
             deadline_instant(ev.context.deadline),
         );
-        handler::handle(monitor, &ev.payload, &invocation).await
+        handler::handle_and_report(monitor, metrics, &ev.payload, &invocation).await
     }))
     .await
 }

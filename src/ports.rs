@@ -432,3 +432,28 @@ pub trait Notifier: Send + Sync {
         transition: &Transition,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
+
+/// What one invocation did, for metrics: counts from its answer, however it ended.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InvocationReport {
+    /// `Poll`, `Reconcile`, `Track`, `Untrack`, `Describe`, or `Invalid`.
+    pub command: &'static str,
+    /// `Ok`, or the failed invocation's error type (`TableUnavailable`, ...).
+    pub outcome: String,
+    pub polled: u64,
+    pub transitions: u64,
+    pub notified: u64,
+    pub deferred: u64,
+    pub failed: u64,
+    pub undeliverable: u64,
+    pub pending: u64,
+    pub oldest_pending_age: Option<std::time::Duration>,
+    /// Per-job Bedrock errors by kind (`BedrockThrottling`, ...).
+    pub bedrock_errors: BTreeMap<String, u64>,
+    pub duration: std::time::Duration,
+}
+
+/// Where an invocation's metrics go: written whatever the log level.
+pub trait MetricsSink: Send + Sync {
+    fn emit(&self, report: &InvocationReport);
+}

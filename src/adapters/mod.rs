@@ -2,6 +2,7 @@
 
 pub mod bedrock;
 pub mod dynamodb;
+pub mod metrics;
 pub mod sns;
 
 use std::sync::Arc;

@@ -132,13 +132,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out.polled = true;
         let arn = snapshot.job_arn.clone();
         let key = arn.to_string();
-        if let JobRef::Arn(asked) = &reference {
-            if *asked != arn {
-                out.fail(SourceError::other(format!(
-                    "asked for {asked} and got {arn}"
-                )));
-                return (given, TrackResult::Failed);
-            }
+        if let JobRef::Arn(asked) = &reference
+            && *asked != arn
+        {
+            out.fail(SourceError::other(format!(
+                "asked for {asked} and got {arn}"
+            )));
+            return (given, TrackResult::Failed);
         }
         // A lost race (another invocation wrote the item meanwhile) is read
         // again; a few in a row means the item is contended: say so.

@@ -36,6 +36,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         budget: &Budget,
     ) -> Outcome {
         let mut out = Outcome::default();
+        // What is pending as listed: what the summary reports if the work is cut short.
+        out.note_pending(&job);
         let arn = job.arn().clone();
         let span = info_span!("job", job_arn = %arn);
         let done = budget
@@ -64,6 +66,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     } else if snapshot.status != job.snapshot.status {
                         let t = self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
                         if !self.record(&mut job, t, false, out).await {
+                            out.note_pending(&job);
                             return;
                         }
                     } else if job.not_found_count > 0 {
@@ -84,6 +87,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         let snapshot = job.snapshot.clone();
                         let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
                         if !self.record(&mut job, t, true, out).await {
+                            out.note_pending(&job);
                             return;
                         }
                         out.untracked = true;
@@ -254,8 +258,24 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         started
     }
 
-    /// Publishes the job's pending notifications, oldest first, then retires the
-    /// job when nothing is left to do.
+    /// Publishes the job's pending notifications, then retires the job when
+    /// nothing is left to do. What is still pending afterwards is noted in `out`.
+    pub(super) async fn deliver(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+        let current = self.publish_pending(job, inv, out).await;
+        out.note_pending(&current);
+        if current.is_finished() && current.active {
+            let arn = current.arn();
+            let expires = Utc::now() + self.config.retention;
+            match self.store.retire(arn, current.version, expires).await {
+                Ok(Write::Done) => info!(job_arn = %arn, "job finished; left the work list"),
+                Ok(Write::Lost) => {}
+                Err(e) => out.fail(e),
+            }
+        }
+    }
+
+    /// Publishes the job's pending notifications, oldest first; returns the job
+    /// as last seen.
     ///
     /// Each is claimed first (a conditional write naming this delivery), so two
     /// invocations never publish the same one at once. A notification held by
@@ -263,7 +283,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// once done (it sees them in the item its completion returns), so a later
     /// notification never waits for the next poll. One SNS refuses for good is
     /// retried once a poll, then set aside so the later ones go out.
-    pub(super) async fn deliver(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+    async fn publish_pending(
+        &self,
+        job: StoredJob,
+        inv: &Invocation,
+        out: &mut Outcome,
+    ) -> StoredJob {
         let arn = job.arn().clone();
         let token = self.claim_token(inv);
         let mut current = job;
@@ -277,7 +302,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             .cloned()
         {
             if turns == 0 {
-                return;
+                return current;
             }
             turns -= 1;
             let id = p.transition.id.clone();
@@ -299,21 +324,21 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                                 .any(|q| q.transition.id == id && q.held_by_other(&token, now));
                             if held {
                                 info!(job_arn = %arn, transition_id = %id, "notification held by another invocation; it delivers the rest");
-                                return;
+                                return fresh;
                             }
                             current = fresh;
                             continue;
                         }
-                        Ok(None) => return,
+                        Ok(None) => return current,
                         Err(e) => {
                             out.fail(e);
-                            return;
+                            return current;
                         }
                     }
                 }
                 Err(e) => {
                     out.fail(e);
-                    return;
+                    return current;
                 }
             }
             match self.notifier.publish(&p.transition).await {
@@ -326,12 +351,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             // Our claim ran out and someone else took it: it may
                             // publish this one again (same transitionId).
                             info!(job_arn = %arn, transition_id = %id, "claim lost before completion");
-                            return;
+                            return current;
                         }
                         Err(e) => {
                             // Published but still pending: a later run repeats it, same id.
                             out.fail(e);
-                            return;
+                            return current;
                         }
                     }
                 }
@@ -343,7 +368,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             .release(&arn, &id, &token, Some(e.message()))
                             .await;
                         out.fail(e);
-                        return;
+                        return current;
                     }
                     let entry = SetAside {
                         transition_id: id.clone(),
@@ -359,10 +384,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             out.undeliverable += 1;
                             current = after;
                         }
-                        Ok(None) => return,
+                        Ok(None) => return current,
                         Err(e) => {
                             out.fail(e);
-                            return;
+                            return current;
                         }
                     }
                 }
@@ -370,17 +395,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     // Worth retrying at once next run: give the claim back.
                     let _ = self.store.release(&arn, &id, &token, None).await;
                     out.fail(e);
-                    return;
+                    return current;
                 }
             }
         }
-        if current.is_finished() && current.active {
-            let expires = Utc::now() + self.config.retention;
-            match self.store.retire(&arn, current.version, expires).await {
-                Ok(Write::Done) => info!(job_arn = %arn, "job finished; left the work list"),
-                Ok(Write::Lost) => {}
-                Err(e) => out.fail(e),
-            }
-        }
+        current
     }
 }

@@ -60,6 +60,15 @@ impl From<StoreError> for MonitorError {
 }
 
 impl MonitorError {
+    /// What the invocation had done when the fault stopped it.
+    pub fn summary(&self) -> &Value {
+        match self {
+            Self::Store { summary, .. }
+            | Self::Bedrock { summary, .. }
+            | Self::Notify { summary, .. } => summary,
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Store { .. } => "TableUnavailable",

@@ -151,10 +151,11 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                             Entry::Job(index, job) => {
                                 let arn = job.arn().to_string();
                                 if budget.past_start() {
-                                    let deferred = Outcome {
+                                    let mut deferred = Outcome {
                                         deferred: true,
                                         ..Outcome::default()
                                     };
+                                    deferred.note_pending(&job);
                                     return Some((index, arn, Ok(deferred)));
                                 }
                                 let out = self.run_job(*job, inv, budget).await;

@@ -1,15 +1,20 @@
 //! What an invocation did: per-job outcomes folded into the summary it returns,
 //! each per-job failure logged once, and the systemic fault, if any, found.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, warn};
 
 use super::MonitorError;
-use crate::domain::ArnError;
+use crate::domain::{ArnError, StoredJob};
 use crate::event::RejectedItem;
 use crate::labels::LabelError;
 use crate::ports::{NotifyError, SourceError, StoreError};
+use crate::render::notification::truncate;
+
+/// The longest error text a log line carries (the summary keeps it whole).
+const LOGGED_ERROR_MAX: usize = 1024;
 
 /// One job's problem, reported in the summary.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -46,6 +51,11 @@ pub struct Summary {
     pub ignored: usize,
     /// Notifications SNS kept refusing, set aside so the job's later ones go out.
     pub undeliverable: usize,
+    /// Notifications of the jobs this invocation met that are still pending
+    /// (not yet accepted by SNS) when it ends.
+    pub pending: usize,
+    /// How long ago the oldest of those was recorded, in seconds.
+    pub oldest_pending_age_seconds: Option<i64>,
     pub errors: Vec<JobError>,
 }
 
@@ -103,12 +113,22 @@ pub(crate) struct Outcome {
     pub deferred: bool,
     pub ignored: bool,
     pub undeliverable: usize,
+    /// The job's notifications still pending, as last seen, and when the oldest
+    /// was recorded.
+    pub pending: usize,
+    pub oldest_pending: Option<DateTime<Utc>>,
     pub failures: Vec<Failure>,
 }
 
 impl Outcome {
     pub fn fail(&mut self, f: impl Into<Failure>) {
         self.failures.push(f.into());
+    }
+
+    /// Notes what `job` still has pending (its last known state).
+    pub fn note_pending(&mut self, job: &StoredJob) {
+        self.pending = job.outbox.len();
+        self.oldest_pending = job.outbox.iter().map(|p| p.transition.observed_at).min();
     }
 }
 
@@ -125,6 +145,7 @@ pub(crate) struct Tally {
     first_bedrock: Option<SourceError>,
     store_fault: Option<StoreError>,
     notify_fault: Option<NotifyError>,
+    oldest_pending: Option<DateTime<Utc>>,
 }
 
 impl Tally {
@@ -147,6 +168,7 @@ impl Tally {
             first_bedrock: None,
             store_fault: None,
             notify_fault: None,
+            oldest_pending: None,
         }
     }
 
@@ -163,15 +185,22 @@ impl Tally {
         s.tracked += usize::from(o.tracked);
         s.ignored += usize::from(o.ignored);
         s.undeliverable += o.undeliverable;
+        s.pending += o.pending;
+        self.oldest_pending = match (self.oldest_pending, o.oldest_pending) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.bedrock_calls += usize::from(o.called_bedrock);
         if !o.failures.is_empty() {
             s.failed += 1;
         }
         for f in o.failures {
+            // Service errors quote the service; a log line stays short.
+            let text = truncate(&f.to_string(), LOGGED_ERROR_MAX);
             if f.is_systemic() {
-                error!(job_arn = key, error_kind = f.kind(), error = %f, "job failed");
+                error!(job_arn = key, error_kind = f.kind(), error = %text, "job failed");
             } else {
-                warn!(job_arn = key, error_kind = f.kind(), error = %f, "job failed");
+                warn!(job_arn = key, error_kind = f.kind(), error = %text, "job failed");
             }
             s.errors.push(JobError {
                 job_arn: key.to_owned(),
@@ -206,7 +235,10 @@ impl Tally {
     }
 
     /// The summary, or the systemic fault it reveals.
-    pub fn finish(self) -> Result<Summary, MonitorError> {
+    pub fn finish(mut self) -> Result<Summary, MonitorError> {
+        self.summary.oldest_pending_age_seconds = self
+            .oldest_pending
+            .map(|t| (Utc::now() - t).num_seconds().max(0));
         let summary_json = || serde_json::to_value(&self.summary).unwrap_or(Value::Null);
         if let Some(error) = self.list_fault.clone().or_else(|| self.store_fault.clone()) {
             return Err(MonitorError::Store {
@@ -217,14 +249,13 @@ impl Tally {
         if self.bedrock_can_fail_run
             && self.bedrock_calls > 0
             && self.bedrock_systemic == self.bedrock_calls
+            && let Some(first) = self.first_bedrock.clone()
         {
-            if let Some(first) = self.first_bedrock.clone() {
-                return Err(MonitorError::Bedrock {
-                    calls: self.bedrock_calls,
-                    first: Box::new(first),
-                    summary: summary_json(),
-                });
-            }
+            return Err(MonitorError::Bedrock {
+                calls: self.bedrock_calls,
+                first: Box::new(first),
+                summary: summary_json(),
+            });
         }
         if let Some(error) = self.notify_fault.clone() {
             return Err(MonitorError::Notify {
