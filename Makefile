@@ -1,11 +1,14 @@
 # The two commands: `make demo` (the whole flow locally) and `make test` (what CI runs).
 # Both start from a clean clone: `setup` installs the Python tools into .venv from the
-# pinned requirements.txt (moto's server, cargo-lambda with zig, cfn-lint, SAM CLI).
+# pinned requirements.txt (moto's server, cargo-lambda with zig, cfn-lint, SAM CLI), and
+# checkov into .venv-checkov from requirements-checkov.txt (its pins conflict with SAM's).
 
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
@@ -13,7 +16,12 @@ ARM_TARGET := aarch64-unknown-linux-gnu
 
 .PHONY: setup test lint unit template e2e demo local bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(CHECKOV_STAMP)
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
 
 $(STAMP): requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is needed to create $(VENV)"; exit 1; }
@@ -35,10 +43,13 @@ unit: setup
 	set -o pipefail; cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "cargo test total: %d passed, %d failed\n", p, f; if (p == 0) exit 1}' target/test-output.txt
 
-# The template: linted, validated, and built for arm64 with cargo-lambda (no Docker).
+# The template: linted, validated, checked for security findings (each fixed, or
+# skipped in the resource's Metadata with the reason), and built for arm64 with
+# cargo-lambda (no Docker).
 template: setup
 	cfn-lint template.yaml
 	sam validate --lint
+	$(CHECKOV_VENV)/bin/checkov -f template.yaml --quiet --compact --skip-download
 	sam build
 
 # The built function under `cargo lambda watch`, sent every file in events/.
@@ -61,4 +72,4 @@ local: setup
 	$(PY) scripts/local.py
 
 clean:
-	rm -rf $(VENV) .demo .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) .demo .aws-sam

@@ -107,6 +107,7 @@ def main() -> int:
         check("refusing it published nothing", not stack.drain())
 
         deadline_checks(stack)
+        json_log_checks(stack)
 
     missing = sorted(set(events) - sent)
     check("every file in events/ was sent", not missing, missing)
@@ -146,6 +147,46 @@ def deadline_checks(stack: Stack) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def json_log_checks(stack: Stack) -> None:
+    """The debug binary with AWS_LAMBDA_LOG_FORMAT=JSON over a poll in which one
+    job's Bedrock calls keep failing: what an operator reads in CloudWatch."""
+    ids = ["logsjob00001", "logsjob00002"]
+    arns = [f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{i}" for i in ids]
+    for i in ids:
+        stack.admin("POST", "/_admin/jobs", {"jobName": f"logs-{i}", "id": i})
+    api = RuntimeApi()
+    env = function_env(api.port, stack.moto, stack.bedrock, stack.table, stack.topic_arn, 32)
+    env.update({"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO", "AWS_MAX_ATTEMPTS": "2"})
+    path = ROOT / ".demo" / "e2e-json-logs.log"
+    proc = subprocess.Popen([str(ROOT / "target" / "debug" / FUNCTION)], env=env,
+                            stdout=open(path, "w"), stderr=subprocess.STDOUT)
+    try:
+        api.invoke({"track": arns}, timeout=60)
+        stack.drain()
+        stack.admin("POST", "/_admin/faults", {"kind": "Throttling", "jobId": ids[0]})
+        summary, _ = api.invoke({"poll": {}}, timeout=60)
+        stack.admin("DELETE", "/_admin/faults")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    parsed, not_json = [], []
+    for line in lines:
+        try:
+            parsed.append(json.loads(line))
+        except json.JSONDecodeError:
+            not_json.append(line)
+    check("with AWS_LAMBDA_LOG_FORMAT=JSON every log line is JSON", lines and not not_json, not_json[:3])
+    failing = [p for p in parsed if p.get("level") in ("WARN", "ERROR") and arns[0] in json.dumps(p)]
+    check("the failing job's ARN is on a warn/error line, with the error kind",
+          any(p.get("fields", {}).get("job_arn") == arns[0]
+              and p["fields"].get("error_kind") == "BedrockThrottling" for p in failing), failing)
+    emf = [p for p in parsed if "_aws" in p and p.get("Command") == "Poll"]
+    check("one EMF document for the poll, its Polled equal to the summary's polled",
+          len(emf) == 1 and emf[0].get("Polled") == summary.get("polled") and summary.get("polled", 0) >= 1
+          and emf[0].get("BedrockErrorsThrottling") == 1, (summary, emf))
 
 
 if __name__ == "__main__":

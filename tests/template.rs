@@ -215,3 +215,135 @@ fn the_readme_configuration_table_should_list_exactly_the_variables_the_config_r
         }
     }
 }
+
+fn resources_of_type<'a>(t: &'a Value, kind: &str) -> Vec<(String, &'a Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(k, r)| (k.as_str().unwrap().to_owned(), r))
+        .collect()
+}
+
+/// The logical id a `!Ref X` names.
+fn ref_target(v: &Value) -> Option<String> {
+    match v {
+        Value::Tagged(t) if t.tag == "Ref" || t.tag == "!Ref" => {
+            t.value.as_str().map(str::to_owned)
+        }
+        Value::Mapping(m) => m
+            .get(Value::String("Ref".into()))
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        _ => None,
+    }
+}
+
+#[test]
+fn every_alarm_should_reach_the_operations_topic_and_say_in_one_line_what_it_means() {
+    let t = template();
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert!(
+        alarms.len() >= 5,
+        "{:?}",
+        alarms.iter().map(|a| &a.0).collect::<Vec<_>>()
+    );
+    for (id, alarm) in alarms {
+        let p = &alarm["Properties"];
+        let actions: Vec<Option<String>> = p["AlarmActions"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{id} has no AlarmActions"))
+            .iter()
+            .map(ref_target)
+            .collect();
+        assert_eq!(actions, [Some("OpsTopic".to_owned())], "{id}");
+        let description = p["AlarmDescription"].as_str().unwrap_or_default();
+        assert!(
+            !description.is_empty() && !description.contains('\n'),
+            "{id}: {description:?}"
+        );
+    }
+}
+
+#[test]
+fn the_operations_topic_should_be_encrypted_and_reach_the_alert_email_unfiltered() {
+    let t = template();
+    let ops = &t["Resources"]["OpsTopic"];
+    assert_eq!(ops["Type"].as_str(), Some("AWS::SNS::Topic"));
+    assert_eq!(
+        ref_target(&ops["Properties"]["KmsMasterKeyId"]).as_deref(),
+        Some("EncryptionKey")
+    );
+    let email = resources_of_type(&t, "AWS::SNS::Subscription")
+        .into_iter()
+        .find(|(_, s)| ref_target(&s["Properties"]["TopicArn"]).as_deref() == Some("OpsTopic"))
+        .expect("a subscription on the operations topic");
+    let p = &email.1["Properties"];
+    assert_eq!(p["Protocol"].as_str(), Some("email"));
+    assert_eq!(ref_target(&p["Endpoint"]).as_deref(), Some("AlertEmail"));
+    assert!(
+        p["FilterPolicy"].is_null(),
+        "the operator's email is filtered"
+    );
+}
+
+#[test]
+fn each_alarm_on_the_functions_metrics_should_watch_a_metric_it_writes() {
+    use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
+    use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
+    use std::sync::{Arc, Mutex};
+
+    let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let report = InvocationReport {
+        oldest_pending_age: Some(std::time::Duration::from_secs(1)),
+        ..InvocationReport::default()
+    };
+    EmfMetrics::with_output("Ns", "fn", buffer.clone()).emit(&report);
+    let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
+    let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_owned())
+        .collect();
+
+    let t = template();
+    let mut watched = BTreeSet::new();
+    for (id, alarm) in resources_of_type(&t, "AWS::CloudWatch::Alarm") {
+        let p = &alarm["Properties"];
+        if ref_target(&p["Namespace"]).as_deref() == Some("MetricsNamespace") {
+            let metric = p["MetricName"].as_str().unwrap().to_owned();
+            assert!(
+                written.contains(&metric),
+                "{id} watches {metric}, not written: {written:?}"
+            );
+            watched.insert(metric);
+        }
+    }
+    for needed in [
+        "OldestPendingNotificationAge",
+        "Undeliverable",
+        "BedrockErrors",
+    ] {
+        assert!(watched.contains(needed), "no alarm on {needed}");
+    }
+}
+
+#[test]
+fn the_readme_runbook_should_name_every_alarm() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let runbook = readme
+        .split("\n## Runbook")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Runbook section");
+    let t = template();
+    for (id, _) in resources_of_type(&t, "AWS::CloudWatch::Alarm") {
+        assert!(
+            runbook.contains(&format!("### `{id}`")),
+            "the runbook has no entry for {id}"
+        );
+    }
+}
