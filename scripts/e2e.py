@@ -108,6 +108,7 @@ def main() -> int:
 
         deadline_checks(stack)
         json_log_checks(stack)
+        kill_checks(stack)
 
     missing = sorted(set(events) - sent)
     check("every file in events/ was sent", not missing, missing)
@@ -187,6 +188,59 @@ def json_log_checks(stack: Stack) -> None:
     check("one EMF document for the poll, its Polled equal to the summary's polled",
           len(emf) == 1 and emf[0].get("Polled") == summary.get("polled") and summary.get("polled", 0) >= 1
           and emf[0].get("BedrockErrorsThrottling") == 1, (summary, emf))
+
+
+def kill_checks(stack: Stack) -> None:
+    """The process killed (SIGKILL) after SNS accepted a publish and before the
+    outbox entry was removed: the next process repeats it once, with the same
+    transitionId, once the dead one's claim has run out."""
+    job = "killjob00001"
+    arn = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{job}"
+    stack.admin("POST", "/_admin/jobs", {"jobName": "killed", "id": job})
+
+    def start() -> tuple[subprocess.Popen, RuntimeApi]:
+        api = RuntimeApi()
+        env = function_env(api.port, stack.moto, stack.bedrock, stack.table, stack.topic_arn, 32)
+        proc = subprocess.Popen([str(ROOT / "target" / "debug" / FUNCTION)], env=env,
+                                stdout=open(ROOT / ".demo" / "e2e-kill.log", "a"), stderr=subprocess.STDOUT)
+        return proc, api
+
+    proc, api = start()
+    api.invoke({"track": [arn]}, timeout=60)
+    stack.drain()
+    # Hold the outbox removal (`REMOVE #o.#t` alone) of this table back, and fail it.
+    rule = stack.fault({"service": "dynamodb", "action": "UpdateItem", "contains": [stack.table, '"REMOVE #o.#t"'],
+                        "delay_ms": 5000, "status": 500, "code": "InternalServerError"})
+    stack.admin("POST", f"/_admin/jobs/{job}/status", {"status": "InProgress"})
+    api.send({"poll": {}})
+    first = stack.drain(wait=10)
+    proc.kill()
+    proc.wait(timeout=10)
+    stack.clear_fault(rule)
+    check("SIGKILL after SNS accepted the publish, before the outbox removal",
+          len(first) == 1 and first[0]["body"]["status"] == "InProgress", first)
+    # The dead process's claim runs out after CLAIM_SECONDS; move it into the past
+    # rather than wait for it.
+    ddb = stack.client("dynamodb")
+    item = ddb.get_item(TableName=stack.table, Key={"jobArn": {"S": arn}}, ConsistentRead=True)["Item"]
+    pending = list(item["outbox"]["M"])
+    for tid in pending:
+        ddb.update_item(TableName=stack.table, Key={"jobArn": {"S": arn}},
+                        UpdateExpression="SET outbox.#t.claimedUntil = :past",
+                        ExpressionAttributeNames={"#t": tid}, ExpressionAttributeValues={":past": {"N": "0"}})
+    proc, api = start()
+    try:
+        r, _ = api.invoke({"poll": {}}, timeout=60)
+        again = stack.drain()
+        r2, _ = api.invoke({"poll": {}}, timeout=60)
+        more = stack.drain()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    ids = {m["body"]["transitionId"] for m in first + again}
+    check("the next process repeats it once, with the same transitionId, and nothing after",
+          len(pending) == 1 and len(again) == 1 and len(ids) == 1 and not more and r.get("notified") == 1
+          and r2.get("pending") == 0, (pending, r, again, r2, more))
 
 
 if __name__ == "__main__":

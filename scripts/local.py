@@ -130,6 +130,10 @@ class RuntimeApi:
         self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def send(self, event: dict, deadline_s: float = 900) -> None:
+        """Queues one event without waiting for the answer."""
+        self.events.put((str(uuid.uuid4()), event, int(time.time() * 1000 + deadline_s * 1000)))
+
     def invoke(self, event: dict, timeout: float = 600, deadline_s: float = 900) -> tuple[dict, float]:
         """Sends one event; the function's deadline is `deadline_s` from now."""
         request_id = str(uuid.uuid4())
@@ -260,6 +264,16 @@ class Stack:
         with urllib.request.urlopen(req) as resp:
             text = resp.read()
             return json.loads(text) if text else None
+
+    def fault(self, rule: dict) -> int:
+        """Adds a fault rule in front of moto (scripts/moto_server.py); returns its id."""
+        req = urllib.request.Request(self.moto + "/_faults", method="POST", data=json.dumps(rule).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req) as resp:
+            return json.loads(resp.read())["id"]
+
+    def clear_fault(self, rule_id: int) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{self.moto}/_faults/{rule_id}", method="DELETE")).read()
 
     def drain(self, wait: float = 1.0) -> list[dict]:
         """Messages on the subscribed queue: the SNS envelope with the sqs form inside."""

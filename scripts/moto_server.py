@@ -17,7 +17,9 @@ the real service fails, before moto sees them:
      "contains": "<text>" | ["<text>", ...],   # the request body must contain each
      "status": 400, "code": "InvalidParameter", "message": "...",
      "times": 3,                      # omitted or null: every match
-     "delay_ms": 1500}                # wait first; without "code", then pass the request on
+     "delay_ms": 1500,                # wait first; without "code", then pass the request on
+     "apply": true}                   # let moto apply it, then answer the error anyway
+                                      # (a write done whose answer was lost)
 
 It answers `{"id": N}`; `DELETE /_faults/N` removes the rule, `GET /_faults`
 lists the rules with how many requests each failed. `contains` scopes a rule to
@@ -63,6 +65,7 @@ class Faults:
                 rule.setdefault("contains", "")
                 rule.setdefault("code", None)
                 rule.setdefault("delay_ms", 0)
+                rule.setdefault("apply", False)
                 rule.setdefault("message", f"injected fault: {rule['code']}")
                 rule.setdefault("times", None)
                 rule["hits"] = 0
@@ -155,7 +158,12 @@ def main() -> None:
             if rule is not None:
                 time.sleep(rule["delay_ms"] / 1000)
                 if rule["code"] is not None:
+                    if rule["apply"]:
+                        list(forward(environ))
                     return fault_response(start_response, service, rule)
+        return forward(environ, start_response)
+
+    def forward(environ, start_response=lambda *_: None):
         if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
             with dynamodb:
                 # Build the whole response under the lock.
