@@ -372,6 +372,7 @@ impl World {
             if msgs.is_empty() {
                 return out;
             }
+            let mut done = Vec::new();
             for m in msgs {
                 let envelope: Value =
                     serde_json::from_str(m.body().expect("body")).expect("SNS envelope JSON");
@@ -395,14 +396,21 @@ impl World {
                     body,
                     attributes,
                 });
-                self.sqs
-                    .delete_message()
-                    .queue_url(queue_url)
-                    .receipt_handle(m.receipt_handle().expect("receipt handle"))
-                    .send()
-                    .await
-                    .expect("delete message");
+                done.push(
+                    aws_sdk_sqs::types::DeleteMessageBatchRequestEntry::builder()
+                        .id(done.len().to_string())
+                        .receipt_handle(m.receipt_handle().expect("receipt handle"))
+                        .build()
+                        .expect("delete entry"),
+                );
             }
+            self.sqs
+                .delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(done))
+                .send()
+                .await
+                .expect("delete messages");
         }
     }
 
@@ -715,4 +723,69 @@ pub fn history_statuses(described: &Value) -> Vec<String> {
         .iter()
         .map(|h| h["to"].as_str().unwrap_or_default().to_owned())
         .collect()
+}
+
+/// A TCP proxy in front of moto that can cut every connection and refuse new
+/// ones, then serve again: moto going away in the middle of a cycle and coming
+/// back with its state (a restart of the real service keeps the table).
+pub struct Outage {
+    addr: std::net::SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Outage {
+    pub async fn start(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let (d, c) = (down.clone(), connections.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if d.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close
+                }
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                c.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(task.abort_handle());
+            }
+        });
+        Self {
+            addr,
+            down,
+            connections,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for c in self
+            .connections
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            c.abort();
+        }
+    }
+
+    pub fn restore(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
 }
