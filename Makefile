@@ -14,7 +14,11 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit template e2e demo local bench clean
+.PHONY: setup test lint unit template e2e demo local bench fuzz clean
+
+# Cases per property in tests/properties.rs: `make test` runs this many, `make fuzz` more.
+PROPTEST_CASES ?= 4000
+FUZZ_CASES ?= 100000
 
 setup: $(STAMP) $(CHECKOV_STAMP)
 
@@ -40,7 +44,7 @@ lint:
 # The last line totals every test binary's result.
 unit: setup
 	@mkdir -p target
-	set -o pipefail; cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
+	set -o pipefail; PROPTEST_CASES=$(PROPTEST_CASES) cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "cargo test total: %d passed, %d failed\n", p, f; if (p == 0) exit 1}' target/test-output.txt
 
 # The template: linted, validated, checked for security findings (each fixed, or
@@ -62,6 +66,11 @@ test: setup lint unit e2e template
 # Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.
 bench: setup
 	$(PY) scripts/bench.py
+
+# The property tests (event parsing, ARN parsing, item decoding) at FUZZ_CASES
+# cases each; the figures are in the README.
+fuzz:
+	time PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked --test properties
 
 demo: setup
 	$(PY) scripts/demo.py
