@@ -183,7 +183,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         .start_tracking(snapshot.clone(), stored, labels, inv, out)
                         .await
                     {
-                        Started::Created | Started::Rearmed => {
+                        Started::Tracked => {
                             return (key, TrackResult::Tracked);
                         }
                         Started::Failed => return (key, TrackResult::Failed),

@@ -16,10 +16,9 @@ use crate::ports::{Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError
 /// How [`Monitor::start_tracking`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Started {
-    /// A new item, first observation recorded.
-    Created,
-    /// An untracked, lost or finished job tracked again.
-    Rearmed,
+    /// First observation recorded: a new item, or an untracked, lost or
+    /// finished job tracked again.
+    Tracked,
     /// The item changed meanwhile: read it again and decide again.
     Raced,
     /// A store error, recorded in the outcome.
@@ -226,14 +225,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 return Started::Failed;
             }
         }
-        let started = match &existing {
-            None => Started::Created,
-            Some(old) => {
-                info!(job_arn = %arn, was = ?old.tracking(), "tracking again");
-                Started::Rearmed
-            }
-        };
-        info!(job_arn = %arn, status = %first.job.status, version, "tracking started");
+        let was = existing.as_ref().map(StoredJob::tracking);
+        info!(job_arn = %arn, status = %first.job.status, version, ?was, "tracking started");
         out.tracked = true;
         out.transitions += 1;
         let (mut history, outbox, undeliverable) = existing
@@ -255,7 +248,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             undeliverable,
         };
         self.deliver(job, inv, out).await;
-        started
+        Started::Tracked
     }
 
     /// Publishes the job's pending notifications, then retires the job when

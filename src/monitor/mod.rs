@@ -176,10 +176,6 @@ impl<S, T, N> Monitor<S, T, N> {
         }
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
     /// A claim token no other delivery uses: the invocation's id and a counter.
     fn claim_token(&self, inv: &Invocation) -> String {
         format!("{}#{}", inv.id, self.claims.fetch_add(1, Ordering::Relaxed))
