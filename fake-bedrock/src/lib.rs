@@ -97,6 +97,18 @@ pub struct SeedJob {
     pub status: String,
     #[serde(default)]
     pub tags: BTreeMap<String, String>,
+    /// When the job was submitted; now when absent (backdate to age a queue).
+    #[serde(default)]
+    pub submit_time: Option<DateTime<Utc>>,
+    /// When the job expires if it has not run; 24 hours after submission when absent.
+    #[serde(default)]
+    pub job_expiration_time: Option<DateTime<Utc>>,
+    /// Record counters from the start (absent until the job reads its input).
+    #[serde(default)]
+    pub records: Option<Records>,
+    /// Output location; `s3://batch-output/<name>/` when absent.
+    #[serde(default)]
+    pub output_s3_uri: Option<String>,
 }
 
 fn default_model() -> String {
@@ -122,7 +134,31 @@ impl SeedJob {
             id: None,
             status: default_status(),
             tags: BTreeMap::new(),
+            submit_time: None,
+            job_expiration_time: None,
+            records: None,
+            output_s3_uri: None,
         }
+    }
+    pub fn with_status(mut self, status: &str) -> Self {
+        self.status = status.into();
+        self
+    }
+    pub fn submitted_at(mut self, t: DateTime<Utc>) -> Self {
+        self.submit_time = Some(t);
+        self
+    }
+    pub fn expiring_at(mut self, t: DateTime<Utc>) -> Self {
+        self.job_expiration_time = Some(t);
+        self
+    }
+    pub fn with_records(mut self, records: Records) -> Self {
+        self.records = Some(records);
+        self
+    }
+    pub fn with_output(mut self, s3_uri: &str) -> Self {
+        self.output_s3_uri = Some(s3_uri.into());
+        self
     }
     pub fn in_region(mut self, region: &str) -> Self {
         self.region = region.into();
@@ -177,12 +213,16 @@ struct Job {
     submit_time: DateTime<Utc>,
     last_modified_time: DateTime<Utc>,
     end_time: Option<DateTime<Utc>>,
+    job_expiration_time: DateTime<Utc>,
     records: Option<Records>,
+    output_s3_uri: String,
     tags: BTreeMap<String, String>,
 }
 
 impl Job {
-    fn to_json(&self, summary: bool) -> Value {
+    /// The job as GetModelInvocationJob answers it, and as a list summary
+    /// (`ModelInvocationJobSummary` carries the same fields, counters included).
+    fn to_json(&self) -> Value {
         let mut v = json!({
             "jobArn": self.arn,
             "jobName": self.name,
@@ -192,9 +232,9 @@ impl Job {
             "submitTime": iso(self.submit_time),
             "lastModifiedTime": iso(self.last_modified_time),
             "inputDataConfig": {"s3InputDataConfig": {"s3InputFormat": "JSONL", "s3Uri": format!("s3://batch-input/{}/input.jsonl", self.name)}},
-            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": format!("s3://batch-output/{}/", self.name)}},
+            "outputDataConfig": {"s3OutputDataConfig": {"s3Uri": self.output_s3_uri}},
             "timeoutDurationInHours": 24,
-            "jobExpirationTime": iso(self.submit_time + chrono::Duration::hours(24)),
+            "jobExpirationTime": iso(self.job_expiration_time),
         });
         let obj = v.as_object_mut().expect("json! object");
         if let Some(m) = &self.message {
@@ -203,7 +243,7 @@ impl Job {
         if let Some(t) = self.end_time {
             obj.insert("endTime".into(), json!(iso(t)));
         }
-        if let (Some(r), false) = (self.records, summary) {
+        if let Some(r) = self.records {
             obj.insert("totalRecordCount".into(), json!(r.total));
             obj.insert("processedRecordCount".into(), json!(r.processed));
             obj.insert("successRecordCount".into(), json!(r.success));
@@ -333,6 +373,10 @@ impl FakeBedrock {
             seed.region, seed.account, id
         );
         let now = Utc::now();
+        let submit_time = seed.submit_time.unwrap_or(now);
+        let output_s3_uri = seed
+            .output_s3_uri
+            .unwrap_or_else(|| format!("s3://batch-output/{}/", seed.job_name));
         inner.jobs.push(Job {
             arn: arn.clone(),
             id,
@@ -341,10 +385,14 @@ impl FakeBedrock {
             model_id: seed.model_id,
             status: seed.status.clone(),
             message: None,
-            submit_time: now,
-            last_modified_time: now,
+            submit_time,
+            last_modified_time: now.max(submit_time),
             end_time: is_terminal(&seed.status).then_some(now),
-            records: None,
+            job_expiration_time: seed
+                .job_expiration_time
+                .unwrap_or(submit_time + chrono::Duration::hours(24)),
+            records: seed.records,
+            output_s3_uri,
             tags: seed.tags,
         });
         arn
@@ -365,6 +413,19 @@ impl FakeBedrock {
         }
         job.last_modified_time = now;
         job.end_time = is_terminal(&job.status).then_some(now);
+        true
+    }
+
+    /// Moves a job's record counters without changing its status (a running
+    /// job making progress, or not); false when there is no such job.
+    pub fn set_records(&self, ident: &str, records: Records) -> bool {
+        let mut inner = self.lock();
+        let Some(i) = inner.find(ident, None) else {
+            return false;
+        };
+        let job = &mut inner.jobs[i];
+        job.records = Some(records);
+        job.last_modified_time = Utc::now();
         true
     }
 
@@ -442,6 +503,7 @@ fn router(fake: FakeBedrock) -> Router {
         .route("/listTagsForResource", post(list_tags))
         .route("/_admin/jobs", post(admin_seed).get(admin_list))
         .route("/_admin/jobs/{ident}/status", post(admin_status))
+        .route("/_admin/jobs/{ident}/records", post(admin_records))
         .route("/_admin/jobs/{ident}", axum::routing::delete(admin_remove))
         .route("/_admin/jobs/{ident}/latency", put(admin_job_latency))
         .route("/_admin/latency", put(admin_latency))
@@ -525,7 +587,7 @@ async fn get_job(
     };
     let inner = fake.lock();
     match inner.find(&ident, region.as_deref()) {
-        Some(i) => axum::Json(inner.jobs[i].to_json(false)).into_response(),
+        Some(i) => axum::Json(inner.jobs[i].to_json()).into_response(),
         None => not_found(&ident),
     }
 }
@@ -607,6 +669,8 @@ struct ListQuery {
     submit_time_before: Option<DateTime<Utc>>,
     max_results: Option<usize>,
     next_token: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
 }
 
 async fn list_jobs(
@@ -618,7 +682,33 @@ async fn list_jobs(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let max = q.max_results.unwrap_or(1000).clamp(1, 1000);
+    let max = q.max_results.unwrap_or(1000);
+    if !(1..=1000).contains(&max) {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            Some("ValidationException"),
+            "maxResults must be between 1 and 1000",
+        );
+    }
+    if q.sort_by.as_deref().is_some_and(|s| s != "CreationTime") {
+        return aws_error(
+            StatusCode::BAD_REQUEST,
+            Some("ValidationException"),
+            "sortBy must be CreationTime",
+        );
+    }
+    // Bedrock lists the newest first unless asked otherwise.
+    let ascending = match q.sort_order.as_deref() {
+        None | Some("Descending") => false,
+        Some("Ascending") => true,
+        Some(_) => {
+            return aws_error(
+                StatusCode::BAD_REQUEST,
+                Some("ValidationException"),
+                "sortOrder must be Ascending or Descending",
+            );
+        }
+    };
     let start: usize = match q.next_token.as_deref().map(str::parse) {
         None => 0,
         Some(Ok(n)) => n,
@@ -631,7 +721,7 @@ async fn list_jobs(
         }
     };
     let inner = fake.lock();
-    let matching: Vec<&Job> = inner
+    let mut matching: Vec<&Job> = inner
         .jobs
         .iter()
         .filter(|j| region.as_deref().is_none_or(|r| r == j.region))
@@ -644,11 +734,16 @@ async fn list_jobs(
         .filter(|j| q.submit_time_after.is_none_or(|t| j.submit_time > t))
         .filter(|j| q.submit_time_before.is_none_or(|t| j.submit_time < t))
         .collect();
+    // Stable: jobs submitted at the same instant keep their creation order.
+    matching.sort_by_key(|j| j.submit_time);
+    if !ascending {
+        matching.reverse();
+    }
     let page: Vec<Value> = matching
         .iter()
         .skip(start)
         .take(max)
-        .map(|j| j.to_json(true))
+        .map(|j| j.to_json())
         .collect();
     let mut body = json!({ "invocationJobSummaries": page });
     if start + max < matching.len() {
@@ -720,16 +815,12 @@ async fn admin_seed(
     let arn = fake.seed(seed);
     let inner = fake.lock();
     let i = inner.find(&arn, None).expect("just seeded");
-    (
-        StatusCode::CREATED,
-        axum::Json(inner.jobs[i].to_json(false)),
-    )
-        .into_response()
+    (StatusCode::CREATED, axum::Json(inner.jobs[i].to_json())).into_response()
 }
 
 async fn admin_list(State(fake): State<FakeBedrock>) -> Response {
     let inner = fake.lock();
-    let jobs: Vec<Value> = inner.jobs.iter().map(|j| j.to_json(false)).collect();
+    let jobs: Vec<Value> = inner.jobs.iter().map(Job::to_json).collect();
     axum::Json(json!({ "jobs": jobs })).into_response()
 }
 
@@ -741,7 +832,21 @@ async fn admin_status(
     if fake.set_status(&ident, change) {
         let inner = fake.lock();
         let i = inner.find(&ident, None).expect("just updated");
-        axum::Json(inner.jobs[i].to_json(false)).into_response()
+        axum::Json(inner.jobs[i].to_json()).into_response()
+    } else {
+        not_found(&ident)
+    }
+}
+
+async fn admin_records(
+    State(fake): State<FakeBedrock>,
+    Path(ident): Path<String>,
+    axum::Json(records): axum::Json<Records>,
+) -> Response {
+    if fake.set_records(&ident, records) {
+        let inner = fake.lock();
+        let i = inner.find(&ident, None).expect("just updated");
+        axum::Json(inner.jobs[i].to_json()).into_response()
     } else {
         not_found(&ident)
     }
