@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::warnings::{Thresholds, parse_threshold};
+
 /// A setting that is missing or malformed; names the variable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
@@ -17,7 +19,7 @@ pub enum ConfigError {
 
 /// Everything the function reads from its environment (besides the SDK's own
 /// variables: region, credentials, `AWS_ENDPOINT_URL*`, `AWS_MAX_ATTEMPTS`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `TABLE_NAME`: the job table.
     pub table_name: String,
@@ -44,6 +46,40 @@ pub struct Config {
     /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
     /// event starts tracking a job; comma-separated, at most 3, empty for none.
     pub label_tags: Vec<String>,
+    /// `DISCOVERY` (default `off`): track jobs without a `track`: `all`, or only
+    /// those whose name contains the given text.
+    pub discovery: Discovery,
+    /// `DISCOVERY_REGIONS` (default none): regions listed besides the function's own.
+    pub discovery_regions: Vec<String>,
+    /// `WARN_*`: when the early warnings fire.
+    pub warnings: Thresholds,
+    /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
+    /// reads for a finished job's token totals.
+    pub output_buckets: Vec<String>,
+}
+
+/// Which jobs are tracked without being asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Discovery {
+    Off,
+    All,
+    /// Only jobs whose name contains this text.
+    NameContains(String),
+}
+
+impl Discovery {
+    pub fn is_on(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
+
+    /// Whether a job of this name is to be tracked.
+    pub fn wants(&self, job_name: &str) -> bool {
+        match self {
+            Self::Off => false,
+            Self::All => true,
+            Self::NameContains(text) => job_name.contains(text.as_str()),
+        }
+    }
 }
 
 pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
@@ -149,7 +185,79 @@ impl Config {
             });
         }
 
+        let discovery = match get("DISCOVERY") {
+            None => Discovery::Off,
+            Some(v) if v.eq_ignore_ascii_case("off") => Discovery::Off,
+            Some(v) if v.eq_ignore_ascii_case("all") => Discovery::All,
+            Some(v) if v.len() <= 63 => Discovery::NameContains(v),
+            Some(v) => {
+                return Err(ConfigError::Malformed {
+                    name: "DISCOVERY",
+                    value: v,
+                    expected: "off, all, or a text of up to 63 characters that job names must contain",
+                });
+            }
+        };
+        let discovery_regions = list(lookup("DISCOVERY_REGIONS"));
+        if let Some(bad) = discovery_regions
+            .iter()
+            .find(|r| crate::domain::partition_of(r).is_none())
+        {
+            return Err(ConfigError::Malformed {
+                name: "DISCOVERY_REGIONS",
+                value: bad.clone(),
+                expected: "comma-separated AWS regions such as us-west-2,eu-west-1",
+            });
+        }
+        let output_buckets = list(lookup("OUTPUT_BUCKETS"));
+        if let Some(bad) = output_buckets.iter().find(|b| !is_bucket_name(b)) {
+            return Err(ConfigError::Malformed {
+                name: "OUTPUT_BUCKETS",
+                value: bad.clone(),
+                expected: "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
+            });
+        }
+        let threshold = |name: &'static str, default: Duration| match get(name) {
+            None => Ok(Some(default)),
+            Some(v) => parse_threshold(&v).map_err(|_| ConfigError::Malformed {
+                name,
+                value: v,
+                expected: "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off",
+            }),
+        };
+        let error_rate = match get("WARN_ERROR_RATE") {
+            None => Some(crate::warnings::DEFAULT_ERROR_RATE),
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            Some(v) => match v.parse::<f64>() {
+                Ok(r) if r > 0.0 && r < 1.0 => Some(r),
+                _ => {
+                    return Err(ConfigError::Malformed {
+                        name: "WARN_ERROR_RATE",
+                        value: v,
+                        expected: "a share of the processed records between 0 and 1 (0.05 is 5%), or off",
+                    });
+                }
+            },
+        };
+        let warnings = Thresholds {
+            queued_after: threshold("WARN_QUEUED_AFTER", crate::warnings::DEFAULT_QUEUED_AFTER)?,
+            expiry_within: threshold("WARN_EXPIRY_WITHIN", crate::warnings::DEFAULT_EXPIRY_WITHIN)?,
+            stalled_after: threshold("WARN_STALLED_AFTER", crate::warnings::DEFAULT_STALLED_AFTER)?,
+            error_rate,
+            error_min_records: number(
+                "WARN_ERROR_MIN_RECORDS",
+                crate::warnings::DEFAULT_ERROR_MIN_RECORDS as u64,
+                1,
+                1_000_000_000,
+                "a whole number of processed records from 1",
+            )? as i64,
+        };
+
         Ok(Self {
+            discovery,
+            discovery_regions,
+            warnings,
+            output_buckets,
             metrics_namespace,
             label_tags,
             table_name,
@@ -203,6 +311,25 @@ impl Config {
     }
 }
 
+/// A comma-separated list, blanks dropped, repeats removed.
+fn list(v: Option<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for item in v.unwrap_or_default().split(',').map(str::trim) {
+        if !item.is_empty() && !out.iter().any(|o| o == item) {
+            out.push(item.to_owned());
+        }
+    }
+    out
+}
+
+fn is_bucket_name(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && b.ends_with(|c: char| c.is_ascii_alphanumeric())
+}
+
 fn is_topic_arn(s: &str) -> bool {
     let parts: Vec<&str> = s.split(':').collect();
     matches!(parts[..], ["arn", partition, "sns", region, account, topic]
@@ -241,6 +368,50 @@ mod tests {
         assert_eq!(c.label_tags, ["team"]);
         assert_eq!(c.publish_max_attempts, 5);
         assert_eq!(c.metrics_namespace, "BedrockBatchMonitor");
+        assert_eq!(c.discovery, Discovery::Off);
+        assert!(c.discovery_regions.is_empty() && c.output_buckets.is_empty());
+        assert_eq!(c.warnings, Thresholds::default());
+        assert_eq!(
+            c.warnings.queued_after,
+            Some(Duration::from_secs(12 * 3600))
+        );
+    }
+
+    #[test]
+    fn when_discovery_and_warnings_are_set_should_read_them_and_name_bad_values() {
+        let c = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("DISCOVERY", "nightly-"),
+            ("DISCOVERY_REGIONS", "us-west-2, eu-west-1,us-west-2"),
+            ("WARN_QUEUED_AFTER", "off"),
+            ("WARN_STALLED_AFTER", "45m"),
+            ("WARN_ERROR_RATE", "0.2"),
+            ("WARN_ERROR_MIN_RECORDS", "10"),
+            ("OUTPUT_BUCKETS", "my-output,other.bucket"),
+        ])
+        .unwrap();
+        assert_eq!(c.discovery, Discovery::NameContains("nightly-".into()));
+        assert!(c.discovery.wants("nightly-embeddings") && !c.discovery.wants("adhoc"));
+        assert_eq!(c.discovery_regions, ["us-west-2", "eu-west-1"]);
+        assert_eq!(c.warnings.queued_after, None);
+        assert_eq!(c.warnings.stalled_after, Some(Duration::from_secs(2700)));
+        assert_eq!(c.warnings.error_rate, Some(0.2));
+        assert_eq!(c.warnings.error_min_records, 10);
+        assert_eq!(c.output_buckets, ["my-output", "other.bucket"]);
+        for (name, value) in [
+            ("DISCOVERY_REGIONS", "us-west-2,mars-1"),
+            ("WARN_EXPIRY_WITHIN", "6 hours"),
+            ("WARN_ERROR_RATE", "5%"),
+            ("OUTPUT_BUCKETS", "s3://my-output"),
+        ] {
+            let err =
+                config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC), (name, value)]).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!("{name} is malformed")),
+                "{err}"
+            );
+        }
     }
 
     #[test]

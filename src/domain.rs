@@ -354,6 +354,98 @@ pub struct JobSnapshot {
     pub records: Option<RecordCounts>,
     pub input_s3_uri: Option<String>,
     pub output_s3_uri: Option<String>,
+    /// When Bedrock expires the job if it has not finished by then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_expiration_time: Option<DateTime<Utc>>,
+}
+
+/// How a `Completed` job really ended: Bedrock says `Completed` even when
+/// records failed, so the counts decide.
+pub fn completed_severity(records: Option<RecordCounts>) -> Severity {
+    let Some(r) = records else {
+        return Severity::Success;
+    };
+    let failed = r.error.unwrap_or(0);
+    if failed <= 0 {
+        return Severity::Success;
+    }
+    let all_failed = r.success == Some(0) || r.processed.is_some_and(|p| failed >= p);
+    if all_failed {
+        Severity::Error
+    } else {
+        Severity::Warning
+    }
+}
+
+/// An early warning: what the monitor saw in a job that has not ended yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WarningKind {
+    /// Waiting (Submitted, Validating, Scheduled) for too long since submission.
+    QueuedTooLong,
+    /// Not running yet, and its expiration time is near.
+    NearExpiry,
+    /// InProgress with its processed record count unchanged for too long.
+    Stalled,
+    /// Failing too large a share of the records it processed.
+    ErrorRate,
+}
+
+impl WarningKind {
+    pub const ALL: [Self; 4] = [
+        Self::QueuedTooLong,
+        Self::NearExpiry,
+        Self::Stalled,
+        Self::ErrorRate,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::QueuedTooLong => "queuedTooLong",
+            Self::NearExpiry => "nearExpiry",
+            Self::Stalled => "stalled",
+            Self::ErrorRate => "errorRate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for WarningKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One early warning, with what its notification says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Warning {
+    pub kind: WarningKind,
+    /// What was seen, in a sentence.
+    pub seen: String,
+    /// Since when it has been so.
+    pub since: DateTime<Utc>,
+    /// The threshold crossed, as configured (`12h`, `0.05`).
+    pub threshold: String,
+    /// What to do about it.
+    pub advice: Vec<String>,
+}
+
+/// Bedrock's token totals for a finished job, from its output manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenTotals {
+    pub input: i64,
+    pub output: i64,
+}
+
+/// When the job's processed record count last moved (for `stalled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub processed: i64,
+    pub since: DateTime<Utc>,
 }
 
 /// One line of a job's status history.
@@ -374,6 +466,19 @@ pub enum TransitionKind {
     StatusChanged,
     /// Bedrock no longer knows the job; the monitor stopped tracking it.
     Untracked,
+    /// An early warning about a job that has not ended (see [`Warning`]).
+    Warning,
+}
+
+impl TransitionKind {
+    /// The `event` message attribute.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StatusChanged => "statusChanged",
+            Self::Untracked => "untracked",
+            Self::Warning => "warning",
+        }
+    }
 }
 
 /// A recorded change, and everything its notification needs. It is stored as the
@@ -392,6 +497,12 @@ pub struct Transition {
     /// When each status was first observed, oldest first (for time spent per phase).
     pub phases: Vec<(JobStatus, DateTime<Utc>)>,
     pub labels: BTreeMap<String, String>,
+    /// The warning, when `kind` is `Warning`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<Warning>,
+    /// Token totals from Bedrock's manifest, on the notification of a job's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<TokenTotals>,
 }
 
 impl Transition {
@@ -406,14 +517,23 @@ impl Transition {
                 .filter(char::is_ascii_alphanumeric)
                 .collect(),
             TransitionKind::Untracked => "untracked".to_owned(),
+            TransitionKind::Warning => "warning".to_owned(),
         };
         format!("{}-{version}-{what}", job.job_id())
     }
 
+    /// The id of a warning recorded at `version`: also derived, and naming its kind.
+    pub fn warning_id(job: &JobArn, version: u64, kind: WarningKind) -> String {
+        format!("{}-{version}-{}", job.job_id(), kind.as_str())
+    }
+
     pub fn severity(&self) -> Severity {
         match self.kind {
+            TransitionKind::StatusChanged if self.job.status == JobStatus::Completed => {
+                completed_severity(self.job.records)
+            }
             TransitionKind::StatusChanged => self.job.status.severity(),
-            TransitionKind::Untracked => Severity::Warning,
+            TransitionKind::Untracked | TransitionKind::Warning => Severity::Warning,
         }
     }
 
@@ -425,6 +545,7 @@ impl Transition {
             message: match self.kind {
                 TransitionKind::StatusChanged => self.job.message.clone(),
                 TransitionKind::Untracked => Some(UNTRACKED_NOTE.to_owned()),
+                TransitionKind::Warning => self.warning.as_ref().map(|w| w.seen.clone()),
             },
         }
     }
@@ -508,6 +629,10 @@ pub struct StoredJob {
     pub untracked_at: Option<DateTime<Utc>>,
     /// Notifications SNS refused for good, oldest first.
     pub undeliverable: Vec<SetAside>,
+    /// Early warnings already recorded for this job (each is sent once).
+    pub warned: Vec<WarningKind>,
+    /// When the processed record count last moved, as far as the monitor saw.
+    pub progress: Option<Progress>,
 }
 
 impl StoredJob {

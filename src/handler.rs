@@ -130,6 +130,8 @@ pub fn report(
         notified: count("notified"),
         deferred: count("deferred"),
         failed: count("failed"),
+        warnings: count("warnings"),
+        discovered: count("discovered"),
         undeliverable: count("undeliverable"),
         pending: count("pending"),
         oldest_pending_age: answer

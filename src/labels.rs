@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 /// Attribute names the monitor publishes itself; labels may not shadow them.
-pub const RESERVED: [&str; 7] = [
+pub const RESERVED: [&str; 9] = [
     "status",
     "previousStatus",
     "severity",
@@ -12,10 +12,14 @@ pub const RESERVED: [&str; 7] = [
     "modelId",
     "region",
     "transitionId",
+    "event",
+    "warning",
 ];
 
-/// With the seven attributes above, three labels keep a message within the ten
-/// attributes an SQS subscription with raw message delivery accepts.
+/// A message carries at most eight of the attributes above (`previousStatus`
+/// and `warning` never come together), so two labels keep it within the ten
+/// attributes an SQS subscription with raw message delivery accepts; a third
+/// makes eleven, which only subscriptions without raw delivery take (README).
 pub const MAX_LABELS: usize = 3;
 
 /// Why a label cannot be used.

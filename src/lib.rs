@@ -10,3 +10,4 @@ pub mod labels;
 pub mod monitor;
 pub mod ports;
 pub mod render;
+pub mod warnings;

@@ -41,8 +41,21 @@ async fn main() -> Result<(), Error> {
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "bedrock-batch-monitor".to_owned());
     let metrics = EmfMetrics::new(&config.metrics_namespace, function_name);
+    // Manifests are read only from OUTPUT_BUCKETS. A local S3 stand-in behind an
+    // endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) needs path-style
+    // addresses: bucket names are not DNS names there.
+    let local_s3 = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|v| std::env::var(v).is_ok_and(|u| !u.trim().is_empty()));
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(local_s3)
+            .build(),
+    );
+    let source =
+        BedrockJobSource::new(sdk.clone()).with_manifests(s3, config.output_buckets.clone());
     let monitor = Monitor::new(
-        BedrockJobSource::new(sdk.clone()),
+        source,
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
         SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn),
         config.clone(),

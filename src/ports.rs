@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::{JobArn, JobRef, JobSnapshot, SetAside, StoredJob, Transition};
+use crate::domain::{
+    JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
+    Transition,
+};
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
 pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
@@ -100,11 +103,29 @@ pub trait JobSource: Send + Sync {
         job: &JobRef,
     ) -> impl Future<Output = Result<JobSnapshot, SourceError>> + Send;
 
-    /// The job's resource tags (read once, when a Bedrock event starts tracking it).
+    /// The job's resource tags (read once, when a Bedrock event or discovery
+    /// starts tracking it).
     fn tags(
         &self,
         job: &JobArn,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
+
+    /// Every job of `region` submitted after `submitted_after` (all of them
+    /// when `None`) whose name contains `name_contains`, every page read.
+    fn list_jobs(
+        &self,
+        region: &str,
+        submitted_after: Option<DateTime<Utc>>,
+        name_contains: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<JobSnapshot>, SourceError>> + Send;
+
+    /// Bedrock's token totals for a finished job, from the manifest it writes
+    /// next to the output; `None` when there is none to read (no manifest, or a
+    /// bucket the function is not configured to read).
+    fn token_totals(
+        &self,
+        job: &JobSnapshot,
+    ) -> impl Future<Output = Result<Option<TokenTotals>, SourceError>> + Send;
 }
 
 /// An item in the table that this monitor cannot read (not ours, or damaged).
@@ -214,6 +235,28 @@ pub trait Jobs: Send + Sync {
     /// Starts tracking with the first observation (a transition from nothing)
     /// and its pending notification. `Lost` when the item exists already.
     fn create(&self, first: &Transition) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Starts tracking quietly: like [`create`](Jobs::create), with the first
+    /// observation in the history but no notification (discovery's backlog).
+    fn adopt(&self, first: &Transition) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Records an early warning: its pending notification and its kind among
+    /// those sent, bumping the version; conditional on the stored version.
+    fn warn(
+        &self,
+        warning: &Transition,
+        expected_version: u64,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Remembers where the record counters stand and since when the processed
+    /// count has not moved (no version bump; conditional on it).
+    fn set_progress(
+        &self,
+        arn: &JobArn,
+        expected_version: u64,
+        progress: Progress,
+        records: RecordCounts,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
     /// first observation of a new tracking, appended to the history, the job back
@@ -352,6 +395,22 @@ pub trait WorkList: Send + Sync {
         &self,
         cursor: Option<&ListPosition>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Discovery's watermark for `region`: jobs submitted before it were seen.
+    /// `None` before the first discovery in that region.
+    fn load_watermark(
+        &self,
+        region: &str,
+    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+
+    /// Moves the watermark to `to`, on the condition that it still is
+    /// `previous` (absent when `None`): `Lost` when another invocation moved it.
+    fn save_watermark(
+        &self,
+        region: &str,
+        to: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 }
 
 /// Why a notification was not accepted.
@@ -445,6 +504,10 @@ pub struct InvocationReport {
     pub notified: u64,
     pub deferred: u64,
     pub failed: u64,
+    /// Early warnings recorded.
+    pub warnings: u64,
+    /// Jobs discovery started tracking.
+    pub discovered: u64,
     pub undeliverable: u64,
     pub pending: u64,
     pub oldest_pending_age: Option<std::time::Duration>,

@@ -192,10 +192,13 @@ fn transition() -> Transition {
             records: None,
             input_s3_uri: None,
             output_s3_uri: None,
+            job_expiration_time: None,
         },
         observed_at: now,
         phases: vec![],
         labels: Default::default(),
+        warning: None,
+        tokens: None,
     }
 }
 

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use bedrock_batch_monitor::domain::{
-    JobSnapshot, JobStatus, RecordCounts, Transition, TransitionKind,
+    JobSnapshot, JobStatus, Progress, RecordCounts, StoredJob, TokenTotals, Transition,
+    TransitionKind, WarningKind,
 };
 use bedrock_batch_monitor::render::notification::{self, CUT_MARKER, MESSAGE_MAX};
+use bedrock_batch_monitor::warnings::Thresholds;
 use chrono::{DateTime, Duration, Utc};
 
 /// Every status Bedrock documents (the list the fake serves), and one it may add later.
@@ -69,10 +71,13 @@ fn transition(status: &str, message: Option<&str>) -> Transition {
             }),
             input_s3_uri: Some("s3://batch-input/nightly/input.jsonl".into()),
             output_s3_uri: Some("s3://batch-output/nightly/".into()),
+            job_expiration_time: Some(t0() + Duration::hours(24)),
         },
         observed_at,
         phases,
         labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
+        warning: None,
+        tokens: None,
     }
 }
 
@@ -216,4 +221,188 @@ fn every_form_should_stay_within_sns_limits() {
             }
         }
     }
+}
+
+/// `Completed` with `error` of `processed` records failed.
+fn completed(processed: i64, error: i64) -> Transition {
+    let mut t = transition("Completed", None);
+    t.job.records = Some(RecordCounts {
+        total: Some(processed),
+        processed: Some(processed),
+        success: Some(processed - error),
+        error: Some(error),
+    });
+    t
+}
+
+#[test]
+fn completed_should_say_how_it_really_ended() {
+    let cases = [
+        (1000, 0, "success", None),
+        (1000, 200, "warning", Some("200 of 1000 records failed")),
+        (1000, 1000, "error", Some("all 1000 records failed")),
+    ];
+    for (processed, error, severity, says) in cases {
+        let t = completed(processed, error);
+        let r = notification::render(&t);
+        let attr = |k: &str| {
+            r.attributes
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            attr("severity").as_deref(),
+            Some(severity),
+            "{error} failed"
+        );
+        assert!(
+            r.subject.starts_with(&format!("[{severity}]")),
+            "{}",
+            r.subject
+        );
+        assert_eq!(notification::machine_json(&t)["severity"], severity);
+        let text = notification::plain_text(&t);
+        match says {
+            Some(words) => {
+                assert!(r.subject.contains(words), "{}", r.subject);
+                assert!(text.contains(words), "{text}");
+            }
+            None => assert!(!r.subject.contains("failed"), "{}", r.subject),
+        }
+        insta::assert_snapshot!(
+            format!("completed_{error}_of_{processed}_failed"),
+            all_forms(&t)
+        );
+    }
+}
+
+#[test]
+fn a_final_notification_should_carry_the_token_totals() {
+    let mut t = completed(1000, 0);
+    t.tokens = Some(TokenTotals {
+        input: 1_234_567,
+        output: 89_012,
+    });
+    let m = notification::machine_json(&t);
+    assert_eq!(
+        m["tokens"],
+        serde_json::json!({"input": 1_234_567, "output": 89_012})
+    );
+    assert!(
+        notification::plain_text(&t).contains("Tokens:    1234567 input, 89012 output"),
+        "{}",
+        notification::plain_text(&t)
+    );
+    assert!(transition("Completed", None).tokens.is_none());
+    assert!(notification::machine_json(&transition("Completed", None))["tokens"].is_null());
+}
+
+/// A stored job in `status` at `now`, for the warnings' own words.
+fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress>) -> StoredJob {
+    let mut t = transition(status, None);
+    t.job.records = records;
+    t.job.end_time = None;
+    StoredJob {
+        snapshot: t.job,
+        version: 3,
+        history: vec![],
+        outbox: vec![],
+        not_found_count: 0,
+        gone: false,
+        active: true,
+        labels: t.labels,
+        untracked_at: None,
+        undeliverable: vec![],
+        warned: vec![],
+        progress,
+    }
+}
+
+#[test]
+fn each_warning_in_every_form() {
+    let now = t0() + Duration::days(2);
+    let thresholds = Thresholds::default();
+    let mut queued = stored("Scheduled", None, None);
+    queued.snapshot.job_expiration_time = Some(t0() + Duration::days(2) + Duration::hours(3));
+    let stalled = stored(
+        "InProgress",
+        Some(RecordCounts {
+            total: Some(5000),
+            processed: Some(1200),
+            success: Some(1200),
+            error: Some(0),
+        }),
+        Some(Progress {
+            processed: 1200,
+            since: now - Duration::hours(3),
+        }),
+    );
+    let failing = stored(
+        "InProgress",
+        Some(RecordCounts {
+            total: Some(5000),
+            processed: Some(500),
+            success: Some(400),
+            error: Some(100),
+        }),
+        Some(Progress {
+            processed: 500,
+            since: now,
+        }),
+    );
+    let mut seen = Vec::new();
+    for job in [queued, stalled, failing] {
+        for w in thresholds.due(&job, now) {
+            let kind = w.kind;
+            seen.push(kind);
+            let mut t = transition("InProgress", None);
+            t.kind = TransitionKind::Warning;
+            t.id = format!("abcdefghwxyz-4-{kind}");
+            t.previous = None;
+            t.job = job.snapshot.clone();
+            t.observed_at = now;
+            t.warning = Some(w);
+            let r = notification::render(&t);
+            assert!(
+                r.attributes
+                    .contains(&("event".to_owned(), "warning".to_owned()))
+            );
+            assert!(
+                r.attributes
+                    .contains(&("warning".to_owned(), kind.to_string()))
+            );
+            assert!(
+                r.attributes
+                    .contains(&("severity".to_owned(), "warning".to_owned()))
+            );
+            assert!(!r.attributes.iter().any(|(k, _)| k == "previousStatus"));
+            let text = notification::plain_text(&t);
+            assert!(
+                text.contains("Since:") && text.contains("stop-model-invocation-job"),
+                "{text}"
+            );
+            assert_eq!(
+                notification::machine_json(&t)["warning"]["kind"],
+                kind.as_str()
+            );
+            insta::assert_snapshot!(format!("warning_{kind}"), all_forms(&t));
+        }
+    }
+    assert_eq!(seen, WarningKind::ALL, "one job for each kind, in order");
+}
+
+#[test]
+fn every_notification_should_say_which_event_it_is() {
+    let mut t = transition("Failed", None);
+    assert!(
+        notification::attributes(&t).contains(&("event".to_owned(), "statusChanged".to_owned()))
+    );
+    t.kind = TransitionKind::Untracked;
+    assert!(notification::attributes(&t).contains(&("event".to_owned(), "untracked".to_owned())));
+    assert!(
+        !notification::attributes(&t)
+            .iter()
+            .any(|(k, _)| k == "warning")
+    );
 }

@@ -167,6 +167,20 @@ impl JobSource for Untouchable {
     async fn tags(&self, _: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
         panic!("a refused event reached Bedrock")
     }
+    async fn list_jobs(
+        &self,
+        _: &str,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+        _: Option<&str>,
+    ) -> Result<Vec<JobSnapshot>, SourceError> {
+        panic!("a refused event reached Bedrock")
+    }
+    async fn token_totals(
+        &self,
+        _: &JobSnapshot,
+    ) -> Result<Option<bedrock_batch_monitor::domain::TokenTotals>, SourceError> {
+        panic!("a refused event read S3")
+    }
 }
 
 impl Jobs for Untouchable {
@@ -177,6 +191,21 @@ impl Jobs for Untouchable {
         panic!("a refused event wrote")
     }
     async fn rearm(&self, _: &Transition, _: u64) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn adopt(&self, _: &Transition) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn warn(&self, _: &Transition, _: u64) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn set_progress(
+        &self,
+        _: &JobArn,
+        _: u64,
+        _: bedrock_batch_monitor::domain::Progress,
+        _: bedrock_batch_monitor::domain::RecordCounts,
+    ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
     async fn record(&self, _: Record<'_>) -> Result<Write, StoreError> {
@@ -248,6 +277,20 @@ impl WorkList for Untouchable {
         panic!("a refused event read the table")
     }
     async fn save_cursor(&self, _: Option<&ListPosition>) -> Result<(), StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn load_watermark(
+        &self,
+        _: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn save_watermark(
+        &self,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
 }

@@ -1,5 +1,7 @@
-//! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob with a client for the
-//! job's own region, built once per region from the shared SDK configuration.
+//! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob and
+//! ListModelInvocationJobs with a client for the job's own region, built once
+//! per region from the shared SDK configuration; and Bedrock's output manifest
+//! of a finished job, read with aws-sdk-s3 from the buckets configured.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -9,10 +11,22 @@ use aws_sdk_bedrock::Client;
 use aws_sdk_bedrock::config::Region;
 use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_bedrock::operation::get_model_invocation_job::GetModelInvocationJobOutput;
+use aws_sdk_bedrock::primitives::DateTime as SdkTime;
+use aws_sdk_bedrock::types::{
+    ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
+    ModelInvocationJobStatus, ModelInvocationJobSummary, SortJobsBy, SortOrder,
+};
+use chrono::{DateTime, Utc};
+use tracing::warn;
 
 use super::{ErrorFacts, facts, to_chrono};
-use crate::domain::{JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, partition_of};
+use crate::domain::{
+    JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
+};
 use crate::ports::{JobSource, SourceError};
+
+/// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
+pub const LIST_PAGE_SIZE: i32 = 1000;
 
 /// More regions than any deployment tracks jobs in; past it clients are not kept.
 pub const MAX_CACHED_REGIONS: usize = 32;
@@ -20,6 +34,9 @@ pub const MAX_CACHED_REGIONS: usize = 32;
 pub struct BedrockJobSource {
     base: SdkConfig,
     clients: RwLock<HashMap<String, Client>>,
+    /// Where finished jobs' manifests may be read: the S3 client and the
+    /// buckets the function's role may read (`OUTPUT_BUCKETS`).
+    manifests: Option<(aws_sdk_s3::Client, Vec<String>)>,
 }
 
 impl BedrockJobSource {
@@ -29,7 +46,16 @@ impl BedrockJobSource {
         Self {
             base,
             clients: RwLock::default(),
+            manifests: None,
         }
+    }
+
+    /// Reads the manifests of jobs whose output is in one of `buckets`.
+    pub fn with_manifests(mut self, s3: aws_sdk_s3::Client, buckets: Vec<String>) -> Self {
+        if !buckets.is_empty() {
+            self.manifests = Some((s3, buckets));
+        }
+        self
     }
 
     /// Uses `client` for `region` instead of building one (tests, custom clients).
@@ -97,6 +123,114 @@ impl JobSource for BedrockJobSource {
             .map(|t| (t.key().to_owned(), t.value().to_owned()))
             .collect())
     }
+
+    async fn list_jobs(
+        &self,
+        region: &str,
+        submitted_after: Option<DateTime<Utc>>,
+        name_contains: Option<&str>,
+    ) -> Result<Vec<JobSnapshot>, SourceError> {
+        let client = self.client(region)?;
+        let mut jobs = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = client
+                .list_model_invocation_jobs()
+                .set_submit_time_after(
+                    submitted_after.map(|t| SdkTime::from_millis(t.timestamp_millis())),
+                )
+                .set_name_contains(name_contains.map(str::to_owned))
+                .sort_by(SortJobsBy::CreationTime)
+                .sort_order(SortOrder::Ascending)
+                .max_results(LIST_PAGE_SIZE)
+                .set_next_token(token.take())
+                .send()
+                .await
+                .map_err(map_error)?;
+            for summary in out.invocation_job_summaries() {
+                match summary_snapshot(summary) {
+                    Ok(s) => jobs.push(s),
+                    Err(e) => {
+                        warn!(region, job_arn = summary.job_arn(), error = %e, "skipping a job Bedrock listed that cannot be read")
+                    }
+                }
+            }
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+
+    async fn token_totals(&self, job: &JobSnapshot) -> Result<Option<TokenTotals>, SourceError> {
+        let Some((s3, buckets)) = &self.manifests else {
+            return Ok(None);
+        };
+        let Some((bucket, key)) = job
+            .output_s3_uri
+            .as_deref()
+            .and_then(|uri| manifest_location(uri, job.job_arn.job_id()))
+        else {
+            return Ok(None);
+        };
+        if !buckets.contains(&bucket) {
+            return Ok(None);
+        }
+        let out = match s3.get_object().bucket(&bucket).key(&key).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+                if missing {
+                    return Ok(None);
+                }
+                let facts = facts(e);
+                return Err(SourceError::Other {
+                    message: format!("reading s3://{bucket}/{key}: {}", facts.message),
+                    cause: facts.cause,
+                });
+            }
+        };
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| SourceError::other(format!("reading s3://{bucket}/{key}: {e}")))?;
+        parse_manifest(&body.into_bytes())
+            .map(Some)
+            .map_err(|e| SourceError::other(format!("s3://{bucket}/{key} is not a manifest: {e}")))
+    }
+}
+
+/// Where Bedrock writes a job's manifest: `<outputS3Uri>/<job id>/manifest.json.out`.
+pub fn manifest_location(output_s3_uri: &str, job_id: &str) -> Option<(String, String)> {
+    let rest = output_s3_uri.strip_prefix("s3://")?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return None;
+    }
+    let prefix = prefix.trim_end_matches('/');
+    let key = if prefix.is_empty() {
+        format!("{job_id}/manifest.json.out")
+    } else {
+        format!("{prefix}/{job_id}/manifest.json.out")
+    };
+    Some((bucket.to_owned(), key))
+}
+
+/// The token totals of `manifest.json.out`.
+pub fn parse_manifest(bytes: &[u8]) -> Result<TokenTotals, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let count = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_i64)
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("no {k}"))
+    };
+    Ok(TokenTotals {
+        input: count("inputTokenCount")?,
+        output: count("outputTokenCount")?,
+    })
 }
 
 /// Maps a Bedrock error by its wire code (the same codes for every operation),
@@ -134,41 +268,101 @@ where
     }
 }
 
-pub(crate) fn snapshot(out: &GetModelInvocationJobOutput) -> Result<JobSnapshot, SourceError> {
-    let job_arn = out
-        .job_arn()
-        .parse()
-        .map_err(|e| SourceError::other(format!("Bedrock returned an unusable job ARN: {e}")))?;
-    let status = out
-        .status()
-        .map(|s| JobStatus::parse(s.as_str()))
-        .ok_or_else(|| {
-            SourceError::other(format!("Bedrock returned no status for {}", out.job_arn()))
+/// The fields of a job that GetModelInvocationJob and a list summary share.
+struct Fields<'a> {
+    job_arn: &'a str,
+    job_name: Option<&'a str>,
+    model_id: &'a str,
+    status: Option<&'a ModelInvocationJobStatus>,
+    message: Option<&'a str>,
+    submit_time: &'a SdkTime,
+    last_modified_time: Option<&'a SdkTime>,
+    end_time: Option<&'a SdkTime>,
+    job_expiration_time: Option<&'a SdkTime>,
+    records: RecordCounts,
+    input: Option<&'a ModelInvocationJobInputDataConfig>,
+    output: Option<&'a ModelInvocationJobOutputDataConfig>,
+}
+
+impl Fields<'_> {
+    fn snapshot(self) -> Result<JobSnapshot, SourceError> {
+        let job_arn = self.job_arn.parse().map_err(|e| {
+            SourceError::other(format!("Bedrock returned an unusable job ARN: {e}"))
         })?;
-    let records = RecordCounts {
-        total: out.total_record_count(),
-        processed: out.processed_record_count(),
-        success: out.success_record_count(),
-        error: out.error_record_count(),
-    };
-    Ok(JobSnapshot {
-        job_arn,
-        job_name: out.job_name().map(str::to_owned),
-        model_id: Some(out.model_id().to_owned()).filter(|m| !m.is_empty()),
-        status,
-        // Read with .message(): the SDK's Debug output redacts it.
-        message: out.message().map(str::to_owned).filter(|m| !m.is_empty()),
-        submit_time: to_chrono(out.submit_time()),
-        last_modified_time: out.last_modified_time().and_then(to_chrono),
-        end_time: out.end_time().and_then(to_chrono),
-        records: (!records.is_empty()).then_some(records),
-        input_s3_uri: out
-            .input_data_config()
-            .and_then(|c| c.as_s3_input_data_config().ok())
-            .map(|s| s.s3_uri().to_owned()),
-        output_s3_uri: out
-            .output_data_config()
-            .and_then(|c| c.as_s3_output_data_config().ok())
-            .map(|s| s.s3_uri().to_owned()),
-    })
+        let status = self
+            .status
+            .map(|s| JobStatus::parse(s.as_str()))
+            .ok_or_else(|| {
+                SourceError::other(format!("Bedrock returned no status for {}", self.job_arn))
+            })?;
+        Ok(JobSnapshot {
+            job_arn,
+            job_name: self.job_name.map(str::to_owned).filter(|n| !n.is_empty()),
+            model_id: Some(self.model_id.to_owned()).filter(|m| !m.is_empty()),
+            status,
+            // Read with .message(): the SDK's Debug output redacts it.
+            message: self.message.map(str::to_owned).filter(|m| !m.is_empty()),
+            submit_time: to_chrono(self.submit_time),
+            last_modified_time: self.last_modified_time.and_then(to_chrono),
+            end_time: self.end_time.and_then(to_chrono),
+            records: (!self.records.is_empty()).then_some(self.records),
+            input_s3_uri: self
+                .input
+                .and_then(|c| c.as_s3_input_data_config().ok())
+                .map(|s| s.s3_uri().to_owned()),
+            output_s3_uri: self
+                .output
+                .and_then(|c| c.as_s3_output_data_config().ok())
+                .map(|s| s.s3_uri().to_owned()),
+            job_expiration_time: self.job_expiration_time.and_then(to_chrono),
+        })
+    }
+}
+
+pub(crate) fn snapshot(out: &GetModelInvocationJobOutput) -> Result<JobSnapshot, SourceError> {
+    Fields {
+        job_arn: out.job_arn(),
+        job_name: out.job_name(),
+        model_id: out.model_id(),
+        status: out.status(),
+        message: out.message(),
+        submit_time: out.submit_time(),
+        last_modified_time: out.last_modified_time(),
+        end_time: out.end_time(),
+        job_expiration_time: out.job_expiration_time(),
+        records: RecordCounts {
+            total: out.total_record_count(),
+            processed: out.processed_record_count(),
+            success: out.success_record_count(),
+            error: out.error_record_count(),
+        },
+        input: out.input_data_config(),
+        output: out.output_data_config(),
+    }
+    .snapshot()
+}
+
+pub(crate) fn summary_snapshot(
+    out: &ModelInvocationJobSummary,
+) -> Result<JobSnapshot, SourceError> {
+    Fields {
+        job_arn: out.job_arn(),
+        job_name: Some(out.job_name()),
+        model_id: out.model_id(),
+        status: out.status(),
+        message: out.message(),
+        submit_time: out.submit_time(),
+        last_modified_time: out.last_modified_time(),
+        end_time: out.end_time(),
+        job_expiration_time: out.job_expiration_time(),
+        records: RecordCounts {
+            total: out.total_record_count(),
+            processed: out.processed_record_count(),
+            success: out.success_record_count(),
+            error: out.error_record_count(),
+        },
+        input: out.input_data_config(),
+        output: out.output_data_config(),
+    }
+    .snapshot()
 }

@@ -52,6 +52,10 @@ struct InvocationMetrics {
     #[metrics(unit = Count)]
     failed: u64,
     #[metrics(unit = Count)]
+    warnings: u64,
+    #[metrics(unit = Count)]
+    discovered: u64,
+    #[metrics(unit = Count)]
     bedrock_errors: u64,
     #[metrics(unit = Count)]
     bedrock_errors_not_found: u64,
@@ -117,6 +121,8 @@ impl EmfMetrics {
             undeliverable: r.undeliverable,
             deferred: r.deferred,
             failed: r.failed,
+            warnings: r.warnings,
+            discovered: r.discovered,
             bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
             bedrock_errors_not_found: by_kind("BedrockNotFound"),
             bedrock_errors_access_denied: by_kind("BedrockAccessDenied"),
@@ -168,6 +174,8 @@ mod tests {
             notified: 2,
             deferred: 1,
             failed: 3,
+            warnings: 2,
+            discovered: 5,
             undeliverable: 1,
             pending: 4,
             oldest_pending_age: Some(Duration::from_secs(90)),
@@ -201,6 +209,8 @@ mod tests {
             ("OldestPendingNotificationAge", 90.0),
             ("Undeliverable", 1.0),
             ("Deferred", 1.0),
+            ("Warnings", 2.0),
+            ("Discovered", 5.0),
             ("BedrockErrors", 3.0),
             ("BedrockErrorsThrottling", 2.0),
             ("BedrockErrorsAccessDenied", 1.0),

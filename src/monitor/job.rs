@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    JobRef, JobSnapshot, Pending, SetAside, StoredJob, Transition, TransitionKind,
+    JobRef, JobSnapshot, Pending, Progress, SetAside, StoredJob, TokenTotals, Transition,
+    TransitionKind,
 };
 use crate::ports::{Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, Write};
 
@@ -62,20 +63,35 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             job.arn(),
                             snapshot.job_arn
                         )));
-                    } else if snapshot.status != job.snapshot.status {
-                        let t = self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
-                        if !self.record(&mut job, t, false, out).await {
+                    } else {
+                        if snapshot.status != job.snapshot.status {
+                            let mut t =
+                                self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
+                            t.tokens = self.tokens(&t.job).await;
+                            if !self.record(&mut job, t, false, out).await {
+                                out.note_pending(&job);
+                                return;
+                            }
+                        } else {
+                            if job.not_found_count > 0 {
+                                // Found again after a NotFound blip: forget the count.
+                                if let Err(e) = self
+                                    .store
+                                    .set_not_found_count(job.arn(), job.version, 0)
+                                    .await
+                                {
+                                    out.fail(e);
+                                }
+                            }
+                            // Same status: the counters and times may have moved.
+                            job.snapshot = snapshot;
+                        }
+                        let now = Utc::now();
+                        if !self.note_progress(&mut job, now, out).await
+                            || !self.send_warnings(&mut job, now, out).await
+                        {
                             out.note_pending(&job);
                             return;
-                        }
-                    } else if job.not_found_count > 0 {
-                        // Found again after a NotFound blip: forget the count.
-                        if let Err(e) = self
-                            .store
-                            .set_not_found_count(job.arn(), job.version, 0)
-                            .await
-                        {
-                            out.fail(e);
                         }
                     }
                 }
@@ -113,6 +129,103 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         self.deliver(job, inv, out).await;
     }
 
+    /// Remembers when the processed record count moved: one write when it
+    /// moves, none while it stands still. False when the job changed meanwhile.
+    async fn note_progress(
+        &self,
+        job: &mut StoredJob,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) -> bool {
+        let Some(records) = job.snapshot.records else {
+            return true;
+        };
+        let Some(processed) = records.processed else {
+            return true;
+        };
+        let unchanged = job.progress.is_some_and(|p| p.processed == processed);
+        if unchanged || !job.needs_polling() {
+            return true;
+        }
+        let progress = Progress {
+            processed,
+            since: now,
+        };
+        match self
+            .store
+            .set_progress(job.arn(), job.version, progress, records)
+            .await
+        {
+            Ok(Write::Done) => {
+                job.progress = Some(progress);
+                true
+            }
+            Ok(Write::Lost) => false,
+            Err(e) => {
+                out.fail(e);
+                false
+            }
+        }
+    }
+
+    /// Records the early warnings now due (each job and kind once); they are
+    /// delivered with the job's other pending notifications. False when the
+    /// job changed meanwhile or the table failed.
+    async fn send_warnings(
+        &self,
+        job: &mut StoredJob,
+        now: DateTime<Utc>,
+        out: &mut Outcome,
+    ) -> bool {
+        for warning in self.config.warnings.due(job, now) {
+            let kind = warning.kind;
+            let version = job.version + 1;
+            let t = Transition {
+                id: Transition::warning_id(job.arn(), version, kind),
+                kind: TransitionKind::Warning,
+                version,
+                previous: None,
+                job: job.snapshot.clone(),
+                observed_at: now,
+                phases: job.phases(),
+                labels: job.labels.clone(),
+                warning: Some(warning),
+                tokens: None,
+            };
+            match self.store.warn(&t, job.version).await {
+                Ok(Write::Done) => {
+                    info!(job_arn = %job.arn(), warning = kind.as_str(), status = %job.snapshot.status, version, "early warning recorded");
+                    out.warnings += 1;
+                    job.version = version;
+                    job.warned.push(kind);
+                    job.outbox.push(Pending::new(t));
+                }
+                Ok(Write::Lost) => return false,
+                Err(e) => {
+                    out.fail(e);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Token totals from Bedrock's manifest for a job that has ended. They are
+    /// a bonus: a manifest that cannot be read is logged, and the notification
+    /// goes without them.
+    pub(super) async fn tokens(&self, job: &JobSnapshot) -> Option<TokenTotals> {
+        if !job.status.is_terminal() {
+            return None;
+        }
+        match self.source.token_totals(job).await {
+            Ok(totals) => totals,
+            Err(e) => {
+                warn!(job_arn = %job.job_arn, error_kind = e.kind(), error = %e, "could not read the job's manifest; notifying without token totals");
+                None
+            }
+        }
+    }
+
     fn next_transition(
         &self,
         job: &StoredJob,
@@ -135,11 +248,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             observed_at: now,
             phases,
             labels: job.labels.clone(),
+            warning: None,
+            tokens: None,
         }
     }
 
     /// The first observation of a tracking that starts at `version`.
-    fn first_observation(
+    pub(super) fn first_observation(
         snapshot: JobSnapshot,
         version: u64,
         labels: BTreeMap<String, String>,
@@ -159,6 +274,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             job: snapshot,
             observed_at: now,
             labels,
+            warning: None,
+            tokens: None,
         }
     }
 
@@ -212,7 +329,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     ) -> Started {
         let arn = snapshot.job_arn.clone();
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
-        let first = Self::first_observation(snapshot, version, labels);
+        let mut first = Self::first_observation(snapshot, version, labels);
+        first.tokens = self.tokens(&first.job).await;
         let write = match &existing {
             None => self.store.create(&first).await,
             Some(old) => self.store.rearm(&first, old.version).await,
@@ -229,8 +347,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         info!(job_arn = %arn, status = %first.job.status, version, ?was, "tracking started");
         out.tracked = true;
         out.transitions += 1;
-        let (mut history, outbox, undeliverable) = existing
-            .map(|j| (j.history, j.outbox, j.undeliverable))
+        let (mut history, outbox, undeliverable, warned) = existing
+            .map(|j| (j.history, j.outbox, j.undeliverable, j.warned))
             .unwrap_or_default();
         history.push(first.history_entry());
         let mut outbox = outbox;
@@ -246,6 +364,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             labels: first.labels.clone(),
             untracked_at: None,
             undeliverable,
+            warned,
+            progress: None,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked

@@ -6,6 +6,7 @@
 //! - refreshing one job and delivering its outbox, shared by all (`job.rs`).
 
 mod commands;
+mod discover;
 mod job;
 mod poll;
 mod reconcile;

@@ -110,6 +110,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 None
             }
         };
+        // Jobs found since the last poll are tracked first, so this cycle polls them too.
+        let discovered = self.discover(inv, &budget).await;
         let start = saved.clone().unwrap_or_default();
         info!(
             remaining_ms = inv
@@ -169,6 +171,9 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 .buffer_unordered(self.config.max_concurrency);
             let mut done = std::pin::pin!(done);
             let mut tally = Tally::new();
+            for (key, outcome) in discovered {
+                tally.add(&key, outcome);
+            }
             let mut first_unreached: Option<usize> = None;
             while let Some(result) = done.next().await {
                 match result {

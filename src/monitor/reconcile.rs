@@ -80,7 +80,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
 
     /// The job's tags named by `LABEL_TAGS`, as labels. Labels are a convenience:
     /// when the tags cannot be read the job is tracked without them.
-    async fn labels_from_tags(&self, arn: &JobArn) -> BTreeMap<String, String> {
+    pub(super) async fn labels_from_tags(&self, arn: &JobArn) -> BTreeMap<String, String> {
         if self.config.label_tags.is_empty() {
             return BTreeMap::new();
         }

@@ -49,6 +49,10 @@ pub struct Summary {
     pub tracked: usize,
     /// Bedrock events for jobs someone untracked: left alone.
     pub ignored: usize,
+    /// Early warnings recorded (each job and kind once).
+    pub warnings: usize,
+    /// Jobs discovery found and started tracking (`DISCOVERY`).
+    pub discovered: usize,
     /// Notifications SNS kept refusing, set aside so the job's later ones go out.
     pub undeliverable: usize,
     /// Notifications of the jobs this invocation met that are still pending
@@ -112,6 +116,8 @@ pub(crate) struct Outcome {
     pub tracked: bool,
     pub deferred: bool,
     pub ignored: bool,
+    pub warnings: usize,
+    pub discovered: bool,
     pub undeliverable: usize,
     /// The job's notifications still pending, as last seen, and when the oldest
     /// was recorded.
@@ -184,6 +190,8 @@ impl Tally {
         s.untracked += usize::from(o.untracked);
         s.tracked += usize::from(o.tracked);
         s.ignored += usize::from(o.ignored);
+        s.warnings += o.warnings;
+        s.discovered += usize::from(o.discovered);
         s.undeliverable += o.undeliverable;
         s.pending += o.pending;
         self.oldest_pending = match (self.oldest_pending, o.oldest_pending) {

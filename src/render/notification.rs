@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::{JobStatus, Transition, TransitionKind};
+use crate::domain::{JobStatus, RecordCounts, Severity, Transition, TransitionKind};
 
 /// SNS subjects must be ASCII, without control characters, under 100 characters.
 pub const SUBJECT_MAX: usize = 99;
@@ -63,12 +63,36 @@ fn job_label(t: &Transition) -> &str {
         .unwrap_or_else(|| t.job.job_arn.job_id())
 }
 
+/// How many records failed, for a `Completed` job some of whose records did
+/// (Bedrock still calls it `Completed`).
+fn failed_records(t: &Transition) -> Option<String> {
+    if t.kind != TransitionKind::StatusChanged || t.job.status != JobStatus::Completed {
+        return None;
+    }
+    let r: RecordCounts = t.job.records?;
+    let failed = r.error.filter(|e| *e > 0)?;
+    let of = r.processed.or(r.total);
+    Some(match (t.severity(), of) {
+        (Severity::Error, Some(n)) => format!("all {n} records failed"),
+        (Severity::Error, None) => format!("all records failed ({failed})"),
+        (_, Some(n)) => format!("{failed} of {n} records failed"),
+        (_, None) => format!("{failed} records failed"),
+    })
+}
+
 pub fn subject(t: &Transition) -> String {
-    let what = match (t.kind, &t.previous) {
+    let mut what = match (t.kind, &t.previous) {
         (TransitionKind::Untracked, _) => "no longer found in Bedrock, untracked".to_owned(),
+        (TransitionKind::Warning, _) => match &t.warning {
+            Some(w) => format!("warning {} while {}", w.kind, t.job.status),
+            None => format!("warning while {}", t.job.status),
+        },
         (_, Some(prev)) => format!("{prev} -> {}", t.job.status),
         (_, None) => format!("{} (now tracked)", t.job.status),
     };
+    if let Some(failed) = failed_records(t) {
+        what.push_str(&format!(", {failed}"));
+    }
     let raw = format!(
         "[{}] Bedrock batch job {}: {what}",
         t.severity().as_str(),
@@ -153,6 +177,26 @@ pub fn plain_text(t: &Transition) -> String {
             job_label(t),
             j.status
         )),
+        TransitionKind::Warning => {
+            let kind = t.warning.as_ref().map_or("warning", |w| w.kind.as_str());
+            line(format!(
+                "Early warning ({kind}): Bedrock batch job {} is {}.",
+                job_label(t),
+                j.status
+            ));
+            if let Some(w) = &t.warning {
+                line(String::new());
+                line(format!("Seen:      {}", w.seen));
+                line(format!(
+                    "Since:     {}",
+                    w.since.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ));
+                line(format!(
+                    "Threshold: {} (this warning is sent once per job)",
+                    w.threshold
+                ));
+            }
+        }
         TransitionKind::StatusChanged => match &t.previous {
             Some(prev) => line(format!(
                 "Bedrock batch job {} is now {} (was {prev}).",
@@ -165,6 +209,11 @@ pub fn plain_text(t: &Transition) -> String {
                 j.status
             )),
         },
+    }
+    if let Some(failed) = failed_records(t) {
+        line(format!(
+            "Bedrock reports Completed, but {failed}: see the error records in the output location."
+        ));
     }
     if let Some(m) = bedrock_message(t) {
         line(String::new());
@@ -181,12 +230,20 @@ pub fn plain_text(t: &Transition) -> String {
     if let Some(model) = &j.model_id {
         line(format!("Model:     {model}"));
     }
-    line(format!(
-        "Status:    {} -> {} ({})",
-        t.previous.as_ref().map_or("(none)", JobStatus::as_str),
-        j.status,
-        t.severity().as_str()
-    ));
+    if t.kind == TransitionKind::Warning {
+        line(format!(
+            "Status:    {} ({})",
+            j.status,
+            t.severity().as_str()
+        ));
+    } else {
+        line(format!(
+            "Status:    {} -> {} ({})",
+            t.previous.as_ref().map_or("(none)", JobStatus::as_str),
+            j.status,
+            t.severity().as_str()
+        ));
+    }
     if let Some(s) = j.submit_time {
         line(format!(
             "Submitted: {}",
@@ -223,6 +280,12 @@ pub fn plain_text(t: &Transition) -> String {
             ));
         }
         line(s);
+    }
+    if let Some(tokens) = t.tokens {
+        line(format!(
+            "Tokens:    {} input, {} output (from the job's manifest)",
+            tokens.input, tokens.output
+        ));
     }
     if let Some(i) = &j.input_s3_uri {
         line(format!("Input:     {i}"));
@@ -279,6 +342,15 @@ pub fn machine_json(t: &Transition) -> Value {
         "lastModifiedTime": iso(j.last_modified_time),
         "endTime": iso(j.end_time),
         "records": j.records.filter(|r| !r.is_empty()),
+        "tokens": t.tokens,
+        "warning": t.warning.as_ref().map(|w| json!({
+            "kind": w.kind,
+            "seen": w.seen,
+            "since": iso(Some(w.since)),
+            "threshold": w.threshold,
+            "advice": w.advice,
+        })),
+        "jobExpirationTime": iso(j.job_expiration_time),
         "inputS3Uri": j.input_s3_uri,
         "outputS3Uri": j.output_s3_uri,
         "phases": phase_durations(t).into_iter().map(|(s, d)| json!({"status": s, "seconds": d})).collect::<Vec<_>>(),
@@ -309,6 +381,15 @@ pub fn escape_slack(s: &str) -> String {
 }
 
 fn next_steps(t: &Transition) -> Vec<String> {
+    if let Some(w) = &t.warning {
+        return w.advice.clone();
+    }
+    if failed_records(t).is_some() {
+        return vec![
+            "Inspect the error records in the output location".to_owned(),
+            "Fix their input and resubmit those records".to_owned(),
+        ];
+    }
     let steps: &[&str] = match (t.kind, &t.job.status) {
         (TransitionKind::Untracked, _) => &[
             "Check that the job was not deleted on purpose",
@@ -352,10 +433,21 @@ pub fn chatbot_json(t: &Transition) -> Value {
         (TransitionKind::Untracked, _) => {
             format!("{emoji} Batch job {name} no longer found, untracked")
         }
+        (TransitionKind::Warning, _) => format!(
+            "{emoji} Batch job {name}: early warning {} ({})",
+            t.warning.as_ref().map_or("", |w| w.kind.as_str()),
+            j.status
+        ),
         (_, Some(prev)) => format!("{emoji} Batch job {name}: {prev} → {}", j.status),
         (_, None) => format!("{emoji} Batch job {name}: {}", j.status),
     };
     let mut desc = String::new();
+    if let Some(w) = &t.warning {
+        desc.push_str(&format!("*Seen:* {}\n", escape_slack(&w.seen)));
+    }
+    if let Some(failed) = failed_records(t) {
+        desc.push_str(&format!("*Completed, but:* {failed}\n"));
+    }
     if let Some(m) = bedrock_message(t) {
         desc.push_str(&format!(
             "*Reason:* {}\n",
@@ -372,6 +464,12 @@ pub fn chatbot_json(t: &Transition) -> Value {
             n(r.processed),
             n(r.total),
             n(r.error)
+        ));
+    }
+    if let Some(tokens) = t.tokens {
+        desc.push_str(&format!(
+            "*Tokens:* {} input, {} output\n",
+            tokens.input, tokens.output
         ));
     }
     desc.push_str(&format!("<{}|Open in the Bedrock console>", console_url(t)));
@@ -396,7 +494,11 @@ pub fn chatbot_json(t: &Transition) -> Value {
         "metadata": {
             "threadId": j.job_arn,
             "summary": subject(t),
-            "eventType": match t.kind { TransitionKind::Untracked => "Untracked", TransitionKind::StatusChanged => j.status.as_str() },
+            "eventType": match t.kind {
+                TransitionKind::Untracked => "Untracked",
+                TransitionKind::Warning => "Warning",
+                TransitionKind::StatusChanged => j.status.as_str(),
+            },
             "relatedResources": [j.job_arn],
             "additionalContext": {
                 "previousStatus": t.previous,
@@ -416,7 +518,11 @@ pub fn attributes(t: &Transition) -> Vec<(String, String)> {
         ("region".to_owned(), j.job_arn.region().to_owned()),
         ("transitionId".to_owned(), t.id.clone()),
         ("jobName".to_owned(), job_label(t).to_owned()),
+        ("event".to_owned(), t.kind.as_str().to_owned()),
     ];
+    if let Some(w) = &t.warning {
+        out.push(("warning".to_owned(), w.kind.as_str().to_owned()));
+    }
     if let Some(p) = &t.previous {
         out.push(("previousStatus".to_owned(), p.as_str().to_owned()));
     }
@@ -461,6 +567,7 @@ mod tests {
                 }),
                 input_s3_uri: Some("s3://in/x.jsonl".into()),
                 output_s3_uri: Some("s3://out/".into()),
+                job_expiration_time: None,
             },
             observed_at: at + chrono::Duration::minutes(90),
             phases: vec![
@@ -468,6 +575,8 @@ mod tests {
                 (JobStatus::InProgress, at + chrono::Duration::minutes(30)),
             ],
             labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
+            warning: None,
+            tokens: None,
         }
     }
 

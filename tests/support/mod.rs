@@ -472,7 +472,9 @@ impl<T> CountingStore<T> {
     }
 }
 
-use bedrock_batch_monitor::domain::{JobArn, SetAside, StoredJob, Transition};
+use bedrock_batch_monitor::domain::{
+    JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
+};
 use bedrock_batch_monitor::ports::{
     Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
 };
@@ -486,6 +488,24 @@ impl<T: Jobs> Jobs for CountingStore<T> {
     async fn create(&self, first: &Transition) -> Result<Write, StoreError> {
         self.count();
         self.inner.create(first).await
+    }
+    async fn adopt(&self, first: &Transition) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.adopt(first).await
+    }
+    async fn warn(&self, warning: &Transition, v: u64) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.warn(warning, v).await
+    }
+    async fn set_progress(
+        &self,
+        arn: &JobArn,
+        v: u64,
+        progress: Progress,
+        records: RecordCounts,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.set_progress(arn, v, progress, records).await
     }
     async fn rearm(&self, first: &Transition, v: u64) -> Result<Write, StoreError> {
         self.count();
@@ -571,6 +591,18 @@ impl<T: WorkList> WorkList for CountingStore<T> {
     async fn save_cursor(&self, cursor: Option<&ListPosition>) -> Result<(), StoreError> {
         self.count();
         self.inner.save_cursor(cursor).await
+    }
+    async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.inner.load_watermark(region).await
+    }
+    async fn save_watermark(
+        &self,
+        region: &str,
+        to: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.save_watermark(region, to, previous).await
     }
 }
 

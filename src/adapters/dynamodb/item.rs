@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
-    HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, RecordCounts, SetAside, StoredJob,
-    Transition,
+    HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
+    StoredJob, Transition, WarningKind,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -26,6 +26,10 @@ pub(super) const LABELS: &str = "labels";
 pub(super) const TRACKED_AT: &str = "trackedAt";
 pub(super) const UNTRACKED_AT: &str = "untrackedAt";
 pub(super) const UNDELIVERABLE: &str = "undeliverable";
+pub(super) const WARNED: &str = "warned";
+pub(super) const PROGRESS_COUNT: &str = "progressCount";
+pub(super) const PROGRESS_SINCE: &str = "progressSince";
+pub(super) const RECORDS: &str = "records";
 // Inside an outbox entry.
 pub(super) const TRANSITION: &str = "transition";
 pub(super) const CLAIMED_UNTIL: &str = "claimedUntil";
@@ -34,7 +38,7 @@ pub(super) const ATTEMPTS: &str = "attempts";
 pub(super) const LAST_ERROR: &str = "lastError";
 
 /// Snapshot fields besides the key and the status, in item order.
-pub(super) const SNAPSHOT_FIELDS: [&str; 9] = [
+pub(super) const SNAPSHOT_FIELDS: [&str; 10] = [
     "jobName",
     "modelId",
     "message",
@@ -44,6 +48,7 @@ pub(super) const SNAPSHOT_FIELDS: [&str; 9] = [
     "records",
     "inputS3Uri",
     "outputS3Uri",
+    "jobExpirationTime",
 ];
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
@@ -60,21 +65,8 @@ fn opt_s(v: Option<&str>) -> AttributeValue {
 }
 
 /// The snapshot's attributes: `None` for a field Bedrock did not give (removed).
-pub(super) fn snapshot_values(j: &JobSnapshot) -> [(&'static str, Option<AttributeValue>); 9] {
-    let records = j.records.filter(|r| !r.is_empty()).map(|r| {
-        let counts = [
-            ("total", r.total),
-            ("processed", r.processed),
-            ("success", r.success),
-            ("error", r.error),
-        ];
-        AttributeValue::M(
-            counts
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k.to_owned(), n(v))))
-                .collect(),
-        )
-    });
+pub(super) fn snapshot_values(j: &JobSnapshot) -> [(&'static str, Option<AttributeValue>); 10] {
+    let records = j.records.filter(|r| !r.is_empty()).map(records_value);
     let values = [
         j.job_name.as_deref().map(s),
         j.model_id.as_deref().map(s),
@@ -85,12 +77,28 @@ pub(super) fn snapshot_values(j: &JobSnapshot) -> [(&'static str, Option<Attribu
         records,
         j.input_s3_uri.as_deref().map(s),
         j.output_s3_uri.as_deref().map(s),
+        j.job_expiration_time.map(ts),
     ];
-    let mut out: [(&'static str, Option<AttributeValue>); 9] = Default::default();
+    let mut out: [(&'static str, Option<AttributeValue>); 10] = Default::default();
     for (i, v) in values.into_iter().enumerate() {
         out[i] = (SNAPSHOT_FIELDS[i], v);
     }
     out
+}
+
+pub(super) fn records_value(r: RecordCounts) -> AttributeValue {
+    let counts = [
+        ("total", r.total),
+        ("processed", r.processed),
+        ("success", r.success),
+        ("error", r.error),
+    ];
+    AttributeValue::M(
+        counts
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), n(v))))
+            .collect(),
+    )
 }
 
 pub(super) fn history_value(h: &HistoryEntry) -> AttributeValue {
@@ -231,7 +239,7 @@ impl Reader<'_> {
     }
 
     fn records(&self) -> Result<Option<RecordCounts>, ItemError> {
-        match self.item.get("records") {
+        match self.item.get(RECORDS) {
             None | Some(AttributeValue::Null(_)) => Ok(None),
             Some(AttributeValue::M(m)) => {
                 let count = |k: &str| {
@@ -263,6 +271,7 @@ impl Reader<'_> {
             records: self.records()?,
             input_s3_uri: self.string("inputS3Uri")?,
             output_s3_uri: self.string("outputS3Uri")?,
+            job_expiration_time: self.time("jobExpirationTime")?,
         })
     }
 
@@ -333,6 +342,29 @@ impl Reader<'_> {
             .collect()
     }
 
+    /// Warning kinds sent: a string set; kinds this version does not know are skipped.
+    fn warned(&self) -> Result<Vec<WarningKind>, ItemError> {
+        match self.item.get(WARNED) {
+            None | Some(AttributeValue::Null(_)) => Ok(Vec::new()),
+            Some(AttributeValue::Ss(kinds)) => {
+                let mut out: Vec<WarningKind> =
+                    kinds.iter().filter_map(|k| WarningKind::parse(k)).collect();
+                out.sort();
+                Ok(out)
+            }
+            Some(other) => Err(self.wrong_type(WARNED, other, "a string set")),
+        }
+    }
+
+    fn progress(&self) -> Result<Option<Progress>, ItemError> {
+        Ok(
+            match (self.number(PROGRESS_COUNT)?, self.time(PROGRESS_SINCE)?) {
+                (Some(processed), Some(since)) => Some(Progress { processed, since }),
+                _ => None,
+            },
+        )
+    }
+
     fn labels(&self) -> BTreeMap<String, String> {
         match self.item.get(LABELS) {
             Some(AttributeValue::M(m)) => m
@@ -393,6 +425,8 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             labels: r.labels(),
             untracked_at: r.time(UNTRACKED_AT)?,
             undeliverable: r.undeliverable()?,
+            warned: r.warned()?,
+            progress: r.progress()?,
         })
     }
 }

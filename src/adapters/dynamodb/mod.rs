@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use self::item::*;
 use super::{ErrorFacts, facts};
-use crate::domain::{JobArn, SetAside, StoredJob, Transition};
+use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition};
 use crate::ports::{
     Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
 };
@@ -30,6 +30,10 @@ pub const POLL_SHARDS: u32 = 4;
 /// The key of the item that remembers where the next poll cycle starts. It is
 /// not a job ARN and has no `pollShard`, so no listing or job read meets it.
 pub const CURSOR_KEY: &str = "control#poll-cursor";
+/// The key prefix of discovery's watermarks, one item per region
+/// (`control#discovery#us-east-1`): like the cursor, never listed or read as a job.
+pub const WATERMARK_KEY_PREFIX: &str = "control#discovery#";
+const WATERMARK: &str = "watermark";
 
 pub struct DynamoJobStore {
     client: Client,
@@ -142,6 +146,8 @@ struct Update {
     values: HashMap<String, AttributeValue>,
     set: Vec<String>,
     remove: Vec<String>,
+    /// `ADD` clauses (adding to a set), written whole.
+    add: Vec<String>,
 }
 
 impl Update {
@@ -193,6 +199,9 @@ impl Update {
         if !self.remove.is_empty() {
             expr.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
         }
+        if !self.add.is_empty() {
+            expr.push_str(&format!(" ADD {}", self.add.join(", ")));
+        }
         expr
     }
 }
@@ -237,40 +246,43 @@ impl Jobs for DynamoJobStore {
     }
 
     async fn create(&self, first: &Transition) -> Result<Write, StoreError> {
-        let j = &first.job;
-        let mut item: HashMap<String, AttributeValue> = HashMap::from([
-            (ARN.to_owned(), s(j.job_arn.as_str())),
-            (STATUS.to_owned(), s(j.status.as_str())),
-            (VERSION.to_owned(), n(first.version)),
-            (
-                HISTORY.to_owned(),
-                AttributeValue::L(vec![history_value(&first.history_entry())]),
-            ),
-            (
-                OUTBOX.to_owned(),
-                AttributeValue::M(HashMap::from([(first.id.clone(), pending_value(first)?)])),
-            ),
-            (SHARD.to_owned(), n(shard_of(&j.job_arn))),
-            (NOT_FOUND.to_owned(), n(0)),
-            (GONE.to_owned(), AttributeValue::Bool(false)),
-            (LABELS.to_owned(), labels_value(&first.labels)),
-            (TRACKED_AT.to_owned(), ts(first.observed_at)),
-        ]);
-        for (name, value) in snapshot_values(j) {
-            if let Some(v) = value {
-                item.insert(name.to_owned(), v);
-            }
-        }
-        let r = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(#k)")
-            .expression_attribute_names("#k", ARN)
-            .send()
-            .await;
-        write_result(r, &self.table)
+        self.put_first(first, true).await
+    }
+
+    async fn adopt(&self, first: &Transition) -> Result<Write, StoreError> {
+        self.put_first(first, false).await
+    }
+
+    async fn warn(&self, warning: &Transition, expected_version: u64) -> Result<Write, StoreError> {
+        let kind = warning
+            .warning
+            .as_ref()
+            .ok_or_else(|| StoreError::other(format!("{} is not a warning", warning.id)))?
+            .kind;
+        let mut u = Update::default();
+        u.set(VERSION, ":version", n(warning.version));
+        let (o, id) = (u.name(OUTBOX), u.name(&warning.id));
+        let p = u.value(":pending", pending_value(warning)?);
+        u.set.push(format!("{o}.{id} = {p}"));
+        let w = u.name(WARNED);
+        u.value(":kind", AttributeValue::Ss(vec![kind.as_str().to_owned()]));
+        u.add.push(format!("{w} :kind"));
+        self.update_on_version(&warning.job.job_arn, u, expected_version)
+            .await
+    }
+
+    async fn set_progress(
+        &self,
+        arn: &JobArn,
+        expected_version: u64,
+        progress: Progress,
+        records: RecordCounts,
+    ) -> Result<Write, StoreError> {
+        let mut u = Update::default();
+        u.set(PROGRESS_COUNT, ":count", n(progress.processed));
+        u.set(PROGRESS_SINCE, ":since", ts(progress.since));
+        u.set(RECORDS, ":records", records_value(records));
+        self.update_on_version(arn, u, expected_version).await
     }
 
     async fn rearm(&self, first: &Transition, expected_version: u64) -> Result<Write, StoreError> {
@@ -571,5 +583,100 @@ impl WorkList for DynamoJobStore {
             .await
             .map(|_| ())
             .map_err(|e| fail(e, &self.table))
+    }
+
+    async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ARN, s(format!("{WATERMARK_KEY_PREFIX}{region}")))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        let text = item.get(WATERMARK).and_then(|v| v.as_s().ok());
+        match text.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+            Some(t) => Ok(Some(t.with_timezone(&Utc))),
+            None => Err(StoreError::other(format!(
+                "the discovery watermark of {region} is unreadable ({text:?}); delete the item {WATERMARK_KEY_PREFIX}{region} to start discovery there again"
+            ))),
+        }
+    }
+
+    async fn save_watermark(
+        &self,
+        region: &str,
+        to: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        let item = HashMap::from([
+            (ARN.to_owned(), s(format!("{WATERMARK_KEY_PREFIX}{region}"))),
+            (WATERMARK.to_owned(), ts(to)),
+            ("updatedAt".to_owned(), ts(Utc::now())),
+        ]);
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let req = match previous {
+            None => req
+                .condition_expression("attribute_not_exists(#k)")
+                .expression_attribute_names("#k", ARN),
+            Some(p) => req
+                .condition_expression("#w = :previous")
+                .expression_attribute_names("#w", WATERMARK)
+                .expression_attribute_values(":previous", ts(p)),
+        };
+        write_result(req.send().await, &self.table)
+    }
+}
+
+impl DynamoJobStore {
+    /// A new job item with its first observation; with `notify`, its pending
+    /// notification too.
+    async fn put_first(&self, first: &Transition, notify: bool) -> Result<Write, StoreError> {
+        let j = &first.job;
+        let mut item: HashMap<String, AttributeValue> = HashMap::from([
+            (ARN.to_owned(), s(j.job_arn.as_str())),
+            (STATUS.to_owned(), s(j.status.as_str())),
+            (VERSION.to_owned(), n(first.version)),
+            (
+                HISTORY.to_owned(),
+                AttributeValue::L(vec![history_value(&first.history_entry())]),
+            ),
+            (
+                OUTBOX.to_owned(),
+                AttributeValue::M(if notify {
+                    HashMap::from([(first.id.clone(), pending_value(first)?)])
+                } else {
+                    HashMap::new()
+                }),
+            ),
+            (SHARD.to_owned(), n(shard_of(&j.job_arn))),
+            (NOT_FOUND.to_owned(), n(0)),
+            (GONE.to_owned(), AttributeValue::Bool(false)),
+            (LABELS.to_owned(), labels_value(&first.labels)),
+            (TRACKED_AT.to_owned(), ts(first.observed_at)),
+        ]);
+        for (name, value) in snapshot_values(j) {
+            if let Some(v) = value {
+                item.insert(name.to_owned(), v);
+            }
+        }
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#k)")
+            .expression_attribute_names("#k", ARN)
+            .send()
+            .await;
+        write_result(r, &self.table)
     }
 }
