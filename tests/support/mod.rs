@@ -304,8 +304,15 @@ impl World {
     }
 
     pub fn monitor_with_sns(&self, sns: aws_sdk_sns::Client) -> RealMonitor {
+        // As main.rs wires it: manifests from OUTPUT_BUCKETS, path-style (moto's S3).
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.moto)
+                .force_path_style(true)
+                .build(),
+        );
         Monitor::new(
-            BedrockJobSource::new(self.bedrock_sdk.clone()),
+            BedrockJobSource::new(self.bedrock_sdk.clone())
+                .with_manifests(s3, self.config.output_buckets.clone()),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
             SnsNotifier::new(sns, &self.config.topic_arn),
             self.config.clone(),
