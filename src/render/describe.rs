@@ -19,6 +19,7 @@ pub fn job(job: &StoredJob) -> Value {
             .map(|p| {
                 json!({
                     "transitionId": p.transition.id,
+                    "event": p.transition.kind,
                     "status": p.transition.job.status,
                     "previousStatus": p.transition.previous,
                     "attempts": p.attempts,
@@ -50,7 +51,10 @@ pub fn job(job: &StoredJob) -> Value {
         "records": s.records,
         "inputS3Uri": s.input_s3_uri,
         "outputS3Uri": s.output_s3_uri,
+        "jobExpirationTime": s.job_expiration_time,
         "version": job.version,
+        "warningsSent": job.warned,
+        "processedUnchangedSince": job.progress.map(|p| p.since),
         "labels": job.labels,
         "notFoundCount": job.not_found_count,
         "pendingNotifications": job.outbox.len(),
