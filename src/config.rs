@@ -56,6 +56,13 @@ pub struct Config {
     /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
     /// reads for a finished job's token totals.
     pub output_buckets: Vec<String>,
+    /// `BEDROCK_MAX_RPS` (default 20): Bedrock requests a second, at most, for
+    /// the whole invocation (every operation and region).
+    pub bedrock_max_rps: u32,
+    /// `BULK_READ_MIN` (default 2, or `off`): a poll reads the state of a
+    /// region's jobs with ListModelInvocationJobs once it has this many active
+    /// jobs there, and calls GetModelInvocationJob only for those not listed.
+    pub bulk_read_min: Option<usize>,
 }
 
 /// Which jobs are tracked without being asked.
@@ -90,6 +97,8 @@ pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
 pub const DEFAULT_LABEL_TAGS: &str = "team";
 pub const DEFAULT_PUBLISH_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "BedrockBatchMonitor";
+pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
+pub const DEFAULT_BULK_READ_MIN: usize = 2;
 
 /// The AWS SDK clients' timeouts (see `main.rs` and the README's arithmetic):
 /// connecting, one attempt, and one operation with all its retries.
@@ -253,7 +262,26 @@ impl Config {
             )? as i64,
         };
 
+        let bulk_read_min = match get("BULK_READ_MIN") {
+            Some(v) if v.eq_ignore_ascii_case("off") => None,
+            _ => Some(number(
+                "BULK_READ_MIN",
+                DEFAULT_BULK_READ_MIN as u64,
+                1,
+                1_000_000,
+                "a whole number of active jobs in a region from 1, or off",
+            )? as usize),
+        };
+
         Ok(Self {
+            bedrock_max_rps: number(
+                "BEDROCK_MAX_RPS",
+                u64::from(DEFAULT_BEDROCK_MAX_RPS),
+                1,
+                10_000,
+                "a whole number of requests per second from 1 to 10000",
+            )? as u32,
+            bulk_read_min,
             discovery,
             discovery_regions,
             warnings,
@@ -369,6 +397,8 @@ mod tests {
         assert_eq!(c.publish_max_attempts, 5);
         assert_eq!(c.metrics_namespace, "BedrockBatchMonitor");
         assert_eq!(c.discovery, Discovery::Off);
+        assert_eq!(c.bedrock_max_rps, 20);
+        assert_eq!(c.bulk_read_min, Some(2));
         assert!(c.discovery_regions.is_empty() && c.output_buckets.is_empty());
         assert_eq!(c.warnings, Thresholds::default());
         assert_eq!(

@@ -7,6 +7,10 @@ use std::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The work list is spread over shards `0..POLL_SHARDS` (a stable hash of the
+/// job ARN), so several schedules can poll disjoint parts of it.
+pub const POLL_SHARDS: u32 = 4;
+
 /// A Bedrock batch inference job status. Bedrock's enum is open-ended, so a
 /// status we do not know is kept verbatim in `Unknown` and recorded as it came.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

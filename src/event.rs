@@ -15,8 +15,9 @@ pub const JOB_STATE_CHANGE: &str = "Batch Inference Job State Change";
 /// What an invocation asks for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
-    /// One poll cycle over every job that still needs work.
-    Poll,
+    /// One poll cycle over every job that still needs work, or (with
+    /// `{"poll": {"shards": [..]}}`) over the work in those shards only.
+    Poll(Option<Vec<u32>>),
     /// Bedrock's native state-change event: reconcile this job now.
     Reconcile(StateChange),
     /// Start tracking; each item is validated on its own, and a bad one is
@@ -32,7 +33,7 @@ impl Command {
     /// The command's name in metrics and logs.
     pub fn name(&self) -> &'static str {
         match self {
-            Self::Poll => "Poll",
+            Self::Poll(_) => "Poll",
             Self::Reconcile(_) => "Reconcile",
             Self::Track(_) => "Track",
             Self::Untrack(_) => "Untrack",
@@ -123,6 +124,37 @@ pub enum EventError {
 }
 
 /// A short rendering of what came in, for error messages.
+/// `{"shards": [0, 2]}`: distinct shards of the work list, each below
+/// [`POLL_SHARDS`](crate::domain::POLL_SHARDS); `{}` is every shard.
+fn poll_shards(o: &serde_json::Map<String, Value>) -> Result<Option<Vec<u32>>, String> {
+    let expected = format!(
+        "\"shards\" takes a non-empty list of distinct shard numbers from 0 to {}",
+        crate::domain::POLL_SHARDS - 1
+    );
+    if let Some(other) = o.keys().find(|k| *k != "shards") {
+        return Err(format!(
+            "unknown poll option {other:?}: only \"shards\" is known"
+        ));
+    }
+    let Some(v) = o.get("shards") else {
+        return Ok(None);
+    };
+    let list = v.as_array().filter(|l| !l.is_empty()).ok_or(&expected)?;
+    let mut shards = Vec::with_capacity(list.len());
+    for item in list {
+        let shard = item
+            .as_u64()
+            .filter(|n| *n < u64::from(crate::domain::POLL_SHARDS))
+            .ok_or(&expected)? as u32;
+        if shards.contains(&shard) {
+            return Err(expected);
+        }
+        shards.push(shard);
+    }
+    shards.sort_unstable();
+    Ok(Some(shards))
+}
+
 fn preview(v: &Value) -> String {
     const MAX: usize = 300;
     let s = v.to_string();
@@ -162,7 +194,7 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
         });
     };
     if obj.is_empty() {
-        return Ok(Command::Poll);
+        return Ok(Command::Poll(None));
     }
     if obj.contains_key("detail-type") && obj.contains_key("source") {
         return parse_eventbridge(event);
@@ -181,10 +213,13 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
     };
     match key.as_str() {
         "poll" => match value {
-            Value::Object(_) | Value::Null => Ok(Command::Poll),
+            Value::Null => Ok(Command::Poll(None)),
+            Value::Object(o) => poll_shards(o)
+                .map(Command::Poll)
+                .map_err(|reason| malformed("poll", &reason)),
             _ => Err(malformed(
                 "poll",
-                "\"poll\" takes an object: {\"poll\": {}}",
+                "\"poll\" takes an object: {\"poll\": {}} or {\"poll\": {\"shards\": [0, 1]}}",
             )),
         },
         "track" => {
@@ -300,7 +335,7 @@ fn parse_eventbridge(event: &Value) -> Result<Command, EventError> {
                     received: preview(event),
                 }
             })?;
-            Ok(Command::Poll)
+            Ok(Command::Poll(None))
         }
         (JOB_STATE_CHANGE, "aws.bedrock") => {
             let env: NativeEnvelope =
@@ -354,13 +389,28 @@ mod tests {
 
     #[test]
     fn when_event_is_empty_or_poll_or_scheduled_should_poll() {
-        assert_eq!(parse(&json!({})).unwrap(), Command::Poll);
-        assert_eq!(parse(&json!({"poll": {}})).unwrap(), Command::Poll);
+        assert_eq!(parse(&json!({})).unwrap(), Command::Poll(None));
+        assert_eq!(parse(&json!({"poll": {}})).unwrap(), Command::Poll(None));
+        assert_eq!(
+            parse(&json!({"poll": {"shards": [3, 1]}})).unwrap(),
+            Command::Poll(Some(vec![1, 3]))
+        );
+        for bad in [
+            json!({"poll": {"shards": []}}),
+            json!({"poll": {"shards": [4]}}),
+            json!({"poll": {"shards": [1, 1]}}),
+            json!({"poll": {"shards": ["0"]}}),
+            json!({"poll": {"shards": 0}}),
+            json!({"poll": {"shard": [0]}}),
+        ] {
+            let err = parse(&bad).unwrap_err().to_string();
+            assert!(err.starts_with("malformed \"poll\" event"), "{bad}: {err}");
+        }
         for source in ["aws.events", "aws.scheduler"] {
             let ev = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": source,
                 "account": "123456789012", "time": "2024-08-28T22:58:30Z", "region": "us-east-1",
                 "resources": ["arn:aws:events:us-east-1:123456789012:rule/poll"], "detail": {}});
-            assert_eq!(parse(&ev).unwrap(), Command::Poll, "{source}");
+            assert_eq!(parse(&ev).unwrap(), Command::Poll(None), "{source}");
         }
     }
 

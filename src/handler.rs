@@ -132,6 +132,15 @@ pub fn report(
         failed: count("failed"),
         warnings: count("warnings"),
         discovered: count("discovered"),
+        bedrock_calls: answer
+            .and_then(|a| a.get("bedrockCalls"))
+            .and_then(Value::as_object)
+            .map(|o| {
+                o.iter()
+                    .filter_map(|(k, v)| v.as_u64().map(|n| (k.clone(), n)))
+                    .collect()
+            })
+            .unwrap_or_default(),
         undeliverable: count("undeliverable"),
         pending: count("pending"),
         oldest_pending_age: answer

@@ -52,8 +52,9 @@ async fn main() -> Result<(), Error> {
             .force_path_style(local_s3)
             .build(),
     );
-    let source =
-        BedrockJobSource::new(sdk.clone()).with_manifests(s3, config.output_buckets.clone());
+    let source = BedrockJobSource::new(sdk.clone())
+        .with_rate_limit(config.bedrock_max_rps)
+        .with_manifests(s3, config.output_buckets.clone());
     let monitor = Monitor::new(
         source,
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),

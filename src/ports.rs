@@ -110,14 +110,16 @@ pub trait JobSource: Send + Sync {
         job: &JobArn,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 
-    /// Every job of `region` submitted after `submitted_after` (all of them
-    /// when `None`) whose name contains `name_contains`, every page read.
+    /// The jobs of `region` submitted after `submitted_after` (all of them
+    /// when `None`) whose name contains `name_contains`, oldest first: every
+    /// page, or the first `max_pages` (then `complete` is false).
     fn list_jobs(
         &self,
         region: &str,
         submitted_after: Option<DateTime<Utc>>,
         name_contains: Option<&str>,
-    ) -> impl Future<Output = Result<Vec<JobSnapshot>, SourceError>> + Send;
+        max_pages: Option<u64>,
+    ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
 
     /// Bedrock's token totals for a finished job, from the manifest it writes
     /// next to the output; `None` when there is none to read (no manifest, or a
@@ -126,6 +128,15 @@ pub trait JobSource: Send + Sync {
         &self,
         job: &JobSnapshot,
     ) -> impl Future<Output = Result<Option<TokenTotals>, SourceError>> + Send;
+}
+
+/// What a listing of Bedrock's jobs returned, and in how many requests.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub jobs: Vec<JobSnapshot>,
+    pub pages: u64,
+    /// Every page was read.
+    pub complete: bool,
 }
 
 /// An item in the table that this monitor cannot read (not ours, or damaged).
@@ -387,12 +398,17 @@ pub trait WorkList: Send + Sync {
         after: Option<&str>,
     ) -> impl Future<Output = Result<WorkPage, StoreError>> + Send;
 
-    /// Where the next cycle should start: saved by a cycle that did not reach every job.
-    fn load_cursor(&self) -> impl Future<Output = Result<Option<ListPosition>, StoreError>> + Send;
+    /// Where the next cycle over `shards` should start: saved by a cycle over
+    /// the same shards that did not reach every job.
+    fn load_cursor(
+        &self,
+        shards: &[u32],
+    ) -> impl Future<Output = Result<Option<ListPosition>, StoreError>> + Send;
 
-    /// Saves (or with `None` clears) where the next cycle should start.
+    /// Saves (or with `None` clears) where the next cycle over `shards` should start.
     fn save_cursor(
         &self,
+        shards: &[u32],
         cursor: Option<&ListPosition>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -508,6 +524,8 @@ pub struct InvocationReport {
     pub warnings: u64,
     /// Jobs discovery started tracking.
     pub discovered: u64,
+    /// Bedrock requests by operation (`GetModelInvocationJob`, ...).
+    pub bedrock_calls: BTreeMap<String, u64>,
     pub undeliverable: u64,
     pub pending: u64,
     pub oldest_pending_age: Option<std::time::Duration>,

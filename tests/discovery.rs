@@ -39,7 +39,13 @@ async fn the_first_run_should_track_the_backlog_of_every_region_quietly_then_not
 {
     // GIVEN 1,150 jobs not yet finished in us-east-1 (two list pages), 12
     // finished ones, and 40 running in us-west-2, all submitted an hour ago
-    let w = World::with_env(&[("DISCOVERY", "all"), ("DISCOVERY_REGIONS", WEST)]).await;
+    // (Bulk reads off: every ListModelInvocationJobs call here is discovery's.)
+    let w = World::with_env(&[
+        ("DISCOVERY", "all"),
+        ("DISCOVERY_REGIONS", WEST),
+        ("BULK_READ_MIN", "off"),
+    ])
+    .await;
     let hour_ago = Utc::now() - chrono::Duration::hours(1);
     let statuses = ["Submitted", "Validating", "Scheduled", "InProgress"];
     for i in 0..1150 {
@@ -238,6 +244,8 @@ async fn a_listing_that_fails_should_leave_the_watermark_and_be_retried() {
         kind: fake_bedrock::FaultKind::InternalServer,
         times: Some(3),
         job_id: None,
+        every: None,
+        seen: 0,
     });
 
     // WHEN a poll runs: the listing fails after the SDK's retries

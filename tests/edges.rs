@@ -248,11 +248,15 @@ async fn when_track_names_jobs_it_cannot_read_should_report_each_as_its_own_erro
             kind: FaultKind::AccessDenied,
             times: None,
             job_id: Some(id.to_owned()),
+            every: None,
+            seen: 0,
         });
     }
     let dead = aws_sdk_bedrock::Client::new(&sdk_config("http://127.0.0.1:9", "ap-south-2").await);
     let m = Monitor::new(
-        BedrockJobSource::new(w.bedrock_sdk.clone()).with_client("ap-south-2", dead),
+        BedrockJobSource::new(w.bedrock_sdk.clone())
+            .with_rate_limit(w.config.bedrock_max_rps)
+            .with_client("ap-south-2", dead),
         DynamoJobStore::new(w.ddb.clone(), &w.table),
         SnsNotifier::new(w.sns.clone(), &w.topic_arn),
         w.config.clone(),
@@ -396,7 +400,7 @@ async fn when_sns_always_refuses_one_notification_should_set_it_aside_and_delive
 #[tokio::test]
 async fn when_one_jobs_bedrock_call_hangs_should_answer_before_the_deadline_and_defer_it() {
     // GIVEN three jobs, one of which Bedrock takes a minute to answer about
-    let w = World::with_env(&[("DEADLINE_MARGIN_MS", "1000")]).await;
+    let w = World::with_env(&[("DEADLINE_MARGIN_MS", "1000"), ("BULK_READ_MIN", "off")]).await;
     let arns: Vec<String> = (0..3)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("hang-{i}"))))
         .collect();
@@ -439,7 +443,12 @@ async fn when_a_cycle_covers_a_third_of_the_jobs_every_job_should_be_polled_with
     // GIVEN 24 jobs polled one at a time, 100 ms each: a cycle whose jobs may
     // start in its first 1.2 s covers ~10
     const JOBS: usize = 24;
-    let w = World::with_env(&[("MAX_CONCURRENCY", "1"), ("DEADLINE_MARGIN_MS", "800")]).await;
+    let w = World::with_env(&[
+        ("MAX_CONCURRENCY", "1"),
+        ("DEADLINE_MARGIN_MS", "800"),
+        ("BULK_READ_MIN", "off"),
+    ])
+    .await;
     let arns: Vec<String> = (0..JOBS)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("fair-{i}"))))
         .collect();
@@ -654,7 +663,7 @@ async fn when_an_event_names_a_job_whose_item_is_unreadable_should_report_that_j
 // 10. Every per-job failure is logged once, with its fields.
 #[tokio::test]
 async fn every_failed_job_should_be_logged_once_with_its_arn_kind_and_message() {
-    let w = World::new().await;
+    let w = World::with_env(&[("BULK_READ_MIN", "off")]).await;
     let a = w.bedrock.seed(SeedJob::named("throttled"));
     let b = w.bedrock.seed(SeedJob::named("fine"));
     w.ok(json!({"track": [a, b]})).await;
@@ -662,6 +671,8 @@ async fn every_failed_job_should_be_logged_once_with_its_arn_kind_and_message() 
         kind: FaultKind::Throttling,
         times: None,
         job_id: Some(job_id(&a).to_owned()),
+        every: None,
+        seen: 0,
     });
     w.bedrock.set_status(
         &b,

@@ -197,7 +197,7 @@ async fn when_dynamodb_throttles_and_fails_reads_and_writes_no_transition_should
 #[tokio::test]
 async fn when_bedrock_throttles_in_a_storm_the_other_jobs_should_go_on() {
     // GIVEN twenty jobs, half of which Bedrock throttles every time
-    let w = World::new().await;
+    let w = World::with_env(&[("BULK_READ_MIN", "off")]).await;
     let arns: Vec<String> = (0..20)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("storm-{i}"))))
         .collect();
@@ -211,6 +211,8 @@ async fn when_bedrock_throttles_in_a_storm_the_other_jobs_should_go_on() {
             kind: FaultKind::Throttling,
             times: None,
             job_id: Some(job_id(a).to_owned()),
+            every: None,
+            seen: 0,
         });
     }
 
@@ -348,7 +350,7 @@ async fn when_moto_goes_away_in_the_middle_of_a_cycle_the_next_cycle_should_reco
     let via_proxy = sdk_config(&proxy.url(), support::REGION).await;
     let monitor = || {
         Monitor::new(
-            BedrockJobSource::new(w.bedrock_sdk.clone()),
+            BedrockJobSource::new(w.bedrock_sdk.clone()).with_rate_limit(w.config.bedrock_max_rps),
             DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&via_proxy), &w.table),
             SnsNotifier::new(aws_sdk_sns::Client::new(&via_proxy), &w.topic_arn),
             w.config.clone(),

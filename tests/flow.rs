@@ -149,7 +149,7 @@ async fn when_a_job_fails_should_carry_bedrocks_reason_in_every_form() {
 
 #[tokio::test]
 async fn when_nothing_changed_should_cost_one_bedrock_call_and_no_write_or_publish() {
-    let w = World::new().await;
+    let w = World::with_env(&[("BULK_READ_MIN", "off")]).await;
     let arns: Vec<String> = (0..3)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("steady-{i}"))))
         .collect();
@@ -430,7 +430,7 @@ async fn when_the_table_holds_items_that_are_not_ours_should_skip_and_report_the
 
 #[tokio::test]
 async fn when_bedrock_throttles_one_job_should_report_it_and_poll_the_others() {
-    let w = World::new().await;
+    let w = World::with_env(&[("BULK_READ_MIN", "off")]).await;
     let a = w.bedrock.seed(SeedJob::named("throttled"));
     let b = w.bedrock.seed(SeedJob::named("fine"));
     w.ok(json!({"track": [a, b]})).await;
@@ -440,6 +440,8 @@ async fn when_bedrock_throttles_one_job_should_report_it_and_poll_the_others() {
         kind: FaultKind::Throttling,
         times: None,
         job_id: Some(a.rsplit('/').next().unwrap().to_owned()),
+        every: None,
+        seen: 0,
     });
 
     let s = w.ok(json!({})).await;
@@ -489,6 +491,8 @@ async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
         kind: FaultKind::AccessDenied,
         times: None,
         job_id: None,
+        every: None,
+        seen: 0,
     });
     let err = w.invoke(&w.monitor(), json!({})).await.unwrap_err();
     let diag: lambda_runtime::Diagnostic = err.into();
@@ -507,7 +511,7 @@ async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
 #[tokio::test]
 async fn when_the_deadline_is_near_should_defer_the_rest_to_the_next_cycle() {
     // GIVEN four jobs polled one at a time, each Bedrock call taking 300 ms
-    let w = World::with_env(&[("MAX_CONCURRENCY", "1")]).await;
+    let w = World::with_env(&[("MAX_CONCURRENCY", "1"), ("BULK_READ_MIN", "off")]).await;
     let arns: Vec<String> = (0..4)
         .map(|i| w.bedrock.seed(SeedJob::named(&format!("late-{i}"))))
         .collect();
@@ -619,7 +623,7 @@ async fn when_the_table_is_unreachable_should_fail_the_invocation_as_a_table_fau
     let dead =
         aws_sdk_dynamodb::Client::new(&sdk_config("http://127.0.0.1:9", support::REGION).await);
     let m = Monitor::new(
-        BedrockJobSource::new(w.bedrock_sdk.clone()),
+        BedrockJobSource::new(w.bedrock_sdk.clone()).with_rate_limit(w.config.bedrock_max_rps),
         DynamoJobStore::new(dead, &w.table),
         SnsNotifier::new(w.sns.clone(), &w.topic_arn),
         w.config.clone(),

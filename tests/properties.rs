@@ -172,7 +172,8 @@ impl JobSource for Untouchable {
         _: &str,
         _: Option<chrono::DateTime<chrono::Utc>>,
         _: Option<&str>,
-    ) -> Result<Vec<JobSnapshot>, SourceError> {
+        _: Option<u64>,
+    ) -> Result<bedrock_batch_monitor::ports::Listing, SourceError> {
         panic!("a refused event reached Bedrock")
     }
     async fn token_totals(
@@ -273,10 +274,10 @@ impl WorkList for Untouchable {
     async fn work_page(&self, _: u32, _: Option<&str>) -> Result<WorkPage, StoreError> {
         panic!("a refused event listed the work")
     }
-    async fn load_cursor(&self) -> Result<Option<ListPosition>, StoreError> {
+    async fn load_cursor(&self, _: &[u32]) -> Result<Option<ListPosition>, StoreError> {
         panic!("a refused event read the table")
     }
-    async fn save_cursor(&self, _: Option<&ListPosition>) -> Result<(), StoreError> {
+    async fn save_cursor(&self, _: &[u32], _: Option<&ListPosition>) -> Result<(), StoreError> {
         panic!("a refused event wrote")
     }
     async fn load_watermark(
@@ -330,7 +331,7 @@ proptest! {
             Ok(Command::Reconcile(change)) => {
                 prop_assert!(change.job_arn.as_str().parse::<JobArn>().is_ok());
             }
-            Ok(Command::Poll | Command::Describe(_)) | Err(_) => {}
+            Ok(Command::Poll(_) | Command::Describe(_)) | Err(_) => {}
         }
     }
 

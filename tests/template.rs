@@ -390,3 +390,70 @@ fn the_manifest_permission_should_name_exactly_the_output_buckets() {
     );
     assert!(!p.contains("s3:::*"), "no bucket wildcard: {p}");
 }
+
+/// Resolves `!If [Cond, a, b]` (nested) for the given condition values.
+fn resolve<'a>(v: &'a Value, cond: &dyn Fn(&str) -> bool) -> &'a Value {
+    match v {
+        Value::Tagged(t) if t.tag == "If" => {
+            let branch = if cond(t.value[0].as_str().unwrap()) {
+                &t.value[1]
+            } else {
+                &t.value[2]
+            };
+            resolve(branch, cond)
+        }
+        other => other,
+    }
+}
+
+#[test]
+fn the_poll_schedules_should_split_the_shards_between_them_for_each_setting() {
+    use bedrock_batch_monitor::event::{Command, parse};
+    let t = template();
+    for schedules in [1u32, 2, 4] {
+        let cond = |name: &str| match name {
+            "SplitPolling" => schedules != 1,
+            "FourSchedules" => schedules == 4,
+            other => panic!("unexpected condition {other}"),
+        };
+        let mut inputs: Vec<String> = vec![
+            resolve(
+                &function(&t)["Properties"]["Events"]["Poll"]["Properties"]["Input"],
+                &cond,
+            )
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        ];
+        for (name, r) in t["Resources"].as_mapping().unwrap() {
+            if r["Type"].as_str() != Some("AWS::Scheduler::Schedule") {
+                continue;
+            }
+            if r["Condition"].as_str().is_some_and(|c| !cond(c)) {
+                continue;
+            }
+            let input = resolve(&r["Properties"]["Target"]["Input"], &cond);
+            inputs.push(
+                input
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{name:?}"))
+                    .to_owned(),
+            );
+        }
+        assert_eq!(inputs.len() as u32, schedules, "{inputs:?}");
+        let mut covered: Vec<u32> = Vec::new();
+        for input in &inputs {
+            let event: serde_json::Value = serde_json::from_str(input).unwrap();
+            match parse(&event).unwrap() {
+                Command::Poll(None) => {
+                    covered.extend(0..bedrock_batch_monitor::domain::POLL_SHARDS)
+                }
+                Command::Poll(Some(shards)) => covered.extend(shards),
+                other => panic!("{input} is not a poll: {other:?}"),
+            }
+        }
+        covered.sort_unstable();
+        let all: Vec<u32> = (0..bedrock_batch_monitor::domain::POLL_SHARDS).collect();
+        assert_eq!(covered, all, "PollSchedules={schedules}: {inputs:?}");
+    }
+}

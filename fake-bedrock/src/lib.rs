@@ -68,7 +68,8 @@ impl FaultKind {
 }
 
 /// A fault rule: answer `kind` for the next `times` matching calls (all of them
-/// when `times` is `None`), optionally only for one job id.
+/// when `times` is `None`), optionally only for one job id, and with `every`
+/// only for every n-th matching call (`every: 2` throttles half the calls).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
@@ -77,6 +78,24 @@ pub struct Fault {
     pub times: Option<u32>,
     #[serde(default)]
     pub job_id: Option<String>,
+    #[serde(default)]
+    pub every: Option<u32>,
+    /// Matching calls seen so far (for `every`).
+    #[serde(skip)]
+    pub seen: u32,
+}
+
+impl Fault {
+    /// Every matching call (or the next `times` of them) answers `kind`.
+    pub fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            times: None,
+            job_id: None,
+            every: None,
+            seen: 0,
+        }
+    }
 }
 
 /// What a test or the demo seeds.
@@ -199,6 +218,8 @@ pub struct Call {
     pub target: Option<String>,
     /// The region of the request's SigV4 credential scope.
     pub region: Option<String>,
+    /// When it arrived, in milliseconds since the fake started.
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -278,6 +299,7 @@ struct Inner {
     job_latency: BTreeMap<String, Duration>,
     calls: Vec<Call>,
     next_id: u64,
+    started: Option<std::time::Instant>,
 }
 
 impl Inner {
@@ -293,6 +315,13 @@ impl Inner {
             .iter()
             .position(|f| f.job_id.is_none() || f.job_id.as_deref() == job_id)?;
         let fault = &mut self.faults[idx];
+        fault.seen += 1;
+        if fault
+            .every
+            .is_some_and(|n| !fault.seen.is_multiple_of(n.max(1)))
+        {
+            return None;
+        }
         let kind = fault.kind;
         match &mut fault.times {
             Some(1) => {
@@ -547,10 +576,16 @@ async fn enter(
     let region = signing_region(headers);
     let (latency, fault) = {
         let mut inner = fake.lock();
+        let at_ms = inner
+            .started
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed()
+            .as_millis() as u64;
         inner.calls.push(Call {
             operation: operation.into(),
             target: target.map(str::to_owned),
             region: region.clone(),
+            at_ms,
         });
         let job_id = target.map(|t| t.rsplit('/').next().unwrap_or(t));
         let extra = job_id

@@ -4,7 +4,8 @@
 //! of a finished job, read with aws-sdk-s3 from the buckets configured.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::RwLock;
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use aws_sdk_bedrock::Client;
@@ -23,7 +24,7 @@ use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
 };
-use crate::ports::{JobSource, SourceError};
+use crate::ports::{JobSource, Listing, SourceError};
 
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
 pub const LIST_PAGE_SIZE: i32 = 1000;
@@ -31,8 +32,61 @@ pub const LIST_PAGE_SIZE: i32 = 1000;
 /// More regions than any deployment tracks jobs in; past it clients are not kept.
 pub const MAX_CACHED_REGIONS: usize = 32;
 
+/// A ceiling on the requests per second this process sends Bedrock, shared by
+/// every operation and region (Bedrock's API quotas are per account and
+/// region, and other tools spend them too). Each request takes the next free
+/// slot; a throttled request doubles the spacing (up to 16 times), and each
+/// accepted one brings it back a tenth of the way, so a throttling Bedrock
+/// sees fewer requests, not more.
+#[derive(Debug)]
+pub struct RateLimit {
+    base: Duration,
+    state: Mutex<(Instant, Duration)>,
+}
+
+impl RateLimit {
+    pub fn per_second(rps: u32) -> Self {
+        let base = Duration::from_secs(1) / rps.max(1);
+        Self {
+            base,
+            state: Mutex::new((Instant::now(), base)),
+        }
+    }
+
+    /// Waits for this request's slot.
+    pub async fn acquire(&self) {
+        let at = {
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let at = st.0.max(Instant::now());
+            st.0 = at + st.1;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    /// Bedrock throttled a request: space the next ones further apart.
+    pub fn throttled(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.1 = (st.1 * 2).min(self.base * 16);
+    }
+
+    /// Bedrock accepted a request: come back towards the configured rate.
+    pub fn accepted(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if st.1 > self.base {
+            st.1 = st.1.saturating_sub(self.base / 10).max(self.base);
+        }
+    }
+
+    /// The current spacing between requests.
+    pub fn spacing(&self) -> Duration {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1
+    }
+}
+
 pub struct BedrockJobSource {
     base: SdkConfig,
+    limit: RateLimit,
     clients: RwLock<HashMap<String, Client>>,
     /// Where finished jobs' manifests may be read: the S3 client and the
     /// buckets the function's role may read (`OUTPUT_BUCKETS`).
@@ -45,9 +99,31 @@ impl BedrockJobSource {
     pub fn new(base: SdkConfig) -> Self {
         Self {
             base,
+            limit: RateLimit::per_second(crate::config::DEFAULT_BEDROCK_MAX_RPS),
             clients: RwLock::default(),
             manifests: None,
         }
+    }
+
+    /// At most `rps` Bedrock requests a second (`BEDROCK_MAX_RPS`).
+    pub fn with_rate_limit(mut self, rps: u32) -> Self {
+        self.limit = RateLimit::per_second(rps);
+        self
+    }
+
+    /// Sends one request within the rate limit, and adapts it to the answer.
+    async fn limited<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, SourceError>>,
+    ) -> Result<T, SourceError> {
+        self.limit.acquire().await;
+        let result = call.await;
+        match &result {
+            Err(SourceError::Throttling { .. }) => self.limit.throttled(),
+            Ok(_) => self.limit.accepted(),
+            Err(_) => {}
+        }
+        result
     }
 
     /// Reads the manifests of jobs whose output is in one of `buckets`.
@@ -99,24 +175,32 @@ impl BedrockJobSource {
 
 impl JobSource for BedrockJobSource {
     async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
+        let client = self.client(job.region())?;
         let out = self
-            .client(job.region())?
-            .get_model_invocation_job()
-            .job_identifier(job.identifier())
-            .send()
-            .await
-            .map_err(map_error)?;
+            .limited(async {
+                client
+                    .get_model_invocation_job()
+                    .job_identifier(job.identifier())
+                    .send()
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         snapshot(&out)
     }
 
     async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
+        let client = self.client(job.region())?;
         let out = self
-            .client(job.region())?
-            .list_tags_for_resource()
-            .resource_arn(job.as_str())
-            .send()
-            .await
-            .map_err(map_error)?;
+            .limited(async {
+                client
+                    .list_tags_for_resource()
+                    .resource_arn(job.as_str())
+                    .send()
+                    .await
+                    .map_err(map_error)
+            })
+            .await?;
         Ok(out
             .tags()
             .iter()
@@ -129,12 +213,14 @@ impl JobSource for BedrockJobSource {
         region: &str,
         submitted_after: Option<DateTime<Utc>>,
         name_contains: Option<&str>,
-    ) -> Result<Vec<JobSnapshot>, SourceError> {
+        max_pages: Option<u64>,
+    ) -> Result<Listing, SourceError> {
         let client = self.client(region)?;
-        let mut jobs = Vec::new();
+        let mut listing = Listing::default();
         let mut token: Option<String> = None;
         loop {
-            let out = client
+            listing.pages += 1;
+            let request = client
                 .list_model_invocation_jobs()
                 .set_submit_time_after(
                     submitted_after.map(|t| SdkTime::from_millis(t.timestamp_millis())),
@@ -143,21 +229,29 @@ impl JobSource for BedrockJobSource {
                 .sort_by(SortJobsBy::CreationTime)
                 .sort_order(SortOrder::Ascending)
                 .max_results(LIST_PAGE_SIZE)
-                .set_next_token(token.take())
-                .send()
-                .await
-                .map_err(map_error)?;
+                .set_next_token(token.take());
+            let out = self
+                .limited(async { request.send().await.map_err(map_error) })
+                .await?;
             for summary in out.invocation_job_summaries() {
                 match summary_snapshot(summary) {
-                    Ok(s) => jobs.push(s),
+                    Ok(s) => listing.jobs.push(s),
                     Err(e) => {
                         warn!(region, job_arn = summary.job_arn(), error = %e, "skipping a job Bedrock listed that cannot be read")
                     }
                 }
             }
             match out.next_token() {
-                Some(t) if !t.is_empty() => token = Some(t.to_owned()),
-                _ => return Ok(jobs),
+                Some(t) if !t.is_empty() => {
+                    if max_pages.is_some_and(|max| listing.pages >= max) {
+                        return Ok(listing);
+                    }
+                    token = Some(t.to_owned());
+                }
+                _ => {
+                    listing.complete = true;
+                    return Ok(listing);
+                }
             }
         }
     }

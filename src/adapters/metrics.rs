@@ -56,6 +56,12 @@ struct InvocationMetrics {
     #[metrics(unit = Count)]
     discovered: u64,
     #[metrics(unit = Count)]
+    bedrock_get_calls: u64,
+    #[metrics(unit = Count)]
+    bedrock_list_calls: u64,
+    #[metrics(unit = Count)]
+    bedrock_tag_calls: u64,
+    #[metrics(unit = Count)]
     bedrock_errors: u64,
     #[metrics(unit = Count)]
     bedrock_errors_not_found: u64,
@@ -108,6 +114,7 @@ impl EmfMetrics {
 
     fn entry(&self, r: &InvocationReport) -> InvocationMetrics {
         let by_kind = |kind: &str| r.bedrock_errors.get(kind).copied().unwrap_or(0);
+        let call = |op: &str| r.bedrock_calls.get(op).copied().unwrap_or(0);
         InvocationMetrics {
             timestamp: SystemTime::now(),
             function_name: self.function_name.clone(),
@@ -123,6 +130,9 @@ impl EmfMetrics {
             failed: r.failed,
             warnings: r.warnings,
             discovered: r.discovered,
+            bedrock_get_calls: call("GetModelInvocationJob"),
+            bedrock_list_calls: call("ListModelInvocationJobs"),
+            bedrock_tag_calls: call("ListTagsForResource"),
             bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
             bedrock_errors_not_found: by_kind("BedrockNotFound"),
             bedrock_errors_access_denied: by_kind("BedrockAccessDenied"),
@@ -176,6 +186,10 @@ mod tests {
             failed: 3,
             warnings: 2,
             discovered: 5,
+            bedrock_calls: BTreeMap::from([
+                ("GetModelInvocationJob".to_owned(), 7),
+                ("ListModelInvocationJobs".to_owned(), 2),
+            ]),
             undeliverable: 1,
             pending: 4,
             oldest_pending_age: Some(Duration::from_secs(90)),
@@ -211,6 +225,9 @@ mod tests {
             ("Deferred", 1.0),
             ("Warnings", 2.0),
             ("Discovered", 5.0),
+            ("BedrockGetCalls", 7.0),
+            ("BedrockListCalls", 2.0),
+            ("BedrockTagCalls", 0.0),
             ("BedrockErrors", 3.0),
             ("BedrockErrorsThrottling", 2.0),
             ("BedrockErrorsAccessDenied", 1.0),

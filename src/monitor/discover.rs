@@ -14,6 +14,7 @@
 //! item is created on the condition that none exists).
 
 use std::sync::Mutex;
+use std::sync::atomic::Ordering;
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -109,11 +110,17 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         };
         let listed = match self
             .source
-            .list_jobs(region, previous.map(|w| w - OVERLAP), name)
+            .list_jobs(region, previous.map(|w| w - OVERLAP), name, None)
             .await
         {
-            Ok(jobs) => jobs,
-            Err(e) => return fail(e.into(), true),
+            Ok(listing) => {
+                inv.calls.list.fetch_add(listing.pages, Ordering::Relaxed);
+                listing.jobs
+            }
+            Err(e) => {
+                inv.calls.list.fetch_add(1, Ordering::Relaxed);
+                return fail(e.into(), true);
+            }
         };
         let backlog = previous.is_none();
         // The filter is applied here too, whatever the service did with it.
@@ -202,7 +209,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 return Found::Failed;
             }
         }
-        let labels = self.labels_from_tags(&arn).await;
+        let labels = self.labels_from_tags(&arn, inv).await;
         if quietly {
             let first = Self::first_observation(snapshot, 1, labels);
             return match self.store.adopt(&first).await {

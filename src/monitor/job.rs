@@ -32,6 +32,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     pub(super) async fn run_job(
         &self,
         job: StoredJob,
+        listed: Option<JobSnapshot>,
         inv: &Invocation,
         budget: &Budget,
     ) -> Outcome {
@@ -41,7 +42,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let arn = job.arn().clone();
         let span = info_span!("job", job_arn = %arn);
         let done = budget
-            .within(self.refresh(job, inv, &mut out).instrument(span))
+            .within(self.refresh(job, listed, inv, &mut out).instrument(span))
             .await;
         if !done {
             warn!(job_arn = %arn, error_kind = "DeadlineReached", "work on this job abandoned at the deadline; the next cycle takes it first");
@@ -50,11 +51,28 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out
     }
 
-    /// Refreshes one job from Bedrock, records a change, and delivers what is pending.
-    pub(super) async fn refresh(&self, mut job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+    /// Refreshes one job from Bedrock (from a bulk read's `listed` state when
+    /// there is one, else with a Get), records a change, and delivers what is
+    /// pending.
+    pub(super) async fn refresh(
+        &self,
+        mut job: StoredJob,
+        listed: Option<JobSnapshot>,
+        inv: &Invocation,
+        out: &mut Outcome,
+    ) {
         if job.needs_polling() {
-            out.called_bedrock = true;
-            match self.source.get_job(&JobRef::Arn(job.arn().clone())).await {
+            let read = match listed {
+                Some(snapshot) => Ok(snapshot),
+                None => {
+                    out.called_bedrock = true;
+                    inv.calls
+                        .get
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.source.get_job(&JobRef::Arn(job.arn().clone())).await
+                }
+            };
+            match read {
                 Ok(snapshot) => {
                     out.polled = true;
                     if snapshot.job_arn != *job.arn() {

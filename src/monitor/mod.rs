@@ -13,6 +13,7 @@ mod reconcile;
 mod summary;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -79,14 +80,15 @@ impl MonitorError {
     }
 }
 
-/// One invocation: who it is (claims are taken in its name) and when it must
-/// have answered.
+/// One invocation: who it is (claims are taken in its name), when it must
+/// have answered, and the Bedrock calls it made.
 #[derive(Debug, Clone)]
 pub struct Invocation {
     /// Lambda's request id (unique per invocation).
     pub id: String,
     /// When Lambda stops the invocation; `None` when the runtime gave no usable one.
     pub deadline: Option<Instant>,
+    pub calls: Arc<BedrockCalls>,
 }
 
 impl Invocation {
@@ -94,7 +96,27 @@ impl Invocation {
         Self {
             id: id.into(),
             deadline,
+            calls: Arc::default(),
         }
+    }
+}
+
+/// Bedrock requests an invocation made, by operation (a list call counts
+/// each page). Reported in the summary as `bedrockCalls` and in the metrics.
+#[derive(Debug, Default)]
+pub struct BedrockCalls {
+    pub get: AtomicU64,
+    pub list: AtomicU64,
+    pub tags: AtomicU64,
+}
+
+impl BedrockCalls {
+    pub fn as_json(&self) -> Value {
+        serde_json::json!({
+            "GetModelInvocationJob": self.get.load(Ordering::Relaxed),
+            "ListModelInvocationJobs": self.list.load(Ordering::Relaxed),
+            "ListTagsForResource": self.tags.load(Ordering::Relaxed),
+        })
     }
 }
 
@@ -187,13 +209,17 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     /// Runs one command for one invocation.
     pub async fn handle(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
         let to_value = |s: Summary| serde_json::to_value(s).unwrap_or(Value::Null);
-        match command {
+        let mut answer = match command {
             // Boxed: the poll future is deep enough to strain the compiler's layout limit.
-            Command::Poll => Box::pin(self.poll(inv)).await.map(to_value),
+            Command::Poll(shards) => Box::pin(self.poll(inv, shards)).await.map(to_value),
             Command::Reconcile(change) => Box::pin(self.reconcile(change, inv)).await.map(to_value),
             Command::Track(items) => Box::pin(self.track(items, inv)).await,
             Command::Untrack(items) => self.untrack(items).await,
             Command::Describe(reference) => self.describe(&reference).await,
+        }?;
+        if let Value::Object(o) = &mut answer {
+            o.insert("bedrockCalls".to_owned(), inv.calls.as_json());
         }
+        Ok(answer)
     }
 }

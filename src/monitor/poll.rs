@@ -7,7 +7,7 @@
 //! does not reach every job, it saves where the first job it did not reach
 //! sits in the listing, and the next cycle starts there: jobs left out go first.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use tracing::{info, warn};
 
 use super::summary::{Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
-use crate::domain::StoredJob;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{JobArn, JobSnapshot, StoredJob};
 use crate::ports::{
     ItemError, JobSource, Jobs, ListPosition, Notifier, Outbox, StoreError, WorkList, WorkPage,
 };
@@ -28,6 +30,9 @@ use crate::ports::{
 pub const LIST_ATTEMPTS: u32 = 5;
 const LIST_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const LIST_MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How far before the oldest active job's submit time a bulk read's listing
+/// starts (both times are Bedrock's, so this only guards rounding).
+pub const BULK_LIST_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
 
 /// What the lister hands the workers.
 enum Listed {
@@ -50,23 +55,29 @@ enum Entry {
     Skip,
 }
 
-/// The listing order of the cycle that starts at `start`: its shard from
-/// `start.after`, the other shards from their beginning, then (when the cycle
-/// started inside its shard) that shard again from its beginning.
-pub(crate) fn shard_order(start: &ListPosition, shards: u32) -> Vec<ListPosition> {
-    let shards = shards.max(1);
-    let first = start.shard % shards;
+/// The listing order of the cycle over `shards` (sorted, non-empty) that
+/// starts at `start`: its shard from `start.after`, the other shards from
+/// their beginning, then (when the cycle started inside its shard) that shard
+/// again from its beginning. A start outside `shards` starts at the first.
+pub(crate) fn shard_order(start: &ListPosition, shards: &[u32]) -> Vec<ListPosition> {
+    let Some(at) = shards.iter().position(|s| *s == start.shard) else {
+        return shards
+            .iter()
+            .map(|&shard| ListPosition { shard, after: None })
+            .collect();
+    };
+    let n = shards.len();
     let mut order = vec![ListPosition {
-        shard: first,
+        shard: shards[at],
         after: start.after.clone(),
     }];
-    order.extend((1..shards).map(|i| ListPosition {
-        shard: (first + i) % shards,
+    order.extend((1..n).map(|i| ListPosition {
+        shard: shards[(at + i) % n],
         after: None,
     }));
     if start.after.is_some() {
         order.push(ListPosition {
-            shard: first,
+            shard: shards[at],
             after: None,
         });
     }
@@ -98,11 +109,22 @@ impl Book {
 }
 
 impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
-    /// One poll cycle over every job that still needs work.
-    pub async fn poll(&self, inv: &Invocation) -> Result<Summary, MonitorError> {
+    /// One poll cycle over every job that still needs work, or over the work
+    /// in `shards` only (several schedules can split the work list).
+    pub async fn poll(
+        &self,
+        inv: &Invocation,
+        shards: Option<Vec<u32>>,
+    ) -> Result<Summary, MonitorError> {
         let started = Instant::now();
         let budget = Budget::new(inv.deadline, self.config.deadline_margin);
-        let saved = match self.store.load_cursor().await {
+        let all: Vec<u32> = (0..self.store.shards().max(1)).collect();
+        let shards: Vec<u32> = match shards {
+            Some(subset) => subset.into_iter().filter(|s| all.contains(s)).collect(),
+            None => all.clone(),
+        };
+        let shards = if shards.is_empty() { all } else { shards };
+        let saved = match self.store.load_cursor(&shards).await {
             Ok(c) => c,
             Err(e) if e.is_systemic() => return Err(e.into()),
             Err(e) => {
@@ -110,14 +132,21 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 None
             }
         };
-        // Jobs found since the last poll are tracked first, so this cycle polls them too.
-        let discovered = self.discover(inv, &budget).await;
+        // Jobs found since the last poll are tracked first, so this cycle polls
+        // them too. With the work split between schedules, the one with shard 0
+        // discovers.
+        let discovered = if shards.contains(&0) {
+            self.discover(inv, &budget).await
+        } else {
+            Vec::new()
+        };
         let start = saved.clone().unwrap_or_default();
         info!(
             remaining_ms = inv
                 .deadline
                 .map(|d| d.saturating_duration_since(started).as_millis() as u64),
             start_shard = start.shard,
+            shards = ?shards,
             resuming = start.after.is_some(),
             "poll cycle starting"
         );
@@ -125,12 +154,12 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         let stop_listing = AtomicBool::new(false);
         let book = Mutex::new(Book::default());
         let (pages_tx, pages_rx) = mpsc::channel::<Listed>(2);
-        let lister = self.list(&start, &budget, &stop_listing, pages_tx);
+        let lister = self.list(&start, &shards, &budget, &stop_listing, pages_tx);
         let worker = async {
             let pages = futures::stream::unfold(pages_rx, |mut rx| async move {
                 rx.recv().await.map(|page| (page, rx))
             });
-            let entries = pages.flat_map(|listed| {
+            let listed = pages.flat_map(|listed| {
                 let entries: Vec<Entry> = match listed {
                     Listed::Page { shard, items } => items
                         .into_iter()
@@ -145,7 +174,12 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 };
                 futures::stream::iter(entries)
             });
-            let done = entries
+            // The whole work list first: a region with enough active jobs is
+            // read with one ListModelInvocationJobs call a page, not a Get each.
+            let entries: Vec<Entry> = listed.collect().await;
+            let known = self.bulk_read(&entries, inv, &budget).await;
+            let known = &known;
+            let done = futures::stream::iter(entries)
                 .map(|entry| {
                     let budget = &budget;
                     async move {
@@ -160,7 +194,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                                     deferred.note_pending(&job);
                                     return Some((index, arn, Ok(deferred)));
                                 }
-                                let out = self.run_job(*job, inv, budget).await;
+                                let listed = known.get(job.arn()).cloned();
+                                let out = self.run_job(*job, listed, inv, budget).await;
                                 Some((index, arn, Ok(out)))
                             }
                             Entry::Unreadable(e) => Some((usize::MAX, String::new(), Err(e))),
@@ -197,7 +232,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             None => book.stopped.clone(),
         };
         if cursor != saved {
-            self.save_cursor(cursor.as_ref(), &budget).await;
+            self.save_cursor(&shards, cursor.as_ref(), &budget).await;
         }
         if let Some(fault) = book.fault {
             tally.list_fault = Some(fault);
@@ -215,6 +250,77 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             "poll cycle done"
         );
         Ok(summary)
+    }
+
+    /// The state of the active jobs of each region with at least
+    /// `BULK_READ_MIN` of them, from ListModelInvocationJobs: the jobs
+    /// submitted since the oldest one (less [`BULK_LIST_MARGIN`]), at most as
+    /// many pages as the region has jobs, so it never costs more requests than
+    /// a Get each. A job the listing did not return is read with a Get; a
+    /// listing that fails leaves its region to Gets.
+    async fn bulk_read(
+        &self,
+        entries: &[Entry],
+        inv: &Invocation,
+        budget: &Budget,
+    ) -> HashMap<JobArn, JobSnapshot> {
+        let Some(min) = self.config.bulk_read_min else {
+            return HashMap::new();
+        };
+        // region -> (active jobs, oldest submit time, a job without one)
+        let mut regions: BTreeMap<&str, (u64, Option<DateTime<Utc>>, bool)> = BTreeMap::new();
+        let mut active: HashSet<&JobArn> = HashSet::new();
+        for entry in entries {
+            let Entry::Job(_, job) = entry else { continue };
+            if !job.needs_polling() {
+                continue;
+            }
+            active.insert(job.arn());
+            let r = regions.entry(job.arn().region()).or_default();
+            r.0 += 1;
+            match job.snapshot.submit_time {
+                Some(t) => r.1 = Some(r.1.map_or(t, |o| o.min(t))),
+                None => r.2 = true,
+            }
+        }
+        let lists = regions
+            .into_iter()
+            .filter(|(_, (n, _, _))| *n >= min as u64)
+            .map(|(region, (n, oldest, undated))| async move {
+                if budget.past_start() {
+                    return Vec::new();
+                }
+                let after = if undated {
+                    None
+                } else {
+                    oldest.map(|t| t - BULK_LIST_MARGIN)
+                };
+                let call = self.source.list_jobs(region, after, None, Some(n));
+                let result = match budget.cut_at {
+                    Some(cut) => tokio::time::timeout_at(cut.into(), call).await.ok(),
+                    None => Some(call.await),
+                };
+                match result {
+                    Some(Ok(listing)) => {
+                        inv.calls.list.fetch_add(listing.pages, Ordering::Relaxed);
+                        info!(region, active = n, listed = listing.jobs.len(), pages = listing.pages, complete = listing.complete, "bulk read of the region's jobs");
+                        listing.jobs
+                    }
+                    Some(Err(e)) => {
+                        inv.calls.list.fetch_add(1, Ordering::Relaxed);
+                        warn!(region, error_kind = e.kind(), error = %e, "bulk read failed; this region's jobs are read one by one");
+                        Vec::new()
+                    }
+                    None => Vec::new(),
+                }
+            });
+        futures::future::join_all(lists)
+            .await
+            .into_iter()
+            .flatten()
+            .filter(|s| active.contains(&s.job_arn))
+            .map(|s| (s.job_arn.clone(), s))
+            .collect()
     }
 
     /// Numbers a listed item in listing order, or drops it when this cycle met
@@ -249,11 +355,12 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     async fn list(
         &self,
         start: &ListPosition,
+        shards: &[u32],
         budget: &Budget,
         stop: &AtomicBool,
         tx: mpsc::Sender<Listed>,
     ) {
-        for segment in shard_order(start, self.store.shards()) {
+        for segment in shard_order(start, shards) {
             let mut after = segment.after;
             loop {
                 if stop.load(Ordering::Relaxed) {
@@ -328,8 +435,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
 
     /// Saves where the next cycle starts. A failure only costs fairness, so it
     /// is a warning; it must not hold the answer past the deadline.
-    async fn save_cursor(&self, cursor: Option<&ListPosition>, budget: &Budget) {
-        let save = self.store.save_cursor(cursor);
+    async fn save_cursor(&self, shards: &[u32], cursor: Option<&ListPosition>, budget: &Budget) {
+        let save = self.store.save_cursor(shards, cursor);
         let result = match budget.wrap_up_by {
             Some(by) => tokio::time::timeout_at(by.into(), save).await.ok(),
             None => Some(save.await),
@@ -355,10 +462,13 @@ mod tests {
 
     #[test]
     fn a_cycle_from_the_start_should_list_each_shard_once() {
-        let order = shard_order(&ListPosition::default(), 4);
+        let order = shard_order(&ListPosition::default(), &[0, 1, 2, 3]);
         let shards: Vec<u32> = order.iter().map(|p| p.shard).collect();
         assert_eq!(shards, [0, 1, 2, 3]);
         assert!(order.iter().all(|p| p.after.is_none()));
+        let order = shard_order(&ListPosition::default(), &[1, 3]);
+        let shards: Vec<u32> = order.iter().map(|p| p.shard).collect();
+        assert_eq!(shards, [1, 3], "a subset starts at its first shard");
     }
 
     #[test]
@@ -367,7 +477,7 @@ mod tests {
             shard: 2,
             after: Some("k".into()),
         };
-        let order = shard_order(&start, 4);
+        let order = shard_order(&start, &[0, 1, 2, 3]);
         let got: Vec<(u32, Option<&str>)> = order
             .iter()
             .map(|p| (p.shard, p.after.as_deref()))

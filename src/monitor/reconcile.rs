@@ -1,6 +1,7 @@
 //! Bedrock's native state-change event: reconcile that one job now.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
 
@@ -48,7 +49,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 Some(Tracking::Active | Tracking::Finished) => {
                     if let Some(job) = stored {
-                        self.refresh(job, inv, out).await;
+                        self.refresh(job, None, inv, out).await;
                     }
                     return;
                 }
@@ -56,6 +57,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 Some(Tracking::Gone) | None => {}
             }
             out.called_bedrock = true;
+            inv.calls.get.fetch_add(1, Ordering::Relaxed);
             let snapshot = match self.source.get_job(&JobRef::Arn(arn.clone())).await {
                 Ok(s) => s,
                 Err(e) => return out.fail(e),
@@ -63,7 +65,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             out.polled = true;
             let labels = match &stored {
                 Some(job) => job.labels.clone(),
-                None => self.labels_from_tags(arn).await,
+                None => self.labels_from_tags(arn, inv).await,
             };
             match self
                 .start_tracking(snapshot, stored, labels, inv, out)
@@ -80,10 +82,15 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
 
     /// The job's tags named by `LABEL_TAGS`, as labels. Labels are a convenience:
     /// when the tags cannot be read the job is tracked without them.
-    pub(super) async fn labels_from_tags(&self, arn: &JobArn) -> BTreeMap<String, String> {
+    pub(super) async fn labels_from_tags(
+        &self,
+        arn: &JobArn,
+        inv: &Invocation,
+    ) -> BTreeMap<String, String> {
         if self.config.label_tags.is_empty() {
             return BTreeMap::new();
         }
+        inv.calls.tags.fetch_add(1, Ordering::Relaxed);
         match self.source.tags(arn).await {
             Ok(tags) => tags
                 .into_iter()

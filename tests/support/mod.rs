@@ -278,9 +278,12 @@ impl World {
             .send()
             .await
             .expect("subscribe queue");
+        // The fake has no quota: a high ceiling keeps the tests' hundreds of
+        // calls quick. The rate limit has its own test, at a low ceiling.
         let mut vars: HashMap<String, String> = HashMap::from([
             ("TABLE_NAME".into(), table.clone()),
             ("TOPIC_ARN".into(), topic_arn.clone()),
+            ("BEDROCK_MAX_RPS".into(), "2000".into()),
         ]);
         vars.extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let config = Config::from_lookup(|k| vars.get(k).cloned()).expect("test config");
@@ -312,6 +315,7 @@ impl World {
         );
         Monitor::new(
             BedrockJobSource::new(self.bedrock_sdk.clone())
+                .with_rate_limit(self.config.bedrock_max_rps)
                 .with_manifests(s3, self.config.output_buckets.clone()),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
             SnsNotifier::new(sns, &self.config.topic_arn),
@@ -592,12 +596,16 @@ impl<T: WorkList> WorkList for CountingStore<T> {
     async fn work_page(&self, shard: u32, after: Option<&str>) -> Result<WorkPage, StoreError> {
         self.inner.work_page(shard, after).await
     }
-    async fn load_cursor(&self) -> Result<Option<ListPosition>, StoreError> {
-        self.inner.load_cursor().await
+    async fn load_cursor(&self, shards: &[u32]) -> Result<Option<ListPosition>, StoreError> {
+        self.inner.load_cursor(shards).await
     }
-    async fn save_cursor(&self, cursor: Option<&ListPosition>) -> Result<(), StoreError> {
+    async fn save_cursor(
+        &self,
+        shards: &[u32],
+        cursor: Option<&ListPosition>,
+    ) -> Result<(), StoreError> {
         self.count();
-        self.inner.save_cursor(cursor).await
+        self.inner.save_cursor(shards, cursor).await
     }
     async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
         self.inner.load_watermark(region).await
@@ -627,7 +635,8 @@ impl World {
         ));
         let writes = store.writes.clone();
         let m = Monitor::new(
-            BedrockJobSource::new(self.bedrock_sdk.clone()),
+            BedrockJobSource::new(self.bedrock_sdk.clone())
+                .with_rate_limit(self.config.bedrock_max_rps),
             store,
             SnsNotifier::new(aws_sdk_sns::Client::new(&self.moto), &self.config.topic_arn),
             self.config.clone(),

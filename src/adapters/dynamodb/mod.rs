@@ -25,8 +25,7 @@ use crate::ports::{
 
 /// The sparse global secondary index on `pollShard` (see template.yaml).
 pub const WORK_INDEX: &str = "work-index";
-/// Shard values `0..POLL_SHARDS`; a deployment can later split polling by shard.
-pub const POLL_SHARDS: u32 = 4;
+pub use crate::domain::POLL_SHARDS;
 /// The key of the item that remembers where the next poll cycle starts. It is
 /// not a job ARN and has no `pollShard`, so no listing or job read meets it.
 pub const CURSOR_KEY: &str = "control#poll-cursor";
@@ -34,6 +33,17 @@ pub const CURSOR_KEY: &str = "control#poll-cursor";
 /// (`control#discovery#us-east-1`): like the cursor, never listed or read as a job.
 pub const WATERMARK_KEY_PREFIX: &str = "control#discovery#";
 const WATERMARK: &str = "watermark";
+
+/// The cursor of a cycle over `shards`: [`CURSOR_KEY`] for every shard, one
+/// item per subset otherwise (`control#poll-cursor#1,3`), so schedules over
+/// disjoint shards keep their own place.
+fn cursor_key(shards: &[u32]) -> String {
+    if shards.len() as u32 == POLL_SHARDS && shards.iter().copied().eq(0..POLL_SHARDS) {
+        return CURSOR_KEY.to_owned();
+    }
+    let list: Vec<String> = shards.iter().map(u32::to_string).collect();
+    format!("{CURSOR_KEY}#{}", list.join(","))
+}
 
 pub struct DynamoJobStore {
     client: Client,
@@ -530,12 +540,12 @@ impl WorkList for DynamoJobStore {
         Ok(WorkPage { items, next })
     }
 
-    async fn load_cursor(&self) -> Result<Option<ListPosition>, StoreError> {
+    async fn load_cursor(&self, shards: &[u32]) -> Result<Option<ListPosition>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
-            .key(ARN, s(CURSOR_KEY))
+            .key(ARN, s(cursor_key(shards)))
             .consistent_read(true)
             .send()
             .await
@@ -548,27 +558,31 @@ impl WorkList for DynamoJobStore {
             .get("shard")
             .and_then(|v| v.as_n().ok())
             .and_then(|v| v.parse::<u32>().ok())
-            .filter(|s| *s < POLL_SHARDS);
+            .filter(|s| shards.contains(s));
         Ok(shard.map(|shard| ListPosition {
             shard,
             after: item.get("after").and_then(|v| v.as_s().ok()).cloned(),
         }))
     }
 
-    async fn save_cursor(&self, cursor: Option<&ListPosition>) -> Result<(), StoreError> {
+    async fn save_cursor(
+        &self,
+        shards: &[u32],
+        cursor: Option<&ListPosition>,
+    ) -> Result<(), StoreError> {
         let Some(c) = cursor else {
             return self
                 .client
                 .delete_item()
                 .table_name(&self.table)
-                .key(ARN, s(CURSOR_KEY))
+                .key(ARN, s(cursor_key(shards)))
                 .send()
                 .await
                 .map(|_| ())
                 .map_err(|e| fail(e, &self.table));
         };
         let mut item = HashMap::from([
-            (ARN.to_owned(), s(CURSOR_KEY)),
+            (ARN.to_owned(), s(cursor_key(shards))),
             ("shard".to_owned(), n(c.shard)),
             ("updatedAt".to_owned(), ts(Utc::now())),
         ]);
