@@ -1,23 +1,32 @@
-"""`make bench`: the figures of DESIGN.md section 6, measured on this machine.
+"""`make bench`: the figures of DESIGN.md section 6 and issue 10, measured here.
 
 - release binary sizes, arm64 and x86_64 (cargo lambda build, stripped);
 - cold start: process start to the first poll answered (release x86_64 binary,
   local stand-ins, a minimal Lambda Runtime API served here);
-- one poll cycle over 1,000 active unchanged jobs, Bedrock answering in 25 ms,
-  32 calls in flight, listing included, against the I/O floor 1000 x 25 / 32 ms;
-- peak RSS (VmHWM) of the function polling 10,000 active jobs in one invocation.
+- for N = 100, 1,000 and 10,000 active unchanged jobs (Bedrock answering in
+  100 ms, 32 jobs in flight, the default request ceiling): the poll's wall
+  time, its floor (the table stand-in's own time to return the work pages,
+  measured with boto3, plus the Bedrock list pages one after the other), the
+  requests by kind to Bedrock, DynamoDB and SNS, DynamoDB read units, and the
+  process's peak RSS;
+- the work listing with the lean index against the same items projected whole;
+- the bulk-read threshold: 1 to 8 jobs in a region, bulk on and off.
 
 The function runs as a real process speaking the Lambda Runtime API; the table
-lives in moto, the jobs in the fake Bedrock. Figures are printed, not asserted."""
+lives in moto (scripts/moto_server.py, which counts requests), the jobs in the
+fake Bedrock. Figures are printed, not asserted."""
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import os
 import statistics
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 
 from local import REGION, ROOT, VENV_BIN, RuntimeApi, free_port, function_env, log, moto_command, wait_port
@@ -49,7 +58,6 @@ def build_sizes() -> dict:
 class Bench:
     def __init__(self, binary: str) -> None:
         import boto3
-        from local import Stack  # noqa: F401  (same venv)
 
         self.binary = binary
         self.procs: list[subprocess.Popen] = []
@@ -71,42 +79,82 @@ class Bench:
         from local import table_definition
         self.definition = table_definition()
 
-    def admin(self, method: str, path: str, body: dict | None = None) -> None:
-        import urllib.request
-        req = urllib.request.Request(self.bedrock + path, method=method,
+    def admin(self, method: str, path: str, body: dict | None = None, base: str | None = None) -> dict | None:
+        req = urllib.request.Request((base or self.bedrock) + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
                                      headers={"content-type": "application/json"})
-        urllib.request.urlopen(req).read()
+        text = urllib.request.urlopen(req).read()
+        return json.loads(text) if text else None
 
-    def seed(self, n: int) -> str:
-        """n jobs InProgress in Bedrock, and the same n already tracked in a fresh table."""
+    def bedrock_calls(self) -> dict:
+        return self.admin("GET", "/_admin/calls")["counts"]
+
+    def table_calls(self) -> dict:
+        return self.admin("GET", "/_stats", base=self.moto)
+
+    def seed(self, n: int, whole_copy: bool = False) -> tuple[str, str | None]:
+        """n jobs InProgress in Bedrock, and the same n already tracked in a fresh
+        table; with `whole_copy`, also a table whose index projects every attribute."""
         table = f"bench-{n}-{uuid.uuid4().hex[:6]}"
         self.ddb.create_table(TableName=table, **self.definition)
+        whole = None
+        if whole_copy:
+            whole = table + "-all"
+            definition = copy.deepcopy(self.definition)
+            for index in definition["GlobalSecondaryIndexes"]:
+                index["Projection"] = {"ProjectionType": "ALL"}
+            self.ddb.create_table(TableName=whole, **definition)
         self.admin("POST", "/_admin/reset")
-        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+        now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 60))
         batch = []
         for i in range(n):
             job_id = f"{i:012d}"
             arn = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/{job_id}"
-            self.admin("POST", "/_admin/jobs", {"jobName": f"bench-{i}", "id": job_id, "status": "InProgress"})
+            self.admin("POST", "/_admin/jobs", {"jobName": f"bench-{i}", "id": job_id, "status": "InProgress",
+                                                "submitTime": now})
             batch.append({"PutRequest": {"Item": {
                 "jobArn": {"S": arn}, "status": {"S": "InProgress"}, "version": {"N": "2"},
                 "jobName": {"S": f"bench-{i}"}, "modelId": {"S": "anthropic.claude-3-haiku-20240307-v1:0"},
-                "history": {"L": [{"M": {"from": {"NULL": True}, "to": {"S": "InProgress"}, "at": {"S": now},
-                                         "message": {"NULL": True}}}]},
+                "submitTime": {"S": now}, "lastModifiedTime": {"S": now},
+                "inputS3Uri": {"S": f"s3://batch-input/bench-{i}/input.jsonl"},
+                "outputS3Uri": {"S": f"s3://batch-output/bench-{i}/"},
+                "history": {"L": [
+                    {"M": {"from": {"NULL": True}, "to": {"S": "Submitted"}, "at": {"S": now}, "message": {"NULL": True}}},
+                    {"M": {"from": {"S": "Submitted"}, "to": {"S": "InProgress"}, "at": {"S": now}, "message": {"NULL": True}}},
+                ]},
                 "outbox": {"M": {}}, "pollShard": {"N": str(i % 4)}, "notFoundCount": {"N": "0"},
-                "gone": {"BOOL": False}, "labels": {"M": {}}, "trackedAt": {"S": now},
+                "gone": {"BOOL": False}, "labels": {"M": {"team": {"S": "search"}}}, "trackedAt": {"S": now},
             }}})
             if len(batch) == 25:
-                self.ddb.batch_write_item(RequestItems={table: batch})
+                for t in filter(None, (table, whole)):
+                    self.ddb.batch_write_item(RequestItems={t: batch})
                 batch = []
         if batch:
-            self.ddb.batch_write_item(RequestItems={table: batch})
-        return table
+            for t in filter(None, (table, whole)):
+                self.ddb.batch_write_item(RequestItems={t: batch})
+        return table, whole
 
-    def start_function(self, table: str, concurrency: int = 32) -> tuple[subprocess.Popen, RuntimeApi]:
+    def list_work(self, table: str) -> tuple[float, float, int]:
+        """What the table stand-in itself takes to return the work pages (the
+        function's queries, with boto3): seconds, read units moto reports, pages."""
+        start, units, pages = time.perf_counter(), 0.0, 0
+        for shard in range(4):
+            kw = dict(TableName=table, IndexName="work-index", KeyConditionExpression="pollShard = :s",
+                      ExpressionAttributeValues={":s": {"N": str(shard)}}, ReturnConsumedCapacity="TOTAL")
+            while True:
+                r = self.ddb.query(**kw)
+                pages += 1
+                units += (r.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0)
+                if "LastEvaluatedKey" not in r:
+                    break
+                kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        return time.perf_counter() - start, units, pages
+
+    def start_function(self, table: str, concurrency: int = 32, extra: dict | None = None
+                       ) -> tuple[subprocess.Popen, RuntimeApi]:
         api = RuntimeApi()
         env = function_env(api.port, self.moto, self.bedrock, table, self.topic, concurrency)
+        env.update(extra or {})
         proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc, api
@@ -121,12 +169,46 @@ class Bench:
                     p.kill()
 
 
+def delta(after: dict, before: dict) -> dict:
+    return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
+
+
+def poll_figures(bench: Bench, n: int, latency_ms: int, extra: dict | None = None, runs: int = 3) -> dict:
+    """Polls n seeded unchanged jobs `runs` times in one process; the best run's
+    figures, with the last run's request counts."""
+    table, whole = bench.seed(n, whole_copy=n >= 1000)
+    bench.admin("PUT", "/_admin/latency", {"ms": latency_ms})
+    proc, api = bench.start_function(table, 32, extra)
+    times = []
+    for _ in range(runs):
+        b_before = bench.bedrock_calls()
+        bench.admin("DELETE", "/_stats", base=bench.moto)
+        summary, secs = api.invoke({"poll": {}})
+        assert summary["polled"] == n and summary["transitions"] == 0, summary
+        times.append(secs)
+        bedrock = delta(bench.bedrock_calls(), b_before)
+        table_calls = bench.table_calls()
+    rss = peak_rss_mb(proc.pid)
+    proc.terminate()
+    proc.wait()
+    floors = [bench.list_work(table) for _ in range(3)]
+    listing, units, pages = min(floors)
+    out = {"n": n, "best": min(times), "times": times, "bedrock": bedrock, "summary_calls": summary["bedrockCalls"],
+           "dynamodb": table_calls.get("dynamodb", {}), "sns": table_calls.get("sns", {}), "rss": rss,
+           "listing": listing, "units": units, "pages": pages}
+    if whole:
+        w_listing, w_units, w_pages = min(bench.list_work(whole) for _ in range(3))
+        out.update(whole_listing=w_listing, whole_units=w_units, whole_pages=w_pages)
+    return out
+
+
 def main() -> int:
     sizes = build_sizes()
     bench = Bench(sizes["x86_64_path"])
+    latency = 100
     try:
         log("cold start: process start to the first poll answered (empty table), 7 runs")
-        table = bench.seed(0)
+        table, _ = bench.seed(0)
         colds = []
         for _ in range(7):
             start = time.perf_counter()
@@ -136,48 +218,52 @@ def main() -> int:
             proc.terminate()
             proc.wait()
 
-        log("seeding 1,000 active unchanged jobs; Bedrock latency 25 ms; 32 calls in flight")
-        table = bench.seed(1000)
-        bench.admin("PUT", "/_admin/latency", {"ms": 25})
-        proc, api = bench.start_function(table, 32)
-        cycles = []
-        for _ in range(3):
-            summary, secs = api.invoke({"poll": {}})
-            assert summary["polled"] == 1000 and summary["transitions"] == 0, summary
-            cycles.append(secs)
-        # The same cycle with Bedrock answering at once: what listing 1,000 jobs
-        # from moto costs by itself (real DynamoDB lists them an order faster).
-        bench.admin("PUT", "/_admin/latency", {"ms": 0})
-        listing = min(api.invoke({"poll": {}})[1] for _ in range(3))
-        bench.admin("PUT", "/_admin/latency", {"ms": 25})
-        proc.terminate()
-        proc.wait()
+        results = []
+        for n in (100, 1000, 10_000):
+            log(f"{n} active unchanged jobs; Bedrock latency {latency} ms; 32 in flight; default settings")
+            results.append(poll_figures(bench, n, latency, runs=3 if n < 10_000 else 2))
 
-        log("seeding 10,000 active jobs for peak memory (25 ms latency, 32 in flight)")
-        table = bench.seed(10_000)
-        proc, api = bench.start_function(table, 32)
-        summary, secs_10k = api.invoke({"poll": {}})
-        assert summary["polled"] == 10_000, summary
-        rss = peak_rss_mb(proc.pid)
-        proc.terminate()
-        proc.wait()
+        log("1,000 jobs read one by one (BULK_READ_MIN=off, ceiling 1000 requests/s), for comparison")
+        gets = poll_figures(bench, 1000, latency, {"BULK_READ_MIN": "off", "BEDROCK_MAX_RPS": "1000"}, runs=2)
+
+        log("the bulk-read threshold: 1 to 8 jobs in one region, bulk on and off")
+        threshold = []
+        for n in (1, 2, 4, 8):
+            on = poll_figures(bench, n, latency, {"BULK_READ_MIN": "1"}, runs=3)
+            off = poll_figures(bench, n, latency, {"BULK_READ_MIN": "off"}, runs=3)
+            threshold.append((n, on, off))
     finally:
         bench.stop()
 
-    floor = 1000 * 0.025 / 32
-    best = min(cycles)
+    def calls(d: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
     print()
     print("bedrock-batch-monitor figures (this machine: %d cores)" % os.cpu_count())
     print(f"  release binary, arm64 (stripped):   {sizes['arm64']:.2f} MiB   (target < 10 MB)")
     print(f"  release binary, x86_64 (stripped):  {sizes['x86_64']:.2f} MiB")
     print(f"  cold start to first poll answered:  median {statistics.median(colds):.1f} ms, "
           f"min {min(colds):.1f} ms over {len(colds)} runs   (target < 50 ms)")
-    print(f"  poll cycle, 1,000 unchanged jobs:   best {best:.3f} s, runs {', '.join(f'{c:.3f}' for c in cycles)} s; "
-          f"I/O floor {floor:.3f} s; ratio {best / floor:.2f}x   (target <= 1.25x)")
-    print(f"    the same cycle, Bedrock answering at once (moto listing bound): {listing:.3f} s; "
-          f"floor counting that listing, max(I/O, listing) = {max(floor, listing):.3f} s; "
-          f"ratio {best / max(floor, listing):.2f}x")
-    print(f"  10,000 active jobs, one invocation: peak RSS {rss:.1f} MiB, cycle {secs_10k:.1f} s   (target < 64 MB)")
+    print(f"  polls of N active unchanged jobs, Bedrock at {latency} ms, 32 in flight, BEDROCK_MAX_RPS 20, BULK_READ_MIN 2:")
+    for r in results:
+        list_pages = r["bedrock"].get("ListModelInvocationJobs", 0)
+        floor = r["listing"] + list_pages * latency / 1000
+        print(f"    N={r['n']:>6}: poll best {r['best']:.3f} s (runs {', '.join(f'{t:.3f}' for t in r['times'])}); "
+              f"floor {floor:.3f} s = table listing {r['listing']:.3f} s ({r['pages']} pages) + "
+              f"{list_pages} Bedrock list page(s) x {latency} ms; ratio {r['best'] / floor:.2f}x")
+        print(f"             Bedrock: {calls(r['bedrock'])}; DynamoDB: {calls(r['dynamodb'])}; "
+              f"SNS: {calls(r['sns']) if r['sns'] else 'none'}")
+        print(f"             DynamoDB read units for the work listing (moto's count): {r['units']:.1f}; "
+              f"peak RSS {r['rss']:.1f} MiB")
+        if "whole_listing" in r:
+            print(f"             the same items projected whole (ProjectionType ALL): listing {r['whole_listing']:.3f} s, "
+                  f"{r['whole_units']:.1f} read units, {r['whole_pages']} pages")
+    print(f"  N=  1000 read one by one (bulk off, ceiling 1000/s): poll best {gets['best']:.3f} s; "
+          f"Bedrock: {calls(gets['bedrock'])}")
+    print("  bulk-read threshold (wall time, Bedrock requests), bulk on vs off:")
+    for n, on, off in threshold:
+        print(f"    {n} job(s): bulk {on['best']:.3f} s, {sum(on['bedrock'].values())} request(s); "
+              f"Gets {off['best']:.3f} s, {sum(off['bedrock'].values())} request(s)")
     return 0
 
 

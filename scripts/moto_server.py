@@ -27,6 +27,12 @@ one test (a table name; a topic and a job id), so tests sharing the server do no
 disturb each other. SNS errors come as awsQuery XML, DynamoDB's as JSON with
 `__type`, as the SDKs parse them.
 
+Counts: `GET /_stats` answers the requests served so far by service and
+action (`{"dynamodb": {"Query": 4, ...}, "sns": {"Publish": 2}}`), and the
+read units moto reported for DynamoDB requests that asked for them
+(`ReturnConsumedCapacity`); `DELETE /_stats` starts again. The benchmark reads
+them.
+
 Usage: python scripts/moto_server.py [-H HOST] [-p PORT]"""
 
 from __future__ import annotations
@@ -140,10 +146,38 @@ def main() -> None:
     moto = DomainDispatcherApplication(create_backend_app)
     dynamodb = threading.Lock()
     faults = Faults()
+    stats_lock = threading.Lock()
+    stats: dict[str, dict[str, int]] = {}
+
+    def count(environ, raw: bytes | None) -> tuple[bytes | None, str, str]:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target.startswith("DynamoDB_"):
+            service, action = "dynamodb", target.rsplit(".", 1)[-1]
+        elif target:
+            service, action = signing_service(environ) or "other", target.rsplit(".", 1)[-1]
+        else:
+            if raw is None:
+                raw = read_body(environ)
+                environ["wsgi.input"] = io.BytesIO(raw)
+            form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
+            service, action = signing_service(environ) or "other", (form.get("Action") or ["?"])[0]
+        with stats_lock:
+            per = stats.setdefault(service, {})
+            per[action] = per.get(action, 0) + 1
+        return raw, service, action
+
+    def stats_admin(environ, start_response):
+        with stats_lock:
+            if environ["REQUEST_METHOD"] == "DELETE":
+                stats.clear()
+            return respond(start_response, 200, stats)
 
     def app(environ, start_response):
         if environ.get("PATH_INFO", "").startswith("/_faults"):
             return faults.admin(environ, start_response)
+        if environ.get("PATH_INFO", "").startswith("/_stats"):
+            return stats_admin(environ, start_response)
+        count(environ, None)
         if faults.rules:
             raw = read_body(environ)
             environ["wsgi.input"] = io.BytesIO(raw)

@@ -637,6 +637,10 @@ pub struct StoredJob {
     pub warned: Vec<WarningKind>,
     /// When the processed record count last moved, as far as the monitor saw.
     pub progress: Option<Progress>,
+    /// Read from the work index, which holds only what a poll needs to decide
+    /// (status, version, outbox, ...): no history, labels or snapshot details.
+    /// Read the whole item before building a notification from it.
+    pub lean: bool,
 }
 
 impl StoredJob {

@@ -316,6 +316,7 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         undeliverable: vec![],
         warned: vec![],
         progress,
+        lean: false,
     }
 }
 

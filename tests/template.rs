@@ -457,3 +457,31 @@ fn the_poll_schedules_should_split_the_shards_between_them_for_each_setting() {
         assert_eq!(covered, all, "PollSchedules={schedules}: {inputs:?}");
     }
 }
+
+#[test]
+fn the_work_index_should_project_exactly_what_a_poll_reads_from_it() {
+    let t = template();
+    let table = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .values()
+        .find(|r| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
+        .unwrap();
+    let index = &table["Properties"]["GlobalSecondaryIndexes"][0];
+    assert_eq!(
+        index["Projection"]["ProjectionType"].as_str(),
+        Some("INCLUDE")
+    );
+    let projected: BTreeSet<String> = strings(&index["Projection"]["NonKeyAttributes"])
+        .into_iter()
+        .collect();
+    let read: BTreeSet<String> = bedrock_batch_monitor::adapters::dynamodb::WORK_INDEX_ATTRIBUTES
+        .iter()
+        .map(|a| (*a).to_owned())
+        .collect();
+    assert_eq!(projected, read);
+    assert!(
+        !projected.contains("history"),
+        "the history is never listed"
+    );
+}

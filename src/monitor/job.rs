@@ -83,6 +83,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         )));
                     } else {
                         if snapshot.status != job.snapshot.status {
+                            // A change: the whole item, for its history and labels.
+                            let Some(full) = self.whole(job, out).await else {
+                                return;
+                            };
+                            job = full;
+                        }
+                        if snapshot.status != job.snapshot.status {
                             let mut t =
                                 self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
                             t.tokens = self.tokens(&t.job).await;
@@ -117,6 +124,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     let count = job.not_found_count + 1;
                     if count >= self.config.not_found_limit {
                         info!(job_arn = %job.arn(), count, "Bedrock keeps answering NotFound; untracking");
+                        let Some(full) = self.whole(job, out).await else {
+                            return;
+                        };
+                        job = full;
                         let snapshot = job.snapshot.clone();
                         let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
                         if !self.record(&mut job, t, true, out).await {
@@ -195,6 +206,20 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
+        if job.lean && !self.config.warnings.due(job, now).is_empty() {
+            // A warning is due: the whole item, for its labels and history,
+            // with Bedrock's state as just read.
+            let snapshot = job.snapshot.clone();
+            let Some(mut full) = self.whole(job.clone(), out).await else {
+                return false;
+            };
+            if full.snapshot.status != snapshot.status {
+                return false;
+            }
+            full.snapshot = snapshot;
+            full.progress = job.progress;
+            *job = full;
+        }
         for warning in self.config.warnings.due(job, now) {
             let kind = warning.kind;
             let version = job.version + 1;
@@ -226,6 +251,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             }
         }
         true
+    }
+
+    /// The whole item of a job listed lean (as is, if it is whole already);
+    /// `None` when it is gone or unreadable (noted in `out`).
+    async fn whole(&self, job: StoredJob, out: &mut Outcome) -> Option<StoredJob> {
+        if !job.lean {
+            return Some(job);
+        }
+        match self.store.get(job.arn()).await {
+            Ok(Some(full)) => Some(full),
+            Ok(None) => None,
+            Err(e) => {
+                out.fail(e);
+                None
+            }
+        }
     }
 
     /// Token totals from Bedrock's manifest for a job that has ended. They are
@@ -384,6 +425,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             undeliverable,
             warned,
             progress: None,
+            lean: false,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked

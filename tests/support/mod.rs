@@ -189,6 +189,13 @@ pub fn table_definition() -> TableDefinition {
                                 .as_str()
                                 .expect("ProjectionType"),
                         ))
+                        .set_non_key_attributes(
+                            g["Projection"]["NonKeyAttributes"].as_sequence().map(|s| {
+                                s.iter()
+                                    .map(|a| a.as_str().expect("attribute name").to_owned())
+                                    .collect()
+                            }),
+                        )
                         .build(),
                 )
                 .build()

@@ -427,6 +427,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             undeliverable: r.undeliverable()?,
             warned: r.warned()?,
             progress: r.progress()?,
+            lean: false,
         })
     }
 }

@@ -25,6 +25,21 @@ use crate::ports::{
 
 /// The sparse global secondary index on `pollShard` (see template.yaml).
 pub const WORK_INDEX: &str = "work-index";
+/// The attributes the work index projects besides the keys: what a poll needs
+/// to decide whether a job needs more than a look (template.yaml must agree;
+/// `tests/template.rs` checks it). A listed job is [`StoredJob::lean`].
+pub const WORK_INDEX_ATTRIBUTES: [&str; 10] = [
+    STATUS,
+    VERSION,
+    "submitTime",
+    NOT_FOUND,
+    GONE,
+    UNTRACKED_AT,
+    OUTBOX,
+    WARNED,
+    PROGRESS_COUNT,
+    PROGRESS_SINCE,
+];
 pub use crate::domain::POLL_SHARDS;
 /// The key of the item that remembers where the next poll cycle starts. It is
 /// not a job ARN and has no `pollShard`, so no listing or job read meets it.
@@ -535,7 +550,12 @@ impl WorkList for DynamoJobStore {
             .items
             .unwrap_or_default()
             .iter()
-            .map(StoredJob::try_from)
+            .map(|item| {
+                StoredJob::try_from(item).map(|mut job| {
+                    job.lean = true;
+                    job
+                })
+            })
             .collect();
         Ok(WorkPage { items, next })
     }
