@@ -67,6 +67,16 @@ def main() -> int:
             check(f"{name} polls the unchanged job without notifying",
                   r.get("polled") == 1 and r.get("transitions") == 0 and not stack.drain(), r)
 
+        # The job's shard, as the function computes it (FNV-1a of the ARN, mod 4).
+        h = 0x811C9DC5
+        for b in ARN.encode():
+            h = ((h ^ b) * 0x01000193) & 0xFFFFFFFF
+        in_low_shards = h % 4 in (0, 1)
+        r = invoke("poll-shards.json")
+        check(f"poll-shards.json polls shards 0 and 1 only (the job is in shard {h % 4})",
+              r.get("polled") == (1 if in_low_shards else 0) and r.get("transitions") == 0
+              and "bedrockCalls" in r and not stack.drain(), r)
+
         set_status("InProgress")
         r = invoke("state-change-in-progress.json")
         got = stack.drain()
