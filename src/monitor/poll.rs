@@ -1,7 +1,10 @@
 //! One poll cycle over the work list.
 //!
-//! The listing runs up to two pages ahead of the work, so Bedrock calls start
-//! with the first page. Every job's work is bounded by the invocation's budget:
+//! The cycle lists its shards of the work index (lean items), then reads the
+//! state of each region's active jobs in bulk where it has enough of them
+//! (`BULK_READ_MIN`), then works on the jobs, `MAX_CONCURRENCY` at a time, a
+//! Get each for those the bulk read did not cover. Every job's work is
+//! bounded by the invocation's budget:
 //! none starts near the deadline, and what is still running at the cut is
 //! abandoned (every write is conditional) and reported deferred. When a cycle
 //! does not reach every job, it saves where the first job it did not reach
