@@ -561,16 +561,7 @@ impl WorkList for DynamoJobStore {
     }
 
     async fn load_cursor(&self, shards: &[u32]) -> Result<Option<ListPosition>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ARN, s(cursor_key(shards)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| fail(e, &self.table))?;
-        let Some(item) = out.item else {
+        let Some(item) = self.control_item(cursor_key(shards)).await? else {
             return Ok(None);
         };
         // An unreadable cursor is only a lost hint: start from the beginning.
@@ -620,16 +611,8 @@ impl WorkList for DynamoJobStore {
     }
 
     async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(ARN, s(format!("{WATERMARK_KEY_PREFIX}{region}")))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| fail(e, &self.table))?;
-        let Some(item) = out.item else {
+        let key = format!("{WATERMARK_KEY_PREFIX}{region}");
+        let Some(item) = self.control_item(key).await? else {
             return Ok(None);
         };
         let text = item.get(WATERMARK).and_then(|v| v.as_s().ok());
@@ -671,6 +654,23 @@ impl WorkList for DynamoJobStore {
 }
 
 impl DynamoJobStore {
+    /// One of the monitor's own items (a cursor, a watermark), read consistently.
+    async fn control_item(
+        &self,
+        key: String,
+    ) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(ARN, s(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        Ok(out.item)
+    }
+
     /// A new job item with its first observation; with `notify`, its pending
     /// notification too.
     async fn put_first(&self, first: &Transition, notify: bool) -> Result<Write, StoreError> {
