@@ -363,6 +363,53 @@ pub struct JobSnapshot {
     pub job_expiration_time: Option<DateTime<Utc>>,
 }
 
+/// Where a status sits in a job's life: Submitted, Validating, Scheduled,
+/// InProgress, Stopping, then the ends. `None` for a status we do not know.
+fn stage(status: &JobStatus) -> Option<u8> {
+    match status {
+        JobStatus::Submitted => Some(0),
+        JobStatus::Validating => Some(1),
+        JobStatus::Scheduled => Some(2),
+        JobStatus::InProgress => Some(3),
+        JobStatus::Stopping => Some(4),
+        JobStatus::Unknown(_) => None,
+        _ => Some(5),
+    }
+}
+
+/// Whether a state read from Bedrock may replace the stored one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// Not older than what is stored: record it.
+    Current,
+    /// Older than what is stored (a list page or an answer that was on its way
+    /// while the job moved on): leave the stored state as it is.
+    Stale,
+}
+
+/// The one rule every writer of a status asks (guarantee 2: statuses only
+/// move forwards). A read is stale when:
+/// - the stored status is an end and the read says another status (an ended
+///   job is left only by an explicit `track`);
+/// - both carry Bedrock's `lastModifiedTime` and the read's is older;
+/// - the times are equal or one is absent, and the read's status comes
+///   earlier in a job's life than the stored one (statuses we do not know
+///   have no place in it and are never stale on that ground).
+pub fn freshness(stored: &JobSnapshot, read: &JobSnapshot) -> Freshness {
+    if stored.status.is_terminal() && read.status != stored.status {
+        return Freshness::Stale;
+    }
+    match (stored.last_modified_time, read.last_modified_time) {
+        (Some(s), Some(r)) if r < s => return Freshness::Stale,
+        (Some(s), Some(r)) if r > s => return Freshness::Current,
+        _ => {}
+    }
+    match (stage(&stored.status), stage(&read.status)) {
+        (Some(s), Some(r)) if r < s => Freshness::Stale,
+        _ => Freshness::Current,
+    }
+}
+
 /// How a `Completed` job really ended: Bedrock says `Completed` even when
 /// records failed, so the counts decide.
 pub fn completed_severity(records: Option<RecordCounts>) -> Severity {
@@ -773,6 +820,115 @@ mod tests {
             Transition::id_for(&arn, 5, TransitionKind::Untracked, &odd),
             "abcdefghwxyz-5-untracked"
         );
+    }
+
+    fn snap(status: &str, modified: Option<i64>) -> JobSnapshot {
+        JobSnapshot {
+            job_arn: ARN.parse().unwrap(),
+            job_name: None,
+            model_id: None,
+            status: JobStatus::parse(status),
+            message: None,
+            submit_time: None,
+            last_modified_time: modified.and_then(|s| DateTime::from_timestamp(s, 0)),
+            end_time: None,
+            records: None,
+            input_s3_uri: None,
+            output_s3_uri: None,
+            job_expiration_time: None,
+        }
+    }
+
+    const LIFE: [&str; 10] = [
+        "Submitted",
+        "Validating",
+        "Scheduled",
+        "InProgress",
+        "Stopping",
+        "Stopped",
+        "Completed",
+        "PartiallyCompleted",
+        "Failed",
+        "Expired",
+    ];
+
+    #[test]
+    fn an_ended_job_should_never_take_another_status_from_a_read() {
+        for stored in LIFE.iter().filter(|s| JobStatus::parse(s).is_terminal()) {
+            for read in LIFE.iter().chain(&["Paused"]) {
+                for (s, r) in [
+                    (Some(10), Some(20)),
+                    (Some(20), Some(10)),
+                    (Some(10), Some(10)),
+                    (None, None),
+                    (Some(10), None),
+                ] {
+                    let verdict = freshness(&snap(stored, s), &snap(read, r));
+                    let older = matches!((s, r), (Some(s), Some(r)) if r < s);
+                    let expected = if read == stored && !older {
+                        Freshness::Current
+                    } else {
+                        Freshness::Stale
+                    };
+                    assert_eq!(verdict, expected, "{stored}@{s:?} then {read}@{r:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_newer_read_should_replace_any_status_that_has_not_ended_and_an_older_one_none() {
+        for stored in LIFE
+            .iter()
+            .chain(&["Paused"])
+            .filter(|s| !JobStatus::parse(s).is_terminal())
+        {
+            for read in LIFE.iter().chain(&["Paused"]) {
+                let newer = freshness(&snap(stored, Some(10)), &snap(read, Some(20)));
+                assert_eq!(newer, Freshness::Current, "{stored} then newer {read}");
+                let older = freshness(&snap(stored, Some(20)), &snap(read, Some(10)));
+                assert_eq!(older, Freshness::Stale, "{stored} then older {read}");
+            }
+        }
+    }
+
+    #[test]
+    fn without_an_order_in_time_a_read_should_never_move_a_job_back_in_its_life() {
+        for (i, stored) in LIFE
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| !JobStatus::parse(s).is_terminal())
+        {
+            for (j, read) in LIFE.iter().enumerate() {
+                let stage = |k: usize| k.min(5);
+                let expected = if stage(j) < stage(i) {
+                    Freshness::Stale
+                } else {
+                    Freshness::Current
+                };
+                for (s, r) in [
+                    (Some(10), Some(10)),
+                    (None, Some(10)),
+                    (Some(10), None),
+                    (None, None),
+                ] {
+                    assert_eq!(
+                        freshness(&snap(stored, s), &snap(read, r)),
+                        expected,
+                        "{stored}@{s:?} then {read}@{r:?}"
+                    );
+                }
+            }
+            // A status we do not know has no place in the life: never stale on that ground.
+            assert_eq!(
+                freshness(&snap(stored, None), &snap("Paused", None)),
+                Freshness::Current
+            );
+            assert_eq!(
+                freshness(&snap("Paused", None), &snap(stored, None)),
+                Freshness::Current
+            );
+        }
     }
 
     #[test]

@@ -77,9 +77,15 @@ impl SourceError {
         }
     }
 
-    /// A fault that is not about one job: every job would fail the same way.
-    pub fn is_systemic(&self) -> bool {
-        matches!(self, Self::AccessDenied { .. } | Self::Unreachable { .. })
+    /// Bedrock itself is in trouble (throttling after the SDK's retries, a
+    /// server error, an endpoint that does not answer), not this request's
+    /// job: the evidence a region's health record counts as an outage.
+    /// AccessDenied is not: the role may read some jobs and not others.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Self::Throttling { .. } | Self::Internal { .. } | Self::Unreachable { .. }
+        )
     }
 
     /// A stable name for logs, summaries and metrics.
@@ -110,16 +116,14 @@ pub trait JobSource: Send + Sync {
         job: &JobArn,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 
-    /// The jobs of `region` submitted after `submitted_after` (all of them
-    /// when `None`) whose name contains `name_contains`, oldest first: every
-    /// page, or the first `max_pages` (then `complete` is false).
-    fn list_jobs(
+    /// One page of the jobs of `query.region` submitted after
+    /// `query.submitted_after` (all of them when `None`) whose name contains
+    /// `query.name_contains`, oldest first; `token` is the previous page's `next`.
+    fn list_page(
         &self,
-        region: &str,
-        submitted_after: Option<DateTime<Utc>>,
-        name_contains: Option<&str>,
-        max_pages: Option<u64>,
-    ) -> impl Future<Output = Result<Listing, SourceError>> + Send;
+        query: &ListQuery<'_>,
+        token: Option<&str>,
+    ) -> impl Future<Output = Result<JobPage, SourceError>> + Send;
 
     /// Bedrock's token totals for a finished job, from the manifest it writes
     /// next to the output; `None` when there is none to read (no manifest, or a
@@ -130,13 +134,20 @@ pub trait JobSource: Send + Sync {
     ) -> impl Future<Output = Result<Option<TokenTotals>, SourceError>> + Send;
 }
 
-/// What a listing of Bedrock's jobs returned, and in how many requests.
+/// Which of Bedrock's jobs a listing asks for.
+#[derive(Debug, Clone, Copy)]
+pub struct ListQuery<'a> {
+    pub region: &'a str,
+    pub submitted_after: Option<DateTime<Utc>>,
+    pub name_contains: Option<&'a str>,
+}
+
+/// One page of a listing of Bedrock's jobs.
 #[derive(Debug, Default)]
-pub struct Listing {
+pub struct JobPage {
     pub jobs: Vec<JobSnapshot>,
-    pub pages: u64,
-    /// Every page was read.
-    pub complete: bool,
+    /// The token of the next page; `None` on the last.
+    pub next: Option<String>,
 }
 
 /// An item in the table that this monitor cannot read (not ours, or damaged).
@@ -224,6 +235,9 @@ pub struct Record<'a> {
     /// The stored version the change was computed from.
     pub expected_version: u64,
     pub gone: bool,
+    /// Where the job's record count starts its clock (entering InProgress);
+    /// `None` removes it: a status change resets progress.
+    pub progress: Option<Progress>,
 }
 
 /// What `untrack` found.
@@ -412,21 +426,41 @@ pub trait WorkList: Send + Sync {
         cursor: Option<&ListPosition>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Discovery's watermark for `region`: jobs submitted before it were seen.
-    /// `None` before the first discovery in that region.
+    /// Discovery's watermark for `region`: jobs submitted before it were
+    /// seen, and when a quiet backlog began there, if one is being taken in.
     fn load_watermark(
         &self,
         region: &str,
-    ) -> impl Future<Output = Result<Option<DateTime<Utc>>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Watermark, StoreError>> + Send;
 
-    /// Moves the watermark to `to`, on the condition that it still is
-    /// `previous` (absent when `None`): `Lost` when another invocation moved it.
+    /// Remembers that a quiet backlog began at `since`, on the condition that
+    /// the watermark still is `previous.at` and no backlog began meanwhile.
+    fn begin_backlog(
+        &self,
+        region: &str,
+        since: DateTime<Utc>,
+        previous: &Watermark,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Moves the watermark to `to` (and ends a backlog), on the condition that
+    /// it still is `previous` (absent when `None`): `Lost` when another
+    /// invocation moved it.
     fn save_watermark(
         &self,
         region: &str,
         to: DateTime<Utc>,
         previous: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+}
+
+/// Discovery's place in one region.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Watermark {
+    /// Jobs submitted before it were seen; `None` before the first discovery.
+    pub at: Option<DateTime<Utc>>,
+    /// When the quiet backlog being taken in began (a first run, or one
+    /// after a gap): jobs that ended after it are notified.
+    pub backlog_since: Option<DateTime<Utc>>,
 }
 
 /// Why a notification was not accepted.

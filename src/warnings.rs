@@ -106,6 +106,14 @@ fn is_waiting(status: &JobStatus) -> bool {
 }
 
 impl Thresholds {
+    /// How often a running job's moving record count is written down: a
+    /// quarter of `WARN_STALLED_AFTER`, so a stall is seen at most that much
+    /// late; never when `stalled` is off.
+    pub fn progress_interval(&self) -> Option<chrono::Duration> {
+        self.stalled_after
+            .and_then(|d| chrono::Duration::from_std(d / 4).ok())
+    }
+
     /// The warnings due for `job` at `now` that it has not been sent yet, in
     /// the order of [`WarningKind::ALL`].
     pub fn due(&self, job: &StoredJob, now: DateTime<Utc>) -> Vec<Warning> {
@@ -188,7 +196,10 @@ impl Thresholds {
                 let limit = self.stalled_after?;
                 let progress = job.progress?;
                 let still = now - progress.since;
-                if j.status != JobStatus::InProgress || still.to_std().ok()? <= limit {
+                // The count read now must be the one written down: one that
+                // moved since (and waits to be written down) is no stall.
+                let unmoved = j.records.and_then(|r| r.processed) == Some(progress.processed);
+                if j.status != JobStatus::InProgress || !unmoved || still.to_std().ok()? <= limit {
                     return None;
                 }
                 let of = j

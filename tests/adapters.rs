@@ -132,7 +132,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::AccessDenied { .. }) && e.is_systemic(),
+            |e| matches!(e, SourceError::AccessDenied { .. }) && !e.is_outage(),
         ),
         (
             || {
@@ -142,7 +142,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Validation { .. }) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Validation { .. }) && !e.is_outage(),
         ),
         (
             || {
@@ -152,7 +152,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Throttling { .. }) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Throttling { .. }) && e.is_outage(),
         ),
         (
             || {
@@ -162,7 +162,7 @@ async fn each_bedrock_error_should_map_to_its_own_per_job_error() {
                         .build(),
                 )
             },
-            |e| matches!(e, SourceError::Internal { .. }) && !e.is_systemic(),
+            |e| matches!(e, SourceError::Internal { .. }) && e.is_outage(),
         ),
     ];
     for (make, expected) in cases {
@@ -236,6 +236,7 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
         transition: &t,
         expected_version: 3,
         gone: false,
+        progress: None,
     };
 
     assert_eq!(store.record(record()).await.unwrap(), Write::Done);

@@ -483,7 +483,8 @@ async fn when_bedrock_throttles_one_job_should_report_it_and_poll_the_others() {
 }
 
 #[tokio::test]
-async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
+async fn when_every_bedrock_call_is_denied_should_report_each_job_and_not_fail_the_invocation() {
+    // GIVEN a tracked job the role may not read (AccessDenied is the job's)
     let w = World::new().await;
     let a = w.bedrock.seed(SeedJob::named("denied"));
     track(&w, &a).await;
@@ -494,7 +495,30 @@ async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
         every: None,
         seen: 0,
     });
+    // WHEN a poll runs
+    let s = w.ok(json!({})).await;
+    // THEN the job's error is in the summary, and the invocation succeeds
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["errors"][0]["kind"], "BedrockAccessDenied", "{s}");
+    assert_eq!(s["errors"][0]["jobArn"], a.as_str(), "{s}");
+}
+
+#[tokio::test]
+async fn when_bedrock_is_down_for_the_whole_poll_should_fail_the_invocation() {
+    // GIVEN a tracked job, and Bedrock throttling every request
+    let w = World::new().await;
+    let a = w.bedrock.seed(SeedJob::named("throttled"));
+    track(&w, &a).await;
+    w.bedrock.inject(Fault {
+        kind: FaultKind::Throttling,
+        times: None,
+        job_id: None,
+        every: None,
+        seen: 0,
+    });
+    // WHEN a poll runs
     let err = w.invoke(&w.monitor(), json!({})).await.unwrap_err();
+    // THEN the invocation fails, so the error alarm fires and Lambda retries
     let diag: lambda_runtime::Diagnostic = err.into();
     assert_eq!(
         diag.error_type, "BedrockUnavailable",
@@ -502,7 +526,7 @@ async fn when_every_bedrock_call_is_denied_should_fail_the_invocation() {
         diag.error_message
     );
     assert!(
-        diag.error_message.contains("AccessDenied"),
+        diag.error_message.contains("Throttl"),
         "{}",
         diag.error_message
     );

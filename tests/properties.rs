@@ -167,13 +167,11 @@ impl JobSource for Untouchable {
     async fn tags(&self, _: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
         panic!("a refused event reached Bedrock")
     }
-    async fn list_jobs(
+    async fn list_page(
         &self,
-        _: &str,
-        _: Option<chrono::DateTime<chrono::Utc>>,
+        _: &bedrock_batch_monitor::ports::ListQuery<'_>,
         _: Option<&str>,
-        _: Option<u64>,
-    ) -> Result<bedrock_batch_monitor::ports::Listing, SourceError> {
+    ) -> Result<bedrock_batch_monitor::ports::JobPage, SourceError> {
         panic!("a refused event reached Bedrock")
     }
     async fn token_totals(
@@ -283,8 +281,16 @@ impl WorkList for Untouchable {
     async fn load_watermark(
         &self,
         _: &str,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    ) -> Result<bedrock_batch_monitor::ports::Watermark, StoreError> {
         panic!("a refused event read the table")
+    }
+    async fn begin_backlog(
+        &self,
+        _: &str,
+        _: chrono::DateTime<chrono::Utc>,
+        _: &bedrock_batch_monitor::ports::Watermark,
+    ) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
     }
     async fn save_watermark(
         &self,

@@ -17,14 +17,13 @@ use aws_sdk_bedrock::types::{
     ModelInvocationJobInputDataConfig, ModelInvocationJobOutputDataConfig,
     ModelInvocationJobStatus, ModelInvocationJobSummary, SortJobsBy, SortOrder,
 };
-use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
 };
-use crate::ports::{JobSource, Listing, SourceError};
+use crate::ports::{JobPage, JobSource, ListQuery, SourceError};
 
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
 pub const LIST_PAGE_SIZE: i32 = 1000;
@@ -208,52 +207,41 @@ impl JobSource for BedrockJobSource {
             .collect())
     }
 
-    async fn list_jobs(
+    async fn list_page(
         &self,
-        region: &str,
-        submitted_after: Option<DateTime<Utc>>,
-        name_contains: Option<&str>,
-        max_pages: Option<u64>,
-    ) -> Result<Listing, SourceError> {
-        let client = self.client(region)?;
-        let mut listing = Listing::default();
-        let mut token: Option<String> = None;
-        loop {
-            listing.pages += 1;
-            let request = client
-                .list_model_invocation_jobs()
-                .set_submit_time_after(
-                    submitted_after.map(|t| SdkTime::from_millis(t.timestamp_millis())),
-                )
-                .set_name_contains(name_contains.map(str::to_owned))
-                .sort_by(SortJobsBy::CreationTime)
-                .sort_order(SortOrder::Ascending)
-                .max_results(LIST_PAGE_SIZE)
-                .set_next_token(token.take());
-            let out = self
-                .limited(async { request.send().await.map_err(map_error) })
-                .await?;
-            for summary in out.invocation_job_summaries() {
-                match summary_snapshot(summary) {
-                    Ok(s) => listing.jobs.push(s),
-                    Err(e) => {
-                        warn!(region, job_arn = summary.job_arn(), error = %e, "skipping a job Bedrock listed that cannot be read")
-                    }
-                }
-            }
-            match out.next_token() {
-                Some(t) if !t.is_empty() => {
-                    if max_pages.is_some_and(|max| listing.pages >= max) {
-                        return Ok(listing);
-                    }
-                    token = Some(t.to_owned());
-                }
-                _ => {
-                    listing.complete = true;
-                    return Ok(listing);
+        query: &ListQuery<'_>,
+        token: Option<&str>,
+    ) -> Result<JobPage, SourceError> {
+        let client = self.client(query.region)?;
+        let request = client
+            .list_model_invocation_jobs()
+            .set_submit_time_after(
+                query
+                    .submitted_after
+                    .map(|t| SdkTime::from_millis(t.timestamp_millis())),
+            )
+            .set_name_contains(query.name_contains.map(str::to_owned))
+            .sort_by(SortJobsBy::CreationTime)
+            .sort_order(SortOrder::Ascending)
+            .max_results(LIST_PAGE_SIZE)
+            .set_next_token(token.map(str::to_owned));
+        let out = self
+            .limited(async { request.send().await.map_err(map_error) })
+            .await?;
+        let mut page = JobPage::default();
+        for summary in out.invocation_job_summaries() {
+            match summary_snapshot(summary) {
+                Ok(s) => page.jobs.push(s),
+                Err(e) => {
+                    warn!(region = query.region, job_arn = summary.job_arn(), error = %e, "skipping a job Bedrock listed that cannot be read")
                 }
             }
         }
+        page.next = out
+            .next_token()
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
+        Ok(page)
     }
 
     async fn token_totals(&self, job: &JobSnapshot) -> Result<Option<TokenTotals>, SourceError> {

@@ -114,11 +114,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 return (given, TrackResult::Failed);
             }
         };
-        out.called_bedrock = true;
-        inv.calls
-            .get
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let snapshot = match self.source.get_job(&reference).await {
+        let snapshot = match self.bedrock(inv).get_job(&reference).await {
             Ok(s) => s,
             Err(SourceError::NotFound { message, cause }) => {
                 out.fail(SourceError::NotFound {

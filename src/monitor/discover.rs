@@ -1,22 +1,28 @@
 //! Discovery (`DISCOVERY`): each poll lists the jobs submitted since a stored
 //! watermark in every region it watches, and tracks the ones it wants.
 //!
-//! The first discovery in a region takes the backlog: every job not yet
-//! finished is tracked quietly (no notification each, one log line with the
-//! count). Afterwards a job found is tracked like a `track`, its first
-//! observation notified, also when it finished between two polls.
+//! A first discovery in a region, or one after a gap (a watermark older than
+//! [`GAP`]), takes a quiet backlog: every job not yet finished is tracked
+//! quietly (no notification each, one log line with the count), and a job
+//! that ended after the backlog began (its time is kept with the watermark)
+//! is tracked and notified, so a job that ends while a long backlog is taken
+//! in over several polls is not missed. Otherwise a job found is tracked
+//! like a `track`, its first observation notified, also when it finished
+//! between two polls.
 //!
-//! The watermark of a region moves only after every job its listing found is
-//! tracked, and only from the value this invocation read (a conditional
-//! write), so restarts and overlapping invocations never skip a job. The
-//! listing starts [`OVERLAP`] before the watermark against clock skew between
-//! Bedrock's submit times and ours; a job found twice is tracked once (its
-//! item is created on the condition that none exists).
+//! Regions are listed concurrently, each within the poll's listing share of
+//! the time: one slow or unreachable region is that region's error and
+//! delays no other. The watermark of a region moves only after its whole
+//! listing was read and every job it found is tracked, and only from the
+//! value this invocation read (a conditional write), so restarts and
+//! overlapping invocations never skip a job. The listing starts [`OVERLAP`]
+//! before the watermark against clock skew between Bedrock's submit times
+//! and ours; a job found twice is tracked once (its item is created on the
+//! condition that none exists).
 
 use std::sync::Mutex;
-use std::sync::atomic::Ordering;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tracing::{error, info};
 
@@ -24,10 +30,15 @@ use super::summary::{Failure, Outcome};
 use super::{Budget, Invocation, Monitor};
 use crate::config::Discovery;
 use crate::domain::JobSnapshot;
-use crate::ports::{JobSource, Jobs, Notifier, Outbox, StoreError, WorkList, Write};
+use crate::ports::{JobSource, Jobs, ListQuery, Notifier, Outbox, StoreError, WorkList, Write};
 
 /// How far before the watermark each listing starts.
 pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
+
+/// A watermark older than this means the monitor was not polling for a
+/// while: the jobs found are taken in as a quiet backlog, not one
+/// notification each.
+pub const GAP: chrono::Duration = chrono::Duration::hours(6);
 
 /// How one job found by a listing went.
 enum Found {
@@ -39,15 +50,26 @@ enum Found {
     Failed,
 }
 
+/// How a listing's jobs are taken in.
+#[derive(Debug, Clone, Copy)]
+enum Intake {
+    /// One notification each, as a `track` would send.
+    Notify,
+    /// A backlog that began at the time given: jobs not yet finished are
+    /// tracked quietly, jobs that ended after it are notified, the others left.
+    Quiet(DateTime<Utc>),
+}
+
 impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
-    /// Discovers new jobs in every watched region, within the budget: each
-    /// job's outcome, and each region's failure (keyed `discovery/<region>`).
+    /// Discovers new jobs in every watched region at once, within the
+    /// listing share of the budget: each job's outcome, and each region's
+    /// failure (keyed `discovery/<region>`).
     pub(super) async fn discover(
         &self,
         inv: &Invocation,
         budget: &Budget,
     ) -> Vec<(String, Outcome)> {
-        if !self.config.discovery.is_on() {
+        if !self.config.discovery.is_on() || budget.past_start() {
             return Vec::new();
         }
         let mut regions = vec![self.home_region.clone()];
@@ -56,31 +78,30 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 regions.push(r.clone());
             }
         }
+        let until = budget.listing_share();
         let results = Mutex::new(Vec::<(String, Outcome)>::new());
-        for region in &regions {
-            if budget.past_start() {
-                info!(
-                    region,
-                    "deadline near: discovery stops here; the next poll goes on"
-                );
-                break;
+        let each = regions.iter().map(|region| {
+            let results = &results;
+            async move {
+                let done = budget
+                    .within(self.discover_region(region, until, inv, results))
+                    .await;
+                if !done {
+                    info!(
+                        region,
+                        "discovery abandoned at the deadline; the watermark did not move"
+                    );
+                }
             }
-            let done = budget
-                .within(self.discover_region(region, inv, &results))
-                .await;
-            if !done {
-                info!(
-                    region,
-                    "discovery abandoned at the deadline; the watermark did not move"
-                );
-            }
-        }
+        });
+        futures::future::join_all(each).await;
         results.into_inner().unwrap_or_else(|e| e.into_inner())
     }
 
     async fn discover_region(
         &self,
         region: &str,
+        until: Option<std::time::Instant>,
         inv: &Invocation,
         results: &Mutex<Vec<(String, Outcome)>>,
     ) {
@@ -91,40 +112,47 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 .unwrap_or_else(|e| e.into_inner())
                 .push((k, o))
         };
-        let fail = |e: Failure, called_bedrock: bool| {
-            let mut o = Outcome {
-                called_bedrock,
-                ..Outcome::default()
-            };
+        let fail = |e: Failure| {
+            let mut o = Outcome::default();
             o.failures.push(e);
             push(key.clone(), o);
         };
         let previous = match self.store.load_watermark(region).await {
             Ok(w) => w,
-            Err(e) => return fail(e.into(), false),
+            Err(e) => return fail(e.into()),
         };
         let started = Utc::now();
-        let name = match &self.config.discovery {
-            Discovery::NameContains(text) => Some(text.as_str()),
-            _ => None,
+        let intake = match previous.at {
+            Some(at) if started - at <= GAP => Intake::Notify,
+            _ => match previous.backlog_since {
+                Some(since) => Intake::Quiet(since),
+                None => match self.store.begin_backlog(region, started, &previous).await {
+                    Ok(Write::Done) => Intake::Quiet(started),
+                    Ok(Write::Lost) => {
+                        info!(
+                            region,
+                            "discovery: another invocation began this region's backlog; it goes on next poll"
+                        );
+                        return;
+                    }
+                    Err(e) => return fail(e.into()),
+                },
+            },
         };
-        let listed = match self
-            .source
-            .list_jobs(region, previous.map(|w| w - OVERLAP), name, None)
-            .await
-        {
-            Ok(listing) => {
-                inv.calls.list.fetch_add(listing.pages, Ordering::Relaxed);
-                listing.jobs
-            }
-            Err(e) => {
-                inv.calls.list.fetch_add(1, Ordering::Relaxed);
-                return fail(e.into(), true);
-            }
+        let query = ListQuery {
+            region,
+            submitted_after: previous.at.map(|w| w - OVERLAP),
+            name_contains: match &self.config.discovery {
+                Discovery::NameContains(text) => Some(text.as_str()),
+                _ => None,
+            },
         };
-        let backlog = previous.is_none();
+        let (listed, complete) = match self.bedrock(inv).list_all(&query, until).await {
+            Ok(listed) => listed,
+            Err(e) => return fail(e.into()),
+        };
         // The filter is applied here too, whatever the service did with it.
-        let wanted: Vec<JobSnapshot> = listed
+        let wanted: Vec<(JobSnapshot, bool)> = listed
             .into_iter()
             .filter(|j| {
                 self.config
@@ -132,14 +160,21 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                     .wants(j.job_name.as_deref().unwrap_or_default())
             })
             .filter(|j| j.job_arn.region() == region)
-            .filter(|j| !(backlog && j.status.is_terminal()))
+            .filter_map(|j| match intake {
+                Intake::Notify => Some((j, false)),
+                Intake::Quiet(_) if !j.status.is_terminal() => Some((j, true)),
+                Intake::Quiet(since) => {
+                    let ended = j.end_time.or(j.last_modified_time);
+                    ended.is_some_and(|t| t >= since).then_some((j, false))
+                }
+            })
             .collect();
         let found = wanted.len();
         let adopted = futures::stream::iter(wanted)
-            .map(|snapshot| async move {
+            .map(|(snapshot, quietly)| async move {
                 let arn = snapshot.job_arn.to_string();
                 let mut out = Outcome::default();
-                let found = self.adopt_one(snapshot, backlog, inv, &mut out).await;
+                let found = self.adopt_one(snapshot, quietly, inv, &mut out).await;
                 (arn, out, found)
             })
             .buffer_unordered(self.config.max_concurrency);
@@ -153,13 +188,15 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             }
             push(arn, out);
         }
-        if backlog {
+        if let Intake::Quiet(since) = intake {
             info!(
                 region,
                 found,
                 tracked,
                 failed,
-                "discovery: first run in this region; jobs not yet finished tracked quietly (no notification each)"
+                complete,
+                backlog_since = %since,
+                "discovery: backlog (a first run, or one after a gap); jobs not yet finished tracked quietly, jobs that ended since the backlog began notified"
             );
         } else if tracked > 0 {
             info!(
@@ -175,7 +212,19 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             );
             return;
         }
-        match self.store.save_watermark(region, started, previous).await {
+        if !complete {
+            info!(
+                region,
+                found,
+                "discovery: the listing did not finish in its share of the time; the watermark stays and the next poll goes on"
+            );
+            return;
+        }
+        match self
+            .store
+            .save_watermark(region, started, previous.at)
+            .await
+        {
             Ok(Write::Done) => {}
             Ok(Write::Lost) => {
                 info!(
@@ -183,7 +232,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                     "discovery: another invocation moved the watermark first"
                 )
             }
-            Err(e) => fail(e.into(), false),
+            Err(e) => fail(e.into()),
         }
     }
 

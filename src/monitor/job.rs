@@ -9,10 +9,12 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    JobRef, JobSnapshot, Pending, Progress, SetAside, StoredJob, TokenTotals, Transition,
-    TransitionKind,
+    Freshness, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, SetAside, StoredJob,
+    TokenTotals, Transition, TransitionKind, freshness,
 };
-use crate::ports::{Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, Write};
+use crate::ports::{
+    Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, StoreError, Write,
+};
 
 /// How [`Monitor::start_tracking`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,59 +67,25 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             let read = match listed {
                 Some(snapshot) => Ok(snapshot),
                 None => {
-                    out.called_bedrock = true;
-                    inv.calls
-                        .get
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    self.source.get_job(&JobRef::Arn(job.arn().clone())).await
+                    self.bedrock(inv)
+                        .get_job(&JobRef::Arn(job.arn().clone()))
+                        .await
                 }
             };
             match read {
+                Ok(snapshot) if snapshot.job_arn != *job.arn() => {
+                    out.polled = true;
+                    out.fail(SourceError::other(format!(
+                        "asked for {} and got {}",
+                        job.arn(),
+                        snapshot.job_arn
+                    )));
+                }
                 Ok(snapshot) => {
                     out.polled = true;
-                    if snapshot.job_arn != *job.arn() {
-                        out.fail(SourceError::other(format!(
-                            "asked for {} and got {}",
-                            job.arn(),
-                            snapshot.job_arn
-                        )));
-                    } else {
-                        if snapshot.status != job.snapshot.status {
-                            // A change: the whole item, for its history and labels.
-                            let Some(full) = self.whole(job, out).await else {
-                                return;
-                            };
-                            job = full;
-                        }
-                        if snapshot.status != job.snapshot.status {
-                            let mut t =
-                                self.next_transition(&job, snapshot, TransitionKind::StatusChanged);
-                            t.tokens = self.tokens(&t.job).await;
-                            if !self.record(&mut job, t, false, out).await {
-                                out.note_pending(&job);
-                                return;
-                            }
-                        } else {
-                            if job.not_found_count > 0 {
-                                // Found again after a NotFound blip: forget the count.
-                                if let Err(e) = self
-                                    .store
-                                    .set_not_found_count(job.arn(), job.version, 0)
-                                    .await
-                                {
-                                    out.fail(e);
-                                }
-                            }
-                            // Same status: the counters and times may have moved.
-                            job.snapshot = snapshot;
-                        }
-                        let now = Utc::now();
-                        if !self.note_progress(&mut job, now, out).await
-                            || !self.send_warnings(&mut job, now, out).await
-                        {
-                            out.note_pending(&job);
-                            return;
-                        }
+                    match self.apply_read(job, snapshot, out).await {
+                        Some(current) => job = current,
+                        None => return,
                     }
                 }
                 Err(SourceError::NotFound { message, cause }) => {
@@ -143,13 +111,14 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             ),
                             cause,
                         });
-                        if let Err(e) = self
-                            .store
-                            .set_not_found_count(job.arn(), job.version, count)
-                            .await
-                        {
-                            out.fail(e);
-                        }
+                        self.expect_written(
+                            job.arn(),
+                            "the count of NotFound answers",
+                            self.store
+                                .set_not_found_count(job.arn(), job.version, count)
+                                .await,
+                            out,
+                        );
                     }
                 }
                 Err(e) => out.fail(e),
@@ -158,22 +127,125 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         self.deliver(job, inv, out).await;
     }
 
-    /// Remembers when the processed record count moved: one write when it
-    /// moves, none while it stands still. False when the job changed meanwhile.
+    /// Records what a read of Bedrock says about `job`, unless it is older
+    /// than what is stored ([`freshness`]): a new status as a transition, the
+    /// same status's counters as progress, and the warnings now due. The job
+    /// as it is afterwards, or `None` when there is nothing more to do for it
+    /// now (another invocation changed it, or the table failed).
+    async fn apply_read(
+        &self,
+        mut job: StoredJob,
+        read: JobSnapshot,
+        out: &mut Outcome,
+    ) -> Option<StoredJob> {
+        if self.is_stale(&job, &read) {
+            return Some(job);
+        }
+        if read.status != job.snapshot.status {
+            // A change: the whole item, for its history and labels, and the
+            // stored state to judge the read against (the item may have moved
+            // on since it was listed: the write below is conditional on it).
+            job = self.whole(job, out).await?;
+            if self.is_stale(&job, &read) {
+                return Some(job);
+            }
+        }
+        if read.status != job.snapshot.status {
+            let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
+            t.tokens = self.tokens(&t.job).await;
+            if !self.record(&mut job, t, false, out).await {
+                out.note_pending(&job);
+                return None;
+            }
+        } else {
+            if job.not_found_count > 0 {
+                // Found again after a NotFound blip: forget the count.
+                self.expect_written(
+                    job.arn(),
+                    "the count of NotFound answers",
+                    self.store
+                        .set_not_found_count(job.arn(), job.version, 0)
+                        .await,
+                    out,
+                );
+            }
+            // Same status: the counters and times may have moved.
+            job.snapshot = read;
+        }
+        let now = Utc::now();
+        if !self.note_progress(&mut job, now, out).await
+            || !self.send_warnings(&mut job, now, out).await
+        {
+            out.note_pending(&job);
+            return None;
+        }
+        Some(job)
+    }
+
+    /// Whether `read` is older than what `job` holds; logged when it is.
+    fn is_stale(&self, job: &StoredJob, read: &JobSnapshot) -> bool {
+        if freshness(&job.snapshot, read) == Freshness::Current {
+            return false;
+        }
+        info!(
+            job_arn = %job.arn(),
+            stored = %job.snapshot.status,
+            stored_modified = ?job.snapshot.last_modified_time,
+            read = %read.status,
+            read_modified = ?read.last_modified_time,
+            "Bedrock's answer is older than what is recorded; left as it is"
+        );
+        true
+    }
+
+    /// A write whose loss is only a cost (a count, a claim given back): a
+    /// failure is that job's error, a lost condition a warning, each logged
+    /// once with the job's ARN.
+    fn expect_written(
+        &self,
+        arn: &JobArn,
+        what: &str,
+        result: Result<Write, StoreError>,
+        out: &mut Outcome,
+    ) {
+        match result {
+            Ok(Write::Done) => {}
+            Ok(Write::Lost) => {
+                warn!(job_arn = %arn, write = what, "write not made: the item changed meanwhile");
+            }
+            Err(e) => out.fail(e),
+        }
+    }
+
+    /// Remembers where the processed record count of a running job stands and
+    /// since when it has not moved, for `stalled`. Only while InProgress (a
+    /// status change resets it), and at most one write per a quarter of
+    /// `WARN_STALLED_AFTER` (none when `stalled` is off): a count that moved
+    /// sooner waits for the next poll past that. False when the job changed
+    /// meanwhile.
     async fn note_progress(
         &self,
         job: &mut StoredJob,
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
+        let Some(every) = self.config.warnings.progress_interval() else {
+            return true;
+        };
+        if job.snapshot.status != JobStatus::InProgress || !job.needs_polling() {
+            return true;
+        }
         let Some(records) = job.snapshot.records else {
             return true;
         };
         let Some(processed) = records.processed else {
             return true;
         };
-        let unchanged = job.progress.is_some_and(|p| p.processed == processed);
-        if unchanged || !job.needs_polling() {
+        let due = match job.progress {
+            None => true,
+            Some(p) => p.processed != processed && now - p.since >= every,
+        };
+        if !due {
             return true;
         }
         let progress = Progress {
@@ -346,10 +418,21 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         gone: bool,
         out: &mut Outcome,
     ) -> bool {
+        // A status change resets progress: a job entering InProgress starts
+        // its count's clock now, any other status has none.
+        let progress = (t.job.status == JobStatus::InProgress
+            && self.config.warnings.progress_interval().is_some())
+        .then(|| t.job.records.and_then(|r| r.processed))
+        .flatten()
+        .map(|processed| Progress {
+            processed,
+            since: t.observed_at,
+        });
         let change = Record {
             transition: &t,
             expected_version: job.version,
             gone,
+            progress,
         };
         match self.store.record(change).await {
             Ok(Write::Done) => {
@@ -360,6 +443,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 job.version = t.version;
                 job.gone = gone;
                 job.not_found_count = 0;
+                job.progress = progress;
                 job.outbox.push(Pending::new(t));
                 true
             }
@@ -439,11 +523,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if current.is_finished() && current.active {
             let arn = current.arn();
             let expires = Utc::now() + self.config.retention;
-            match self.store.retire(arn, current.version, expires).await {
-                Ok(Write::Done) => info!(job_arn = %arn, "job finished; left the work list"),
-                Ok(Write::Lost) => {}
-                Err(e) => out.fail(e),
+            let retired = self.store.retire(arn, current.version, expires).await;
+            if matches!(retired, Ok(Write::Done)) {
+                info!(job_arn = %arn, "job finished; left the work list");
             }
+            self.expect_written(
+                arn,
+                "taking the finished job out of the work list",
+                retired,
+                out,
+            );
         }
     }
 
@@ -502,7 +591,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             current = fresh;
                             continue;
                         }
-                        Ok(None) => return current,
+                        Ok(None) => {
+                            warn!(job_arn = %arn, transition_id = %id, write = "setting the notification aside", "write not made: the claim was no longer ours; its holder retries it");
+                            return current;
+                        }
                         Err(e) => {
                             out.fail(e);
                             return current;
@@ -523,7 +615,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         Ok(None) => {
                             // Our claim ran out and someone else took it: it may
                             // publish this one again (same transitionId).
-                            info!(job_arn = %arn, transition_id = %id, "claim lost before completion");
+                            warn!(job_arn = %arn, transition_id = %id, write = "removing the delivered notification", "write not made: the claim ran out before completion; its next holder may publish it again, with the same transitionId");
                             return current;
                         }
                         Err(e) => {
@@ -536,10 +628,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 Err(e) if e.is_permanent() => {
                     let attempts = p.attempts + 1;
                     if attempts < self.config.publish_max_attempts {
-                        let _ = self
+                        let released = self
                             .store
                             .release(&arn, &id, &token, Some(e.message()))
                             .await;
+                        self.expect_written(&arn, "releasing the claim", released, out);
                         out.fail(e);
                         return current;
                     }
@@ -557,7 +650,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             out.undeliverable += 1;
                             current = after;
                         }
-                        Ok(None) => return current,
+                        Ok(None) => {
+                            warn!(job_arn = %arn, transition_id = %id, write = "setting the notification aside", "write not made: the claim was no longer ours; its holder retries it");
+                            return current;
+                        }
                         Err(e) => {
                             out.fail(e);
                             return current;
@@ -566,7 +662,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 Err(e) => {
                     // Worth retrying at once next run: give the claim back.
-                    let _ = self.store.release(&arn, &id, &token, None).await;
+                    let released = self.store.release(&arn, &id, &token, None).await;
+                    self.expect_written(&arn, "releasing the claim", released, out);
                     out.fail(e);
                     return current;
                 }

@@ -12,9 +12,10 @@ mod poll;
 mod reconcile;
 mod summary;
 
+use std::collections::BTreeMap;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -22,9 +23,11 @@ use serde_json::Value;
 pub use summary::{JobError, Summary};
 
 use crate::config::Config;
+use crate::domain::{JobArn, JobRef, JobSnapshot};
 use crate::event::Command;
 use crate::ports::{
-    JobSource, Jobs, Notifier, NotifyError, Outbox, SourceError, StoreError, WorkList,
+    JobPage, JobSource, Jobs, ListQuery, Notifier, NotifyError, Outbox, SourceError, StoreError,
+    WorkList,
 };
 
 /// A systemic fault: the invocation fails so the Lambda error alarm fires.
@@ -36,9 +39,11 @@ pub enum MonitorError {
         error: Box<StoreError>,
         summary: Value,
     },
-    #[error("every Bedrock call failed ({calls} calls), first: {first}; summary: {summary}")]
+    #[error(
+        "Bedrock was down for the whole poll: every one of its {calls} requests met an outage in every region, first: {first}; summary: {summary}"
+    )]
     Bedrock {
-        calls: usize,
+        calls: u64,
         #[source]
         first: Box<SourceError>,
         summary: Value,
@@ -101,13 +106,29 @@ impl Invocation {
     }
 }
 
-/// Bedrock requests an invocation made, by operation (a list call counts
-/// each page). Reported in the summary as `bedrockCalls` and in the metrics.
+/// Bedrock requests an invocation made, by operation (each list page is a
+/// request), counted when sent: failed and abandoned ones count too. Reported
+/// in the summary as `bedrockCalls` and in the metrics. Beside the counts, a
+/// health record per region says how Bedrock answered there.
 #[derive(Debug, Default)]
 pub struct BedrockCalls {
     pub get: AtomicU64,
     pub list: AtomicU64,
     pub tags: AtomicU64,
+    health: Mutex<BTreeMap<String, RegionHealth>>,
+}
+
+/// How Bedrock answered one invocation's requests in one region.
+#[derive(Debug, Default, Clone)]
+pub struct RegionHealth {
+    /// Requests Bedrock answered.
+    pub answered: u64,
+    /// Requests refused for their own job's sake (NotFound, AccessDenied, ...).
+    pub refused: u64,
+    /// Requests that met an outage (throttling, server errors, no answer).
+    pub outages: u64,
+    /// The first outage met, for the invocation's error.
+    pub first_outage: Option<SourceError>,
 }
 
 impl BedrockCalls {
@@ -117,6 +138,110 @@ impl BedrockCalls {
             "ListModelInvocationJobs": self.list.load(Ordering::Relaxed),
             "ListTagsForResource": self.tags.load(Ordering::Relaxed),
         })
+    }
+
+    /// Every request sent, of every kind.
+    pub fn total(&self) -> u64 {
+        self.get.load(Ordering::Relaxed)
+            + self.list.load(Ordering::Relaxed)
+            + self.tags.load(Ordering::Relaxed)
+    }
+
+    fn note<T>(&self, region: &str, result: &Result<T, SourceError>) {
+        let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
+        let h = health.entry(region.to_owned()).or_default();
+        match result {
+            Ok(_) => h.answered += 1,
+            Err(e) if e.is_outage() => {
+                h.outages += 1;
+                h.first_outage.get_or_insert_with(|| e.clone());
+            }
+            Err(_) => h.refused += 1,
+        }
+    }
+
+    /// The health record of each region this invocation sent requests to.
+    pub fn health(&self) -> BTreeMap<String, RegionHealth> {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Bedrock was down for the whole invocation: it met an outage, and in
+    /// every region it heard from, every request it heard back on met one
+    /// (nothing answered, nothing refused for a job's own sake). The first
+    /// outage met, or `None` when Bedrock was not down.
+    pub fn bedrock_down(&self) -> Option<SourceError> {
+        let health = self.health();
+        let down = !health.is_empty()
+            && health
+                .values()
+                .all(|h| h.answered == 0 && h.refused == 0 && h.outages > 0);
+        if !down {
+            return None;
+        }
+        health.into_values().find_map(|h| h.first_outage)
+    }
+}
+
+/// The job source as the use cases reach it: every Bedrock request counted
+/// by kind when sent, and its answer noted in its region's health record.
+pub(crate) struct Counted<'a, S> {
+    source: &'a S,
+    calls: &'a BedrockCalls,
+}
+
+impl<S: JobSource> Counted<'_, S> {
+    pub async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
+        self.calls.get.fetch_add(1, Ordering::Relaxed);
+        let result = self.source.get_job(job).await;
+        self.calls.note(job.region(), &result);
+        result
+    }
+
+    pub async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
+        self.calls.tags.fetch_add(1, Ordering::Relaxed);
+        let result = self.source.tags(job).await;
+        self.calls.note(job.region(), &result);
+        result
+    }
+
+    pub async fn list_page(
+        &self,
+        query: &ListQuery<'_>,
+        token: Option<&str>,
+    ) -> Result<JobPage, SourceError> {
+        self.calls.list.fetch_add(1, Ordering::Relaxed);
+        let result = self.source.list_page(query, token).await;
+        self.calls.note(query.region, &result);
+        result
+    }
+
+    /// Every page of a listing until `until` (no limit when `None`): the jobs,
+    /// and whether the last page was reached.
+    pub async fn list_all(
+        &self,
+        query: &ListQuery<'_>,
+        until: Option<Instant>,
+    ) -> Result<(Vec<JobSnapshot>, bool), SourceError> {
+        let mut jobs = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self.list_page(query, token.as_deref());
+            let page = match until {
+                Some(t) => match tokio::time::timeout_at(t.into(), page).await {
+                    Ok(page) => page?,
+                    Err(_) => return Ok((jobs, false)),
+                },
+                None => page.await?,
+            };
+            jobs.extend(page.jobs);
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok((jobs, true)),
+            }
+        }
     }
 }
 
@@ -158,6 +283,15 @@ impl Budget {
         self.start_by.is_some_and(|t| Instant::now() >= t)
     }
 
+    /// Half of the time left before no job may start: how long a listing of
+    /// Bedrock's jobs (a bulk read, a discovery) may run, so the jobs it
+    /// leaves keep the other half.
+    pub fn listing_share(&self) -> Option<Instant> {
+        let now = Instant::now();
+        self.start_by
+            .map(|t| now + t.saturating_duration_since(now) / 2)
+    }
+
     /// Runs `work` until the cut; false when it was abandoned there.
     pub async fn within<F: Future<Output = ()>>(&self, work: F) -> bool {
         match self.cut_at {
@@ -196,6 +330,14 @@ impl<S, T, N> Monitor<S, T, N> {
             config,
             home_region: home_region.into(),
             claims: AtomicU64::new(0),
+        }
+    }
+
+    /// Bedrock, counted for `inv`.
+    pub(crate) fn bedrock<'a>(&'a self, inv: &'a Invocation) -> Counted<'a, S> {
+        Counted {
+            source: &self.source,
+            calls: &inv.calls,
         }
     }
 

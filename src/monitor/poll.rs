@@ -1,18 +1,23 @@
 //! One poll cycle over the work list.
 //!
-//! The cycle lists its shards of the work index (lean items), then reads the
-//! state of each region's active jobs in bulk where it has enough of them
-//! (`BULK_READ_MIN`), then works on the jobs, `MAX_CONCURRENCY` at a time, a
-//! Get each for those the bulk read did not cover. Every job's work is
-//! bounded by the invocation's budget:
-//! none starts near the deadline, and what is still running at the cut is
-//! abandoned (every write is conditional) and reported deferred. When a cycle
-//! does not reach every job, it saves where the first job it did not reach
-//! sits in the listing, and the next cycle starts there: jobs left out go first.
+//! The cycle lists its shards of the work index (lean items) until their end,
+//! the cut, a fault, or the point where it wrapped around to where it began.
+//! Then it works on the jobs, `MAX_CONCURRENCY` at a time, as they become
+//! ready: a job whose region has fewer than `BULK_READ_MIN` active jobs (or
+//! no stored submit time) at once, with a Get; the jobs of a larger region as
+//! the pages of that region's ListModelInvocationJobs arrive, each with the
+//! state the page gave. A region's listing stops at its cost bound (never
+//! more requests than a Get each, see [`Monitor::bulk_read`]) or at its share
+//! of the time, and the jobs it did not reach get Gets: regions are read
+//! concurrently, so one slow listing never holds back another region's jobs.
+//!
+//! Every job's work is bounded by the invocation's budget: none starts near
+//! the deadline, and what is still running at the cut is abandoned (every
+//! write is conditional) and reported deferred. When a cycle does not reach
+//! every job, it saves where the first job it did not reach sits in the
+//! listing, and the next cycle starts there: jobs left out go first.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -21,11 +26,11 @@ use tracing::{info, warn};
 
 use super::summary::{Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
-use chrono::{DateTime, Utc};
 
 use crate::domain::{JobArn, JobSnapshot, StoredJob};
 use crate::ports::{
-    ItemError, JobSource, Jobs, ListPosition, Notifier, Outbox, StoreError, WorkList, WorkPage,
+    ItemError, JobSource, Jobs, ListPosition, ListQuery, Notifier, Outbox, StoreError, WorkList,
+    WorkPage,
 };
 
 /// Tries of one page of the work listing before the cycle counts it as a
@@ -36,27 +41,6 @@ const LIST_MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How far before the oldest active job's submit time a bulk read's listing
 /// starts (both times are Bedrock's, so this only guards rounding).
 pub const BULK_LIST_MARGIN: chrono::Duration = chrono::Duration::minutes(1);
-
-/// What the lister hands the workers.
-enum Listed {
-    Page {
-        shard: u32,
-        items: Vec<Result<StoredJob, ItemError>>,
-    },
-    /// The listing stopped early: at the cut (no fault) or on a fault that
-    /// outlasted the retries. `at` is where the rest of the work starts.
-    Stopped {
-        at: ListPosition,
-        fault: Option<StoreError>,
-    },
-}
-
-/// One listed item on its way to a worker.
-enum Entry {
-    Job(usize, Box<StoredJob>),
-    Unreadable(ItemError),
-    Skip,
-}
 
 /// The listing order of the cycle over `shards` (sorted, non-empty) that
 /// starts at `start`: its shard from `start.after`, the other shards from
@@ -87,17 +71,20 @@ pub(crate) fn shard_order(start: &ListPosition, shards: &[u32]) -> Vec<ListPosit
     order
 }
 
-/// Listing bookkeeping: which jobs this cycle met, in listing order.
+/// The work list as this cycle read it.
 #[derive(Default)]
-struct Book {
-    seen: HashSet<String>,
+struct Listed {
     /// (shard, key) of each distinct item, in listing order.
     order: Vec<(u32, String)>,
+    /// The readable items, numbered by their place in `order`.
+    jobs: Vec<(usize, StoredJob)>,
+    unreadable: Vec<ItemError>,
+    /// Where the listing stopped before its end (the cut, or a fault).
     stopped: Option<ListPosition>,
     fault: Option<StoreError>,
 }
 
-impl Book {
+impl Listed {
     /// The position just before the `i`th listed item.
     fn before(&self, i: usize, start: &ListPosition) -> ListPosition {
         let Some(prev) = i.checked_sub(1).map(|p| &self.order[p]) else {
@@ -109,6 +96,14 @@ impl Book {
             after: (prev.0 == shard).then(|| prev.1.clone()),
         }
     }
+}
+
+/// One job ready to be worked on: its place in the listing, the job as
+/// listed, and its state from a bulk read's page (a Get when `None`).
+struct Ready {
+    index: usize,
+    job: StoredJob,
+    listed: Option<JobSnapshot>,
 }
 
 impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
@@ -154,90 +149,57 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             "poll cycle starting"
         );
 
-        let stop_listing = AtomicBool::new(false);
-        let book = Mutex::new(Book::default());
-        let (pages_tx, pages_rx) = mpsc::channel::<Listed>(2);
-        let lister = self.list(&start, &shards, &budget, &stop_listing, pages_tx);
-        let worker = async {
-            let pages = futures::stream::unfold(pages_rx, |mut rx| async move {
-                rx.recv().await.map(|page| (page, rx))
+        let mut listed = self.list(&start, &shards, &budget).await;
+        let mut tally = Tally::new(inv);
+        for (key, outcome) in discovered {
+            tally.add(&key, outcome);
+        }
+        for item in std::mem::take(&mut listed.unreadable) {
+            tally.skip(item);
+        }
+        let (ready_tx, ready_rx) = mpsc::unbounded_channel::<Ready>();
+        let feed = self.feed(std::mem::take(&mut listed.jobs), inv, &budget, ready_tx);
+        let work = async {
+            let ready = futures::stream::unfold(ready_rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
             });
-            let listed = pages.flat_map(|listed| {
-                let entries: Vec<Entry> = match listed {
-                    Listed::Page { shard, items } => items
-                        .into_iter()
-                        .map(|item| self.admit(&book, &stop_listing, shard, item))
-                        .collect(),
-                    Listed::Stopped { at, fault } => {
-                        let mut b = book.lock().unwrap_or_else(|e| e.into_inner());
-                        b.stopped = Some(at);
-                        b.fault = fault;
-                        vec![Entry::Skip]
-                    }
-                };
-                futures::stream::iter(entries)
-            });
-            // The whole work list first: a region with enough active jobs is
-            // read with one ListModelInvocationJobs call a page, not a Get each.
-            let entries: Vec<Entry> = listed.collect().await;
-            let known = self.bulk_read(&entries, inv, &budget).await;
-            let known = &known;
-            let done = futures::stream::iter(entries)
-                .map(|entry| {
+            let done = ready
+                .map(|Ready { index, job, listed }| {
                     let budget = &budget;
                     async move {
-                        match entry {
-                            Entry::Job(index, job) => {
-                                let arn = job.arn().to_string();
-                                if budget.past_start() {
-                                    let mut deferred = Outcome {
-                                        deferred: true,
-                                        ..Outcome::default()
-                                    };
-                                    deferred.note_pending(&job);
-                                    return Some((index, arn, Ok(deferred)));
-                                }
-                                let listed = known.get(job.arn()).cloned();
-                                let out = self.run_job(*job, listed, inv, budget).await;
-                                Some((index, arn, Ok(out)))
-                            }
-                            Entry::Unreadable(e) => Some((usize::MAX, String::new(), Err(e))),
-                            Entry::Skip => None,
+                        let arn = job.arn().to_string();
+                        if budget.past_start() {
+                            let mut deferred = Outcome {
+                                deferred: true,
+                                ..Outcome::default()
+                            };
+                            deferred.note_pending(&job);
+                            return (index, arn, deferred);
                         }
+                        (index, arn, self.run_job(job, listed, inv, budget).await)
                     }
                 })
                 .buffer_unordered(self.config.max_concurrency);
             let mut done = std::pin::pin!(done);
-            let mut tally = Tally::new();
-            for (key, outcome) in discovered {
-                tally.add(&key, outcome);
-            }
             let mut first_unreached: Option<usize> = None;
-            while let Some(result) = done.next().await {
-                match result {
-                    Some((index, arn, Ok(outcome))) => {
-                        if outcome.deferred {
-                            first_unreached = Some(first_unreached.map_or(index, |f| f.min(index)));
-                        }
-                        tally.add(&arn, outcome);
-                    }
-                    Some((_, _, Err(item))) => tally.skip(item),
-                    None => {}
+            while let Some((index, arn, outcome)) = done.next().await {
+                if outcome.deferred {
+                    first_unreached = Some(first_unreached.map_or(index, |f| f.min(index)));
                 }
+                tally.add(&arn, outcome);
             }
-            (tally, first_unreached)
+            first_unreached
         };
-        let ((), (mut tally, first_unreached)) = futures::join!(lister, worker);
+        let ((), first_unreached) = futures::join!(feed, work);
 
-        let book = book.into_inner().unwrap_or_else(|e| e.into_inner());
         let cursor = match first_unreached {
-            Some(i) => Some(book.before(i, &start)),
-            None => book.stopped.clone(),
+            Some(i) => Some(listed.before(i, &start)),
+            None => listed.stopped.clone(),
         };
         if cursor != saved {
             self.save_cursor(&shards, cursor.as_ref(), &budget).await;
         }
-        if let Some(fault) = book.fault {
+        if let Some(fault) = listed.fault {
             tally.list_fault = Some(fault);
         }
         let summary = tally.finish()?;
@@ -249,126 +211,168 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             failed = summary.failed,
             skipped = summary.skipped,
             undeliverable = summary.undeliverable,
+            bedrock_requests = inv.calls.total(),
             duration_ms = started.elapsed().as_millis() as u64,
             "poll cycle done"
         );
         Ok(summary)
     }
 
-    /// The state of the active jobs of each region with at least
-    /// `BULK_READ_MIN` of them, from ListModelInvocationJobs: the jobs
-    /// submitted since the oldest one (less [`BULK_LIST_MARGIN`]), at most as
-    /// many pages as the region has jobs, so it never costs more requests than
-    /// a Get each. A job the listing did not return is read with a Get; a
-    /// listing that fails leaves its region to Gets.
-    async fn bulk_read(
+    /// Hands the listed jobs to the workers as each becomes ready: first the
+    /// ones that need no bulk read (a Get each, or no Bedrock call at all),
+    /// then each large region's jobs as its pages arrive, all regions at once.
+    async fn feed(
         &self,
-        entries: &[Entry],
+        jobs: Vec<(usize, StoredJob)>,
         inv: &Invocation,
         budget: &Budget,
-    ) -> HashMap<JobArn, JobSnapshot> {
-        let Some(min) = self.config.bulk_read_min else {
-            return HashMap::new();
-        };
-        // region -> (active jobs, oldest submit time, a job without one)
-        let mut regions: BTreeMap<&str, (u64, Option<DateTime<Utc>>, bool)> = BTreeMap::new();
-        let mut active: HashSet<&JobArn> = HashSet::new();
-        for entry in entries {
-            let Entry::Job(_, job) = entry else { continue };
-            if !job.needs_polling() {
-                continue;
-            }
-            active.insert(job.arn());
-            let r = regions.entry(job.arn().region()).or_default();
-            r.0 += 1;
-            match job.snapshot.submit_time {
-                Some(t) => r.1 = Some(r.1.map_or(t, |o| o.min(t))),
-                None => r.2 = true,
+        ready: mpsc::UnboundedSender<Ready>,
+    ) {
+        let mut regions: BTreeMap<String, Vec<(usize, StoredJob)>> = BTreeMap::new();
+        let mut now = Vec::new();
+        for (index, job) in jobs {
+            // A job without a stored submit time would widen the listing to
+            // the account's first job: it gets a Get.
+            if job.needs_polling() && job.snapshot.submit_time.is_some() {
+                regions
+                    .entry(job.arn().region().to_owned())
+                    .or_default()
+                    .push((index, job));
+            } else {
+                now.push((index, job));
             }
         }
-        let lists = regions
+        let min = self.config.bulk_read_min.unwrap_or(usize::MAX);
+        let bulk: Vec<(String, Vec<(usize, StoredJob)>)> = regions
             .into_iter()
-            .filter(|(_, (n, _, _))| *n >= min as u64)
-            .map(|(region, (n, oldest, undated))| async move {
-                if budget.past_start() {
-                    return Vec::new();
-                }
-                let after = if undated {
-                    None
+            .filter_map(|(region, jobs)| {
+                if jobs.len() >= min {
+                    Some((region, jobs))
                 } else {
-                    oldest.map(|t| t - BULK_LIST_MARGIN)
-                };
-                let call = self.source.list_jobs(region, after, None, Some(n));
-                let result = match budget.cut_at {
-                    Some(cut) => tokio::time::timeout_at(cut.into(), call).await.ok(),
-                    None => Some(call.await),
-                };
-                match result {
-                    Some(Ok(listing)) => {
-                        inv.calls.list.fetch_add(listing.pages, Ordering::Relaxed);
-                        info!(region, active = n, listed = listing.jobs.len(), pages = listing.pages, complete = listing.complete, "bulk read of the region's jobs");
-                        listing.jobs
-                    }
-                    Some(Err(e)) => {
-                        inv.calls.list.fetch_add(1, Ordering::Relaxed);
-                        warn!(region, error_kind = e.kind(), error = %e, "bulk read failed; this region's jobs are read one by one");
-                        Vec::new()
-                    }
-                    None => Vec::new(),
+                    now.extend(jobs);
+                    None
                 }
+            })
+            .collect();
+        now.sort_by_key(|(index, _)| *index);
+        for (index, job) in now {
+            let _ = ready.send(Ready {
+                index,
+                job,
+                listed: None,
             });
-        futures::future::join_all(lists)
-            .await
+        }
+        let until = budget.listing_share();
+        let reads = bulk
             .into_iter()
-            .flatten()
-            .filter(|s| active.contains(&s.job_arn))
-            .map(|s| (s.job_arn.clone(), s))
-            .collect()
+            .map(|(region, jobs)| self.bulk_read(region, jobs, until, inv, &ready));
+        futures::future::join_all(reads).await;
     }
 
-    /// Numbers a listed item in listing order, or drops it when this cycle met
-    /// it already: then the listing wrapped around to where the cycle began,
-    /// and the rest of it is known too.
-    fn admit(
+    /// Reads the active jobs of one region from ListModelInvocationJobs, the
+    /// jobs submitted since the oldest one (less [`BULK_LIST_MARGIN`]),
+    /// oldest first, handing each job to the workers as its page arrives.
+    ///
+    /// Cost bound: with `n` jobs, page `k + 1` is asked for only when the
+    /// first `k` pages found at least `k + 1` of them, so pages and the Gets
+    /// for the jobs not found together stay within `n` requests; the one
+    /// exception is a first page that holds none of them (the oldest job gone
+    /// from Bedrock, or over 1,000 others submitted in the minute before it),
+    /// which costs one more. The listing also stops at `until` (its share of
+    /// the time) and on a failure; the jobs not found then get Gets.
+    async fn bulk_read(
         &self,
-        book: &Mutex<Book>,
-        stop_listing: &AtomicBool,
-        shard: u32,
-        item: Result<StoredJob, ItemError>,
-    ) -> Entry {
-        let key = match &item {
-            Ok(job) => job.arn().to_string(),
-            Err(e) => e.key.clone(),
+        region: String,
+        jobs: Vec<(usize, StoredJob)>,
+        until: Option<Instant>,
+        inv: &Invocation,
+        ready: &mpsc::UnboundedSender<Ready>,
+    ) {
+        let n = jobs.len();
+        let oldest = jobs
+            .iter()
+            .filter_map(|(_, j)| j.snapshot.submit_time)
+            .min();
+        let mut waiting: HashMap<JobArn, (usize, StoredJob)> = jobs
+            .into_iter()
+            .map(|(index, job)| (job.arn().clone(), (index, job)))
+            .collect();
+        let query = ListQuery {
+            region: &region,
+            submitted_after: oldest.map(|t| t - BULK_LIST_MARGIN),
+            name_contains: None,
         };
-        let mut b = book.lock().unwrap_or_else(|e| e.into_inner());
-        if !b.seen.insert(key.clone()) {
-            stop_listing.store(true, Ordering::Relaxed);
-            return Entry::Skip;
-        }
-        let index = b.order.len();
-        b.order.push((shard, key));
-        match item {
-            Ok(job) => Entry::Job(index, Box::new(job)),
-            Err(e) => Entry::Unreadable(e),
+        let bedrock = self.bedrock(inv);
+        let (mut pages, mut token): (usize, Option<String>) = (0, None);
+        let stopped = loop {
+            let found = n - waiting.len();
+            if waiting.is_empty() {
+                break "every job found";
+            }
+            if pages > 0 && pages + 1 > found {
+                break "another page could cost more than a Get for each job left";
+            }
+            if until.is_some_and(|t| Instant::now() >= t) {
+                break "its share of the time is spent";
+            }
+            pages += 1;
+            let page = bedrock.list_page(&query, token.as_deref());
+            let page = match until {
+                Some(t) => match tokio::time::timeout_at(t.into(), page).await {
+                    Ok(page) => page,
+                    Err(_) => break "its share of the time is spent",
+                },
+                None => page.await,
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(e) => {
+                    warn!(region, error_kind = e.kind(), error = %e, "bulk read failed; this region's jobs left are read one by one");
+                    break "the listing failed";
+                }
+            };
+            for snapshot in page.jobs {
+                if let Some((index, job)) = waiting.remove(&snapshot.job_arn) {
+                    let _ = ready.send(Ready {
+                        index,
+                        job,
+                        listed: Some(snapshot),
+                    });
+                }
+            }
+            match page.next {
+                Some(next) => token = Some(next),
+                None => break "the listing ended",
+            }
+        };
+        info!(
+            region,
+            active = n,
+            found = n - waiting.len(),
+            pages,
+            stopped,
+            "bulk read of the region's jobs"
+        );
+        let mut left: Vec<(usize, StoredJob)> = waiting.into_values().collect();
+        left.sort_by_key(|(index, _)| *index);
+        for (index, job) in left {
+            let _ = ready.send(Ready {
+                index,
+                job,
+                listed: None,
+            });
         }
     }
 
     /// Lists the work in the cycle's order, a page at a time, until its end,
-    /// the cut, a fault, or the workers say the rest is known.
-    async fn list(
-        &self,
-        start: &ListPosition,
-        shards: &[u32],
-        budget: &Budget,
-        stop: &AtomicBool,
-        tx: mpsc::Sender<Listed>,
-    ) {
+    /// the cut, a fault, or an item met already (the listing wrapped around
+    /// to where the cycle began, and the rest of it is known too).
+    async fn list(&self, start: &ListPosition, shards: &[u32], budget: &Budget) -> Listed {
+        let mut listed = Listed::default();
+        let mut seen: HashSet<String> = HashSet::new();
         for segment in shard_order(start, shards) {
             let mut after = segment.after;
             loop {
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
                 let at = ListPosition {
                     shard: segment.shard,
                     after: after.clone(),
@@ -379,24 +383,33 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                         if fault.is_none() {
                             info!(shard = at.shard, "deadline near: the listing stops here");
                         }
-                        let _ = tx.send(Listed::Stopped { at, fault }).await;
-                        return;
+                        listed.stopped = Some(at);
+                        listed.fault = fault;
+                        return listed;
                     }
                 };
-                let next = page.next;
-                let listed = Listed::Page {
-                    shard: segment.shard,
-                    items: page.items,
-                };
-                if tx.send(listed).await.is_err() {
-                    return;
+                for item in page.items {
+                    let key = match &item {
+                        Ok(job) => job.arn().to_string(),
+                        Err(e) => e.key.clone(),
+                    };
+                    if !seen.insert(key.clone()) {
+                        return listed;
+                    }
+                    let index = listed.order.len();
+                    listed.order.push((segment.shard, key));
+                    match item {
+                        Ok(job) => listed.jobs.push((index, job)),
+                        Err(e) => listed.unreadable.push(e),
+                    }
                 }
-                match next {
+                match page.next {
                     Some(key) => after = Some(key),
                     None => break,
                 }
             }
         }
+        listed
     }
 
     /// One page, retried with backoff while the error may pass and time allows.
@@ -493,9 +506,9 @@ mod tests {
 
     #[test]
     fn the_position_before_an_item_should_follow_its_shard() {
-        let book = Book {
+        let book = Listed {
             order: vec![(1, "a".into()), (1, "b".into()), (2, "c".into())],
-            ..Book::default()
+            ..Listed::default()
         };
         let start = ListPosition {
             shard: 1,

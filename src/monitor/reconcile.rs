@@ -1,7 +1,6 @@
 //! Bedrock's native state-change event: reconcile that one job now.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 use tracing::{info, warn};
 
@@ -28,7 +27,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if !done {
             out.deferred = true;
         }
-        let mut tally = Tally::new();
+        let mut tally = Tally::new(inv);
         tally.add(arn.as_str(), out);
         tally.finish()
     }
@@ -56,9 +55,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 // Gone: Bedrock knows the job again. New: start tracking it.
                 Some(Tracking::Gone) | None => {}
             }
-            out.called_bedrock = true;
-            inv.calls.get.fetch_add(1, Ordering::Relaxed);
-            let snapshot = match self.source.get_job(&JobRef::Arn(arn.clone())).await {
+            let snapshot = match self.bedrock(inv).get_job(&JobRef::Arn(arn.clone())).await {
                 Ok(s) => s,
                 Err(e) => return out.fail(e),
             };
@@ -90,8 +87,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if self.config.label_tags.is_empty() {
             return BTreeMap::new();
         }
-        inv.calls.tags.fetch_add(1, Ordering::Relaxed);
-        match self.source.tags(arn).await {
+        match self.bedrock(inv).tags(arn).await {
             Ok(tags) => tags
                 .into_iter()
                 .filter(|(k, v)| {

@@ -6,7 +6,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, warn};
 
-use super::MonitorError;
+use std::sync::Arc;
+
+use super::{BedrockCalls, Invocation, MonitorError};
 use crate::domain::{ArnError, StoredJob};
 use crate::event::RejectedItem;
 use crate::labels::LabelError;
@@ -97,7 +99,7 @@ impl Failure {
 
     fn is_systemic(&self) -> bool {
         match self {
-            Self::Source(e) => e.is_systemic(),
+            Self::Source(e) => e.is_outage(),
             Self::Store(e) => e.is_systemic(),
             Self::Notify(e) => e.is_systemic(),
             _ => false,
@@ -108,7 +110,6 @@ impl Failure {
 /// What happened to one job.
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {
-    pub called_bedrock: bool,
     pub polled: bool,
     pub transitions: usize,
     pub notified: usize,
@@ -143,35 +144,31 @@ pub(crate) struct Tally {
     /// The listing stopped: the cycle did not see all the work.
     pub list_fault: Option<StoreError>,
     pub summary: Summary,
-    /// Whether every Bedrock call failing systemically fails the invocation
-    /// (not for user commands: there each item's error is that item's).
-    bedrock_can_fail_run: bool,
-    bedrock_calls: usize,
-    bedrock_systemic: usize,
-    first_bedrock: Option<SourceError>,
+    /// The invocation's Bedrock requests, when Bedrock down for the whole
+    /// invocation fails it (not for user commands: there each item's error
+    /// is that item's).
+    bedrock: Option<Arc<BedrockCalls>>,
     store_fault: Option<StoreError>,
     notify_fault: Option<NotifyError>,
     oldest_pending: Option<DateTime<Utc>>,
 }
 
 impl Tally {
-    pub fn new() -> Self {
-        Self::with_bedrock_faults(true)
+    /// For a poll or an event: fails when Bedrock was down throughout `inv`.
+    pub fn new(inv: &Invocation) -> Self {
+        Self::with_bedrock(Some(inv.calls.clone()))
     }
 
     /// For user commands: a Bedrock error is always the item's own.
     pub fn for_command() -> Self {
-        Self::with_bedrock_faults(false)
+        Self::with_bedrock(None)
     }
 
-    fn with_bedrock_faults(bedrock_can_fail_run: bool) -> Self {
+    fn with_bedrock(bedrock: Option<Arc<BedrockCalls>>) -> Self {
         Self {
             list_fault: None,
             summary: Summary::default(),
-            bedrock_can_fail_run,
-            bedrock_calls: 0,
-            bedrock_systemic: 0,
-            first_bedrock: None,
+            bedrock,
             store_fault: None,
             notify_fault: None,
             oldest_pending: None,
@@ -198,7 +195,6 @@ impl Tally {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        self.bedrock_calls += usize::from(o.called_bedrock);
         if !o.failures.is_empty() {
             s.failed += 1;
         }
@@ -216,10 +212,6 @@ impl Tally {
                 error: f.to_string(),
             });
             match f {
-                Failure::Source(e) if e.is_systemic() => {
-                    self.bedrock_systemic += 1;
-                    self.first_bedrock.get_or_insert(e);
-                }
                 Failure::Store(e) if e.is_systemic() => {
                     self.store_fault.get_or_insert(e);
                 }
@@ -242,7 +234,10 @@ impl Tally {
         });
     }
 
-    /// The summary, or the systemic fault it reveals.
+    /// The summary, or the systemic fault it reveals. Bedrock fails the
+    /// invocation only when its health records say it was down in every
+    /// region for the whole invocation (see [`BedrockCalls::bedrock_down`]);
+    /// a job's own error, or an outage in one region, is in the summary.
     pub fn finish(mut self) -> Result<Summary, MonitorError> {
         self.summary.oldest_pending_age_seconds = self
             .oldest_pending
@@ -254,13 +249,11 @@ impl Tally {
                 summary: summary_json(),
             });
         }
-        if self.bedrock_can_fail_run
-            && self.bedrock_calls > 0
-            && self.bedrock_systemic == self.bedrock_calls
-            && let Some(first) = self.first_bedrock.clone()
+        if let Some(calls) = &self.bedrock
+            && let Some(first) = calls.bedrock_down()
         {
             return Err(MonitorError::Bedrock {
-                calls: self.bedrock_calls,
+                calls: calls.total(),
                 first: Box::new(first),
                 summary: summary_json(),
             });

@@ -494,7 +494,8 @@ use bedrock_batch_monitor::domain::{
     JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
 };
 use bedrock_batch_monitor::ports::{
-    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
+    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList, WorkPage,
+    Write,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -614,8 +615,17 @@ impl<T: WorkList> WorkList for CountingStore<T> {
         self.count();
         self.inner.save_cursor(shards, cursor).await
     }
-    async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn load_watermark(&self, region: &str) -> Result<Watermark, StoreError> {
         self.inner.load_watermark(region).await
+    }
+    async fn begin_backlog(
+        &self,
+        region: &str,
+        since: DateTime<Utc>,
+        previous: &Watermark,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.begin_backlog(region, since, previous).await
     }
     async fn save_watermark(
         &self,

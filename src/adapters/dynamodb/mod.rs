@@ -20,7 +20,8 @@ use self::item::*;
 use super::{ErrorFacts, facts};
 use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition};
 use crate::ports::{
-    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, WorkList, WorkPage, Write,
+    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList, WorkPage,
+    Write,
 };
 
 /// The sparse global secondary index on `pollShard` (see template.yaml).
@@ -48,6 +49,7 @@ pub const CURSOR_KEY: &str = "control#poll-cursor";
 /// (`control#discovery#us-east-1`): like the cursor, never listed or read as a job.
 pub const WATERMARK_KEY_PREFIX: &str = "control#discovery#";
 const WATERMARK: &str = "watermark";
+const BACKLOG_SINCE: &str = "backlogSince";
 
 /// The cursor of a cycle over `shards`: [`CURSOR_KEY`] for every shard, one
 /// item per subset otherwise (`control#poll-cursor#1,3`), so schedules over
@@ -321,6 +323,8 @@ impl Jobs for DynamoJobStore {
         u.set(TRACKED_AT, ":trackedAt", ts(first.observed_at));
         u.remove(EXPIRES);
         u.remove(UNTRACKED_AT);
+        u.remove(PROGRESS_COUNT);
+        u.remove(PROGRESS_SINCE);
         self.update_on_version(&first.job.job_arn, u, expected_version)
             .await
     }
@@ -332,6 +336,16 @@ impl Jobs for DynamoJobStore {
         u.transition(t)?;
         u.set(NOT_FOUND, ":zero", n(0));
         u.set(GONE, ":gone", AttributeValue::Bool(change.gone));
+        match change.progress {
+            Some(p) => {
+                u.set(PROGRESS_COUNT, ":count", n(p.processed));
+                u.set(PROGRESS_SINCE, ":since", ts(p.since));
+            }
+            None => {
+                u.remove(PROGRESS_COUNT);
+                u.remove(PROGRESS_SINCE);
+            }
+        }
         self.update_on_version(&t.job.job_arn, u, change.expected_version)
             .await
     }
@@ -610,18 +624,55 @@ impl WorkList for DynamoJobStore {
             .map_err(|e| fail(e, &self.table))
     }
 
-    async fn load_watermark(&self, region: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    async fn load_watermark(&self, region: &str) -> Result<Watermark, StoreError> {
         let key = format!("{WATERMARK_KEY_PREFIX}{region}");
         let Some(item) = self.control_item(key).await? else {
-            return Ok(None);
+            return Ok(Watermark::default());
         };
-        let text = item.get(WATERMARK).and_then(|v| v.as_s().ok());
-        match text.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
-            Some(t) => Ok(Some(t.with_timezone(&Utc))),
-            None => Err(StoreError::other(format!(
-                "the discovery watermark of {region} is unreadable ({text:?}); delete the item {WATERMARK_KEY_PREFIX}{region} to start discovery there again"
-            ))),
-        }
+        let time = |name: &str| -> Result<Option<DateTime<Utc>>, StoreError> {
+            let Some(v) = item.get(name) else {
+                return Ok(None);
+            };
+            let text = v.as_s().ok();
+            match text.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+                Some(t) => Ok(Some(t.with_timezone(&Utc))),
+                None => Err(StoreError::other(format!(
+                    "the discovery {name} of {region} is unreadable ({text:?}); delete the item {WATERMARK_KEY_PREFIX}{region} to start discovery there again"
+                ))),
+            }
+        };
+        Ok(Watermark {
+            at: time(WATERMARK)?,
+            backlog_since: time(BACKLOG_SINCE)?,
+        })
+    }
+
+    async fn begin_backlog(
+        &self,
+        region: &str,
+        since: DateTime<Utc>,
+        previous: &Watermark,
+    ) -> Result<Write, StoreError> {
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(format!("{WATERMARK_KEY_PREFIX}{region}")))
+            .update_expression("SET #b = :since, #u = :now")
+            .expression_attribute_names("#b", BACKLOG_SINCE)
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_names("#w", WATERMARK)
+            .expression_attribute_values(":since", ts(since))
+            .expression_attribute_values(":now", ts(Utc::now()));
+        let req = match previous.at {
+            None => {
+                req.condition_expression("attribute_not_exists(#w) AND attribute_not_exists(#b)")
+            }
+            Some(p) => req
+                .condition_expression("#w = :previous AND attribute_not_exists(#b)")
+                .expression_attribute_values(":previous", ts(p)),
+        };
+        write_result(req.send().await, &self.table)
     }
 
     async fn save_watermark(
@@ -630,6 +681,7 @@ impl WorkList for DynamoJobStore {
         to: DateTime<Utc>,
         previous: Option<DateTime<Utc>>,
     ) -> Result<Write, StoreError> {
+        // The whole item is replaced: a backlog being taken in ends here.
         let item = HashMap::from([
             (ARN.to_owned(), s(format!("{WATERMARK_KEY_PREFIX}{region}"))),
             (WATERMARK.to_owned(), ts(to)),
@@ -639,14 +691,12 @@ impl WorkList for DynamoJobStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item));
+            .set_item(Some(item))
+            .expression_attribute_names("#w", WATERMARK);
         let req = match previous {
-            None => req
-                .condition_expression("attribute_not_exists(#k)")
-                .expression_attribute_names("#k", ARN),
+            None => req.condition_expression("attribute_not_exists(#w)"),
             Some(p) => req
                 .condition_expression("#w = :previous")
-                .expression_attribute_names("#w", WATERMARK)
                 .expression_attribute_values(":previous", ts(p)),
         };
         write_result(req.send().await, &self.table)
