@@ -19,6 +19,8 @@ ARM_TARGET := aarch64-unknown-linux-gnu
 # Cases per property in tests/properties.rs: `make test` runs this many, `make fuzz` more.
 PROPTEST_CASES ?= 4000
 FUZZ_CASES ?= 100000
+# Rounds of 25 random job lives in tests/history.rs under `make fuzz` (`make test` runs 8).
+FUZZ_HISTORY_ROUNDS ?= 40
 
 setup: $(STAMP) $(CHECKOV_STAMP)
 
@@ -68,9 +70,11 @@ bench: setup
 	$(PY) scripts/bench.py
 
 # The property tests (event parsing, ARN parsing, item decoding) at FUZZ_CASES
-# cases each; the figures are in the README.
-fuzz:
+# cases each, then the history check over FUZZ_HISTORY_ROUNDS rounds with fresh
+# seeds (a failure prints its seed; HISTORY_SEED replays it); figures in the README.
+fuzz: setup
 	time PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked --test properties
+	time HISTORY_ROUNDS=$(FUZZ_HISTORY_ROUNDS) HISTORY_BASE_SEED=$$(date +%s) cargo test --locked --test history -- --nocapture
 
 demo: setup
 	$(PY) scripts/demo.py

@@ -142,7 +142,7 @@ class Bench:
         sizes, rounded up to 4 KB, half a unit each (eventually consistent)."""
         start, units, pages = time.perf_counter(), 0.0, 0
         for shard in range(4):
-            kw = dict(TableName=table, IndexName="work-index", KeyConditionExpression="pollShard = :s",
+            kw = dict(TableName=table, IndexName="work-index-v2", KeyConditionExpression="pollShard = :s",
                       ExpressionAttributeValues={":s": {"N": str(shard)}})
             while True:
                 r = self.ddb.query(**kw)

@@ -458,16 +458,47 @@ fn the_poll_schedules_should_split_the_shards_between_them_for_each_setting() {
     }
 }
 
-#[test]
-fn the_work_index_should_project_exactly_what_a_poll_reads_from_it() {
-    let t = template();
-    let table = t["Resources"]
+fn table(t: &Value) -> &Value {
+    t["Resources"]
         .as_mapping()
         .unwrap()
         .values()
         .find(|r| r["Type"].as_str() == Some("AWS::DynamoDB::Table"))
-        .unwrap();
-    let index = &table["Properties"]["GlobalSecondaryIndexes"][0];
+        .unwrap()
+}
+
+/// Every index definition in any branch of the table's `!If`s.
+fn every_index(v: &Value) -> Vec<&Value> {
+    match v {
+        Value::Tagged(t) if t.tag == "If" => t.value.as_sequence().unwrap()[1..]
+            .iter()
+            .flat_map(every_index)
+            .collect(),
+        Value::Sequence(s) => s.iter().collect(),
+        other => panic!("GlobalSecondaryIndexes is neither a list nor an !If: {other:?}"),
+    }
+}
+
+fn released() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/released-schema.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("tests/released-schema.json"))
+        .expect("released-schema.json is JSON")
+}
+
+fn as_json(v: &Value) -> serde_json::Value {
+    serde_json::to_value(v).expect("YAML to JSON")
+}
+
+#[test]
+fn the_work_index_should_project_exactly_what_a_poll_reads_from_it() {
+    let t = template();
+    let indexes = support_indexes(&table(&t)["Properties"]["GlobalSecondaryIndexes"]);
+    let index = indexes
+        .iter()
+        .find(|i| {
+            i["IndexName"].as_str() == Some(bedrock_batch_monitor::adapters::dynamodb::WORK_INDEX)
+        })
+        .expect("the work index is deployed by default");
     assert_eq!(
         index["Projection"]["ProjectionType"].as_str(),
         Some("INCLUDE")
@@ -484,4 +515,51 @@ fn the_work_index_should_project_exactly_what_a_poll_reads_from_it() {
         !projected.contains("history"),
         "the history is never listed"
     );
+}
+
+/// The default deployment's indexes (the last branch of each `!If`).
+fn support_indexes(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Tagged(t) if t.tag == "If" => support_indexes(&t.value[2]),
+        Value::Sequence(s) => s.clone(),
+        other => panic!("GlobalSecondaryIndexes is neither a list nor an !If: {other:?}"),
+    }
+}
+
+#[test]
+fn the_table_keys_and_indexes_should_match_what_was_released() {
+    let t = template();
+    let props = &table(&t)["Properties"];
+    let record = released();
+    // The key schema cannot change on a table that exists.
+    assert_eq!(as_json(&props["KeySchema"]), record["keySchema"]);
+    assert_eq!(
+        as_json(&props["AttributeDefinitions"]),
+        record["attributeDefinitions"]
+    );
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    let upgrading = readme
+        .split("\n## ")
+        .find(|s| s.starts_with("Upgrading"))
+        .expect("the README has an Upgrading section");
+    for index in every_index(&props["GlobalSecondaryIndexes"]) {
+        let name = index["IndexName"].as_str().expect("IndexName");
+        let mut definition = as_json(index);
+        definition.as_object_mut().unwrap().remove("IndexName");
+        match record["indexes"][name].as_array() {
+            // A released name keeps a definition it was released with: CloudFormation
+            // refuses to change an index in place on an existing stack.
+            Some(known) => assert!(
+                known.contains(&definition),
+                "index {name} changed its definition: give the new one a new name, keep {name} \
+                 for the upgrade, and say in the README's Upgrading section what sam deploy does"
+            ),
+            None => assert!(
+                upgrading.contains(name),
+                "index {name} is new: the README's Upgrading section must say what sam deploy does with it, \
+                 and tests/released-schema.json records it once released"
+            ),
+        }
+    }
 }

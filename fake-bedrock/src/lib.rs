@@ -238,6 +238,8 @@ struct Job {
     records: Option<Records>,
     output_s3_uri: String,
     tags: BTreeMap<String, String>,
+    /// Every status the job has had, in order (its life, for history checks).
+    life: Vec<String>,
 }
 
 impl Job {
@@ -295,6 +297,8 @@ struct Inner {
     jobs: Vec<Job>,
     faults: VecDeque<Fault>,
     latency: Duration,
+    /// How long a computed list page waits before it is sent (stale answers).
+    list_delay: Duration,
     /// Extra latency for calls naming one job (by id): a hang, for one job.
     job_latency: BTreeMap<String, Duration>,
     calls: Vec<Call>,
@@ -423,8 +427,23 @@ impl FakeBedrock {
             records: seed.records,
             output_s3_uri,
             tags: seed.tags,
+            life: vec![seed.status],
         });
         arn
+    }
+
+    /// Every status the job has had, oldest first (the seeded one, then each
+    /// move that changed it); `None` when there is no such job.
+    pub fn life(&self, ident: &str) -> Option<Vec<String>> {
+        let inner = self.lock();
+        inner.find(ident, None).map(|i| inner.jobs[i].life.clone())
+    }
+
+    /// Makes every ListModelInvocationJobs answer stale on arrival: the page
+    /// is computed when the request comes in and sent `delay` later, so the
+    /// jobs may have moved on meanwhile (zero turns it off).
+    pub fn set_list_delay(&self, delay: Duration) {
+        self.lock().list_delay = delay;
     }
 
     /// Moves a job to `status`; returns false when there is no such job.
@@ -435,6 +454,9 @@ impl FakeBedrock {
         };
         let job = &mut inner.jobs[i];
         let now = Utc::now();
+        if job.status != change.status {
+            job.life.push(change.status.clone());
+        }
         job.status = change.status;
         job.message = change.message.filter(|m| !m.is_empty());
         if change.records.is_some() {
@@ -536,6 +558,8 @@ fn router(fake: FakeBedrock) -> Router {
         .route("/_admin/jobs/{ident}", axum::routing::delete(admin_remove))
         .route("/_admin/jobs/{ident}/latency", put(admin_job_latency))
         .route("/_admin/latency", put(admin_latency))
+        .route("/_admin/list-delay", put(admin_list_delay))
+        .route("/_admin/jobs/{ident}/life", get(admin_life))
         .route(
             "/_admin/faults",
             post(admin_fault).delete(admin_clear_faults),
@@ -648,6 +672,9 @@ async fn stop_job(
             &format!("Job {} is already {}", job.id, job.status),
         );
     }
+    if job.status != "Stopping" {
+        job.life.push("Stopping".into());
+    }
     job.status = "Stopping".into();
     job.last_modified_time = Utc::now();
     axum::Json(json!({})).into_response()
@@ -755,34 +782,41 @@ async fn list_jobs(
             );
         }
     };
-    let inner = fake.lock();
-    let mut matching: Vec<&Job> = inner
-        .jobs
-        .iter()
-        .filter(|j| region.as_deref().is_none_or(|r| r == j.region))
-        .filter(|j| q.status_equals.as_deref().is_none_or(|s| s == j.status))
-        .filter(|j| {
-            q.name_contains
-                .as_deref()
-                .is_none_or(|n| j.name.contains(n))
-        })
-        .filter(|j| q.submit_time_after.is_none_or(|t| j.submit_time > t))
-        .filter(|j| q.submit_time_before.is_none_or(|t| j.submit_time < t))
-        .collect();
-    // Stable: jobs submitted at the same instant keep their creation order.
-    matching.sort_by_key(|j| j.submit_time);
-    if !ascending {
-        matching.reverse();
-    }
-    let page: Vec<Value> = matching
-        .iter()
-        .skip(start)
-        .take(max)
-        .map(|j| j.to_json())
-        .collect();
-    let mut body = json!({ "invocationJobSummaries": page });
-    if start + max < matching.len() {
-        body["nextToken"] = json!((start + max).to_string());
+    let (body, delay) = {
+        let inner = fake.lock();
+        let delay = inner.list_delay;
+        let mut matching: Vec<&Job> = inner
+            .jobs
+            .iter()
+            .filter(|j| region.as_deref().is_none_or(|r| r == j.region))
+            .filter(|j| q.status_equals.as_deref().is_none_or(|s| s == j.status))
+            .filter(|j| {
+                q.name_contains
+                    .as_deref()
+                    .is_none_or(|n| j.name.contains(n))
+            })
+            .filter(|j| q.submit_time_after.is_none_or(|t| j.submit_time > t))
+            .filter(|j| q.submit_time_before.is_none_or(|t| j.submit_time < t))
+            .collect();
+        // Stable: jobs submitted at the same instant keep their creation order.
+        matching.sort_by_key(|j| j.submit_time);
+        if !ascending {
+            matching.reverse();
+        }
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(start)
+            .take(max)
+            .map(|j| j.to_json())
+            .collect();
+        let mut body = json!({ "invocationJobSummaries": page });
+        if start + max < matching.len() {
+            body["nextToken"] = json!((start + max).to_string());
+        }
+        (body, delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
     axum::Json(body).into_response()
 }
@@ -906,6 +940,21 @@ async fn admin_latency(
 ) -> StatusCode {
     fake.set_latency(Duration::from_millis(body.ms));
     StatusCode::NO_CONTENT
+}
+
+async fn admin_list_delay(
+    State(fake): State<FakeBedrock>,
+    axum::Json(body): axum::Json<LatencyBody>,
+) -> StatusCode {
+    fake.set_list_delay(Duration::from_millis(body.ms));
+    StatusCode::NO_CONTENT
+}
+
+async fn admin_life(State(fake): State<FakeBedrock>, Path(ident): Path<String>) -> Response {
+    match fake.life(&ident) {
+        Some(life) => axum::Json(json!({ "life": life })).into_response(),
+        None => not_found(&ident),
+    }
 }
 
 async fn admin_job_latency(

@@ -173,7 +173,7 @@ pub fn table_definition() -> TableDefinition {
                 .expect("attribute definition")
         })
         .collect();
-    let indexes = props["GlobalSecondaryIndexes"]
+    let indexes = deployed_indexes(&props["GlobalSecondaryIndexes"])
         .as_sequence()
         .map(|s| s.as_slice())
         .unwrap_or_default()
@@ -206,6 +206,15 @@ pub fn table_definition() -> TableDefinition {
         key_schema: keys(&props["KeySchema"]),
         attributes,
         indexes,
+    }
+}
+
+/// The indexes a deployment with the default parameters gets: the last
+/// branch of each `!If` (the others keep an old index during an upgrade).
+pub fn deployed_indexes(v: &serde_yaml::Value) -> &serde_yaml::Value {
+    match v {
+        serde_yaml::Value::Tagged(t) if t.tag == "If" => deployed_indexes(&t.value[2]),
+        other => other,
     }
 }
 
