@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use bedrock_batch_monitor::domain::{
-    JobSnapshot, JobStatus, Progress, RecordCounts, StoredJob, TokenTotals, Transition,
+    JobArn, JobSnapshot, JobStatus, Progress, RecordCounts, StoredJob, TokenTotals, Transition,
     TransitionKind, WarningKind,
 };
 use bedrock_batch_monitor::render::notification::{self, CUT_MARKER, MESSAGE_MAX};
@@ -47,15 +47,23 @@ fn transition(status: &str, message: Option<&str>) -> Transition {
     };
     let observed_at = phases.last().unwrap().1;
     let ended = status.is_terminal().then_some(observed_at);
+    let job_arn: JobArn =
+        "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+            .parse()
+            .unwrap();
     Transition {
-        id: "0b7e0f0e-3c1a-4a52-9d0e-6f1b2a3c4d5e".into(),
+        // The id as the code derives it for this change.
+        id: Transition::id_for(
+            &job_arn,
+            phases.len() as u64,
+            TransitionKind::StatusChanged,
+            &status,
+        ),
         kind: TransitionKind::StatusChanged,
         version: phases.len() as u64,
         previous,
         job: JobSnapshot {
-            job_arn: "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
-                .parse()
-                .unwrap(),
+            job_arn,
             job_name: Some("nightly-embeddings".into()),
             model_id: Some("anthropic.claude-3-haiku-20240307-v1:0".into()),
             status,
@@ -125,6 +133,7 @@ fn an_untracked_job_in_every_form() {
     let mut t = transition("InProgress", None);
     t.kind = TransitionKind::Untracked;
     t.previous = Some(JobStatus::InProgress);
+    t.id = Transition::id_for(&t.job.job_arn, t.version + 1, t.kind, &t.job.status);
     insta::assert_snapshot!("untracked", all_forms(&t));
 }
 
@@ -359,7 +368,7 @@ fn each_warning_in_every_form() {
             seen.push(kind);
             let mut t = transition("InProgress", None);
             t.kind = TransitionKind::Warning;
-            t.id = format!("abcdefghwxyz-4-{kind}");
+            t.id = Transition::warning_id(&t.job.job_arn, 4, kind);
             t.previous = None;
             t.job = job.snapshot.clone();
             t.observed_at = now;
