@@ -396,15 +396,25 @@ pub enum Freshness {
 ///   earlier in a job's life than the stored one (statuses we do not know
 ///   have no place in it and are never stale on that ground).
 pub fn freshness(stored: &JobSnapshot, read: &JobSnapshot) -> Freshness {
-    if stored.status.is_terminal() && read.status != stored.status {
+    freshness_against(&stored.status, stored.last_modified_time, read)
+}
+
+/// [`freshness`] against a stored status and its time, when that is all
+/// that is at hand (a [`WorkEntry`] has no time: the order of the life decides).
+pub fn freshness_against(
+    status: &JobStatus,
+    last_modified: Option<DateTime<Utc>>,
+    read: &JobSnapshot,
+) -> Freshness {
+    if status.is_terminal() && read.status != *status {
         return Freshness::Stale;
     }
-    match (stored.last_modified_time, read.last_modified_time) {
+    match (last_modified, read.last_modified_time) {
         (Some(s), Some(r)) if r < s => return Freshness::Stale,
         (Some(s), Some(r)) if r > s => return Freshness::Current,
         _ => {}
     }
-    match (stage(&stored.status), stage(&read.status)) {
+    match (stage(status), stage(&read.status)) {
         (Some(s), Some(r)) if r < s => Freshness::Stale,
         _ => Freshness::Current,
     }
@@ -663,6 +673,30 @@ pub enum Tracking {
     Untracked,
 }
 
+/// A job as the work index lists it: only what a poll decides on. No
+/// history, labels or Bedrock's details: a rule that needs those reads the
+/// whole [`StoredJob`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkEntry {
+    pub job_arn: JobArn,
+    pub status: JobStatus,
+    pub version: u64,
+    pub submit_time: Option<DateTime<Utc>>,
+    pub not_found_count: u32,
+    pub gone: bool,
+    pub untracked_at: Option<DateTime<Utc>>,
+    pub outbox: Vec<Pending>,
+    pub warned: Vec<WarningKind>,
+    pub progress: Option<Progress>,
+}
+
+impl WorkEntry {
+    /// Bedrock still has something to tell us about this job.
+    pub fn needs_polling(&self) -> bool {
+        self.untracked_at.is_none() && !self.gone && !self.status.is_terminal()
+    }
+}
+
 /// Everything stored about a tracked job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredJob {
@@ -684,10 +718,6 @@ pub struct StoredJob {
     pub warned: Vec<WarningKind>,
     /// When the processed record count last moved, as far as the monitor saw.
     pub progress: Option<Progress>,
-    /// Read from the work index, which holds only what a poll needs to decide
-    /// (status, version, outbox, ...): no history, labels or snapshot details.
-    /// Read the whole item before building a notification from it.
-    pub lean: bool,
 }
 
 impl StoredJob {

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
-    Transition,
+    Transition, WorkEntry,
 };
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
@@ -394,7 +394,7 @@ pub struct ListPosition {
 /// One page of one shard of the work list.
 #[derive(Debug, Default)]
 pub struct WorkPage {
-    pub items: Vec<Result<StoredJob, ItemError>>,
+    pub items: Vec<Result<WorkEntry, ItemError>>,
     /// Where the next page of this shard starts; `None` at the shard's end.
     pub next: Option<String>,
 }

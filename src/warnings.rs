@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::{JobStatus, StoredJob, Warning, WarningKind};
+use crate::domain::{JobSnapshot, JobStatus, Progress, StoredJob, Warning, WarningKind};
 
 /// When each warning fires; `None` turns one off.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,6 +105,34 @@ fn is_waiting(status: &JobStatus) -> bool {
     )
 }
 
+/// What the warnings look at: Bedrock's latest state of a job that has not
+/// ended, and what the table keeps for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub snapshot: &'a JobSnapshot,
+    /// Kinds already sent (each is sent once).
+    pub warned: &'a [WarningKind],
+    pub progress: Option<Progress>,
+    /// When the job was first seen InProgress, from its history (`None`
+    /// when not known: then `errorRate` counts from now).
+    pub running_since: Option<DateTime<Utc>>,
+}
+
+impl<'a> Subject<'a> {
+    pub fn of(job: &'a StoredJob) -> Self {
+        Self {
+            snapshot: &job.snapshot,
+            warned: &job.warned,
+            progress: job.progress,
+            running_since: job
+                .phases()
+                .into_iter()
+                .find(|(s, _)| *s == JobStatus::InProgress)
+                .map(|(_, at)| at),
+        }
+    }
+}
+
 impl Thresholds {
     /// How often a running job's moving record count is written down: a
     /// quarter of `WARN_STALLED_AFTER`, so a stall is seen at most that much
@@ -120,6 +148,11 @@ impl Thresholds {
         if !job.needs_polling() {
             return Vec::new();
         }
+        self.due_for(&Subject::of(job), now)
+    }
+
+    /// The warnings due for what a poll knows of a job (see [`Subject`]).
+    pub fn due_for(&self, job: &Subject<'_>, now: DateTime<Utc>) -> Vec<Warning> {
         WarningKind::ALL
             .into_iter()
             .filter(|k| !job.warned.contains(k))
@@ -127,8 +160,8 @@ impl Thresholds {
             .collect()
     }
 
-    fn check(&self, kind: WarningKind, job: &StoredJob, now: DateTime<Utc>) -> Option<Warning> {
-        let j = &job.snapshot;
+    fn check(&self, kind: WarningKind, job: &Subject<'_>, now: DateTime<Utc>) -> Option<Warning> {
+        let j = job.snapshot;
         let stop = format!(
             "If the job is no longer wanted, stop it: aws bedrock stop-model-invocation-job --job-identifier {} --region {}",
             j.job_arn,
@@ -237,11 +270,7 @@ impl Thresholds {
                 if rate <= limit {
                     return None;
                 }
-                let since = job
-                    .phases()
-                    .into_iter()
-                    .find(|(s, _)| *s == JobStatus::InProgress)
-                    .map_or(now, |(_, at)| at);
+                let since = job.running_since.unwrap_or(now);
                 let output = j.output_s3_uri.as_deref().map_or(String::new(), |o| {
                     format!(" ({}/{}/)", o.trim_end_matches('/'), j.job_arn.job_id())
                 });

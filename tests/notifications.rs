@@ -325,7 +325,6 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         undeliverable: vec![],
         warned: vec![],
         progress,
-        lean: false,
     }
 }
 

@@ -9,12 +9,13 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    Freshness, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, SetAside, StoredJob,
-    TokenTotals, Transition, TransitionKind, freshness,
+    Freshness, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
+    StoredJob, TokenTotals, Transition, TransitionKind, WorkEntry, freshness, freshness_against,
 };
 use crate::ports::{
     Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, StoreError, Write,
 };
+use crate::warnings::Subject;
 
 /// How [`Monitor::start_tracking`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,22 +30,26 @@ pub(super) enum Started {
 }
 
 impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
-    /// Refreshes and delivers one job within the budget; work still in flight at
-    /// the cut is abandoned and the job reported deferred.
+    /// Refreshes and delivers one job the work index listed, within the
+    /// budget; work still in flight at the cut is abandoned and the job
+    /// reported deferred.
     pub(super) async fn run_job(
         &self,
-        job: StoredJob,
+        entry: WorkEntry,
         listed: Option<JobSnapshot>,
         inv: &Invocation,
         budget: &Budget,
     ) -> Outcome {
         let mut out = Outcome::default();
         // What is pending as listed: what the summary reports if the work is cut short.
-        out.note_pending(&job);
-        let arn = job.arn().clone();
+        out.note_pending(&entry.outbox);
+        let arn = entry.job_arn.clone();
         let span = info_span!("job", job_arn = %arn);
         let done = budget
-            .within(self.refresh(job, listed, inv, &mut out).instrument(span))
+            .within(
+                self.refresh_entry(entry, listed, inv, &mut out)
+                    .instrument(span),
+            )
             .await;
         if !done {
             warn!(job_arn = %arn, error_kind = "DeadlineReached", "work on this job abandoned at the deadline; the next cycle takes it first");
@@ -53,78 +58,190 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out
     }
 
-    /// Refreshes one job from Bedrock (from a bulk read's `listed` state when
-    /// there is one, else with a Get), records a change, and delivers what is
-    /// pending.
-    pub(super) async fn refresh(
+    /// Refreshes a job the work index listed, from a bulk read's `listed`
+    /// state or a Get. The common case stays on the entry: Bedrock says the
+    /// same status, the read is current and no warning is due, so only the
+    /// counts are noted. Anything else (a change, a warning due, a stale
+    /// read, NotFound at its limit, notifications to deliver) reads the whole
+    /// item and goes the whole job's way.
+    async fn refresh_entry(
         &self,
-        mut job: StoredJob,
+        entry: WorkEntry,
         listed: Option<JobSnapshot>,
         inv: &Invocation,
         out: &mut Outcome,
     ) {
-        if job.needs_polling() {
-            let read = match listed {
-                Some(snapshot) => Ok(snapshot),
-                None => {
-                    self.bedrock(inv)
-                        .get_job(&JobRef::Arn(job.arn().clone()))
-                        .await
-                }
-            };
-            match read {
-                Ok(snapshot) if snapshot.job_arn != *job.arn() => {
-                    out.polled = true;
-                    out.fail(SourceError::other(format!(
-                        "asked for {} and got {}",
-                        job.arn(),
-                        snapshot.job_arn
-                    )));
-                }
-                Ok(snapshot) => {
-                    out.polled = true;
-                    match self.apply_read(job, snapshot, out).await {
-                        Some(current) => job = current,
-                        None => return,
-                    }
-                }
-                Err(SourceError::NotFound { message, cause }) => {
-                    let count = job.not_found_count + 1;
-                    if count >= self.config.not_found_limit {
-                        info!(job_arn = %job.arn(), count, "Bedrock keeps answering NotFound; untracking");
-                        let Some(full) = self.whole(job, out).await else {
-                            return;
-                        };
-                        job = full;
-                        let snapshot = job.snapshot.clone();
-                        let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
-                        if !self.record(&mut job, t, true, out).await {
-                            out.note_pending(&job);
-                            return;
-                        }
-                        out.untracked = true;
-                    } else {
-                        out.fail(SourceError::NotFound {
-                            message: format!(
-                                "{message} (NotFound {count} of {} before the job is untracked)",
-                                self.config.not_found_limit
-                            ),
-                            cause,
-                        });
-                        self.expect_written(
-                            job.arn(),
-                            "the count of NotFound answers",
-                            self.store
-                                .set_not_found_count(job.arn(), job.version, count)
-                                .await,
-                            out,
-                        );
-                    }
-                }
-                Err(e) => out.fail(e),
+        if !entry.needs_polling() {
+            // Ended, with notifications still to deliver.
+            if let Some(job) = self.whole_of(&entry.job_arn, out).await {
+                self.deliver(job, inv, out).await;
             }
+            return;
+        }
+        let read = match listed {
+            Some(snapshot) => Ok(snapshot),
+            None => {
+                self.bedrock(inv)
+                    .get_job(&JobRef::Arn(entry.job_arn.clone()))
+                    .await
+            }
+        };
+        let now = Utc::now();
+        let stays_lean = match &read {
+            Ok(s) => {
+                let subject = Subject {
+                    snapshot: s,
+                    warned: &entry.warned,
+                    progress: entry.progress,
+                    running_since: None,
+                };
+                s.job_arn == entry.job_arn
+                    && s.status == entry.status
+                    && freshness_against(&entry.status, None, s) == Freshness::Current
+                    && self.config.warnings.due_for(&subject, now).is_empty()
+            }
+            Err(SourceError::NotFound { .. }) => {
+                entry.not_found_count + 1 < self.config.not_found_limit
+            }
+            Err(_) => true,
+        };
+        if !stays_lean {
+            if let Some(job) = self.whole_of(&entry.job_arn, out).await {
+                self.refresh_with(job, read, inv, out).await;
+            }
+            return;
+        }
+        let arn = &entry.job_arn;
+        match read {
+            Ok(snapshot) => {
+                out.polled = true;
+                if entry.not_found_count > 0 {
+                    // Found again after a NotFound blip: forget the count.
+                    let reset = self.store.set_not_found_count(arn, entry.version, 0).await;
+                    self.expect_written(arn, "the count of NotFound answers", reset, out);
+                }
+                if let Some((progress, records)) = self.progress_due(&snapshot, entry.progress, now)
+                {
+                    match self
+                        .store
+                        .set_progress(arn, entry.version, progress, records)
+                        .await
+                    {
+                        Ok(Write::Done) => {}
+                        // Changed meanwhile: the next poll sees it as it is.
+                        Ok(Write::Lost) => return,
+                        Err(e) => return out.fail(e),
+                    }
+                }
+            }
+            Err(SourceError::NotFound { message, cause }) => {
+                self.not_found_again(
+                    arn,
+                    entry.version,
+                    entry.not_found_count,
+                    message,
+                    cause,
+                    out,
+                )
+                .await;
+            }
+            Err(e) => out.fail(e),
+        }
+        if !entry.outbox.is_empty()
+            && let Some(job) = self.whole_of(arn, out).await
+        {
+            self.deliver(job, inv, out).await;
+        }
+    }
+
+    /// Refreshes a whole job with a Get, records a change, and delivers what
+    /// is pending.
+    pub(super) async fn refresh(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+        if !job.needs_polling() {
+            return self.deliver(job, inv, out).await;
+        }
+        let read = self
+            .bedrock(inv)
+            .get_job(&JobRef::Arn(job.arn().clone()))
+            .await;
+        self.refresh_with(job, read, inv, out).await;
+    }
+
+    /// Records what Bedrock answered about a whole job, then delivers what is
+    /// pending.
+    async fn refresh_with(
+        &self,
+        mut job: StoredJob,
+        read: Result<JobSnapshot, SourceError>,
+        inv: &Invocation,
+        out: &mut Outcome,
+    ) {
+        out.polled |= read.is_ok();
+        if !job.needs_polling() {
+            // Ended, untracked or lost meanwhile (the whole item was read
+            // after the listing): nothing to record, only what is pending.
+            return self.deliver(job, inv, out).await;
+        }
+        match read {
+            Ok(snapshot) if snapshot.job_arn != *job.arn() => {
+                out.fail(SourceError::other(format!(
+                    "asked for {} and got {}",
+                    job.arn(),
+                    snapshot.job_arn
+                )));
+            }
+            Ok(snapshot) => match self.apply_read(job, snapshot, out).await {
+                Some(current) => job = current,
+                None => return,
+            },
+            Err(SourceError::NotFound { .. })
+                if job.not_found_count + 1 >= self.config.not_found_limit =>
+            {
+                info!(job_arn = %job.arn(), count = job.not_found_count + 1, "Bedrock keeps answering NotFound; untracking");
+                let snapshot = job.snapshot.clone();
+                let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
+                if !self.record(&mut job, t, true, out).await {
+                    out.note_pending(&job.outbox);
+                    return;
+                }
+                out.untracked = true;
+            }
+            Err(SourceError::NotFound { message, cause }) => {
+                self.not_found_again(
+                    job.arn(),
+                    job.version,
+                    job.not_found_count,
+                    message,
+                    cause,
+                    out,
+                )
+                .await;
+            }
+            Err(e) => out.fail(e),
         }
         self.deliver(job, inv, out).await;
+    }
+
+    /// One more NotFound, below the limit: the job's error, and the count kept.
+    async fn not_found_again(
+        &self,
+        arn: &JobArn,
+        version: u64,
+        count: u32,
+        message: String,
+        cause: Option<crate::ports::Cause>,
+        out: &mut Outcome,
+    ) {
+        let count = count + 1;
+        out.fail(SourceError::NotFound {
+            message: format!(
+                "{message} (NotFound {count} of {} before the job is untracked)",
+                self.config.not_found_limit
+            ),
+            cause,
+        });
+        let written = self.store.set_not_found_count(arn, version, count).await;
+        self.expect_written(arn, "the count of NotFound answers", written, out);
     }
 
     /// Records what a read of Bedrock says about `job`, unless it is older
@@ -142,32 +259,20 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             return Some(job);
         }
         if read.status != job.snapshot.status {
-            // A change: the whole item, for its history and labels, and the
-            // stored state to judge the read against (the item may have moved
-            // on since it was listed: the write below is conditional on it).
-            job = self.whole(job, out).await?;
-            if self.is_stale(&job, &read) {
-                return Some(job);
-            }
-        }
-        if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
             t.tokens = self.tokens(&t.job).await;
             if !self.record(&mut job, t, false, out).await {
-                out.note_pending(&job);
+                out.note_pending(&job.outbox);
                 return None;
             }
         } else {
             if job.not_found_count > 0 {
                 // Found again after a NotFound blip: forget the count.
-                self.expect_written(
-                    job.arn(),
-                    "the count of NotFound answers",
-                    self.store
-                        .set_not_found_count(job.arn(), job.version, 0)
-                        .await,
-                    out,
-                );
+                let reset = self
+                    .store
+                    .set_not_found_count(job.arn(), job.version, 0)
+                    .await;
+                self.expect_written(job.arn(), "the count of NotFound answers", reset, out);
             }
             // Same status: the counters and times may have moved.
             job.snapshot = read;
@@ -176,7 +281,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if !self.note_progress(&mut job, now, out).await
             || !self.send_warnings(&mut job, now, out).await
         {
-            out.note_pending(&job);
+            out.note_pending(&job.outbox);
             return None;
         }
         Some(job)
@@ -217,40 +322,46 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// Remembers where the processed record count of a running job stands and
-    /// since when it has not moved, for `stalled`. Only while InProgress (a
-    /// status change resets it), and at most one write per a quarter of
-    /// `WARN_STALLED_AFTER` (none when `stalled` is off): a count that moved
-    /// sooner waits for the next poll past that. False when the job changed
-    /// meanwhile.
+    /// Where the processed record count of a running job stands, when that
+    /// is to be written down, for `stalled`: only while InProgress (a status
+    /// change resets it), and at most once per a quarter of
+    /// `WARN_STALLED_AFTER` (never when `stalled` is off); a count that moved
+    /// sooner waits for the next poll past that.
+    fn progress_due(
+        &self,
+        read: &JobSnapshot,
+        stored: Option<Progress>,
+        now: DateTime<Utc>,
+    ) -> Option<(Progress, RecordCounts)> {
+        let every = self.config.warnings.progress_interval()?;
+        if read.status != JobStatus::InProgress {
+            return None;
+        }
+        let records = read.records?;
+        let processed = records.processed?;
+        let due = match stored {
+            None => true,
+            Some(p) => p.processed != processed && now - p.since >= every,
+        };
+        due.then_some((
+            Progress {
+                processed,
+                since: now,
+            },
+            records,
+        ))
+    }
+
+    /// Writes down the job's progress when it is due ([`Self::progress_due`]).
+    /// False when the job changed meanwhile or the table failed.
     async fn note_progress(
         &self,
         job: &mut StoredJob,
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
-        let Some(every) = self.config.warnings.progress_interval() else {
+        let Some((progress, records)) = self.progress_due(&job.snapshot, job.progress, now) else {
             return true;
-        };
-        if job.snapshot.status != JobStatus::InProgress || !job.needs_polling() {
-            return true;
-        }
-        let Some(records) = job.snapshot.records else {
-            return true;
-        };
-        let Some(processed) = records.processed else {
-            return true;
-        };
-        let due = match job.progress {
-            None => true,
-            Some(p) => p.processed != processed && now - p.since >= every,
-        };
-        if !due {
-            return true;
-        }
-        let progress = Progress {
-            processed,
-            since: now,
         };
         match self
             .store
@@ -278,20 +389,6 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
-        if job.lean && !self.config.warnings.due(job, now).is_empty() {
-            // A warning is due: the whole item, for its labels and history,
-            // with Bedrock's state as just read.
-            let snapshot = job.snapshot.clone();
-            let Some(mut full) = self.whole(job.clone(), out).await else {
-                return false;
-            };
-            if full.snapshot.status != snapshot.status {
-                return false;
-            }
-            full.snapshot = snapshot;
-            full.progress = job.progress;
-            *job = full;
-        }
         for warning in self.config.warnings.due(job, now) {
             let kind = warning.kind;
             let version = job.version + 1;
@@ -325,15 +422,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         true
     }
 
-    /// The whole item of a job listed lean (as is, if it is whole already);
-    /// `None` when it is gone or unreadable (noted in `out`).
-    async fn whole(&self, job: StoredJob, out: &mut Outcome) -> Option<StoredJob> {
-        if !job.lean {
-            return Some(job);
-        }
-        match self.store.get(job.arn()).await {
-            Ok(Some(full)) => Some(full),
-            Ok(None) => None,
+    /// The whole item of a job; `None` when it is gone (nothing to do) or
+    /// unreadable (noted in `out`).
+    async fn whole_of(&self, arn: &JobArn, out: &mut Outcome) -> Option<StoredJob> {
+        match self.store.get(arn).await {
+            Ok(found) => found,
             Err(e) => {
                 out.fail(e);
                 None
@@ -509,7 +602,6 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             undeliverable,
             warned,
             progress: None,
-            lean: false,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked
@@ -519,7 +611,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// nothing is left to do. What is still pending afterwards is noted in `out`.
     pub(super) async fn deliver(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
         let current = self.publish_pending(job, inv, out).await;
-        out.note_pending(&current);
+        out.note_pending(&current.outbox);
         if current.is_finished() && current.active {
             let arn = current.arn();
             let expires = Utc::now() + self.config.retention;

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 use super::summary::{Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 
-use crate::domain::{JobArn, JobSnapshot, StoredJob};
+use crate::domain::{JobArn, JobSnapshot, WorkEntry};
 use crate::ports::{
     ItemError, JobSource, Jobs, ListPosition, ListQuery, Notifier, Outbox, StoreError, WorkList,
     WorkPage,
@@ -77,7 +77,7 @@ struct Listed {
     /// (shard, key) of each distinct item, in listing order.
     order: Vec<(u32, String)>,
     /// The readable items, numbered by their place in `order`.
-    jobs: Vec<(usize, StoredJob)>,
+    jobs: Vec<(usize, WorkEntry)>,
     unreadable: Vec<ItemError>,
     /// Where the listing stopped before its end (the cut, or a fault).
     stopped: Option<ListPosition>,
@@ -102,7 +102,7 @@ impl Listed {
 /// listed, and its state from a bulk read's page (a Get when `None`).
 struct Ready {
     index: usize,
-    job: StoredJob,
+    entry: WorkEntry,
     listed: Option<JobSnapshot>,
 }
 
@@ -164,21 +164,27 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 rx.recv().await.map(|r| (r, rx))
             });
             let done = ready
-                .map(|Ready { index, job, listed }| {
-                    let budget = &budget;
-                    async move {
-                        let arn = job.arn().to_string();
-                        if budget.past_start() {
-                            let mut deferred = Outcome {
-                                deferred: true,
-                                ..Outcome::default()
-                            };
-                            deferred.note_pending(&job);
-                            return (index, arn, deferred);
+                .map(
+                    |Ready {
+                         index,
+                         entry,
+                         listed,
+                     }| {
+                        let budget = &budget;
+                        async move {
+                            let arn = entry.job_arn.to_string();
+                            if budget.past_start() {
+                                let mut deferred = Outcome {
+                                    deferred: true,
+                                    ..Outcome::default()
+                                };
+                                deferred.note_pending(&entry.outbox);
+                                return (index, arn, deferred);
+                            }
+                            (index, arn, self.run_job(entry, listed, inv, budget).await)
                         }
-                        (index, arn, self.run_job(job, listed, inv, budget).await)
-                    }
-                })
+                    },
+                )
                 .buffer_unordered(self.config.max_concurrency);
             let mut done = std::pin::pin!(done);
             let mut first_unreached: Option<usize> = None;
@@ -223,27 +229,27 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     /// then each large region's jobs as its pages arrive, all regions at once.
     async fn feed(
         &self,
-        jobs: Vec<(usize, StoredJob)>,
+        jobs: Vec<(usize, WorkEntry)>,
         inv: &Invocation,
         budget: &Budget,
         ready: mpsc::UnboundedSender<Ready>,
     ) {
-        let mut regions: BTreeMap<String, Vec<(usize, StoredJob)>> = BTreeMap::new();
+        let mut regions: BTreeMap<String, Vec<(usize, WorkEntry)>> = BTreeMap::new();
         let mut now = Vec::new();
-        for (index, job) in jobs {
+        for (index, entry) in jobs {
             // A job without a stored submit time would widen the listing to
             // the account's first job: it gets a Get.
-            if job.needs_polling() && job.snapshot.submit_time.is_some() {
+            if entry.needs_polling() && entry.submit_time.is_some() {
                 regions
-                    .entry(job.arn().region().to_owned())
+                    .entry(entry.job_arn.region().to_owned())
                     .or_default()
-                    .push((index, job));
+                    .push((index, entry));
             } else {
-                now.push((index, job));
+                now.push((index, entry));
             }
         }
         let min = self.config.bulk_read_min.unwrap_or(usize::MAX);
-        let bulk: Vec<(String, Vec<(usize, StoredJob)>)> = regions
+        let bulk: Vec<(String, Vec<(usize, WorkEntry)>)> = regions
             .into_iter()
             .filter_map(|(region, jobs)| {
                 if jobs.len() >= min {
@@ -255,10 +261,10 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             })
             .collect();
         now.sort_by_key(|(index, _)| *index);
-        for (index, job) in now {
+        for (index, entry) in now {
             let _ = ready.send(Ready {
                 index,
-                job,
+                entry,
                 listed: None,
             });
         }
@@ -283,19 +289,16 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     async fn bulk_read(
         &self,
         region: String,
-        jobs: Vec<(usize, StoredJob)>,
+        jobs: Vec<(usize, WorkEntry)>,
         until: Option<Instant>,
         inv: &Invocation,
         ready: &mpsc::UnboundedSender<Ready>,
     ) {
         let n = jobs.len();
-        let oldest = jobs
-            .iter()
-            .filter_map(|(_, j)| j.snapshot.submit_time)
-            .min();
-        let mut waiting: HashMap<JobArn, (usize, StoredJob)> = jobs
+        let oldest = jobs.iter().filter_map(|(_, e)| e.submit_time).min();
+        let mut waiting: HashMap<JobArn, (usize, WorkEntry)> = jobs
             .into_iter()
-            .map(|(index, job)| (job.arn().clone(), (index, job)))
+            .map(|(index, entry)| (entry.job_arn.clone(), (index, entry)))
             .collect();
         let query = ListQuery {
             region: &region,
@@ -332,10 +335,10 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 }
             };
             for snapshot in page.jobs {
-                if let Some((index, job)) = waiting.remove(&snapshot.job_arn) {
+                if let Some((index, entry)) = waiting.remove(&snapshot.job_arn) {
                     let _ = ready.send(Ready {
                         index,
-                        job,
+                        entry,
                         listed: Some(snapshot),
                     });
                 }
@@ -353,12 +356,12 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             stopped,
             "bulk read of the region's jobs"
         );
-        let mut left: Vec<(usize, StoredJob)> = waiting.into_values().collect();
+        let mut left: Vec<(usize, WorkEntry)> = waiting.into_values().collect();
         left.sort_by_key(|(index, _)| *index);
-        for (index, job) in left {
+        for (index, entry) in left {
             let _ = ready.send(Ready {
                 index,
-                job,
+                entry,
                 listed: None,
             });
         }
@@ -390,7 +393,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 };
                 for item in page.items {
                     let key = match &item {
-                        Ok(job) => job.arn().to_string(),
+                        Ok(entry) => entry.job_arn.to_string(),
                         Err(e) => e.key.clone(),
                     };
                     if !seen.insert(key.clone()) {

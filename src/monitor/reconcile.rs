@@ -48,7 +48,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 Some(Tracking::Active | Tracking::Finished) => {
                     if let Some(job) = stored {
-                        self.refresh(job, None, inv, out).await;
+                        self.refresh(job, inv, out).await;
                     }
                     return;
                 }

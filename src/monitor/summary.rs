@@ -9,7 +9,7 @@ use tracing::{error, warn};
 use std::sync::Arc;
 
 use super::{BedrockCalls, Invocation, MonitorError};
-use crate::domain::{ArnError, StoredJob};
+use crate::domain::{ArnError, Pending};
 use crate::event::RejectedItem;
 use crate::labels::LabelError;
 use crate::ports::{NotifyError, SourceError, StoreError};
@@ -132,10 +132,10 @@ impl Outcome {
         self.failures.push(f.into());
     }
 
-    /// Notes what `job` still has pending (its last known state).
-    pub fn note_pending(&mut self, job: &StoredJob) {
-        self.pending = job.outbox.len();
-        self.oldest_pending = job.outbox.iter().map(|p| p.transition.observed_at).min();
+    /// Notes what a job still has pending (its last known outbox).
+    pub fn note_pending(&mut self, outbox: &[Pending]) {
+        self.pending = outbox.len();
+        self.oldest_pending = outbox.iter().map(|p| p.transition.observed_at).min();
     }
 }
 

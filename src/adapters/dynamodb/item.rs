@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
     HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, Transition, WarningKind,
+    StoredJob, Transition, WarningKind, WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -427,7 +427,33 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             undeliverable: r.undeliverable()?,
             warned: r.warned()?,
             progress: r.progress()?,
-            lean: false,
+        })
+    }
+}
+
+/// A work index item: the attributes the index projects (`WORK_INDEX_ATTRIBUTES`).
+impl TryFrom<&HashMap<String, AttributeValue>> for WorkEntry {
+    type Error = ItemError;
+
+    fn try_from(item: &HashMap<String, AttributeValue>) -> Result<Self, ItemError> {
+        let r = Reader {
+            item,
+            key: key_of(item),
+        };
+        Ok(WorkEntry {
+            job_arn: r.arn()?,
+            status: r.status()?,
+            version: r.version()?,
+            submit_time: r.time("submitTime")?,
+            not_found_count: r
+                .number(NOT_FOUND)?
+                .unwrap_or(0)
+                .clamp(0, i64::from(u32::MAX)) as u32,
+            gone: matches!(item.get(GONE), Some(AttributeValue::Bool(true))),
+            untracked_at: r.time(UNTRACKED_AT)?,
+            outbox: r.outbox()?,
+            warned: r.warned()?,
+            progress: r.progress()?,
         })
     }
 }

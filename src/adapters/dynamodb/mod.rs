@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use self::item::*;
 use super::{ErrorFacts, facts};
-use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition};
+use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry};
 use crate::ports::{
     Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList, WorkPage,
     Write,
@@ -30,7 +30,7 @@ use crate::ports::{
 pub const WORK_INDEX: &str = "work-index-v2";
 /// The attributes the work index projects besides the keys: what a poll needs
 /// to decide whether a job needs more than a look (template.yaml must agree;
-/// `tests/template.rs` checks it). A listed job is [`StoredJob::lean`].
+/// `tests/template.rs` checks it): a listed job is a [`WorkEntry`].
 pub const WORK_INDEX_ATTRIBUTES: [&str; 10] = [
     STATUS,
     VERSION,
@@ -566,12 +566,7 @@ impl WorkList for DynamoJobStore {
             .items
             .unwrap_or_default()
             .iter()
-            .map(|item| {
-                StoredJob::try_from(item).map(|mut job| {
-                    job.lean = true;
-                    job
-                })
-            })
+            .map(WorkEntry::try_from)
             .collect();
         Ok(WorkPage { items, next })
     }
