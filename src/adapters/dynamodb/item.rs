@@ -37,20 +37,6 @@ pub(super) const CLAIMED_BY: &str = "claimedBy";
 pub(super) const ATTEMPTS: &str = "attempts";
 pub(super) const LAST_ERROR: &str = "lastError";
 
-/// Snapshot fields besides the key and the status, in item order.
-pub(super) const SNAPSHOT_FIELDS: [&str; 10] = [
-    "jobName",
-    "modelId",
-    "message",
-    "submitTime",
-    "lastModifiedTime",
-    "endTime",
-    "records",
-    "inputS3Uri",
-    "outputS3Uri",
-    "jobExpirationTime",
-];
-
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -64,27 +50,98 @@ fn opt_s(v: Option<&str>) -> AttributeValue {
     v.map_or(AttributeValue::Null(true), s)
 }
 
-/// The snapshot's attributes: `None` for a field Bedrock did not give (removed).
-pub(super) fn snapshot_values(j: &JobSnapshot) -> [(&'static str, Option<AttributeValue>); 10] {
-    let records = j.records.filter(|r| !r.is_empty()).map(records_value);
-    let values = [
-        j.job_name.as_deref().map(s),
-        j.model_id.as_deref().map(s),
-        j.message.as_deref().map(s),
-        j.submit_time.map(ts),
-        j.last_modified_time.map(ts),
-        j.end_time.map(ts),
-        records,
-        j.input_s3_uri.as_deref().map(s),
-        j.output_s3_uri.as_deref().map(s),
-        j.job_expiration_time.map(ts),
-    ];
-    let mut out: [(&'static str, Option<AttributeValue>); 10] = Default::default();
-    for (i, v) in values.into_iter().enumerate() {
-        out[i] = (SNAPSHOT_FIELDS[i], v);
-    }
-    out
+/// One field of a job's snapshot in its item: its attribute name, how it is
+/// written (`None`: Bedrock did not give it, so it is removed) and how it is
+/// read back. The one table of the snapshot's fields besides the key and the
+/// status: the writes and the item reader both go through it.
+pub(super) struct SnapshotField {
+    pub name: &'static str,
+    pub write: fn(&JobSnapshot) -> Option<AttributeValue>,
+    read: fn(&Reader<'_>, &mut JobSnapshot, &'static str) -> Result<(), ItemError>,
 }
+
+pub(super) const SNAPSHOT_FIELDS: [SnapshotField; 10] = [
+    SnapshotField {
+        name: "jobName",
+        write: |j| j.job_name.as_deref().map(s),
+        read: |r, j, name| {
+            j.job_name = r.string(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "modelId",
+        write: |j| j.model_id.as_deref().map(s),
+        read: |r, j, name| {
+            j.model_id = r.string(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "message",
+        write: |j| j.message.as_deref().map(s),
+        read: |r, j, name| {
+            j.message = r.string(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "submitTime",
+        write: |j| j.submit_time.map(ts),
+        read: |r, j, name| {
+            j.submit_time = r.time(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "lastModifiedTime",
+        write: |j| j.last_modified_time.map(ts),
+        read: |r, j, name| {
+            j.last_modified_time = r.time(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "endTime",
+        write: |j| j.end_time.map(ts),
+        read: |r, j, name| {
+            j.end_time = r.time(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: RECORDS,
+        write: |j| j.records.filter(|r| !r.is_empty()).map(records_value),
+        read: |r, j, _| {
+            j.records = r.records()?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "inputS3Uri",
+        write: |j| j.input_s3_uri.as_deref().map(s),
+        read: |r, j, name| {
+            j.input_s3_uri = r.string(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "outputS3Uri",
+        write: |j| j.output_s3_uri.as_deref().map(s),
+        read: |r, j, name| {
+            j.output_s3_uri = r.string(name)?;
+            Ok(())
+        },
+    },
+    SnapshotField {
+        name: "jobExpirationTime",
+        write: |j| j.job_expiration_time.map(ts),
+        read: |r, j, name| {
+            j.job_expiration_time = r.time(name)?;
+            Ok(())
+        },
+    },
+];
 
 pub(super) fn records_value(r: RecordCounts) -> AttributeValue {
     let counts = [
@@ -172,7 +229,7 @@ pub(super) fn key_of(item: &HashMap<String, AttributeValue>) -> String {
 }
 
 /// Reads attributes of one item, each failure naming the item and the attribute.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     item: &'a HashMap<String, AttributeValue>,
     key: String,
 }
@@ -259,20 +316,24 @@ impl Reader<'_> {
     }
 
     fn snapshot(&self) -> Result<JobSnapshot, ItemError> {
-        Ok(JobSnapshot {
+        let mut j = JobSnapshot {
             job_arn: self.arn()?,
-            job_name: self.string("jobName")?,
-            model_id: self.string("modelId")?,
+            job_name: None,
+            model_id: None,
             status: self.status()?,
-            message: self.string("message")?,
-            submit_time: self.time("submitTime")?,
-            last_modified_time: self.time("lastModifiedTime")?,
-            end_time: self.time("endTime")?,
-            records: self.records()?,
-            input_s3_uri: self.string("inputS3Uri")?,
-            output_s3_uri: self.string("outputS3Uri")?,
-            job_expiration_time: self.time("jobExpirationTime")?,
-        })
+            message: None,
+            submit_time: None,
+            last_modified_time: None,
+            end_time: None,
+            records: None,
+            input_s3_uri: None,
+            output_s3_uri: None,
+            job_expiration_time: None,
+        };
+        for field in &SNAPSHOT_FIELDS {
+            (field.read)(self, &mut j, field.name)?;
+        }
+        Ok(j)
     }
 
     fn list(&self, name: &str) -> Result<&[AttributeValue], ItemError> {

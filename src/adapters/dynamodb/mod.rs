@@ -199,10 +199,10 @@ impl Update {
     /// The snapshot's fields, and the status: set what Bedrock gave, remove the rest.
     fn snapshot(&mut self, t: &Transition) {
         self.set(STATUS, ":status", s(t.job.status.as_str()));
-        for (i, (name, value)) in snapshot_values(&t.job).into_iter().enumerate() {
-            match value {
-                Some(v) => self.set(name, &format!(":f{i}"), v),
-                None => self.remove(name),
+        for (i, field) in SNAPSHOT_FIELDS.iter().enumerate() {
+            match (field.write)(&t.job) {
+                Some(v) => self.set(field.name, &format!(":f{i}"), v),
+                None => self.remove(field.name),
             }
         }
     }
@@ -744,9 +744,9 @@ impl DynamoJobStore {
             (LABELS.to_owned(), labels_value(&first.labels)),
             (TRACKED_AT.to_owned(), ts(first.observed_at)),
         ]);
-        for (name, value) in snapshot_values(j) {
-            if let Some(v) = value {
-                item.insert(name.to_owned(), v);
+        for field in &SNAPSHOT_FIELDS {
+            if let Some(v) = (field.write)(j) {
+                item.insert(field.name.to_owned(), v);
             }
         }
         let r = self
