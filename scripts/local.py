@@ -66,8 +66,18 @@ def _any_tag(loader, suffix, node):
     if isinstance(node, yaml.ScalarNode):
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node)
+        value = loader.construct_sequence(node, deep=True)
+        # !If keeps its shape: the table's indexes choose between branches.
+        return {"Fn::If": value} if suffix == "If" else value
     return loader.construct_mapping(node)
+
+
+def _deployed(value):
+    """The branch a deployment with the default parameters gets: the last of
+    each !If (the others keep an old index during an upgrade)."""
+    while isinstance(value, dict) and "Fn::If" in value:
+        value = value["Fn::If"][2]
+    return value
 
 
 _CfnLoader.add_multi_constructor("!", _any_tag)
@@ -82,7 +92,7 @@ def table_definition() -> dict:
             return {
                 "KeySchema": p["KeySchema"],
                 "AttributeDefinitions": p["AttributeDefinitions"],
-                "GlobalSecondaryIndexes": p.get("GlobalSecondaryIndexes", []),
+                "GlobalSecondaryIndexes": _deployed(p.get("GlobalSecondaryIndexes", [])),
                 "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
             }
     sys.exit("template.yaml defines no AWS::DynamoDB::Table")
