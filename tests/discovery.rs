@@ -271,3 +271,93 @@ async fn a_listing_that_fails_should_leave_the_watermark_and_be_retried() {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["jobArn"], arn.as_str());
 }
+
+/// Writes discovery's control item for us-east-1 by hand (a stack that was
+/// down, or a backlog begun by an earlier poll).
+async fn set_control(w: &World, attrs: &[(&str, chrono::DateTime<Utc>)]) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let mut item = HashMap::from([(
+        "jobArn".to_owned(),
+        AttributeValue::S("control#discovery#us-east-1".into()),
+    )]);
+    for (name, t) in attrs {
+        item.insert(
+            (*name).to_owned(),
+            AttributeValue::S(t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        );
+    }
+    w.ddb
+        .put_item()
+        .table_name(&w.table)
+        .set_item(Some(item))
+        .send()
+        .await
+        .expect("put the discovery item");
+}
+
+#[tokio::test]
+async fn after_a_gap_the_jobs_found_should_be_taken_in_quietly_not_one_notification_each() {
+    // GIVEN a watermark 7 hours old (the monitor was down) and 30 jobs
+    // submitted since, still running
+    let w = World::with_env(&[("DISCOVERY", "all"), ("BULK_READ_MIN", "off")]).await;
+    set_control(
+        &w,
+        &[("watermark", Utc::now() - chrono::Duration::hours(7))],
+    )
+    .await;
+    for i in 0..30 {
+        w.bedrock.seed(
+            SeedJob::named(&format!("while-down-{i}"))
+                .with_status("InProgress")
+                .submitted_at(Utc::now() - chrono::Duration::hours(3)),
+        );
+    }
+
+    // WHEN a poll runs
+    let s = w.ok(json!({})).await;
+
+    // THEN they are tracked quietly: no flood of notifications
+    assert_eq!(s["discovered"], 30, "{s}");
+    assert!(w.drain().await.is_empty(), "a gap is a quiet backlog");
+    // AND the watermark moved on, so the next new job is notified as usual
+    let arn = w.bedrock.seed(SeedJob::named("after-the-gap"));
+    w.ok(json!({})).await;
+    let got = w.drain().await;
+    assert_eq!(per_job(&got).get(&arn), Some(&1), "{got:?}");
+}
+
+#[tokio::test]
+async fn a_job_that_ends_while_a_backlog_is_taken_in_should_be_notified() {
+    // GIVEN a job that ended before the backlog began, then a backlog begun
+    // by an earlier poll (its time kept, no watermark yet), then a job that
+    // ended after it began and one still running
+    let w = World::with_env(&[("DISCOVERY", "all"), ("BULK_READ_MIN", "off")]).await;
+    let before = w
+        .bedrock
+        .seed(SeedJob::named("ended-before").with_status("Completed"));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    set_control(&w, &[("backlogSince", Utc::now())]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let after = w
+        .bedrock
+        .seed(SeedJob::named("ended-after").with_status("Failed"));
+    let running = w
+        .bedrock
+        .seed(SeedJob::named("running").with_status("InProgress"));
+
+    // WHEN the next poll goes on with the backlog
+    let s = w.ok(json!({})).await;
+
+    // THEN the job that ended meanwhile is notified, the running one tracked
+    // quietly, the one that ended before left alone
+    let got = per_job(&w.drain().await);
+    assert_eq!(got.get(&after), Some(&1), "{s} {got:?}");
+    assert_eq!(got.get(&running), None, "{got:?}");
+    assert_eq!(described(&w, &running).await["status"], "InProgress");
+    assert_eq!(described(&w, &before).await["tracked"], false);
+    // AND when the running job ends, it is notified like any other
+    w.bedrock.set(&running, "Completed");
+    w.ok(json!({})).await;
+    let got = per_job(&w.drain().await);
+    assert_eq!(got.get(&running), Some(&1), "{got:?}");
+}
