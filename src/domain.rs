@@ -869,18 +869,9 @@ mod tests {
         }
     }
 
-    const LIFE: [&str; 10] = [
-        "Submitted",
-        "Validating",
-        "Scheduled",
-        "InProgress",
-        "Stopping",
-        "Stopped",
-        "Completed",
-        "PartiallyCompleted",
-        "Failed",
-        "Expired",
-    ];
+    /// Every status Bedrock documents, in the order of a job's life up to
+    /// Stopping, then the ends (the stand-in's list, not a copy of it).
+    const LIFE: [&str; 10] = fake_bedrock::STATUSES;
 
     #[test]
     fn an_ended_job_should_never_take_another_status_from_a_read() {
