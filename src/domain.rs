@@ -29,6 +29,20 @@ pub enum JobStatus {
 }
 
 impl JobStatus {
+    /// The statuses Bedrock documents, in the order of a job's life.
+    pub const KNOWN: [&'static str; 10] = [
+        "Submitted",
+        "Validating",
+        "Scheduled",
+        "InProgress",
+        "Stopping",
+        "Stopped",
+        "Completed",
+        "PartiallyCompleted",
+        "Failed",
+        "Expired",
+    ];
+
     pub fn parse(s: &str) -> Self {
         match s {
             "Submitted" => Self::Submitted,
@@ -509,6 +523,40 @@ pub struct Progress {
     pub since: DateTime<Utc>,
 }
 
+/// The longest estimate given: past it, a rate is too slow to mean anything.
+pub const ETA_HORIZON_DAYS: i64 = 366;
+
+/// When a job with `total` records ends if it keeps the rate between two
+/// readings of its processed count: `None` unless the count moved forwards
+/// between them, time passed, and records remain.
+pub fn eta(from: Progress, to: Progress, total: i64) -> Option<DateTime<Utc>> {
+    let moved = to.processed.checked_sub(from.processed)?;
+    let elapsed_ms = (to.since - from.since).num_milliseconds();
+    let remaining = total.checked_sub(to.processed)?;
+    if moved <= 0 || elapsed_ms <= 0 || remaining <= 0 {
+        return None;
+    }
+    let left_ms = i128::from(remaining) * i128::from(elapsed_ms) / i128::from(moved);
+    let horizon = i128::from(ETA_HORIZON_DAYS * 86_400_000);
+    if left_ms > horizon {
+        return None;
+    }
+    Some(to.since + chrono::Duration::milliseconds(left_ms as i64))
+}
+
+/// "about 2 h 10 min left at the current rate": the time from `now` to `eta`,
+/// to the minute.
+pub fn eta_text(eta: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let minutes = ((eta - now).num_seconds() + 30).div_euclid(60);
+    let (h, m) = (minutes / 60, minutes % 60);
+    match (h, m) {
+        _ if minutes < 1 => "less than a minute left at the current rate".to_owned(),
+        (0, m) => format!("about {m} min left at the current rate"),
+        (h, 0) => format!("about {h} h left at the current rate"),
+        (h, m) => format!("about {h} h {m} min left at the current rate"),
+    }
+}
+
 /// One line of a job's status history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -564,6 +612,10 @@ pub struct Transition {
     /// Token totals from Bedrock's manifest, on the notification of a job's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenTotals>,
+    /// When a running job should end at its current rate ([`eta`]); `None`
+    /// without two readings of a moving count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta: Option<DateTime<Utc>>,
 }
 
 impl Transition {
@@ -596,6 +648,20 @@ impl Transition {
             TransitionKind::StatusChanged => self.job.status.severity(),
             TransitionKind::Untracked | TransitionKind::Warning => Severity::Warning,
         }
+    }
+
+    /// The reading a job's rate starts from when this change records it
+    /// running: its processed count when it entered InProgress, or when the
+    /// monitor first saw it there.
+    pub fn entry_reading(&self) -> Option<Progress> {
+        if self.kind != TransitionKind::StatusChanged || self.job.status != JobStatus::InProgress {
+            return None;
+        }
+        let processed = self.job.records?.processed?;
+        Some(Progress {
+            processed,
+            since: self.observed_at,
+        })
     }
 
     pub fn history_entry(&self) -> HistoryEntry {
@@ -718,9 +784,27 @@ pub struct StoredJob {
     pub warned: Vec<WarningKind>,
     /// When the processed record count last moved, as far as the monitor saw.
     pub progress: Option<Progress>,
+    /// The reading before `progress` (or the count when the job entered
+    /// InProgress): with it, the rate the job runs at ([`StoredJob::eta`]).
+    pub rate_from: Option<Progress>,
+    /// Bedrock's token totals, recorded with the job's end when known.
+    pub tokens: Option<TokenTotals>,
 }
 
 impl StoredJob {
+    /// When the job should end at the rate between its last two readings
+    /// ([`eta`]); only while it is InProgress.
+    pub fn eta(&self) -> Option<DateTime<Utc>> {
+        if self.snapshot.status != JobStatus::InProgress || !self.needs_polling() {
+            return None;
+        }
+        eta(
+            self.rate_from?,
+            self.progress?,
+            self.snapshot.records?.total?,
+        )
+    }
+
     pub fn arn(&self) -> &JobArn {
         &self.snapshot.job_arn
     }
@@ -982,5 +1066,140 @@ mod tests {
             assert_eq!(s.is_terminal(), terminal, "{name}");
             assert_eq!(s.severity(), severity, "{name}");
         }
+    }
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+            + chrono::Duration::minutes(minutes)
+    }
+
+    fn reading(processed: i64, minutes: i64) -> Progress {
+        Progress {
+            processed,
+            since: at(minutes),
+        }
+    }
+
+    #[test]
+    fn eta_should_extend_the_rate_between_two_readings_to_the_records_left() {
+        // 100 records in 10 min; 300 left: 30 min after the second reading.
+        assert_eq!(eta(reading(100, 0), reading(200, 10), 500), Some(at(40)));
+        // A fraction of a minute is kept to the millisecond.
+        assert_eq!(
+            eta(reading(0, 0), reading(3, 1), 4),
+            Some(at(1) + chrono::Duration::seconds(20))
+        );
+    }
+
+    #[test]
+    fn eta_should_be_absent_without_two_readings_of_a_moving_count() {
+        assert_eq!(
+            eta(reading(200, 0), reading(200, 10), 500),
+            None,
+            "count stood still"
+        );
+        assert_eq!(
+            eta(reading(300, 0), reading(200, 10), 500),
+            None,
+            "count went back"
+        );
+        assert_eq!(
+            eta(reading(100, 10), reading(200, 10), 500),
+            None,
+            "no time passed"
+        );
+        assert_eq!(
+            eta(reading(100, 20), reading(200, 10), 500),
+            None,
+            "readings out of order"
+        );
+        assert_eq!(
+            eta(reading(100, 0), reading(500, 10), 500),
+            None,
+            "nothing left"
+        );
+        assert_eq!(
+            eta(reading(100, 0), reading(600, 10), 500),
+            None,
+            "more than the total"
+        );
+        // One record a year, a million left: no estimate past the horizon.
+        assert_eq!(eta(reading(0, 0), reading(1, 525_600), 1_000_000), None);
+        assert_eq!(eta(reading(i64::MIN, 0), reading(i64::MAX, 1), 5), None);
+    }
+
+    #[test]
+    fn eta_text_should_read_in_hours_and_minutes() {
+        assert_eq!(
+            eta_text(at(130), at(0)),
+            "about 2 h 10 min left at the current rate"
+        );
+        assert_eq!(
+            eta_text(at(45), at(0)),
+            "about 45 min left at the current rate"
+        );
+        assert_eq!(
+            eta_text(at(180), at(0)),
+            "about 3 h left at the current rate"
+        );
+        assert_eq!(
+            eta_text(at(0) + chrono::Duration::seconds(20), at(0)),
+            "less than a minute left at the current rate"
+        );
+        assert_eq!(
+            eta_text(at(0), at(5)),
+            "less than a minute left at the current rate",
+            "an estimate already passed"
+        );
+    }
+
+    #[test]
+    fn stored_job_eta_should_need_inprogress_two_readings_and_a_total() {
+        let arn: JobArn = ARN.parse().unwrap();
+        let mut job = StoredJob {
+            snapshot: JobSnapshot {
+                job_arn: arn,
+                job_name: None,
+                model_id: None,
+                status: JobStatus::InProgress,
+                message: None,
+                submit_time: None,
+                last_modified_time: None,
+                end_time: None,
+                records: Some(RecordCounts {
+                    total: Some(500),
+                    processed: Some(200),
+                    success: None,
+                    error: None,
+                }),
+                input_s3_uri: None,
+                output_s3_uri: None,
+                job_expiration_time: None,
+            },
+            version: 3,
+            history: Vec::new(),
+            outbox: Vec::new(),
+            not_found_count: 0,
+            gone: false,
+            active: true,
+            labels: BTreeMap::new(),
+            untracked_at: None,
+            undeliverable: Vec::new(),
+            warned: Vec::new(),
+            progress: Some(reading(200, 10)),
+            rate_from: Some(reading(100, 0)),
+            tokens: None,
+        };
+        assert_eq!(job.eta(), Some(at(40)));
+        job.rate_from = None;
+        assert_eq!(job.eta(), None, "one reading");
+        job.rate_from = Some(reading(100, 0));
+        job.snapshot.records.as_mut().unwrap().total = None;
+        assert_eq!(job.eta(), None, "no total");
+        job.snapshot.records.as_mut().unwrap().total = Some(500);
+        job.snapshot.status = JobStatus::Stopping;
+        assert_eq!(job.eta(), None, "not running");
     }
 }

@@ -27,6 +27,61 @@ pub enum Command {
     Untrack(Vec<Result<String, RejectedItem>>),
     /// The stored state and status history of one job.
     Describe(String),
+    /// The tracked jobs, from the table only.
+    List(ListRequest),
+    /// Publish the digest: what runs, what ended since the last one, the
+    /// warnings still open and the monitor's own health.
+    Digest,
+}
+
+/// `{"list": {...}}`: which tracked jobs, and which page of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRequest {
+    /// Any of these statuses; every status when empty.
+    pub status: Vec<String>,
+    /// All of these labels.
+    pub labels: BTreeMap<String, String>,
+    /// Also the ended jobs the table still keeps.
+    pub ended: bool,
+    pub limit: usize,
+    /// Where the previous page stopped.
+    pub next: Option<ListToken>,
+}
+
+/// At most this many jobs in one `list` answer.
+pub const MAX_LIST_LIMIT: usize = 100;
+/// The page size when `limit` is not given.
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+
+/// The place in `list`'s order (newest submitted first, then by ARN) a page
+/// ended at: `<submitTime>|<jobArn>`, the time empty for a job without one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListToken {
+    pub submit_time: Option<DateTime<Utc>>,
+    pub job_arn: String,
+}
+
+impl ListToken {
+    pub fn encode(&self) -> String {
+        let time = self.submit_time.map_or(String::new(), |t| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        });
+        format!("{time}|{}", self.job_arn)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (time, arn) = s.split_once('|')?;
+        let submit_time = if time.is_empty() {
+            None
+        } else {
+            Some(DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc))
+        };
+        let job_arn: JobArn = arn.parse().ok()?;
+        Some(Self {
+            submit_time,
+            job_arn: job_arn.to_string(),
+        })
+    }
 }
 
 impl Command {
@@ -38,6 +93,8 @@ impl Command {
             Self::Track(_) => "Track",
             Self::Untrack(_) => "Untrack",
             Self::Describe(_) => "Describe",
+            Self::List(_) => "List",
+            Self::Digest => "Digest",
         }
     }
 }
@@ -99,7 +156,8 @@ pub struct StateChange {
 pub enum EventError {
     #[error(
         "unrecognized event {received}: expected a scheduled event, a Bedrock \"Batch Inference Job State Change\" event, \
-         {{}}, {{\"poll\": {{}}}}, {{\"track\": [...]}}, {{\"untrack\": [...]}} or {{\"describe\": \"<job ARN>\"}}"
+         {{}}, {{\"poll\": {{}}}}, {{\"track\": [...]}}, {{\"untrack\": [...]}}, {{\"describe\": \"<job ARN>\"}}, \
+         {{\"list\": {{}}}} or {{\"digest\": {{}}}}"
     )]
     Unrecognized { received: String },
     #[error("malformed {command:?} event: {reason} (received {received})")]
@@ -253,10 +311,108 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
             .as_str()
             .map(|s| Command::Describe(s.to_owned()))
             .ok_or_else(|| malformed("describe", "\"describe\" takes one job ARN string")),
+        "list" => match value {
+            Value::Null => list_request(&serde_json::Map::new())
+                .map(Command::List)
+                .map_err(|reason| malformed("list", &reason)),
+            Value::Object(o) => list_request(o)
+                .map(Command::List)
+                .map_err(|reason| malformed("list", &reason)),
+            _ => Err(malformed(
+                "list",
+                "\"list\" takes an object: {\"list\": {}} or {\"list\": {\"status\": [\"InProgress\"], \"limit\": 50}}",
+            )),
+        },
+        "digest" => match value {
+            Value::Null => Ok(Command::Digest),
+            Value::Object(o) if o.is_empty() => Ok(Command::Digest),
+            _ => Err(malformed(
+                "digest",
+                "\"digest\" takes no options: {\"digest\": {}}",
+            )),
+        },
         _ => Err(EventError::Unrecognized {
             received: preview(event),
         }),
     }
+}
+
+/// The options of `list`; a reason for the first one that is not usable.
+fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, String> {
+    const KNOWN: [&str; 5] = ["status", "labels", "ended", "limit", "next"];
+    if let Some(other) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(format!(
+            "unknown list option {other:?}: the options are status, labels, ended, limit and next"
+        ));
+    }
+    let mut status = Vec::new();
+    match o.get("status") {
+        None | Some(Value::Null) => {}
+        Some(v) => {
+            let known = crate::domain::JobStatus::KNOWN;
+            let expected = format!(
+                "\"status\" takes a list of statuses, any of {}",
+                known.join(", ")
+            );
+            let list = match v {
+                Value::String(_) => vec![v.clone()],
+                Value::Array(a) if !a.is_empty() => a.clone(),
+                _ => return Err(expected),
+            };
+            for item in list {
+                let s = item
+                    .as_str()
+                    .filter(|s| known.contains(s))
+                    .ok_or(&expected)?;
+                if !status.iter().any(|x| x == s) {
+                    status.push(s.to_owned());
+                }
+            }
+        }
+    }
+    let mut labels = BTreeMap::new();
+    match o.get("labels") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(l)) => {
+            for (k, v) in l {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| format!("label {k:?} must be a string"))?;
+                labels.insert(k.clone(), v.to_owned());
+            }
+        }
+        Some(_) => return Err("\"labels\" takes an object of strings".to_owned()),
+    }
+    let ended = match o.get("ended") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("\"ended\" takes true or false".to_owned()),
+    };
+    let limit = match o.get("limit") {
+        None | Some(Value::Null) => DEFAULT_LIST_LIMIT,
+        Some(v) => v
+            .as_u64()
+            .filter(|n| (1..=MAX_LIST_LIMIT as u64).contains(n))
+            .ok_or_else(|| format!("\"limit\" takes a whole number from 1 to {MAX_LIST_LIMIT}"))?
+            as usize,
+    };
+    let next = match o.get("next") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(t)) => Some(ListToken::decode(t).ok_or_else(|| {
+            "\"next\" is not a token from a previous list answer: pass its \"next\" as it came"
+                .to_owned()
+        })?),
+        Some(_) => {
+            return Err("\"next\" takes the \"next\" string of the previous answer".to_owned());
+        }
+    };
+    Ok(ListRequest {
+        status,
+        labels,
+        ended,
+        limit,
+        next,
+    })
 }
 
 /// A single value is taken as a list of one; an empty list is refused.

@@ -9,7 +9,9 @@ use tracing::{error, warn};
 
 use crate::event::{self, EventError};
 use crate::monitor::{Invocation, Monitor, MonitorError};
-use crate::ports::{InvocationReport, JobSource, Jobs, MetricsSink, Notifier, Outbox, WorkList};
+use crate::ports::{
+    Fleet, InvocationReport, JobSource, Jobs, MetricsSink, Notifier, Outbox, WorkList,
+};
 
 /// Why an invocation failed. `errorType` in Lambda's answer names the variant.
 #[derive(Debug, thiserror::Error)]
@@ -41,7 +43,7 @@ pub async fn handle<S, T, N>(
 ) -> Result<Value, HandlerError>
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList,
+    T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
 {
     dispatch(monitor, payload, invocation).await.1
@@ -57,7 +59,7 @@ pub async fn handle_and_report<S, T, N, M>(
 ) -> Result<Value, HandlerError>
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList,
+    T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
     M: MetricsSink,
 {
@@ -74,7 +76,7 @@ async fn dispatch<S, T, N>(
 ) -> (&'static str, Result<Value, HandlerError>)
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList,
+    T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
 {
     let command = match event::parse(payload) {

@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod digest;
 pub mod domain;
 pub mod event;
 pub mod handler;

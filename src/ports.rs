@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+use crate::digest::{Digest, DigestMark, Health};
+
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
     Transition, WorkEntry,
@@ -235,9 +237,6 @@ pub struct Record<'a> {
     /// The stored version the change was computed from.
     pub expected_version: u64,
     pub gone: bool,
-    /// Where the job's record count starts its clock (entering InProgress);
-    /// `None` removes it: a status change resets progress.
-    pub progress: Option<Progress>,
 }
 
 /// What `untrack` found.
@@ -274,13 +273,15 @@ pub trait Jobs: Send + Sync {
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Remembers where the record counters stand and since when the processed
-    /// count has not moved (no version bump; conditional on it).
+    /// count has not moved (no version bump; conditional on it); `previous`,
+    /// the reading it replaces, becomes where the job's rate is measured from.
     fn set_progress(
         &self,
         arn: &JobArn,
         expected_version: u64,
         progress: Progress,
         records: RecordCounts,
+        previous: Option<Progress>,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
@@ -463,6 +464,37 @@ pub struct Watermark {
     pub backlog_since: Option<DateTime<Utc>>,
 }
 
+/// The table as a whole: every job (for `list` and the digest), the
+/// monitor's own health counts and the digest's place.
+pub trait Fleet: Send + Sync {
+    /// Every job item the table keeps (a full read of the table), each
+    /// readable or not; the monitor's own items are left out.
+    fn all_jobs(
+        &self,
+    ) -> impl Future<Output = Result<Vec<Result<StoredJob, ItemError>>, StoreError>> + Send;
+
+    /// Counts one invocation in the health record: a poll, a failed one.
+    fn count_invocation(
+        &self,
+        poll: bool,
+        failed: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The health counts as they stand.
+    fn health(&self) -> impl Future<Output = Result<Health, StoreError>> + Send;
+
+    /// What the previous digest covered; `None` before the first.
+    fn last_digest(&self) -> impl Future<Output = Result<Option<DigestMark>, StoreError>> + Send;
+
+    /// Remembers `mark` as the last digest, on the condition that the last
+    /// one still is `previous` (none when `None`).
+    fn save_digest(
+        &self,
+        mark: &DigestMark,
+        previous: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+}
+
 /// Why a notification was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NotifyError {
@@ -539,6 +571,11 @@ pub trait Notifier: Send + Sync {
     fn publish(
         &self,
         transition: &Transition,
+    ) -> impl Future<Output = Result<(), NotifyError>> + Send;
+
+    fn publish_digest(
+        &self,
+        digest: &Digest,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 

@@ -28,6 +28,9 @@ pub struct Thresholds {
 
 pub const DEFAULT_QUEUED_AFTER: Duration = Duration::from_secs(12 * 3600);
 pub const DEFAULT_EXPIRY_WITHIN: Duration = Duration::from_secs(6 * 3600);
+/// How often a running job's count is written down when `stalled` is off
+/// (the ETA's rate still needs it): what the default `WARN_STALLED_AFTER` gives.
+pub const PROGRESS_INTERVAL_WITHOUT_STALLED: Duration = Duration::from_secs(30 * 60);
 pub const DEFAULT_STALLED_AFTER: Duration = Duration::from_secs(2 * 3600);
 pub const DEFAULT_ERROR_RATE: f64 = 0.05;
 pub const DEFAULT_ERROR_MIN_RECORDS: i64 = 100;
@@ -134,12 +137,17 @@ impl<'a> Subject<'a> {
 }
 
 impl Thresholds {
-    /// How often a running job's moving record count is written down: a
-    /// quarter of `WARN_STALLED_AFTER`, so a stall is seen at most that much
-    /// late; never when `stalled` is off.
-    pub fn progress_interval(&self) -> Option<chrono::Duration> {
+    /// How often a running job's moving record count is written down (for
+    /// `stalled` and the rate its ETA uses): a quarter of
+    /// `WARN_STALLED_AFTER`, so a stall is seen at most that much late, or
+    /// [`PROGRESS_INTERVAL_WITHOUT_STALLED`] when `stalled` is off.
+    pub fn progress_interval(&self) -> chrono::Duration {
         self.stalled_after
             .and_then(|d| chrono::Duration::from_std(d / 4).ok())
+            .unwrap_or_else(|| {
+                chrono::Duration::from_std(PROGRESS_INTERVAL_WITHOUT_STALLED)
+                    .unwrap_or(chrono::Duration::MAX)
+            })
     }
 
     /// The warnings due for `job` at `now` that it has not been sent yet, in

@@ -199,6 +199,7 @@ fn transition() -> Transition {
         labels: Default::default(),
         warning: None,
         tokens: None,
+        eta: None,
     }
 }
 
@@ -236,7 +237,6 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
         transition: &t,
         expected_version: 3,
         gone: false,
-        progress: None,
     };
 
     assert_eq!(store.record(record()).await.unwrap(), Write::Done);

@@ -103,8 +103,8 @@ async fn the_first_run_should_track_the_backlog_of_every_region_quietly_then_not
     assert_eq!(d["status"], "InProgress", "{d}");
     assert_eq!(
         w.item_count().await,
-        1190 + 2,
-        "the jobs and two watermarks"
+        1190 + 2 + 1,
+        "the jobs, two watermarks and the health record"
     );
 
     // WHEN thirty jobs are submitted later (a few in us-west-2), and two polls overlap

@@ -181,7 +181,8 @@ where
     S: bedrock_batch_monitor::ports::JobSource,
     T: bedrock_batch_monitor::ports::Jobs
         + bedrock_batch_monitor::ports::Outbox
-        + bedrock_batch_monitor::ports::WorkList,
+        + bedrock_batch_monitor::ports::WorkList
+        + bedrock_batch_monitor::ports::Fleet,
     N: bedrock_batch_monitor::ports::Notifier,
 {
     bedrock_batch_monitor::handler::handle(m, &ev, &support::invocation(None))

@@ -86,6 +86,7 @@ fn transition(status: &str, message: Option<&str>) -> Transition {
         labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
         warning: None,
         tokens: None,
+        eta: None,
     }
 }
 
@@ -325,6 +326,8 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         undeliverable: vec![],
         warned: vec![],
         progress,
+        rate_from: None,
+        tokens: None,
     }
 }
 
@@ -414,4 +417,233 @@ fn every_notification_should_say_which_event_it_is() {
             .iter()
             .any(|(k, _)| k == "warning")
     );
+}
+
+#[test]
+fn a_running_job_with_a_rate_carries_its_eta_and_a_stop_button_in_every_form() {
+    let mut t = transition("InProgress", None);
+    t.job.records = Some(RecordCounts {
+        total: Some(1000),
+        processed: Some(400),
+        success: Some(400),
+        error: Some(0),
+    });
+    t.eta = Some(t.observed_at + Duration::minutes(130));
+    let text = notification::plain_text(&t);
+    assert!(
+        text.contains("ETA:       about 2 h 10 min left at the current rate"),
+        "{text}"
+    );
+    assert!(text.contains(
+        "Stop it:   aws bedrock stop-model-invocation-job --job-identifier arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz --region us-east-1"
+    ));
+    let machine = notification::machine_json(&t);
+    assert_eq!(machine["eta"], "2026-11-27T10:15:00Z");
+    let chat = notification::chatbot_json(&t);
+    assert_eq!(chat["metadata"]["additionalContext"]["stoppable"], "true");
+    assert_eq!(
+        chat["metadata"]["additionalContext"]["jobArn"],
+        machine["jobArn"]
+    );
+    let steps = chat["content"]["nextSteps"].to_string();
+    assert!(
+        steps.contains("stop-model-invocation-job") && steps.contains("console"),
+        "{steps}"
+    );
+    assert!(
+        chat["content"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("about 2 h 10 min left at the current rate")
+    );
+    insta::assert_snapshot!("eta_InProgress", all_forms(&t));
+}
+
+#[test]
+fn without_two_readings_there_is_no_eta_and_an_ended_job_has_no_stop() {
+    for status in statuses() {
+        let t = transition(status, message_for(status));
+        let machine = notification::machine_json(&t);
+        assert!(machine.get("eta").is_none(), "{status}: absent, not null");
+        assert!(!notification::plain_text(&t).contains("ETA:"), "{status}");
+        let chat = notification::chatbot_json(&t);
+        let stoppable = chat["metadata"]["additionalContext"]["stoppable"] == "true";
+        let ended = JobStatus::parse(status).is_terminal();
+        if ended || status == "Stopping" {
+            assert!(!stoppable, "{status}");
+            assert!(machine.get("stopCommand").is_none(), "{status}");
+            assert!(
+                !notification::plain_text(&t).contains("Stop it:"),
+                "{status}"
+            );
+        }
+        if ["Submitted", "Validating", "Scheduled", "InProgress"].contains(&status) {
+            assert!(stoppable, "{status}");
+        }
+    }
+}
+
+/// Jobs for the digest: one running with a rate, one warned, two ended in
+/// the window (one with tokens and a reason), one ended before it.
+fn digest_jobs(at: DateTime<Utc>) -> Vec<StoredJob> {
+    let mut running = stored(
+        "InProgress",
+        Some(RecordCounts {
+            total: Some(1000),
+            processed: Some(400),
+            success: Some(400),
+            error: Some(0),
+        }),
+        Some(Progress {
+            processed: 400,
+            since: at - Duration::minutes(10),
+        }),
+    );
+    running.rate_from = Some(Progress {
+        processed: 300,
+        since: at - Duration::minutes(20),
+    });
+    let mut warned = stored("Scheduled", None, None);
+    warned.snapshot.job_arn =
+        "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/queuedjob001"
+            .parse()
+            .unwrap();
+    warned.snapshot.job_name = Some("weekly-backfill".into());
+    warned.warned = vec![WarningKind::QueuedTooLong];
+    let ended = |id: &str, name: &str, status: &str, ago: i64, message: Option<&str>| {
+        let mut j = stored(status, None, None);
+        j.snapshot.job_arn =
+            format!("arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{id}")
+                .parse()
+                .unwrap();
+        j.snapshot.job_name = Some(name.into());
+        j.active = false;
+        j.history = vec![bedrock_batch_monitor::domain::HistoryEntry {
+            from: Some(JobStatus::InProgress),
+            to: JobStatus::parse(status),
+            at: at - Duration::hours(ago),
+            message: message.map(str::to_owned),
+        }];
+        j
+    };
+    let mut completed = ended("donejob00001", "daily-summaries", "Completed", 2, None);
+    completed.tokens = Some(TokenTotals {
+        input: 1_200_000,
+        output: 340_000,
+    });
+    let failed = ended(
+        "failedjob001",
+        "ad-hoc-eval",
+        "Failed",
+        5,
+        Some("Input file is not valid JSONL at line 3"),
+    );
+    let old = ended("oldjob000001", "last-week", "Completed", 24 * 7, None);
+    vec![running, warned, completed, failed, old]
+}
+
+fn digest_forms(d: &bedrock_batch_monitor::digest::Digest) -> String {
+    use bedrock_batch_monitor::render::digest as render;
+    let r = render::render(d);
+    let attrs: Vec<String> = r
+        .attributes
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    format!(
+        "SUBJECT: {}\nATTRIBUTES: {}\n\n--- email / default ---\n{}\n--- sqs / lambda / email-json ---\n{}\n\n--- https (Amazon Q Developer in chat applications) ---\n{}\n",
+        r.subject,
+        attrs.join(", "),
+        render::plain_text(d),
+        serde_json::to_string_pretty(&render::machine_json(d)).unwrap(),
+        serde_json::to_string_pretty(&render::chatbot_json(d)).unwrap(),
+    )
+}
+
+#[test]
+fn a_digest_in_every_form() {
+    use bedrock_batch_monitor::digest::{self, DigestMark, Health};
+    let at = t0() + Duration::days(1);
+    let previous = DigestMark {
+        at: at - Duration::days(1),
+        health: Health {
+            polls: 100,
+            failed_invocations: 1,
+        },
+        reported: vec![],
+    };
+    let health = Health {
+        polls: 388,
+        failed_invocations: 1,
+    };
+    let d = digest::build(&digest_jobs(at), Some(&previous), health, at);
+    let machine = bedrock_batch_monitor::render::digest::machine_json(&d);
+    assert_eq!(machine["event"], "digest");
+    assert_eq!(machine["running"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        machine["running"][0]["jobName"], "weekly-backfill",
+        "warned first"
+    );
+    assert_eq!(
+        machine["running"][1]["eta"], "2026-11-28T08:50:00Z",
+        "600 left at 100 per 10 min, from the reading 10 min ago"
+    );
+    assert!(
+        machine["running"][0].get("eta").is_none(),
+        "no readings, no estimate: absent"
+    );
+    let ended: Vec<&str> = machine["ended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["jobName"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ended,
+        ["daily-summaries", "ad-hoc-eval"],
+        "latest first; last week's left out"
+    );
+    assert_eq!(machine["ended"][0]["tokens"]["input"], 1_200_000);
+    assert_eq!(machine["warnings"][0]["kinds"][0], "queuedTooLong");
+    assert_eq!(machine["health"]["polls"], 288);
+    assert_eq!(machine["health"]["failedInvocations"], 0);
+    let r = bedrock_batch_monitor::render::digest::render(&d);
+    assert!(
+        r.attributes
+            .contains(&("event".to_owned(), "digest".to_owned()))
+    );
+    assert!(
+        r.attributes
+            .contains(&("severity".to_owned(), "info".to_owned()))
+    );
+    assert!(r.message.len() < MESSAGE_MAX);
+    let text = bedrock_batch_monitor::render::digest::plain_text(&d);
+    assert!(
+        text.contains("about 50 min left at the current rate"),
+        "{text}"
+    );
+    insta::assert_snapshot!("digest_busy", digest_forms(&d));
+}
+
+#[test]
+fn a_quiet_digest_still_goes_out_and_says_so() {
+    use bedrock_batch_monitor::digest::{self, Health};
+    let at = t0();
+    let d = digest::build(
+        &[],
+        None,
+        Health {
+            polls: 288,
+            failed_invocations: 0,
+        },
+        at,
+    );
+    assert!(d.is_quiet() && d.first);
+    let text = bedrock_batch_monitor::render::digest::plain_text(&d);
+    assert!(text.contains("All quiet"), "{text}");
+    assert_eq!(
+        bedrock_batch_monitor::render::digest::subject(&d),
+        "[info] Bedrock batch digest: all quiet"
+    );
+    insta::assert_snapshot!("digest_quiet", digest_forms(&d));
 }

@@ -25,8 +25,8 @@ use bedrock_batch_monitor::event::{self, Command, MAX_ITEMS_PER_REQUEST};
 use bedrock_batch_monitor::handler::{self, HandlerError};
 use bedrock_batch_monitor::monitor::{Invocation, Monitor};
 use bedrock_batch_monitor::ports::{
-    Claim, JobSource, Jobs, ListPosition, Notifier, NotifyError, Outbox, Record, SourceError,
-    StoreError, Untrack, WorkList, WorkPage, Write,
+    Claim, Fleet, JobSource, Jobs, ListPosition, Notifier, NotifyError, Outbox, Record,
+    SourceError, StoreError, Untrack, WorkList, WorkPage, Write,
 };
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
@@ -204,6 +204,7 @@ impl Jobs for Untouchable {
         _: u64,
         _: bedrock_batch_monitor::domain::Progress,
         _: bedrock_batch_monitor::domain::RecordCounts,
+        _: Option<bedrock_batch_monitor::domain::Progress>,
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
@@ -302,8 +303,40 @@ impl WorkList for Untouchable {
     }
 }
 
+impl Fleet for Untouchable {
+    async fn all_jobs(
+        &self,
+    ) -> Result<Vec<Result<StoredJob, bedrock_batch_monitor::ports::ItemError>>, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn count_invocation(&self, _: bool, _: bool) -> Result<(), StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn last_digest(
+        &self,
+    ) -> Result<Option<bedrock_batch_monitor::digest::DigestMark>, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn save_digest(
+        &self,
+        _: &bedrock_batch_monitor::digest::DigestMark,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+}
+
 impl Notifier for Untouchable {
     async fn publish(&self, _: &Transition) -> Result<(), NotifyError> {
+        panic!("a refused event published")
+    }
+    async fn publish_digest(
+        &self,
+        _: &bedrock_batch_monitor::digest::Digest,
+    ) -> Result<(), NotifyError> {
         panic!("a refused event published")
     }
 }
@@ -337,7 +370,13 @@ proptest! {
             Ok(Command::Reconcile(change)) => {
                 prop_assert!(change.job_arn.as_str().parse::<JobArn>().is_ok());
             }
-            Ok(Command::Poll(_) | Command::Describe(_)) | Err(_) => {}
+            Ok(Command::List(req)) => {
+                prop_assert!((1..=bedrock_batch_monitor::event::MAX_LIST_LIMIT).contains(&req.limit));
+                for s in &req.status {
+                    prop_assert!(bedrock_batch_monitor::domain::JobStatus::KNOWN.contains(&s.as_str()));
+                }
+            }
+            Ok(Command::Poll(_) | Command::Describe(_) | Command::Digest) | Err(_) => {}
         }
     }
 

@@ -7,9 +7,10 @@ use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{ErrorFacts, facts};
+use crate::digest::Digest;
 use crate::domain::Transition;
 use crate::ports::{Notifier, NotifyError};
-use crate::render::notification;
+use crate::render::{self, notification, notification::Rendered};
 
 pub struct SnsNotifier {
     client: Client,
@@ -27,7 +28,16 @@ impl SnsNotifier {
 
 impl Notifier for SnsNotifier {
     async fn publish(&self, transition: &Transition) -> Result<(), NotifyError> {
-        let rendered = notification::render(transition);
+        self.send(notification::render(transition)).await
+    }
+
+    async fn publish_digest(&self, digest: &Digest) -> Result<(), NotifyError> {
+        self.send(render::digest::render(digest)).await
+    }
+}
+
+impl SnsNotifier {
+    async fn send(&self, rendered: Rendered) -> Result<(), NotifyError> {
         let mut req = self
             .client
             .publish()

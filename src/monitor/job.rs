@@ -99,6 +99,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     && s.status == entry.status
                     && freshness_against(&entry.status, None, s) == Freshness::Current
                     && self.config.warnings.due_for(&subject, now).is_empty()
+                    // A running job without a reading yet is compared with
+                    // its count at the start, which only the whole item has.
+                    && (entry.progress.is_some() || !counts_running(s))
             }
             Err(SourceError::NotFound { .. }) => {
                 entry.not_found_count + 1 < self.config.not_found_limit
@@ -120,11 +123,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     let reset = self.store.set_not_found_count(arn, entry.version, 0).await;
                     self.expect_written(arn, "the count of NotFound answers", reset, out);
                 }
-                if let Some((progress, records)) = self.progress_due(&snapshot, entry.progress, now)
+                if let Some((progress, records, previous)) =
+                    self.progress_due(&snapshot, entry.progress, None, now)
                 {
                     match self
                         .store
-                        .set_progress(arn, entry.version, progress, records)
+                        .set_progress(arn, entry.version, progress, records, previous)
                         .await
                     {
                         Ok(Write::Done) => {}
@@ -322,34 +326,40 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// Where the processed record count of a running job stands, when that
-    /// is to be written down, for `stalled`: only while InProgress (a status
-    /// change resets it), and at most once per a quarter of
-    /// `WARN_STALLED_AFTER` (never when `stalled` is off); a count that moved
-    /// sooner waits for the next poll past that.
+    /// The reading of a running job's processed count to write down now, if
+    /// any, with the reading it replaces (which becomes where the job's rate
+    /// is measured from). Only while InProgress (a status change resets it).
+    /// The first reading after the count the job started with (`rate_from`)
+    /// is written at the first poll that sees the count move, so an ETA
+    /// follows two polls; if it does not move, the start's count is written
+    /// once [`progress_interval`](crate::warnings::Thresholds::progress_interval)
+    /// has passed, as the clock `stalled` runs on. After that a moving count
+    /// is written at most once per interval; one that moved sooner waits.
     fn progress_due(
         &self,
         read: &JobSnapshot,
         stored: Option<Progress>,
+        rate_from: Option<Progress>,
         now: DateTime<Utc>,
-    ) -> Option<(Progress, RecordCounts)> {
-        let every = self.config.warnings.progress_interval()?;
+    ) -> Option<(Progress, RecordCounts, Option<Progress>)> {
+        let every = self.config.warnings.progress_interval();
         if read.status != JobStatus::InProgress {
             return None;
         }
         let records = read.records?;
         let processed = records.processed?;
-        let due = match stored {
-            None => true,
-            Some(p) => p.processed != processed && now - p.since >= every,
-        };
-        due.then_some((
-            Progress {
-                processed,
-                since: now,
-            },
-            records,
-        ))
+        let reading = |since| Progress { processed, since };
+        match (stored, rate_from) {
+            (Some(p), _) => (p.processed != processed && now - p.since >= every).then_some((
+                reading(now),
+                records,
+                Some(p),
+            )),
+            (None, Some(start)) if start.processed == processed => {
+                (now - start.since >= every).then_some((reading(start.since), records, None))
+            }
+            (None, _) => Some((reading(now), records, None)),
+        }
     }
 
     /// Writes down the job's progress when it is due ([`Self::progress_due`]).
@@ -360,15 +370,20 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
-        let Some((progress, records)) = self.progress_due(&job.snapshot, job.progress, now) else {
+        let Some((progress, records, previous)) =
+            self.progress_due(&job.snapshot, job.progress, job.rate_from, now)
+        else {
             return true;
         };
         match self
             .store
-            .set_progress(job.arn(), job.version, progress, records)
+            .set_progress(job.arn(), job.version, progress, records, previous)
             .await
         {
             Ok(Write::Done) => {
+                if previous.is_some() {
+                    job.rate_from = previous;
+                }
                 job.progress = Some(progress);
                 true
             }
@@ -403,6 +418,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 labels: job.labels.clone(),
                 warning: Some(warning),
                 tokens: None,
+                eta: job.eta(),
             };
             match self.store.warn(&t, job.version).await {
                 Ok(Write::Done) => {
@@ -474,6 +490,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             labels: job.labels.clone(),
             warning: None,
             tokens: None,
+            eta: None,
         }
     }
 
@@ -500,6 +517,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             labels,
             warning: None,
             tokens: None,
+            eta: None,
         }
     }
 
@@ -511,21 +529,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         gone: bool,
         out: &mut Outcome,
     ) -> bool {
-        // A status change resets progress: a job entering InProgress starts
-        // its count's clock now, any other status has none.
-        let progress = (t.job.status == JobStatus::InProgress
-            && self.config.warnings.progress_interval().is_some())
-        .then(|| t.job.records.and_then(|r| r.processed))
-        .flatten()
-        .map(|processed| Progress {
-            processed,
-            since: t.observed_at,
-        });
+        // A status change resets progress; a job entering InProgress keeps
+        // its count then as where its rate is measured from.
         let change = Record {
             transition: &t,
             expected_version: job.version,
             gone,
-            progress,
         };
         match self.store.record(change).await {
             Ok(Write::Done) => {
@@ -536,7 +545,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 job.version = t.version;
                 job.gone = gone;
                 job.not_found_count = 0;
-                job.progress = progress;
+                job.progress = None;
+                job.rate_from = t.entry_reading();
+                job.tokens = t.tokens.or(job.tokens);
                 job.outbox.push(Pending::new(t));
                 true
             }
@@ -602,6 +613,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             undeliverable,
             warned,
             progress: None,
+            rate_from: first.entry_reading(),
+            tokens: None,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked
@@ -763,4 +776,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
         current
     }
+}
+
+/// Bedrock reports a processed count for a running job.
+fn counts_running(s: &JobSnapshot) -> bool {
+    s.status == JobStatus::InProgress && s.records.and_then(|r| r.processed).is_some()
 }

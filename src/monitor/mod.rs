@@ -7,6 +7,7 @@
 
 mod commands;
 mod discover;
+mod fleet;
 mod job;
 mod poll;
 mod reconcile;
@@ -26,8 +27,8 @@ use crate::config::Config;
 use crate::domain::{JobArn, JobRef, JobSnapshot};
 use crate::event::Command;
 use crate::ports::{
-    JobPage, JobSource, Jobs, ListQuery, Notifier, NotifyError, Outbox, SourceError, StoreError,
-    WorkList,
+    Fleet, JobPage, JobSource, Jobs, ListQuery, Notifier, NotifyError, Outbox, SourceError,
+    StoreError, WorkList,
 };
 
 /// A systemic fault: the invocation fails so the Lambda error alarm fires.
@@ -347,9 +348,22 @@ impl<S, T, N> Monitor<S, T, N> {
     }
 }
 
-impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
-    /// Runs one command for one invocation.
+impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, T, N> {
+    /// Runs one command for one invocation, and counts polls and failed
+    /// invocations in the table's health record (for the digest).
     pub async fn handle(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
+        let poll = matches!(command, Command::Poll(_));
+        // Boxed: the commands' futures are deep enough to strain the compiler's layout limit.
+        let result = Box::pin(self.run(command, inv)).await;
+        if (poll || result.is_err())
+            && let Err(e) = self.store.count_invocation(poll, result.is_err()).await
+        {
+            tracing::warn!(error_kind = e.kind(), error = %e, "the health record was not updated; the next digest undercounts");
+        }
+        result
+    }
+
+    async fn run(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
         let to_value = |s: Summary| serde_json::to_value(s).unwrap_or(Value::Null);
         let mut answer = match command {
             // Boxed: the poll future is deep enough to strain the compiler's layout limit.
@@ -358,6 +372,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             Command::Track(items) => Box::pin(self.track(items, inv)).await,
             Command::Untrack(items) => self.untrack(items).await,
             Command::Describe(reference) => self.describe(&reference).await,
+            Command::List(req) => self.list_jobs(&req).await,
+            Command::Digest => Box::pin(self.digest()).await,
         }?;
         if let Value::Object(o) = &mut answer {
             o.insert("bedrockCalls".to_owned(), inv.calls.as_json());

@@ -29,7 +29,7 @@ pub fn job(job: &StoredJob) -> Value {
             })
             .collect()
     };
-    json!({
+    let mut out = json!({
         "jobArn": s.job_arn,
         "tracked": matches!(tracking, Tracking::Active | Tracking::Finished),
         "tracking": match tracking {
@@ -61,7 +61,36 @@ pub fn job(job: &StoredJob) -> Value {
         "pending": pending,
         "undeliverable": job.undeliverable,
         "history": job.history,
-    })
+    });
+    // Absent, not null or zero, without two readings of a moving count.
+    if let Some(eta) = job.eta() {
+        out["eta"] = json!(iso(eta));
+    }
+    out
+}
+
+fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// One job of `list`'s answer: `records` and `eta` only when known.
+pub fn listed(job: &StoredJob) -> Value {
+    let s = &job.snapshot;
+    let mut out = json!({
+        "jobArn": s.job_arn,
+        "jobName": s.job_name,
+        "status": s.status,
+        "submitTime": s.submit_time.map(iso),
+        "lastModifiedTime": s.last_modified_time.map(iso),
+        "labels": job.labels,
+    });
+    if let Some(r) = s.records.filter(|r| !r.is_empty()) {
+        out["records"] = json!(r);
+    }
+    if let Some(eta) = job.eta() {
+        out["eta"] = json!(iso(eta));
+    }
+    out
 }
 
 /// A job the table has no item for.

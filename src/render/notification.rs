@@ -155,6 +155,39 @@ pub fn console_url(t: &Transition) -> String {
     format!("https://{host}/bedrock/home?region={region}#/batch-inference")
 }
 
+/// Whether Bedrock would still stop the job: it has not ended, is not being
+/// stopped already, and the monitor still tracks it.
+pub fn stoppable(t: &Transition) -> bool {
+    t.kind != TransitionKind::Untracked
+        && matches!(
+            t.job.status,
+            JobStatus::Submitted
+                | JobStatus::Validating
+                | JobStatus::Scheduled
+                | JobStatus::InProgress
+        )
+}
+
+/// The exact AWS CLI command that stops the job.
+pub fn stop_command(t: &Transition) -> String {
+    format!(
+        "aws bedrock stop-model-invocation-job --job-identifier {} --region {}",
+        t.job.job_arn,
+        t.job.job_arn.region()
+    )
+}
+
+/// The ETA line of the text forms: "about 2 h 10 min left at the current
+/// rate (ends about 2026-...)", from the notification's observation.
+fn eta_line(t: &Transition) -> Option<String> {
+    let eta = t.eta?;
+    Some(format!(
+        "{} (ends about {})",
+        crate::domain::eta_text(eta, t.observed_at),
+        eta.to_rfc3339_opts(SecondsFormat::Secs, true)
+    ))
+}
+
 fn bedrock_message(t: &Transition) -> Option<String> {
     t.job
         .message
@@ -281,6 +314,9 @@ pub fn plain_text(t: &Transition) -> String {
         }
         line(s);
     }
+    if let Some(eta) = eta_line(t) {
+        line(format!("ETA:       {eta}"));
+    }
     if let Some(tokens) = t.tokens {
         line(format!(
             "Tokens:    {} input, {} output (from the job's manifest)",
@@ -301,7 +337,14 @@ pub fn plain_text(t: &Transition) -> String {
     for (k, v) in &t.labels {
         line(format!("Label:     {k}={v}"));
     }
-    line(format!("Console:   {}", console_url(t)));
+    line(format!(
+        "Console:   {} (choose the job {})",
+        console_url(t),
+        job_label(t)
+    ));
+    if stoppable(t) {
+        line(format!("Stop it:   {}", stop_command(t)));
+    }
     let steps = next_steps(t);
     if !steps.is_empty() {
         line(String::new());
@@ -323,7 +366,7 @@ pub fn plain_text(t: &Transition) -> String {
 /// The `sqs` / `lambda` / `email-json` body: versioned, for programs.
 pub fn machine_json(t: &Transition) -> Value {
     let j = &t.job;
-    json!({
+    let mut out = json!({
         "schemaVersion": SCHEMA_VERSION,
         "event": t.kind,
         "transitionId": t.id,
@@ -356,7 +399,15 @@ pub fn machine_json(t: &Transition) -> Value {
         "phases": phase_durations(t).into_iter().map(|(s, d)| json!({"status": s, "seconds": d})).collect::<Vec<_>>(),
         "labels": t.labels,
         "consoleUrl": console_url(t),
-    })
+    });
+    // Absent, not null, when there is none.
+    if let Some(eta) = t.eta {
+        out["eta"] = json!(eta.to_rfc3339_opts(SecondsFormat::Secs, true));
+    }
+    if stoppable(t) {
+        out["stopCommand"] = json!(stop_command(t));
+    }
+    out
 }
 
 /// Escapes untrusted text for Slack's markdown: no formatting, links or mentions.
@@ -418,6 +469,21 @@ fn next_steps(t: &Transition) -> Vec<String> {
     steps.iter().map(|s| (*s).to_owned()).collect()
 }
 
+/// The Chatbot form's next steps: the text form's, the console link and,
+/// for a job that can still be stopped, the command that stops it.
+fn chatbot_steps(t: &Transition) -> Vec<String> {
+    let mut steps = next_steps(t);
+    steps.push(format!(
+        "Open the job in the Bedrock console: {} (choose {})",
+        console_url(t),
+        escape_slack(job_label(t))
+    ));
+    if stoppable(t) {
+        steps.push(format!("Stop it: `{}`", stop_command(t)));
+    }
+    steps
+}
+
 /// The `https` body: an Amazon Q Developer in chat applications custom
 /// notification, threaded per job.
 pub fn chatbot_json(t: &Transition) -> Value {
@@ -466,6 +532,9 @@ pub fn chatbot_json(t: &Transition) -> Value {
             n(r.error)
         ));
     }
+    if let Some(eta) = eta_line(t) {
+        desc.push_str(&format!("*ETA:* {eta}\n"));
+    }
     if let Some(tokens) = t.tokens {
         desc.push_str(&format!(
             "*Tokens:* {} input, {} output\n",
@@ -488,7 +557,7 @@ pub fn chatbot_json(t: &Transition) -> Value {
             "textType": "client-markdown",
             "title": truncate(&title, 250),
             "description": desc,
-            "nextSteps": next_steps(t),
+            "nextSteps": chatbot_steps(t),
             "keywords": keywords,
         },
         "metadata": {
@@ -500,10 +569,14 @@ pub fn chatbot_json(t: &Transition) -> Value {
                 TransitionKind::StatusChanged => j.status.as_str(),
             },
             "relatedResources": [j.job_arn],
+            // The Stop job custom action reads jobArn and region from here,
+            // and is shown only where stoppable is "true" (template.yaml).
             "additionalContext": {
                 "previousStatus": t.previous,
                 "region": j.job_arn.region(),
                 "transitionId": t.id,
+                "jobArn": j.job_arn,
+                "stoppable": if stoppable(t) { "true" } else { "false" },
             },
         },
     })
@@ -577,6 +650,7 @@ mod tests {
             labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
             warning: None,
             tokens: None,
+            eta: None,
         }
     }
 

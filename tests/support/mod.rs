@@ -485,6 +485,9 @@ pub fn invocation(deadline: Option<Instant>) -> Invocation {
 pub struct CountingStore<T> {
     pub inner: T,
     pub writes: std::sync::Arc<AtomicU32>,
+    /// The health record's one write per poll, counted apart: the cost
+    /// guarantees are per job.
+    pub health_writes: std::sync::Arc<AtomicU32>,
 }
 
 impl<T> CountingStore<T> {
@@ -492,6 +495,7 @@ impl<T> CountingStore<T> {
         Self {
             inner,
             writes: Default::default(),
+            health_writes: Default::default(),
         }
     }
     fn count(&self) {
@@ -503,8 +507,8 @@ use bedrock_batch_monitor::domain::{
     JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
 };
 use bedrock_batch_monitor::ports::{
-    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList, WorkPage,
-    Write,
+    Claim, Fleet, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList,
+    WorkPage, Write,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -531,9 +535,12 @@ impl<T: Jobs> Jobs for CountingStore<T> {
         v: u64,
         progress: Progress,
         records: RecordCounts,
+        previous: Option<Progress>,
     ) -> Result<Write, StoreError> {
         self.count();
-        self.inner.set_progress(arn, v, progress, records).await
+        self.inner
+            .set_progress(arn, v, progress, records, previous)
+            .await
     }
     async fn rearm(&self, first: &Transition, v: u64) -> Result<Write, StoreError> {
         self.count();
@@ -644,6 +651,34 @@ impl<T: WorkList> WorkList for CountingStore<T> {
     ) -> Result<Write, StoreError> {
         self.count();
         self.inner.save_watermark(region, to, previous).await
+    }
+}
+
+impl<T: Fleet> Fleet for CountingStore<T> {
+    async fn all_jobs(
+        &self,
+    ) -> Result<Vec<Result<StoredJob, bedrock_batch_monitor::ports::ItemError>>, StoreError> {
+        self.inner.all_jobs().await
+    }
+    async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
+        self.health_writes.fetch_add(1, Ordering::SeqCst);
+        self.inner.count_invocation(poll, failed).await
+    }
+    async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {
+        self.inner.health().await
+    }
+    async fn last_digest(
+        &self,
+    ) -> Result<Option<bedrock_batch_monitor::digest::DigestMark>, StoreError> {
+        self.inner.last_digest().await
+    }
+    async fn save_digest(
+        &self,
+        mark: &bedrock_batch_monitor::digest::DigestMark,
+        previous: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.save_digest(mark, previous).await
     }
 }
 

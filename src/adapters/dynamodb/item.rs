@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
     HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, Transition, WarningKind, WorkEntry,
+    StoredJob, TokenTotals, Transition, WarningKind, WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -30,6 +30,12 @@ pub(super) const WARNED: &str = "warned";
 pub(super) const PROGRESS_COUNT: &str = "progressCount";
 pub(super) const PROGRESS_SINCE: &str = "progressSince";
 pub(super) const RECORDS: &str = "records";
+/// The reading before `progressCount`/`progressSince`, for the rate (not in
+/// the work index: only a whole job's reader needs it).
+pub(super) const RATE_FROM_COUNT: &str = "rateFromCount";
+pub(super) const RATE_FROM_AT: &str = "rateFromAt";
+/// Bedrock's token totals, written with the job's end when known.
+pub(super) const TOKENS: &str = "tokens";
 // Inside an outbox entry.
 pub(super) const TRANSITION: &str = "transition";
 pub(super) const CLAIMED_UNTIL: &str = "claimedUntil";
@@ -142,6 +148,13 @@ pub(super) const SNAPSHOT_FIELDS: [SnapshotField; 10] = [
         },
     },
 ];
+
+pub(super) fn tokens_value(t: TokenTotals) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("input".to_owned(), n(t.input)),
+        ("output".to_owned(), n(t.output)),
+    ]))
+}
 
 pub(super) fn records_value(r: RecordCounts) -> AttributeValue {
     let counts = [
@@ -418,12 +431,25 @@ impl Reader<'_> {
     }
 
     fn progress(&self) -> Result<Option<Progress>, ItemError> {
-        Ok(
-            match (self.number(PROGRESS_COUNT)?, self.time(PROGRESS_SINCE)?) {
-                (Some(processed), Some(since)) => Some(Progress { processed, since }),
-                _ => None,
-            },
-        )
+        self.reading(PROGRESS_COUNT, PROGRESS_SINCE)
+    }
+
+    fn reading(&self, count: &str, at: &str) -> Result<Option<Progress>, ItemError> {
+        Ok(match (self.number(count)?, self.time(at)?) {
+            (Some(processed), Some(since)) => Some(Progress { processed, since }),
+            _ => None,
+        })
+    }
+
+    /// Token totals: a map of two numbers; anything else is ignored (they are
+    /// only shown, never decided on).
+    fn tokens(&self) -> Option<TokenTotals> {
+        let m = self.item.get(TOKENS)?.as_m().ok()?;
+        let num = |k: &str| m.get(k)?.as_n().ok()?.parse::<i64>().ok();
+        Some(TokenTotals {
+            input: num("input")?,
+            output: num("output")?,
+        })
     }
 
     fn labels(&self) -> BTreeMap<String, String> {
@@ -488,6 +514,8 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             undeliverable: r.undeliverable()?,
             warned: r.warned()?,
             progress: r.progress()?,
+            rate_from: r.reading(RATE_FROM_COUNT, RATE_FROM_AT)?,
+            tokens: r.tokens(),
         })
     }
 }

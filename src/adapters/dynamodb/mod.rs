@@ -18,10 +18,11 @@ use chrono::{DateTime, Utc};
 
 use self::item::*;
 use super::{ErrorFacts, facts};
+use crate::digest::{DigestMark, Health};
 use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry};
 use crate::ports::{
-    Claim, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList, WorkPage,
-    Write,
+    Claim, Fleet, ItemError, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark,
+    WorkList, WorkPage, Write,
 };
 
 /// The sparse global secondary index on `pollShard` (see template.yaml). Its
@@ -223,6 +224,19 @@ impl Update {
         self.set.push(format!("{o}.{id} = {p}"));
         Ok(())
     }
+    /// Where the rate of a running job is measured from (`None` removes it).
+    fn rate_from(&mut self, reading: Option<Progress>) {
+        match reading {
+            Some(p) => {
+                self.set(RATE_FROM_COUNT, ":fromCount", n(p.processed));
+                self.set(RATE_FROM_AT, ":fromAt", ts(p.since));
+            }
+            None => {
+                self.remove(RATE_FROM_COUNT);
+                self.remove(RATE_FROM_AT);
+            }
+        }
+    }
     fn expression(&self) -> String {
         let mut expr = format!("SET {}", self.set.join(", "));
         if !self.remove.is_empty() {
@@ -306,8 +320,13 @@ impl Jobs for DynamoJobStore {
         expected_version: u64,
         progress: Progress,
         records: RecordCounts,
+        previous: Option<Progress>,
     ) -> Result<Write, StoreError> {
         let mut u = Update::default();
+        if let Some(p) = previous {
+            u.set(RATE_FROM_COUNT, ":fromCount", n(p.processed));
+            u.set(RATE_FROM_AT, ":fromAt", ts(p.since));
+        }
         u.set(PROGRESS_COUNT, ":count", n(progress.processed));
         u.set(PROGRESS_SINCE, ":since", ts(progress.since));
         u.set(RECORDS, ":records", records_value(records));
@@ -327,6 +346,8 @@ impl Jobs for DynamoJobStore {
         u.remove(UNTRACKED_AT);
         u.remove(PROGRESS_COUNT);
         u.remove(PROGRESS_SINCE);
+        u.remove(TOKENS);
+        u.rate_from(first.entry_reading());
         self.update_on_version(&first.job.job_arn, u, expected_version)
             .await
     }
@@ -338,15 +359,13 @@ impl Jobs for DynamoJobStore {
         u.transition(t)?;
         u.set(NOT_FOUND, ":zero", n(0));
         u.set(GONE, ":gone", AttributeValue::Bool(change.gone));
-        match change.progress {
-            Some(p) => {
-                u.set(PROGRESS_COUNT, ":count", n(p.processed));
-                u.set(PROGRESS_SINCE, ":since", ts(p.since));
-            }
-            None => {
-                u.remove(PROGRESS_COUNT);
-                u.remove(PROGRESS_SINCE);
-            }
+        // A status change resets progress: the next poll of a running job
+        // writes its first reading.
+        u.remove(PROGRESS_COUNT);
+        u.remove(PROGRESS_SINCE);
+        u.rate_from(t.entry_reading());
+        if let Some(tokens) = t.tokens {
+            u.set(TOKENS, ":tokens", tokens_value(tokens));
         }
         self.update_on_version(&t.job.job_arn, u, change.expected_version)
             .await
@@ -749,6 +768,10 @@ impl DynamoJobStore {
                 item.insert(field.name.to_owned(), v);
             }
         }
+        if let Some(p) = first.entry_reading() {
+            item.insert(RATE_FROM_COUNT.to_owned(), n(p.processed));
+            item.insert(RATE_FROM_AT.to_owned(), ts(p.since));
+        }
         let r = self
             .client
             .put_item()
@@ -759,5 +782,141 @@ impl DynamoJobStore {
             .send()
             .await;
         write_result(r, &self.table)
+    }
+}
+
+/// The key of the monitor's health counts (polls run, failed invocations):
+/// like the cursor, never listed or read as a job.
+pub const HEALTH_KEY: &str = "control#health";
+/// The key of the item that remembers what the last digest covered.
+pub const DIGEST_KEY: &str = "control#digest";
+/// Every key of the monitor's own items starts with this.
+const CONTROL_PREFIX: &str = "control#";
+
+impl Fleet for DynamoJobStore {
+    async fn all_jobs(&self) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| fail(e, &self.table))?;
+            for item in page.items.unwrap_or_default() {
+                let control = item
+                    .get(ARN)
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|k| k.starts_with(CONTROL_PREFIX));
+                if !control {
+                    out.push(StoredJob::try_from(&item));
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(HEALTH_KEY))
+            .update_expression("ADD #p :p, #f :f SET #u = :now")
+            .expression_attribute_names("#p", "polls")
+            .expression_attribute_names("#f", "failedInvocations")
+            .expression_attribute_names("#u", "updatedAt")
+            .expression_attribute_values(":p", n(u8::from(poll)))
+            .expression_attribute_values(":f", n(u8::from(failed)))
+            .expression_attribute_values(":now", ts(Utc::now()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(e, &self.table))
+    }
+
+    async fn health(&self) -> Result<Health, StoreError> {
+        let item = self.control_item(HEALTH_KEY.to_owned()).await?;
+        Ok(item.as_ref().map_or_else(Health::default, health_of))
+    }
+
+    async fn last_digest(&self) -> Result<Option<DigestMark>, StoreError> {
+        let Some(item) = self.control_item(DIGEST_KEY.to_owned()).await? else {
+            return Ok(None);
+        };
+        let at = item
+            .get("at")
+            .and_then(|v| v.as_s().ok())
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .ok_or_else(|| {
+                StoreError::other(format!(
+                    "the last digest's time in {DIGEST_KEY} is unreadable; delete that item and the next digest covers the last 24 hours"
+                ))
+            })?;
+        let reported = item
+            .get("reported")
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().filter(|s| *s != "-").cloned().collect())
+            .unwrap_or_default();
+        Ok(Some(DigestMark {
+            at,
+            health: health_of(&item),
+            reported,
+        }))
+    }
+
+    async fn save_digest(
+        &self,
+        mark: &DigestMark,
+        previous: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        // A string set cannot be empty: "-" stands for none.
+        let reported = if mark.reported.is_empty() {
+            vec!["-".to_owned()]
+        } else {
+            mark.reported.clone()
+        };
+        let item = HashMap::from([
+            (ARN.to_owned(), s(DIGEST_KEY)),
+            ("at".to_owned(), ts(mark.at)),
+            ("polls".to_owned(), n(mark.health.polls)),
+            (
+                "failedInvocations".to_owned(),
+                n(mark.health.failed_invocations),
+            ),
+            ("reported".to_owned(), AttributeValue::Ss(reported)),
+        ]);
+        let req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .expression_attribute_names("#at", "at");
+        let req = match previous {
+            None => req.condition_expression("attribute_not_exists(#at)"),
+            Some(p) => req
+                .condition_expression("#at = :previous")
+                .expression_attribute_values(":previous", ts(p)),
+        };
+        write_result(req.send().await, &self.table)
+    }
+}
+
+fn health_of(item: &HashMap<String, AttributeValue>) -> Health {
+    let count = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Health {
+        polls: count("polls"),
+        failed_invocations: count("failedInvocations"),
     }
 }

@@ -1,0 +1,289 @@
+//! The fleet (issue 15): `list` paging and filters, the ETA of a running job
+//! and the digest's window, through the real handler and SDK clients against
+//! moto (DynamoDB, SNS, SQS) and the fake Bedrock; the digest is read from
+//! the subscribed queue.
+
+mod support;
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use fake_bedrock::{Records, SeedJob};
+use serde_json::{Value, json};
+use support::{Received, World};
+
+fn records(total: i64, processed: i64) -> Records {
+    Records {
+        total,
+        processed,
+        success: processed,
+        error: 0,
+    }
+}
+
+fn names(answer: &Value) -> Vec<String> {
+    answer["jobs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no jobs in {answer}"))
+        .iter()
+        .map(|j| j["jobName"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn digests(got: &[Received]) -> Vec<&Received> {
+    got.iter()
+        .filter(|m| m.attributes.get("event").map(String::as_str) == Some("digest"))
+        .collect()
+}
+
+#[tokio::test]
+async fn list_should_page_newest_first_and_filter_by_status_labels_and_end() {
+    let w = World::new().await;
+    let now = Utc::now();
+    // Twelve jobs submitted a minute apart, alternately labelled; two end.
+    let mut arns = Vec::new();
+    for i in 0..12 {
+        let team = if i % 2 == 0 { "search" } else { "ads" };
+        let status = if i % 3 == 0 {
+            "InProgress"
+        } else {
+            "Scheduled"
+        };
+        let arn = w.bedrock.seed(
+            SeedJob::named(&format!("job-{i:02}"))
+                .with_status(status)
+                .submitted_at(now - chrono::Duration::minutes(60 - i))
+                .with_records(records(100, 10)),
+        );
+        arns.push((arn, team));
+    }
+    let items: Vec<Value> = arns
+        .iter()
+        .map(|(arn, team)| json!({"jobArn": arn, "labels": {"team": team}}))
+        .collect();
+    let out = w.ok(json!({ "track": items })).await;
+    assert_eq!(out["tracked"].as_array().unwrap().len(), 12, "{out}");
+    w.bedrock.set(&arns[0].0, "Completed");
+    w.bedrock.set(&arns[1].0, "Failed");
+    w.ok(json!({"poll": {}})).await;
+
+    // Not ended, newest first, in pages of 4 that neither repeat nor skip.
+    let mut seen = Vec::new();
+    let mut next = Value::Null;
+    let mut pages = 0;
+    loop {
+        let answer = w.ok(json!({"list": {"limit": 4, "next": next}})).await;
+        pages += 1;
+        let page = names(&answer);
+        assert!(page.len() <= 4, "{answer}");
+        seen.extend(page);
+        next = answer["next"].clone();
+        if next.is_null() {
+            break;
+        }
+        assert!(next.is_string(), "{answer}");
+    }
+    let expected: Vec<String> = (2..12).rev().map(|i| format!("job-{i:02}")).collect();
+    assert_eq!(seen, expected, "newest first, ended ones left out");
+    assert_eq!(pages, 3);
+
+    // Every field of a listed job; no Bedrock call for any of it.
+    let before = w.bedrock.calls().len();
+    let answer = w.ok(json!({"list": {"limit": 1}})).await;
+    assert_eq!(w.bedrock.calls().len(), before, "list reads the table only");
+    let job = &answer["jobs"][0];
+    assert_eq!(job["jobArn"], arns[11].0.as_str());
+    assert_eq!(job["jobName"], "job-11");
+    assert_eq!(job["status"], "Scheduled");
+    assert_eq!(job["labels"], json!({"team": "ads"}));
+    assert_eq!(job["records"]["total"], 100);
+    assert!(job["submitTime"].as_str().unwrap().ends_with('Z'));
+    assert!(job["lastModifiedTime"].is_string());
+    assert!(job.get("eta").is_none(), "one reading: no estimate");
+
+    // Filters: status (any of), labels (all of), ended.
+    let running = w.ok(json!({"list": {"status": ["InProgress"]}})).await;
+    assert_eq!(names(&running), ["job-09", "job-06", "job-03"]);
+    let search = w
+        .ok(json!({"list": {"labels": {"team": "search"}, "status": ["InProgress", "Scheduled"]}}))
+        .await;
+    assert_eq!(
+        names(&search),
+        ["job-10", "job-08", "job-06", "job-04", "job-02"]
+    );
+    let all = w.ok(json!({"list": {"ended": true, "limit": 100}})).await;
+    assert_eq!(names(&all).len(), 12, "{all}");
+    assert!(all["next"].is_null());
+    let ended = w
+        .ok(json!({"list": {"ended": true, "status": ["Completed", "Failed"]}}))
+        .await;
+    assert_eq!(names(&ended), ["job-01", "job-00"]);
+    let nobody = w.ok(json!({"list": {"labels": {"team": "nobody"}}})).await;
+    assert_eq!(
+        (&nobody["jobs"], &nobody["next"]),
+        (&json!([]), &Value::Null)
+    );
+    assert_eq!(nobody["bedrockCalls"]["GetModelInvocationJob"], 0);
+}
+
+#[tokio::test]
+async fn list_should_refuse_bad_options_clearly_and_read_nothing() {
+    let w = World::new().await;
+    let m = w.monitor();
+    for (event, says) in [
+        (json!({"list": {"limit": 101}}), "from 1 to 100"),
+        (json!({"list": {"limit": 0}}), "from 1 to 100"),
+        (json!({"list": {"status": ["Running"]}}), "InProgress"),
+        (
+            json!({"list": {"next": "not a token"}}),
+            "previous list answer",
+        ),
+        (json!({"list": {"colour": "red"}}), "unknown list option"),
+        (json!({"list": {"ended": "yes"}}), "true or false"),
+        (json!({"list": []}), "takes an object"),
+        (json!({"digest": {"now": true}}), "no options"),
+    ] {
+        let err = w.invoke(&m, event.clone()).await.expect_err("refused");
+        assert!(err.to_string().contains(says), "{event}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_running_job_gets_an_eta_after_two_readings_of_a_moving_count() {
+    let w = World::new().await;
+    let arn = w.bedrock.seed(
+        SeedJob::named("moving")
+            .with_status("InProgress")
+            .with_records(records(1000, 100)),
+    );
+    w.ok(json!({"track": [arn]})).await;
+    // One reading (the count when first seen running): no estimate anywhere.
+    w.ok(json!({"poll": {}})).await;
+    let listed = w.ok(json!({"list": {}})).await;
+    assert!(listed["jobs"][0].get("eta").is_none(), "{listed}");
+    assert!(w.ok(json!({"describe": arn})).await.get("eta").is_none());
+
+    // The count moves between two polls: an estimate, in list and describe.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    w.bedrock.set_records(&arn, records(1000, 400));
+    w.ok(json!({"poll": {}})).await;
+    let listed = w.ok(json!({"list": {}})).await;
+    let eta: DateTime<Utc> = listed["jobs"][0]["eta"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no eta in {listed}"))
+        .parse()
+        .unwrap();
+    // 300 records in about 1.5 s or more; 600 left: a few seconds ahead at most.
+    let ahead = eta - Utc::now();
+    assert!(
+        ahead > chrono::Duration::zero() && ahead < chrono::Duration::seconds(60),
+        "{eta}"
+    );
+    let described = w.ok(json!({"describe": arn})).await;
+    assert_eq!(described["eta"], listed["jobs"][0]["eta"]);
+
+    // Once it ends there is nothing to estimate.
+    w.bedrock.set(&arn, "Completed");
+    w.ok(json!({"poll": {}})).await;
+    let all = w.ok(json!({"list": {"ended": true}})).await;
+    assert!(all["jobs"][0].get("eta").is_none(), "{all}");
+}
+
+#[tokio::test]
+async fn two_digests_in_a_row_report_each_end_once_and_an_empty_one_says_so() {
+    let w = World::new().await;
+    // The first digest of an empty table: it still goes out, and says so.
+    let first = w.ok(json!({"digest": {}})).await;
+    assert_eq!(first["published"], true, "{first}");
+    let got = w.drain().await;
+    let d = digests(&got);
+    assert_eq!(d.len(), 1, "{got:?}");
+    assert_eq!(d[0].attributes["severity"], "info");
+    assert_eq!(d[0].body["quiet"], true);
+    for field in ["running", "ended", "warnings", "health"] {
+        assert!(d[0].body.get(field).is_some(), "{field} in {}", d[0].body);
+    }
+    assert!(d[0].subject.as_deref().unwrap().contains("all quiet"));
+
+    // Jobs run; two polls; one ends.
+    let a = w.bedrock.seed(
+        SeedJob::named("ends-first")
+            .with_status("InProgress")
+            .with_records(records(10, 5)),
+    );
+    let b = w.bedrock.seed(
+        SeedJob::named("ends-second")
+            .with_status("InProgress")
+            .with_records(records(10, 5)),
+    );
+    let c = w
+        .bedrock
+        .seed(SeedJob::named("keeps-running").with_status("InProgress"));
+    w.ok(json!({"track": [a, b, c]})).await;
+    w.ok(json!({"poll": {}})).await;
+    w.bedrock.set(&a, "Completed");
+    w.ok(json!({"poll": {}})).await;
+    w.drain().await;
+
+    let second = w.ok(json!({"digest": {}})).await;
+    assert_eq!(
+        (second["running"].clone(), second["ended"].clone()),
+        (json!(2), json!(1)),
+        "{second}"
+    );
+    let got = w.drain().await;
+    let d = digests(&got);
+    assert_eq!(d.len(), 1);
+    let body = &d[0].body;
+    assert_eq!(body["quiet"], false);
+    assert_eq!(body["ended"][0]["jobName"], "ends-first");
+    assert_eq!(body["ended"][0]["status"], "Completed");
+    let running: BTreeSet<&str> = body["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["jobName"].as_str().unwrap())
+        .collect();
+    assert_eq!(running, BTreeSet::from(["ends-second", "keeps-running"]));
+    assert_eq!(
+        body["health"]["polls"], 2,
+        "the polls since the first digest"
+    );
+    assert_eq!(body["health"]["failedInvocations"], 0);
+
+    // The other ends between the digests: the third reports it, and not the first.
+    w.bedrock.set(&b, "Failed");
+    w.ok(json!({"poll": {}})).await;
+    w.ok(json!({"digest": {}})).await;
+    let got = w.drain().await;
+    let d = digests(&got);
+    assert_eq!(d.len(), 1);
+    let ended: Vec<&str> = d[0].body["ended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["jobName"].as_str().unwrap())
+        .collect();
+    assert_eq!(ended, ["ends-second"], "nothing twice, nothing missed");
+    assert_eq!(d[0].body["health"]["polls"], 1);
+}
+
+#[tokio::test]
+async fn digest_only_and_no_digest_filter_policies_split_the_stream() {
+    let w = World::new().await;
+    let only = w.subscribe_filtered(r#"{"event": ["digest"]}"#).await;
+    let none = w
+        .subscribe_filtered(r#"{"event": [{"anything-but": "digest"}]}"#)
+        .await;
+    let arn = w
+        .bedrock
+        .seed(SeedJob::named("some-job").with_status("Submitted"));
+    w.ok(json!({"track": [arn]})).await;
+    w.ok(json!({"digest": {}})).await;
+    let got_only = w.drain_queue(&only).await;
+    let got_none = w.drain_queue(&none).await;
+    assert_eq!(got_only.len(), 1, "{got_only:?}");
+    assert_eq!(got_only[0].attributes["event"], "digest");
+    assert_eq!(got_none.len(), 1, "{got_none:?}");
+    assert_eq!(got_none[0].attributes["event"], "statusChanged");
+}
