@@ -429,6 +429,10 @@ fn the_poll_schedules_should_split_the_shards_between_them_for_each_setting() {
             if r["Type"].as_str() != Some("AWS::Scheduler::Schedule") {
                 continue;
             }
+            // The digest has a schedule of its own.
+            if r["Condition"].as_str() == Some("HasDigest") {
+                continue;
+            }
             if r["Condition"].as_str().is_some_and(|c| !cond(c)) {
                 continue;
             }
@@ -562,4 +566,291 @@ fn the_table_keys_and_indexes_should_match_what_was_released() {
             ),
         }
     }
+}
+
+// ------------------------------------------------------------ issue 15
+
+fn resource<'a>(t: &'a Value, id: &str) -> &'a Value {
+    &t["Resources"][id]
+}
+
+/// Follows a custom action variable's path (`event.a.b`) into a rendered
+/// custom notification: `event` is the notification itself.
+fn variable_in<'a>(
+    path: &str,
+    notification: &'a serde_json::Value,
+) -> Option<&'a serde_json::Value> {
+    let mut at = notification;
+    let mut parts = path.split('.');
+    assert_eq!(parts.next(), Some("event"), "{path}");
+    for p in parts {
+        at = at.get(p)?;
+    }
+    Some(at)
+}
+
+fn running_transition(status: &str) -> bedrock_batch_monitor::domain::Transition {
+    use bedrock_batch_monitor::domain::{JobSnapshot, JobStatus, Transition, TransitionKind};
+    let now = chrono::Utc::now();
+    let arn: bedrock_batch_monitor::domain::JobArn =
+        "arn:aws:bedrock:eu-west-1:123456789012:model-invocation-job/abcdefghwxyz"
+            .parse()
+            .unwrap();
+    Transition {
+        id: "t".into(),
+        kind: TransitionKind::StatusChanged,
+        version: 2,
+        previous: Some(JobStatus::Scheduled),
+        job: JobSnapshot {
+            job_arn: arn,
+            job_name: Some("nightly".into()),
+            model_id: None,
+            status: JobStatus::parse(status),
+            message: None,
+            submit_time: Some(now),
+            last_modified_time: Some(now),
+            end_time: None,
+            records: None,
+            input_s3_uri: None,
+            output_s3_uri: None,
+            job_expiration_time: None,
+        },
+        observed_at: now,
+        phases: vec![],
+        labels: Default::default(),
+        warning: None,
+        tokens: None,
+        eta: None,
+    }
+}
+
+#[test]
+fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_only_while_stoppable()
+{
+    use bedrock_batch_monitor::render::notification::chatbot_json;
+    let t = template();
+    let action = resource(&t, "StopJobAction");
+    assert_eq!(action["Type"].as_str(), Some("AWS::Chatbot::CustomAction"));
+    assert_eq!(action["Condition"].as_str(), Some("HasSlackActions"));
+    let command = action["Properties"]["Definition"]["CommandText"]
+        .as_str()
+        .unwrap();
+    assert!(command.len() <= 100, "{} characters", command.len());
+    assert!(
+        command.starts_with("bedrock stop-model-invocation-job --job-identifier $jobArn"),
+        "{command}"
+    );
+    let attachment = &action["Properties"]["Attachments"][0];
+    assert_eq!(attachment["NotificationType"].as_str(), Some("Custom"));
+    assert_eq!(attachment["ButtonText"].as_str(), Some("Stop job"));
+    let vars = attachment["Variables"].as_mapping().unwrap();
+    // Every $variable of the command is bound.
+    for word in command.split_whitespace().filter(|w| w.starts_with('$')) {
+        assert!(
+            vars.contains_key(Value::String(word[1..].into())),
+            "{word} unbound"
+        );
+    }
+    // Each binding finds the value the function wrote, in a notification of a running job.
+    let running = chatbot_json(&running_transition("InProgress"));
+    let ended = chatbot_json(&running_transition("Completed"));
+    let bound = |name: &str, n: &serde_json::Value| {
+        let path = vars[Value::String(name.into())]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        variable_in(&path, n)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        bound("jobArn", &running).as_deref(),
+        Some("arn:aws:bedrock:eu-west-1:123456789012:model-invocation-job/abcdefghwxyz")
+    );
+    assert_eq!(bound("region", &running).as_deref(), Some("eu-west-1"));
+    // The criteria: shown where every one holds, and so only while stoppable.
+    let shown = |n: &serde_json::Value| {
+        attachment["Criteria"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .all(|c| {
+                let value = bound(c["VariableName"].as_str().unwrap(), n);
+                match c["Operator"].as_str().unwrap() {
+                    "EQUALS" => value.as_deref() == c["Value"].as_str(),
+                    "HAS_VALUE" => value.is_some_and(|v| !v.is_empty()),
+                    other => panic!("operator {other}"),
+                }
+            })
+    };
+    assert!(shown(&running));
+    assert!(!shown(&ended), "no Stop button on an ended job");
+    assert!(!shown(&chatbot_json(&running_transition("Stopping"))));
+    // The channel offers it only with SlackActions on.
+    let channel = &resource(&t, "SlackChannel")["Properties"];
+    let arns = resolve(&channel["CustomizationResourceArns"], &|c| {
+        c == "HasSlackActions"
+    });
+    assert!(format!("{arns:?}").contains("StopJobAction"), "{arns:?}");
+    let params = &t["Parameters"];
+    assert_eq!(params["SlackActions"]["Default"].as_str(), Some("true"));
+}
+
+#[test]
+fn the_slack_channel_may_stop_this_accounts_batch_jobs_and_nothing_else() {
+    let t = template();
+    let policy = resource(&t, "StopJobPolicy");
+    assert_eq!(policy["Type"].as_str(), Some("AWS::IAM::ManagedPolicy"));
+    let statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(statements.len(), 1);
+    let s = &statements[0];
+    assert_eq!(s["Effect"].as_str(), Some("Allow"));
+    assert_eq!(strings(&s["Action"]), ["bedrock:StopModelInvocationJob"]);
+    assert!(
+        strings(&s["Resource"])
+            .iter()
+            .all(|r| r.ends_with(":${AWS::AccountId}:model-invocation-job/*")),
+        "{:?}",
+        s["Resource"]
+    );
+    let role = &resource(&t, "SlackChannelRole")["Properties"];
+    assert!(role.get("Policies").is_none(), "no inline permissions");
+    let managed = resolve(&role["ManagedPolicyArns"], &|c| c == "HasSlackActions");
+    assert_eq!(
+        managed
+            .as_sequence()
+            .map(|m| m.iter().filter_map(ref_target).collect::<Vec<_>>()),
+        Some(vec!["StopJobPolicy".to_owned()])
+    );
+    let channel = &resource(&t, "SlackChannel")["Properties"];
+    let guardrail = resolve(&channel["GuardrailPolicies"], &|c| c == "HasSlackActions");
+    assert_eq!(
+        guardrail
+            .as_sequence()
+            .map(|m| m.iter().filter_map(ref_target).collect::<Vec<_>>()),
+        Some(vec!["StopJobPolicy".to_owned()])
+    );
+    // Without the buttons the role grants nothing.
+    let off = resolve(&role["ManagedPolicyArns"], &|_| false);
+    assert!(
+        ref_target(off).as_deref() == Some("AWS::NoValue"),
+        "{off:?}"
+    );
+}
+
+#[test]
+fn the_digest_schedule_should_send_the_digest_command_daily_by_default() {
+    use bedrock_batch_monitor::event::{Command, parse};
+    let t = template();
+    assert_eq!(
+        t["Parameters"]["DigestSchedule"]["Default"].as_str(),
+        Some("cron(0 8 * * ? *)")
+    );
+    let schedule = resource(&t, "DigestScheduler");
+    assert_eq!(schedule["Condition"].as_str(), Some("HasDigest"));
+    let p = &schedule["Properties"];
+    assert_eq!(
+        ref_target(&p["ScheduleExpression"]).as_deref(),
+        Some("DigestSchedule")
+    );
+    assert_eq!(p["ScheduleExpressionTimezone"].as_str(), Some("UTC"));
+    let input: serde_json::Value =
+        serde_json::from_str(p["Target"]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(parse(&input), Ok(Command::Digest));
+    // Empty for none: the condition is on the parameter being set.
+    let cond = format!("{:?}", t["Conditions"]["HasDigest"]);
+    assert!(cond.contains("DigestSchedule"), "{cond}");
+}
+
+#[test]
+fn the_dashboard_should_chart_only_metrics_the_code_writes_and_show_every_alarm() {
+    use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
+    use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
+    use std::sync::{Arc, Mutex};
+
+    let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
+    let report = InvocationReport {
+        oldest_pending_age: Some(std::time::Duration::from_secs(1)),
+        ..InvocationReport::default()
+    };
+    EmfMetrics::with_output("Ns", "fn", buffer.clone()).emit(&report);
+    let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
+    let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["Name"].as_str().unwrap().to_owned())
+        .collect();
+
+    let t = template();
+    let dashboard = resource(&t, "Dashboard");
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    let Value::Tagged(sub) = &dashboard["Properties"]["DashboardBody"] else {
+        panic!("DashboardBody is a !Sub");
+    };
+    let body_text = sub.value[0].as_str().unwrap();
+    assert_eq!(
+        ref_target(&sub.value[1]["Ns"]).as_deref(),
+        Some("MetricsNamespace")
+    );
+    // The body is JSON once CloudFormation substitutes it.
+    let body: serde_json::Value = serde_json::from_str(body_text).expect("the body is JSON");
+    let mut charted = BTreeSet::new();
+    let mut titles = Vec::new();
+    for w in body["widgets"].as_array().unwrap() {
+        titles.push(w["properties"]["title"].as_str().unwrap().to_owned());
+        for m in w["properties"]["metrics"].as_array().into_iter().flatten() {
+            if m[0] == "${Ns}" {
+                let name = m[1].as_str().unwrap();
+                assert!(
+                    written.contains(name),
+                    "{name} is charted but not written: {written:?}"
+                );
+                charted.insert(name.to_owned());
+            }
+        }
+    }
+    for needed in [
+        "Polled",
+        "Transitions",
+        "Notified",
+        "PendingNotifications",
+        "OldestPendingNotificationAge",
+        "Failed",
+        "BedrockGetCalls",
+        "BedrockListCalls",
+        "Duration",
+    ] {
+        assert!(charted.contains(needed), "{needed} not on the dashboard");
+    }
+    let alarms: BTreeSet<String> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
+        .into_iter()
+        .map(|(id, _)| format!("${{{id}.Arn}}"))
+        .collect();
+    let shown: BTreeSet<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["type"] == "alarm")
+        .flat_map(|w| w["properties"]["alarms"].as_array().unwrap().clone())
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(shown, alarms, "every alarm, and only alarms that exist");
+    let logs = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["type"] == "log")
+        .expect("a Logs Insights widget");
+    assert!(
+        logs["properties"]["query"]
+            .as_str()
+            .unwrap()
+            .contains("error_kind")
+    );
 }
