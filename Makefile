@@ -71,7 +71,7 @@ bench: setup
 
 # The property tests (event parsing, ARN parsing, item decoding) at FUZZ_CASES
 # cases each, then the history check over FUZZ_HISTORY_ROUNDS rounds with fresh
-# seeds (a failure prints its seed; HISTORY_SEED replays it); figures in the README.
+# seeds (a failure prints its seed; HISTORY_SEED replays it); figures in docs/tests-and-figures.md.
 fuzz: setup
 	time PROPTEST_CASES=$(FUZZ_CASES) cargo test --locked --test properties
 	time HISTORY_ROUNDS=$(FUZZ_HISTORY_ROUNDS) HISTORY_BASE_SEED=$$(date +%s) cargo test --locked --test history -- --nocapture

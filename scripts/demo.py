@@ -4,8 +4,10 @@ Starts moto (DynamoDB, SNS, SQS), the fake Bedrock and the function under
 `cargo lambda watch`; creates the table from template.yaml, the topic and an SQS
 queue subscribed to it; seeds a Bedrock batch job and drives it
 Submitted -> Validating -> InProgress -> Failed, invoking the function with the
-files in events/ through `cargo lambda invoke`, and prints each notification as
-the subscriber receives it."""
+files in events/ through `cargo lambda invoke`. It prints each notification as
+the SQS subscriber receives it, the email text of the failure as an email
+subscriber reads it, the `list` answer while the job runs (with its ETA), and
+the digest."""
 
 from __future__ import annotations
 
@@ -43,6 +45,13 @@ def show_notifications(stack: Stack, expect: int) -> None:
         sys.exit(f"demo: expected {expect} notification(s), the subscriber received {len(got)}")
 
 
+def show_email(stack: Stack, what: str) -> None:
+    """The email body of the last message published, as an email subscriber reads it."""
+    subject, body = stack.sent_email()[-1]
+    print(f"{BOLD}{what}{RESET}")
+    print(textwrap.indent(f"Subject: {subject}\n\n{body}", "  | ", predicate=lambda _: True), end="")
+
+
 def main() -> None:
     with Stack() as stack:
         step("Bedrock has a batch job (fake-bedrock admin API)")
@@ -56,19 +65,43 @@ def main() -> None:
         moves = [
             ("Validating", None, None),
             ("InProgress", None, {"total": 1000, "processed": 250, "success": 250, "error": 0}),
-            (None, None, None),  # nothing changes between two polls
-            ("Failed", "Input file s3://batch-input/nightly/input.jsonl is not valid JSONL at line 412: "
-                       "Unexpected token '}' at column 88", {"total": 1000, "processed": 411, "success": 411, "error": 1}),
         ]
         for status, message, records in moves:
-            if status is None:
-                step("Nothing changed; the schedule polls again (one Bedrock call, no write, no notification)")
-            else:
-                step(f"Bedrock moves the job to {status}; the schedule polls")
-                stack.admin("POST", f"/_admin/jobs/{JOB_ID}/status",
-                            {"status": status, "message": message, "records": records})
+            step(f"Bedrock moves the job to {status}; the schedule polls")
+            stack.admin("POST", f"/_admin/jobs/{JOB_ID}/status",
+                        {"status": status, "message": message, "records": records})
             show_invocation("poll.json", stack.invoke_file("events/poll.json"))
-            show_notifications(stack, 0 if status is None else 1)
+            show_notifications(stack, 1)
+
+        step("The job processes records; the schedule polls (a reading of its count: no notification)")
+        stack.admin("POST", f"/_admin/jobs/{JOB_ID}/records",
+                    {"total": 1000, "processed": 600, "success": 599, "error": 1})
+        show_invocation("poll.json", stack.invoke_file("events/poll.json"))
+        show_notifications(stack, 0)
+
+        step("What is watched? list reads the table only (the demo's hours are seconds, so the ETA is close)")
+        listed = stack.invoke_file("events/list.json")
+        show_invocation("list.json", listed)
+        for j in listed.get("jobs", []):
+            r = j.get("records") or {}
+            print(f"  {j['jobName']:<20} {j['status']:<11} {r.get('processed', '-')}/{r.get('total', '-')} records"
+                  f"  eta {j.get('eta', '(none yet)')}")
+        if not listed.get("jobs") or "eta" not in listed["jobs"][0]:
+            sys.exit("demo: the running job should be listed with an ETA after two readings of its count")
+
+        step("Nothing changed; the schedule polls again (one Bedrock call, no write, no notification)")
+        show_invocation("poll.json", stack.invoke_file("events/poll.json"))
+        show_notifications(stack, 0)
+
+        step("Bedrock moves the job to Failed; the schedule polls")
+        stack.admin("POST", f"/_admin/jobs/{JOB_ID}/status",
+                    {"status": "Failed",
+                     "message": "Input file s3://batch-input/nightly/input.jsonl is not valid JSONL at line 412: "
+                                "Unexpected token '}' at column 88",
+                     "records": {"total": 1000, "processed": 600, "success": 599, "error": 1}})
+        show_invocation("poll.json", stack.invoke_file("events/poll.json"))
+        show_notifications(stack, 1)
+        show_email(stack, "The same notification, as an email subscriber reads it:")
 
         step("Bedrock's own state-change event arrives late (already recorded: no second notification)")
         show_invocation("state-change-failed.json", stack.invoke_file("events/state-change-failed.json"))
@@ -78,10 +111,18 @@ def main() -> None:
         d = stack.invoke_file("events/describe.json")
         for h in d.get("history", []):
             print(f"  {h['at']}  {h['from'] or '(new)':>10} -> {h['to']:<10} {h['message'] or ''}")
+        step("The daily digest (sent by the DigestSchedule schedule; here, events/digest.json)")
+        show_invocation("digest.json", stack.invoke_file("events/digest.json"))
+        got = stack.drain()
+        if len(got) != 1 or got[0]["attributes"].get("event") != "digest":
+            sys.exit(f"demo: expected the digest on the queue, got {got}")
+        show_email(stack, "The digest, as an email subscriber reads it:")
+
         print(textwrap.dedent(f"""
             {BOLD}Done.{RESET} Each notification above is what an SQS subscriber of the topic received:
             the subject, the message attributes (for filter policies) and the machine JSON.
-            Email subscribers get the same notification as readable text.
+            Email subscribers read the text shown for the failure and the digest; Slack gets
+            a formatted version with a Stop job button while a job can still be stopped.
             Logs of the stand-ins and the function: .demo/*.log"""))
 
 

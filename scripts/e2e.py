@@ -88,6 +88,19 @@ def main() -> int:
         history = [h["to"] for h in r.get("history", [])]
         check("describe.json returns the history", history == ["Submitted", "InProgress"], r)
 
+        r = invoke("list.json")
+        jobs = r.get("jobs", [])
+        check("list.json lists the running job from the table only",
+              [j.get("jobArn") for j in jobs] == [ARN] and jobs[0].get("status") == "InProgress"
+              and r.get("next") is None and not any(r.get("bedrockCalls", {}).values()), r)
+
+        r = invoke("digest.json")
+        got = stack.drain()
+        check("digest.json publishes one digest with the running job",
+              r.get("published") is True and len(got) == 1 and got[0]["attributes"].get("event") == "digest"
+              and [j["jobName"] for j in got[0]["body"].get("running", [])] == ["nightly-embeddings"]
+              and all(k in got[0]["body"] for k in ("running", "ended", "warnings", "health")), (r, got))
+
         for suffix, (status, message, severity) in TERMINAL.items():
             name = f"state-change-{suffix}.json"
             r = invoke("untrack.json")

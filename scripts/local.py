@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -284,6 +285,14 @@ class Stack:
 
     def clear_fault(self, rule_id: int) -> None:
         urllib.request.urlopen(urllib.request.Request(f"{self.moto}/_faults/{rule_id}", method="DELETE")).read()
+
+    def sent_email(self) -> list[tuple[str, str]]:
+        """(subject, email body) of each message published to the topic so far,
+        as moto's SNS kept them (scripts/moto_server.py, /_sent)."""
+        url = f"{self.moto}/_sent?topic={urllib.parse.quote(self.topic_arn, safe='')}"
+        with urllib.request.urlopen(url) as resp:
+            sent = json.loads(resp.read())
+        return [(m["subject"], json.loads(m["message"])["email"]) for m in sent]
 
     def drain(self, wait: float = 1.0) -> list[dict]:
         """Messages on the subscribed queue: the SNS envelope with the sqs form inside."""

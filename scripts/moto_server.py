@@ -33,6 +33,12 @@ read units moto reported for DynamoDB requests that asked for them
 (`ReturnConsumedCapacity`); `DELETE /_stats` starts again. The benchmark reads
 them.
 
+Published messages: `GET /_sent?topic=<topic ARN>` answers what moto's SNS
+kept of each message published to the topic (`[{"subject", "message",
+"attributes"}]`, `message` as published: with `MessageStructure=json`, one
+body per protocol). `make demo` prints the email body from it, which no
+local subscriber can receive.
+
 Usage: python scripts/moto_server.py [-H HOST] [-p PORT]"""
 
 from __future__ import annotations
@@ -172,7 +178,24 @@ def main() -> None:
                 stats.clear()
             return respond(start_response, 200, stats)
 
+    def sent_admin(environ, start_response):
+        from moto.core import DEFAULT_ACCOUNT_ID
+        from moto.sns.models import sns_backends
+
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        arn = (query.get("topic") or [""])[0]
+        region = arn.split(":")[3] if arn.count(":") >= 5 else "us-east-1"
+        topic = sns_backends[DEFAULT_ACCOUNT_ID][region].topics.get(arn)
+        if topic is None:
+            return respond(start_response, 404, {"error": f"no topic {arn!r}"})
+        return respond(start_response, 200, [
+            {"subject": subject, "message": message, "attributes": attributes}
+            for _id, message, subject, attributes, _group in topic.sent_notifications
+        ])
+
     def app(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/_sent"):
+            return sent_admin(environ, start_response)
         if environ.get("PATH_INFO", "").startswith("/_faults"):
             return faults.admin(environ, start_response)
         if environ.get("PATH_INFO", "").startswith("/_stats"):

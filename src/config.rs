@@ -100,7 +100,7 @@ pub const DEFAULT_METRICS_NAMESPACE: &str = "BedrockBatchMonitor";
 pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
 pub const DEFAULT_BULK_READ_MIN: usize = 2;
 
-/// The AWS SDK clients' timeouts (see `main.rs` and the README's arithmetic):
+/// The AWS SDK clients' timeouts (see `main.rs` and docs/capacity-and-cost.md's arithmetic):
 /// connecting, one attempt, and one operation with all its retries.
 pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);

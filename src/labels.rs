@@ -19,7 +19,7 @@ pub const RESERVED: [&str; 9] = [
 /// A message carries at most eight of the attributes above (`previousStatus`
 /// and `warning` never come together), so two labels keep it within the ten
 /// attributes an SQS subscription with raw message delivery accepts; a third
-/// makes eleven, which only subscriptions without raw delivery take (README).
+/// makes eleven, which only subscriptions without raw delivery take (docs/notifications.md).
 pub const MAX_LABELS: usize = 3;
 
 /// Why a label cannot be used.

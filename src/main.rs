@@ -22,7 +22,7 @@ async fn main() -> Result<(), Error> {
     })?;
     // Region, credentials, retries (AWS_MAX_ATTEMPTS) and endpoints
     // (AWS_ENDPOINT_URL_*) come from the SDK's standard sources. The timeouts
-    // bound each call; the invocation's own budget bounds each job (README).
+    // bound each call; the invocation's own budget bounds each job (docs/capacity-and-cost.md).
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()

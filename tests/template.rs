@@ -204,14 +204,16 @@ fn the_bedrock_permission_should_be_limited_to_batch_inference_jobs() {
 }
 
 #[test]
-fn the_readme_configuration_table_should_list_exactly_the_variables_the_config_reads() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let section = readme
+fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/configuration.md"),
+    )
+    .unwrap();
+    let section = page
         .split("\n## Configuration")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("README has a Configuration section");
+        .expect("docs/configuration.md has a Configuration section");
     let documented: BTreeSet<String> = section
         .lines()
         .filter_map(|l| l.strip_prefix("| `"))
@@ -232,7 +234,7 @@ fn the_readme_configuration_table_should_list_exactly_the_variables_the_config_r
         if let Some(param) = last.strip_prefix('`').and_then(|p| p.strip_suffix('`')) {
             assert!(
                 t["Parameters"][param].is_mapping(),
-                "README names parameter {param}, the template has none"
+                "docs/configuration.md names parameter {param}, the template has none"
             );
         }
     }
@@ -353,14 +355,15 @@ fn each_alarm_on_the_functions_metrics_should_watch_a_metric_it_writes() {
 }
 
 #[test]
-fn the_readme_runbook_should_name_every_alarm() {
-    let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let runbook = readme
+fn the_runbook_should_name_every_alarm() {
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md"))
+            .unwrap();
+    let runbook = page
         .split("\n## Runbook")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())
-        .expect("README has a Runbook section");
+        .expect("docs/operating.md has a Runbook section");
     let t = template();
     for (id, _) in resources_of_type(&t, "AWS::CloudWatch::Alarm") {
         assert!(
@@ -541,12 +544,13 @@ fn the_table_keys_and_indexes_should_match_what_was_released() {
         as_json(&props["AttributeDefinitions"]),
         record["attributeDefinitions"]
     );
-    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README.md");
-    let upgrading = readme
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/operating.md"))
+            .expect("docs/operating.md");
+    let upgrading = page
         .split("\n## ")
         .find(|s| s.starts_with("Upgrading"))
-        .expect("the README has an Upgrading section");
+        .expect("docs/operating.md has an Upgrading section");
     for index in every_index(&props["GlobalSecondaryIndexes"]) {
         let name = index["IndexName"].as_str().expect("IndexName");
         let mut definition = as_json(index);
@@ -557,11 +561,11 @@ fn the_table_keys_and_indexes_should_match_what_was_released() {
             Some(known) => assert!(
                 known.contains(&definition),
                 "index {name} changed its definition: give the new one a new name, keep {name} \
-                 for the upgrade, and say in the README's Upgrading section what sam deploy does"
+                 for the upgrade, and say in docs/operating.md's Upgrading section what sam deploy does"
             ),
             None => assert!(
                 upgrading.contains(name),
-                "index {name} is new: the README's Upgrading section must say what sam deploy does with it, \
+                "index {name} is new: docs/operating.md's Upgrading section must say what sam deploy does with it, \
                  and tests/released-schema.json records it once released"
             ),
         }

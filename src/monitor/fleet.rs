@@ -95,8 +95,8 @@ impl<S, T: Fleet, N: crate::ports::Notifier> Monitor<S, T, N> {
         Ok(json!({
             "digest": d.id,
             "published": true,
-            "since": d.since,
-            "at": d.at,
+            "since": d.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "at": d.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "running": d.running_total,
             "ended": d.ended_total,
             "warnings": d.warnings_total,

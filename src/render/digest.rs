@@ -177,7 +177,7 @@ pub fn plain_text(d: &Digest) -> String {
     }
     line(String::new());
     line(format!(
-        "Digest id {}. To stop digests, set the subscription's filter policy to {{\"event\": [{{\"anything-but\": \"digest\"}}]}} (see the README).",
+        "Digest id {}. To stop digests, set the subscription's filter policy to {{\"event\": [{{\"anything-but\": \"digest\"}}]}} (see docs/notifications.md).",
         d.id
     ));
     out
@@ -283,7 +283,7 @@ pub fn chatbot_json(d: &Digest) -> Value {
         );
     }
     if d.failed_invocations > 0 || d.set_aside_total > 0 {
-        steps.push("Check the operations alarms and the runbook in the README".to_owned());
+        steps.push("Check the operations alarms and the runbook (docs/operating.md)".to_owned());
     }
     json!({
         "version": "1.0",
