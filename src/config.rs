@@ -43,6 +43,10 @@ pub struct Config {
     /// `METRICS_NAMESPACE` (default `BedrockBatchMonitor`): the CloudWatch
     /// namespace of the metrics each invocation writes.
     pub metrics_namespace: String,
+    /// `METRICS` (default `lean`): `lean` declares only the metrics the
+    /// alarms and the dashboard use, the other counts stay in the same EMF
+    /// document as properties; `full` declares every count a metric.
+    pub metrics: MetricSet,
     /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
     /// event starts tracking a job; comma-separated, at most 3, empty for none.
     pub label_tags: Vec<String>,
@@ -97,6 +101,17 @@ pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
 pub const DEFAULT_LABEL_TAGS: &str = "team";
 pub const DEFAULT_PUBLISH_MAX_ATTEMPTS: u32 = 5;
 pub const DEFAULT_METRICS_NAMESPACE: &str = "BedrockBatchMonitor";
+
+/// Which counts of an invocation are CloudWatch metrics (each costs money a
+/// month); the rest are properties of the same EMF document, for Logs Insights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetricSet {
+    /// The metrics the alarms and the dashboard use.
+    #[default]
+    Lean,
+    /// Every count.
+    Full,
+}
 pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
 pub const DEFAULT_BULK_READ_MIN: usize = 2;
 
@@ -194,6 +209,19 @@ impl Config {
             });
         }
 
+        let metrics = match get("METRICS") {
+            None => MetricSet::Lean,
+            Some(v) if v.eq_ignore_ascii_case("lean") => MetricSet::Lean,
+            Some(v) if v.eq_ignore_ascii_case("full") => MetricSet::Full,
+            Some(value) => {
+                return Err(ConfigError::Malformed {
+                    name: "METRICS",
+                    value,
+                    expected: "lean (the metrics the alarms and the dashboard use) or full (every count)",
+                });
+            }
+        };
+
         let discovery = match get("DISCOVERY") {
             None => Discovery::Off,
             Some(v) if v.eq_ignore_ascii_case("off") => Discovery::Off,
@@ -282,6 +310,7 @@ impl Config {
                 "a whole number of requests per second from 1 to 10000",
             )? as u32,
             bulk_read_min,
+            metrics,
             discovery,
             discovery_regions,
             warnings,
@@ -468,6 +497,25 @@ mod tests {
         .unwrap_err();
         assert!(
             err.to_string().starts_with("LABEL_TAGS is malformed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn metrics_should_be_lean_unless_full_is_asked_for() {
+        let base = [("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
+        assert_eq!(config(&base).unwrap().metrics, MetricSet::Lean);
+        let with = |v| {
+            let mut vars = base.to_vec();
+            vars.push(("METRICS", v));
+            config(&vars)
+        };
+        assert_eq!(with("full").unwrap().metrics, MetricSet::Full);
+        assert_eq!(with("LEAN").unwrap().metrics, MetricSet::Lean);
+        let err = with("some").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("METRICS is malformed (\"some\")"),
             "{err}"
         );
     }

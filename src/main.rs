@@ -40,7 +40,8 @@ async fn main() -> Result<(), Error> {
     // Lambda names the function in its environment; the metrics' dimension.
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "bedrock-batch-monitor".to_owned());
-    let metrics = EmfMetrics::new(&config.metrics_namespace, function_name);
+    let metrics =
+        EmfMetrics::new(&config.metrics_namespace, function_name).with_set(config.metrics);
     // Manifests are read only from OUTPUT_BUCKETS. A local S3 stand-in behind an
     // endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) needs path-style
     // addresses: bucket names are not DNS names there.

@@ -313,7 +313,7 @@ fn the_operations_topic_should_be_encrypted_and_reach_the_alert_email_unfiltered
 }
 
 #[test]
-fn each_alarm_on_the_functions_metrics_should_watch_a_metric_it_writes() {
+fn each_alarm_on_the_functions_metrics_should_watch_a_default_metric() {
     use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
     use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
     use std::sync::{Arc, Mutex};
@@ -323,7 +323,9 @@ fn each_alarm_on_the_functions_metrics_should_watch_a_metric_it_writes() {
         oldest_pending_age: Some(std::time::Duration::from_secs(1)),
         ..InvocationReport::default()
     };
-    EmfMetrics::with_output("Ns", "fn", buffer.clone()).emit(&report);
+    EmfMetrics::with_output("Ns", "fn", buffer.clone())
+        .with_set(bedrock_batch_monitor::config::MetricSet::Lean)
+        .emit(&report);
     let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
     let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
@@ -769,7 +771,7 @@ fn the_digest_schedule_should_send_the_digest_command_daily_by_default() {
 }
 
 #[test]
-fn the_dashboard_should_chart_only_metrics_the_code_writes_and_show_every_alarm() {
+fn the_dashboard_should_chart_only_default_metrics_and_show_every_alarm() {
     use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
     use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
     use std::sync::{Arc, Mutex};
@@ -779,7 +781,9 @@ fn the_dashboard_should_chart_only_metrics_the_code_writes_and_show_every_alarm(
         oldest_pending_age: Some(std::time::Duration::from_secs(1)),
         ..InvocationReport::default()
     };
-    EmfMetrics::with_output("Ns", "fn", buffer.clone()).emit(&report);
+    EmfMetrics::with_output("Ns", "fn", buffer.clone())
+        .with_set(bedrock_batch_monitor::config::MetricSet::Lean)
+        .emit(&report);
     let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
     let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
@@ -825,12 +829,38 @@ fn the_dashboard_should_chart_only_metrics_the_code_writes_and_show_every_alarm(
         "Notified",
         "PendingNotifications",
         "OldestPendingNotificationAge",
+        "Undeliverable",
         "Failed",
-        "BedrockGetCalls",
-        "BedrockListCalls",
-        "Duration",
+        "BedrockErrors",
     ] {
         assert!(charted.contains(needed), "{needed} not on the dashboard");
+    }
+    // The counts that are not metrics by default are charted from the
+    // documents' properties, with Logs Insights: each name one the EMF
+    // document carries.
+    let queries: Vec<String> = body["widgets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["type"] == "log")
+        .map(|w| w["properties"]["query"].as_str().unwrap().to_owned())
+        .collect();
+    for property in [
+        "BedrockGetCalls",
+        "BedrockListCalls",
+        "BedrockErrorsThrottling",
+        "Deferred",
+    ] {
+        assert!(
+            doc.get(property).is_some(),
+            "{property} is not in the document: {doc}"
+        );
+        assert!(
+            queries
+                .iter()
+                .any(|q| q.contains(&format!("sum({property})"))),
+            "{property} is not charted: {queries:?}"
+        );
     }
     let alarms: BTreeSet<String> = resources_of_type(&t, "AWS::CloudWatch::Alarm")
         .into_iter()
@@ -845,16 +875,8 @@ fn the_dashboard_should_chart_only_metrics_the_code_writes_and_show_every_alarm(
         .map(|a| a.as_str().unwrap().to_owned())
         .collect();
     assert_eq!(shown, alarms, "every alarm, and only alarms that exist");
-    let logs = body["widgets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["type"] == "log")
-        .expect("a Logs Insights widget");
     assert!(
-        logs["properties"]["query"]
-            .as_str()
-            .unwrap()
-            .contains("error_kind")
+        queries.iter().any(|q| q.contains("error_kind")),
+        "a Logs Insights widget of the latest per-job failures: {queries:?}"
     );
 }

@@ -8,11 +8,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use metrique::emf::Emf;
+use metrique::emf::flags::NoMetric;
 use metrique::unit::{Count, Millisecond, Second};
 use metrique::unit_of_work::metrics;
 use metrique::writer::{EntryIoStream, FormatExt};
 use metrique::{CloseValue, RootEntry};
 
+use crate::config::MetricSet;
 use crate::ports::{InvocationReport, MetricsSink};
 
 /// The Bedrock error kinds with a metric of their own (`BedrockErrors<Kind>`).
@@ -26,60 +28,120 @@ const BEDROCK_KINDS: [&str; 7] = [
     "BedrockOther",
 ];
 
-#[metrics(rename_all = "PascalCase")]
-struct InvocationMetrics {
-    #[metrics(timestamp)]
-    timestamp: SystemTime,
-    /// The dimension.
-    function_name: String,
-    /// Properties (not metrics): what ran and how it ended.
-    command: &'static str,
-    outcome: String,
-    #[metrics(unit = Count)]
-    polled: u64,
-    #[metrics(unit = Count)]
-    transitions: u64,
-    #[metrics(unit = Count)]
-    notified: u64,
-    #[metrics(unit = Count)]
-    pending_notifications: u64,
-    #[metrics(unit = Second)]
-    oldest_pending_notification_age: Option<Duration>,
-    #[metrics(unit = Count)]
-    undeliverable: u64,
-    #[metrics(unit = Count)]
-    deferred: u64,
-    #[metrics(unit = Count)]
-    failed: u64,
-    #[metrics(unit = Count)]
-    warnings: u64,
-    #[metrics(unit = Count)]
-    discovered: u64,
-    #[metrics(unit = Count)]
-    bedrock_get_calls: u64,
-    #[metrics(unit = Count)]
-    bedrock_list_calls: u64,
-    #[metrics(unit = Count)]
-    bedrock_tag_calls: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_not_found: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_access_denied: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_validation: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_throttling: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_internal: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_unreachable: u64,
-    #[metrics(unit = Count)]
-    bedrock_errors_other: u64,
-    #[metrics(unit = Millisecond)]
-    duration: Duration,
+/// The metric names of the lean set (`METRICS=lean`, the default): what the
+/// alarms and the dashboard use. Every other count is a property of the same
+/// document. `tests/template.rs` checks the alarms and the dashboard against it.
+pub const LEAN_METRICS: [&str; 8] = [
+    "Polled",
+    "Transitions",
+    "Notified",
+    "PendingNotifications",
+    "OldestPendingNotificationAge",
+    "Undeliverable",
+    "Failed",
+    "BedrockErrors",
+];
+
+/// One invocation's EMF entry. Generated twice: the counts outside
+/// [`LEAN_METRICS`] are written with `$extra` flags (`NoMetric`: a number
+/// property, not declared a metric) in the lean entry, and as metrics in the
+/// full one. Field order and names are the same in both.
+macro_rules! invocation_metrics {
+    ($name:ident $(, $extra:ident)?) => {
+        #[metrics(rename_all = "PascalCase")]
+        struct $name {
+            #[metrics(timestamp)]
+            timestamp: SystemTime,
+            /// The dimension.
+            function_name: String,
+            /// Properties (not metrics): what ran and how it ended.
+            command: &'static str,
+            outcome: String,
+            #[metrics(unit = Count)]
+            polled: u64,
+            #[metrics(unit = Count)]
+            transitions: u64,
+            #[metrics(unit = Count)]
+            notified: u64,
+            #[metrics(unit = Count)]
+            pending_notifications: u64,
+            #[metrics(unit = Second)]
+            oldest_pending_notification_age: Option<Duration>,
+            #[metrics(unit = Count)]
+            undeliverable: u64,
+            #[metrics(unit = Count)]
+            failed: u64,
+            #[metrics(unit = Count)]
+            bedrock_errors: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            deferred: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            warnings: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            discovered: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_get_calls: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_list_calls: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_tag_calls: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_not_found: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_access_denied: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_validation: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_throttling: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_internal: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_unreachable: u64,
+            #[metrics(unit = Count $(, flags($extra))?)]
+            bedrock_errors_other: u64,
+            #[metrics(unit = Millisecond $(, flags($extra))?)]
+            duration: Duration,
+        }
+
+        impl $name {
+            fn from_report(function_name: &str, r: &InvocationReport) -> Self {
+                let by_kind = |kind: &str| r.bedrock_errors.get(kind).copied().unwrap_or(0);
+                let call = |op: &str| r.bedrock_calls.get(op).copied().unwrap_or(0);
+                Self {
+                    timestamp: SystemTime::now(),
+                    function_name: function_name.to_owned(),
+                    command: r.command,
+                    outcome: r.outcome.clone(),
+                    polled: r.polled,
+                    transitions: r.transitions,
+                    notified: r.notified,
+                    pending_notifications: r.pending,
+                    oldest_pending_notification_age: r.oldest_pending_age,
+                    undeliverable: r.undeliverable,
+                    failed: r.failed,
+                    bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
+                    deferred: r.deferred,
+                    warnings: r.warnings,
+                    discovered: r.discovered,
+                    bedrock_get_calls: call("GetModelInvocationJob"),
+                    bedrock_list_calls: call("ListModelInvocationJobs"),
+                    bedrock_tag_calls: call("ListTagsForResource"),
+                    bedrock_errors_not_found: by_kind("BedrockNotFound"),
+                    bedrock_errors_access_denied: by_kind("BedrockAccessDenied"),
+                    bedrock_errors_validation: by_kind("BedrockValidation"),
+                    bedrock_errors_throttling: by_kind("BedrockThrottling"),
+                    bedrock_errors_internal: by_kind("BedrockInternal"),
+                    bedrock_errors_unreachable: by_kind("BedrockUnreachable"),
+                    bedrock_errors_other: by_kind("BedrockOther"),
+                    duration: r.duration,
+                }
+            }
+        }
+    };
 }
+
+invocation_metrics!(LeanInvocationMetrics, NoMetric);
+invocation_metrics!(FullInvocationMetrics);
 
 /// Where the documents go: stdout in Lambda, a buffer in tests.
 pub type Output = Arc<Mutex<dyn Write + Send>>;
@@ -87,6 +149,7 @@ pub type Output = Arc<Mutex<dyn Write + Send>>;
 pub struct EmfMetrics {
     namespace: String,
     function_name: String,
+    set: MetricSet,
     output: Output,
 }
 
@@ -108,47 +171,33 @@ impl EmfMetrics {
         Self {
             namespace: namespace.into(),
             function_name: function_name.into(),
+            set: MetricSet::Lean,
             output,
         }
     }
 
-    fn entry(&self, r: &InvocationReport) -> InvocationMetrics {
-        let by_kind = |kind: &str| r.bedrock_errors.get(kind).copied().unwrap_or(0);
-        let call = |op: &str| r.bedrock_calls.get(op).copied().unwrap_or(0);
-        InvocationMetrics {
-            timestamp: SystemTime::now(),
-            function_name: self.function_name.clone(),
-            command: r.command,
-            outcome: r.outcome.clone(),
-            polled: r.polled,
-            transitions: r.transitions,
-            notified: r.notified,
-            pending_notifications: r.pending,
-            oldest_pending_notification_age: r.oldest_pending_age,
-            undeliverable: r.undeliverable,
-            deferred: r.deferred,
-            failed: r.failed,
-            warnings: r.warnings,
-            discovered: r.discovered,
-            bedrock_get_calls: call("GetModelInvocationJob"),
-            bedrock_list_calls: call("ListModelInvocationJobs"),
-            bedrock_tag_calls: call("ListTagsForResource"),
-            bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
-            bedrock_errors_not_found: by_kind("BedrockNotFound"),
-            bedrock_errors_access_denied: by_kind("BedrockAccessDenied"),
-            bedrock_errors_validation: by_kind("BedrockValidation"),
-            bedrock_errors_throttling: by_kind("BedrockThrottling"),
-            bedrock_errors_internal: by_kind("BedrockInternal"),
-            bedrock_errors_unreachable: by_kind("BedrockUnreachable"),
-            bedrock_errors_other: by_kind("BedrockOther"),
-            duration: r.duration,
-        }
+    /// Which counts are metrics (`METRICS`); lean unless told.
+    pub fn with_set(mut self, set: MetricSet) -> Self {
+        self.set = set;
+        self
     }
 }
 
 impl MetricsSink for EmfMetrics {
     fn emit(&self, report: &InvocationReport) {
-        let entry = RootEntry::new(self.entry(report).close());
+        match self.set {
+            MetricSet::Lean => self.write(RootEntry::new(
+                LeanInvocationMetrics::from_report(&self.function_name, report).close(),
+            )),
+            MetricSet::Full => self.write(RootEntry::new(
+                FullInvocationMetrics::from_report(&self.function_name, report).close(),
+            )),
+        }
+    }
+}
+
+impl EmfMetrics {
+    fn write(&self, entry: impl metrique::writer::Entry) {
         let mut out = self.output.lock().unwrap_or_else(|e| e.into_inner());
         let mut stream = Emf::builder(
             self.namespace.clone(),
@@ -173,9 +222,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
-    fn one_report_should_be_one_emf_document_with_every_metric_and_the_function_as_dimension() {
+    fn one_report_should_be_one_emf_document_with_every_count_and_the_function_as_dimension() {
+        for set in [MetricSet::Lean, MetricSet::Full] {
+            one_document(set);
+        }
+    }
+
+    fn one_document(set: MetricSet) {
         let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
-        let sink = EmfMetrics::with_output("TestNs", "monitor-fn", buffer.clone());
+        let sink = EmfMetrics::with_output("TestNs", "monitor-fn", buffer.clone()).with_set(set);
         let report = InvocationReport {
             command: "Poll",
             outcome: "Ok".into(),
@@ -239,7 +294,22 @@ mod tests {
                 .unwrap()
                 .iter()
                 .any(|m| m["Name"] == name);
-            assert!(declared, "{name} is not declared a metric in {doc}");
+            let metric = set == MetricSet::Full || LEAN_METRICS.contains(&name);
+            assert_eq!(
+                declared, metric,
+                "{name} declared a metric: {declared}, {set:?}, {doc}"
+            );
         }
+        let declared: Vec<&str> = directive["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        match set {
+            MetricSet::Lean => assert_eq!(declared, LEAN_METRICS, "{doc}"),
+            MetricSet::Full => assert_eq!(declared.len(), 22, "{declared:?}"),
+        }
+        assert!(declared.len() <= 10 || set == MetricSet::Full);
     }
 }

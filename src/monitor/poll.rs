@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::summary::{Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
@@ -139,7 +139,9 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             Vec::new()
         };
         let start = saved.clone().unwrap_or_default();
-        info!(
+        // At debug: a quiet poll writes one line at the default level ("poll
+        // cycle done", with the counts) besides its metrics document.
+        debug!(
             remaining_ms = inv
                 .deadline
                 .map(|d| d.saturating_duration_since(started).as_millis() as u64),
@@ -348,7 +350,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 None => break "the listing ended",
             }
         };
-        info!(
+        debug!(
             region,
             active = n,
             found = n - waiting.len(),
