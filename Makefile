@@ -48,6 +48,8 @@ unit: setup
 	@mkdir -p target
 	set -o pipefail; PROPTEST_CASES=$(PROPTEST_CASES) cargo test --workspace --all-targets --locked 2>&1 | tee target/test-output.txt
 	@awk '/^test result:/ {p += $$4; f += $$6} END {printf "cargo test total: %d passed, %d failed\n", p, f; if (p == 0) exit 1}' target/test-output.txt
+	$(PY) -m unittest discover -s scripts -p 'test_*.py'
+	$(PY) scripts/cost.py --check
 
 # The template: linted, validated, checked for security findings (each fixed, or
 # skipped in the resource's Metadata with the reason), and built for arm64 with

@@ -10,7 +10,17 @@
   requests by kind to Bedrock, DynamoDB and SNS, DynamoDB read units, and the
   process's peak RSS;
 - the work listing with the lean index against the same items projected whole;
-- the bulk-read threshold: 1 to 8 jobs in a region, bulk on and off.
+- the bulk-read threshold: 1 to 8 jobs in a region, bulk on and off;
+- the bill's inputs per poll at each N: Lambda GB-seconds (the poll's time and
+  the template's memory), Bedrock requests by kind, DynamoDB read and write
+  units (from the item sizes and the write requests), SNS publishes, and the
+  log bytes written at the template's log level (INFO, JSON); they are saved
+  to docs/bench-figures.json and turned into the monthly bill by
+  scripts/cost.py, which rewrites the Cost section of docs/capacity-and-cost.md;
+- time to know: from a status change in the fake Bedrock to the message in a
+  queue subscribed to the topic, when Bedrock's event is delivered (the
+  function reconciles the job at once) and when it is lost (the next poll
+  finds it: its own share, besides the wait for the schedule).
 
 The function runs as a real process speaking the Lambda Runtime API; the table
 lives in moto (scripts/moto_server.py, which counts requests), the jobs in the
@@ -75,7 +85,13 @@ class Bench:
         wait_port(self.bedrock_port, "fake-bedrock", self.procs[1], 60)
         kw = dict(endpoint_url=self.moto, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         self.ddb = boto3.client("dynamodb", **kw)
-        self.topic = boto3.client("sns", **kw).create_topic(Name="bench")["TopicArn"]
+        sns = boto3.client("sns", **kw)
+        self.topic = sns.create_topic(Name="bench")["TopicArn"]
+        self.sqs = boto3.client("sqs", **kw)
+        self.queue = self.sqs.create_queue(QueueName="bench-subscriber")["QueueUrl"]
+        queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic, Protocol="sqs", Endpoint=queue_arn)
         from local import table_definition
         self.definition = table_definition()
 
@@ -154,14 +170,37 @@ class Bench:
                 kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
         return time.perf_counter() - start, units, pages
 
-    def start_function(self, table: str, concurrency: int = 32, extra: dict | None = None
-                       ) -> tuple[subprocess.Popen, RuntimeApi]:
+    def start_function(self, table: str, concurrency: int = 32, extra: dict | None = None,
+                       log_path: str | None = None) -> tuple[subprocess.Popen, RuntimeApi]:
+        """The function as a process. With `log_path`, at the template's log
+        level and format (INFO, JSON), its output (logs and EMF documents)
+        going to that file, as Lambda sends both to CloudWatch Logs."""
         api = RuntimeApi()
         env = function_env(api.port, self.moto, self.bedrock, table, self.topic, concurrency)
-        env.update(extra or {})
-        proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if log_path:
+            env.update(AWS_LAMBDA_LOG_LEVEL="INFO", AWS_LAMBDA_LOG_FORMAT="JSON")
+            out = open(log_path, "wb")
+            proc = subprocess.Popen([self.binary], env={**env, **(extra or {})}, stdout=out, stderr=out)
+        else:
+            env.update(extra or {})
+            proc = subprocess.Popen([self.binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.procs.append(proc)
         return proc, api
+
+    def wait_message(self, timeout: float = 30) -> float:
+        """Seconds until a message is on the subscriber's queue (deleted)."""
+        start = time.perf_counter()
+        while time.perf_counter() - start < timeout:
+            r = self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=1, WaitTimeSeconds=0)
+            for m in r.get("Messages", []):
+                self.sqs.delete_message(QueueUrl=self.queue, ReceiptHandle=m["ReceiptHandle"])
+                return time.perf_counter() - start
+            time.sleep(0.005)
+        raise RuntimeError("no message on the subscriber's queue")
+
+    def purge(self) -> None:
+        while self.sqs.receive_message(QueueUrl=self.queue, MaxNumberOfMessages=10, WaitTimeSeconds=0).get("Messages"):
+            self.sqs.purge_queue(QueueUrl=self.queue)
 
     def stop(self) -> None:
         for p in self.procs:
@@ -199,33 +238,87 @@ def delta(after: dict, before: dict) -> dict:
     return {k: v - before.get(k, 0) for k, v in after.items() if v - before.get(k, 0)}
 
 
+WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
 def poll_figures(bench: Bench, n: int, latency_ms: int, extra: dict | None = None, runs: int = 3) -> dict:
     """Polls n seeded unchanged jobs `runs` times in one process; the best run's
-    figures, with the last run's request counts."""
+    figures, with the last run's request counts and log bytes."""
     table, whole = bench.seed(n, whole_copy=n >= 1000)
     bench.admin("PUT", "/_admin/latency", {"ms": latency_ms})
-    proc, api = bench.start_function(table, 32, extra)
+    log_path = str(ROOT / ".demo" / f"bench-function-{n}.log")
+    proc, api = bench.start_function(table, 32, extra, log_path=log_path)
     times = []
     for _ in range(runs):
         b_before = bench.bedrock_calls()
         bench.admin("DELETE", "/_stats", base=bench.moto)
+        log_before = os.path.getsize(log_path)
         summary, secs = api.invoke({"poll": {}})
         assert summary["polled"] == n and summary["transitions"] == 0, summary
         times.append(secs)
         bedrock = delta(bench.bedrock_calls(), b_before)
         table_calls = bench.table_calls()
+        time.sleep(0.2)  # the process's last lines reach the file
+        with open(log_path, "rb") as f:
+            f.seek(log_before)
+            lines = f.read().decode("utf-8", "replace").splitlines()
     rss = peak_rss_mb(proc.pid)
     proc.terminate()
     proc.wait()
+    emf = [line for line in lines if '"_aws"' in line]
+    log_lines = [line for line in lines if '"_aws"' not in line]
     floors = [bench.list_work(table) for _ in range(3)]
     listing, units, pages = min(floors)
+    ddb = table_calls.get("dynamodb", {})
     out = {"n": n, "best": min(times), "times": times, "bedrock": bedrock, "summary_calls": summary["bedrockCalls"],
-           "dynamodb": table_calls.get("dynamodb", {}), "sns": table_calls.get("sns", {}), "rss": rss,
-           "listing": listing, "units": units, "pages": pages}
+           "dynamodb": ddb, "sns": table_calls.get("sns", {}), "rss": rss,
+           "listing": listing, "units": units, "pages": pages,
+           # Each write here is of an item under 1 KB: one write unit. A
+           # GetItem (consistent, under 4 KB) is one read unit.
+           "write_units": sum(v for k, v in ddb.items() if k in WRITES),
+           "get_units": ddb.get("GetItem", 0),
+           "log_bytes": sum(len(line.encode()) + 1 for line in lines),
+           "log_lines": len(log_lines), "emf_documents": len(emf), "log_sample": log_lines[:3]}
     if whole:
         w_listing, w_units, w_pages = min(bench.list_work(whole) for _ in range(3))
         out.update(whole_listing=w_listing, whole_units=w_units, whole_pages=w_pages)
     return out
+
+
+def time_to_know(bench: Bench, latency_ms: int, runs: int = 5) -> dict:
+    """With 1,000 unchanged jobs tracked: one job fails in the fake Bedrock;
+    the seconds until its notification is on the subscriber's queue, (a) when
+    Bedrock's event reaches the function at once, (b) when the event is lost
+    and the next poll finds the failure (its own share: the schedule's wait
+    comes on top)."""
+    table, _ = bench.seed(1000)
+    bench.admin("PUT", "/_admin/latency", {"ms": latency_ms})
+    proc, api = bench.start_function(table, 32)
+    bench.purge()
+    event_s, poll_s = [], []
+    try:
+        for i in range(runs):
+            job = f"{i:012d}"
+            arn = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/{job}"
+            start = time.perf_counter()
+            bench.admin("POST", f"/_admin/jobs/{job}/status", {"status": "Failed", "message": "bench"})
+            api.send({"version": "0", "id": str(uuid.uuid4()), "detail-type": "Batch Inference Job State Change",
+                      "source": "aws.bedrock", "account": "123456789012", "time": "Wed Aug 28 22:58:30 UTC 2024",
+                      "region": REGION, "resources": [arn],
+                      "detail": {"batchJobArn": arn, "status": "Failed", "batchJobName": f"bench-{i}"}})
+            event_s.append(time.perf_counter() - start + bench.wait_message())
+            api.results.get(timeout=60)
+        for i in range(runs, 2 * runs):
+            job = f"{i:012d}"
+            start = time.perf_counter()
+            bench.admin("POST", f"/_admin/jobs/{job}/status", {"status": "Failed", "message": "bench"})
+            api.send({"poll": {}})
+            poll_s.append(time.perf_counter() - start + bench.wait_message())
+            api.results.get(timeout=600)
+    finally:
+        proc.terminate()
+        proc.wait()
+    return {"event": event_s, "poll": poll_s}
 
 
 def main() -> int:
@@ -251,6 +344,9 @@ def main() -> int:
 
         log("1,000 jobs read one by one (BULK_READ_MIN=off, ceiling 1000 requests/s), for comparison")
         gets = poll_figures(bench, 1000, latency, {"BULK_READ_MIN": "off", "BEDROCK_MAX_RPS": "1000"}, runs=2)
+
+        log("time to know: a status change to the message in the subscriber's queue, 1,000 jobs tracked")
+        know = time_to_know(bench, latency)
 
         log("the bulk-read threshold: 1 to 8 jobs in one region, bulk on and off")
         threshold = []
@@ -286,6 +382,35 @@ def main() -> int:
                   f"{r['whole_units']:.1f} read units, {r['whole_pages']} pages")
     print(f"  N=  1000 read one by one (bulk off, ceiling 1000/s): poll best {gets['best']:.3f} s; "
           f"Bedrock: {calls(gets['bedrock'])}")
+    print("  the bill's inputs per poll (unchanged jobs; log at INFO, JSON, as the template sets):")
+    for r in results:
+        print(f"    N={r['n']:>6}: {r['best'] * 0.25:.4f} GB-s (256 MB x {r['best']:.3f} s); "
+              f"Bedrock {sum(r['bedrock'].values())} request(s) ({calls(r['bedrock'])}); "
+              f"DynamoDB {r['units'] + r['get_units']:.1f} read units, {r['write_units']} write unit(s); "
+              f"SNS {r['sns'].get('Publish', 0)} publish(es); "
+              f"log {r['log_bytes']} bytes: {r['emf_documents']} EMF document(s) and {r['log_lines']} other line(s)")
+        for line in r["log_sample"]:
+            print(f"             {line[:160]}")
+    e, p = know["event"], know["poll"]
+    print(f"  time to know, status change to the subscriber's queue, 1,000 jobs tracked, Bedrock at {latency} ms:")
+    print(f"    Bedrock's event delivered: median {statistics.median(e):.3f} s, max {max(e):.3f} s over {len(e)} runs"
+          " (EventBridge's own delivery comes on top)")
+    print(f"    event lost, the next poll: median {statistics.median(p):.3f} s, max {max(p):.3f} s of the poll's own"
+          f" over {len(p)} runs, after the wait for the schedule (at most one PollRate)")
+    figures = {
+        "measured": time.strftime("%Y-%m-%d"),
+        "memory_mb": 256,
+        "polls": [{"n": r["n"], "seconds": r["best"], "bedrock_requests": sum(r["bedrock"].values()),
+                   "bedrock_by_kind": r["bedrock"], "read_units": r["units"] + r["get_units"],
+                   "write_units": r["write_units"], "sns_publishes": r["sns"].get("Publish", 0),
+                   "log_bytes": r["log_bytes"], "log_lines": r["log_lines"]} for r in results],
+        "time_to_know": {"event_median_s": statistics.median(e), "event_max_s": max(e),
+                         "poll_median_s": statistics.median(p), "poll_max_s": max(p)},
+    }
+    out = ROOT / "docs" / "bench-figures.json"
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"  saved to {out.relative_to(ROOT)}; the bill: python scripts/cost.py")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "cost.py")], check=True)
     print("  bulk-read threshold (wall time, Bedrock requests), bulk on vs off:")
     for n, on, off in threshold:
         print(f"    {n} job(s): bulk {on['best']:.3f} s, {sum(on['bedrock'].values())} request(s); "
