@@ -958,6 +958,16 @@ mod tests {
     const LIFE: [&str; 10] = fake_bedrock::STATUSES;
 
     #[test]
+    fn the_known_statuses_should_be_those_the_stand_in_serves_in_order() {
+        // `list` validates its status filter against KNOWN: it must be
+        // Bedrock's list, as the stand-in serves it.
+        assert_eq!(JobStatus::KNOWN, LIFE);
+        for s in JobStatus::KNOWN {
+            assert!(!matches!(JobStatus::parse(s), JobStatus::Unknown(_)), "{s}");
+        }
+    }
+
+    #[test]
     fn an_ended_job_should_never_take_another_status_from_a_read() {
         for stored in LIFE.iter().filter(|s| JobStatus::parse(s).is_terminal()) {
             for read in LIFE.iter().chain(&["Paused"]) {

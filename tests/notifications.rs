@@ -103,9 +103,13 @@ fn message_for(status: &str) -> Option<&'static str> {
     }
 }
 
-/// All the forms of one notification, as a reader would see them.
-fn all_forms(t: &Transition) -> String {
-    let r = notification::render(t);
+/// All the forms of one message, as a reader would see them.
+fn forms(
+    r: &notification::Rendered,
+    text: &str,
+    machine: &serde_json::Value,
+    chatbot: &serde_json::Value,
+) -> String {
     let attrs: Vec<String> = r
         .attributes
         .iter()
@@ -115,9 +119,19 @@ fn all_forms(t: &Transition) -> String {
         "SUBJECT: {}\nATTRIBUTES: {}\n\n--- email / default ---\n{}\n--- sqs / lambda / email-json ---\n{}\n\n--- https (Amazon Q Developer in chat applications) ---\n{}\n",
         r.subject,
         attrs.join(", "),
-        notification::plain_text(t),
-        serde_json::to_string_pretty(&notification::machine_json(t)).unwrap(),
-        serde_json::to_string_pretty(&notification::chatbot_json(t)).unwrap(),
+        text,
+        serde_json::to_string_pretty(machine).unwrap(),
+        serde_json::to_string_pretty(chatbot).unwrap(),
+    )
+}
+
+/// All the forms of one notification.
+fn all_forms(t: &Transition) -> String {
+    forms(
+        &notification::render(t),
+        &notification::plain_text(t),
+        &notification::machine_json(t),
+        &notification::chatbot_json(t),
     )
 }
 
@@ -544,19 +558,11 @@ fn digest_jobs(at: DateTime<Utc>) -> Vec<StoredJob> {
 
 fn digest_forms(d: &bedrock_batch_monitor::digest::Digest) -> String {
     use bedrock_batch_monitor::render::digest as render;
-    let r = render::render(d);
-    let attrs: Vec<String> = r
-        .attributes
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    format!(
-        "SUBJECT: {}\nATTRIBUTES: {}\n\n--- email / default ---\n{}\n--- sqs / lambda / email-json ---\n{}\n\n--- https (Amazon Q Developer in chat applications) ---\n{}\n",
-        r.subject,
-        attrs.join(", "),
-        render::plain_text(d),
-        serde_json::to_string_pretty(&render::machine_json(d)).unwrap(),
-        serde_json::to_string_pretty(&render::chatbot_json(d)).unwrap(),
+    forms(
+        &render::render(d),
+        &render::plain_text(d),
+        &render::machine_json(d),
+        &render::chatbot_json(d),
     )
 }
 

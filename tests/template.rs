@@ -312,27 +312,43 @@ fn the_operations_topic_should_be_encrypted_and_reach_the_alert_email_unfiltered
     );
 }
 
-#[test]
-fn each_alarm_on_the_functions_metrics_should_watch_a_default_metric() {
+/// The EMF document the function writes by default (`METRICS` unset), and
+/// the metric names it declares.
+fn default_metrics_document() -> (serde_json::Value, BTreeSet<String>) {
     use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
+    use bedrock_batch_monitor::config::{Config, MetricSet};
     use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
     use std::sync::{Arc, Mutex};
 
+    let default = Config::from_lookup(|k| match k {
+        "TABLE_NAME" => Some("jobs".to_owned()),
+        "TOPIC_ARN" => Some("arn:aws:sns:us-east-1:123456789012:alerts".to_owned()),
+        _ => None,
+    })
+    .unwrap()
+    .metrics;
+    assert_eq!(default, MetricSet::Lean);
     let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
     let report = InvocationReport {
         oldest_pending_age: Some(std::time::Duration::from_secs(1)),
         ..InvocationReport::default()
     };
     EmfMetrics::with_output("Ns", "fn", buffer.clone())
-        .with_set(bedrock_batch_monitor::config::MetricSet::Lean)
+        .with_set(default)
         .emit(&report);
     let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
-    let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+    let written = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
         .as_array()
         .unwrap()
         .iter()
         .map(|m| m["Name"].as_str().unwrap().to_owned())
         .collect();
+    (doc, written)
+}
+
+#[test]
+fn each_alarm_on_the_functions_metrics_should_watch_a_default_metric() {
+    let (_, written) = default_metrics_document();
 
     let t = template();
     let mut watched = BTreeSet::new();
@@ -772,25 +788,7 @@ fn the_digest_schedule_should_send_the_digest_command_daily_by_default() {
 
 #[test]
 fn the_dashboard_should_chart_only_default_metrics_and_show_every_alarm() {
-    use bedrock_batch_monitor::adapters::metrics::EmfMetrics;
-    use bedrock_batch_monitor::ports::{InvocationReport, MetricsSink};
-    use std::sync::{Arc, Mutex};
-
-    let buffer: Arc<Mutex<Vec<u8>>> = Arc::default();
-    let report = InvocationReport {
-        oldest_pending_age: Some(std::time::Duration::from_secs(1)),
-        ..InvocationReport::default()
-    };
-    EmfMetrics::with_output("Ns", "fn", buffer.clone())
-        .with_set(bedrock_batch_monitor::config::MetricSet::Lean)
-        .emit(&report);
-    let doc: serde_json::Value = serde_json::from_slice(&buffer.lock().unwrap()).unwrap();
-    let written: BTreeSet<String> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["Name"].as_str().unwrap().to_owned())
-        .collect();
+    let (doc, written) = default_metrics_document();
 
     let t = template();
     let dashboard = resource(&t, "Dashboard");
@@ -823,16 +821,7 @@ fn the_dashboard_should_chart_only_default_metrics_and_show_every_alarm() {
             }
         }
     }
-    for needed in [
-        "Polled",
-        "Transitions",
-        "Notified",
-        "PendingNotifications",
-        "OldestPendingNotificationAge",
-        "Undeliverable",
-        "Failed",
-        "BedrockErrors",
-    ] {
+    for needed in bedrock_batch_monitor::adapters::metrics::LEAN_METRICS {
         assert!(charted.contains(needed), "{needed} not on the dashboard");
     }
     // The counts that are not metrics by default are charted from the

@@ -309,25 +309,15 @@ pub fn chatbot_json(d: &Digest) -> Value {
 }
 
 pub fn render(d: &Digest) -> Rendered {
-    let text = plain_text(d);
-    let machine = machine_json(d).to_string();
-    let chatbot = chatbot_json(d).to_string();
-    let message = json!({
-        "default": text,
-        "email": text,
-        "sqs": machine,
-        "lambda": machine,
-        "email-json": machine,
-        "https": chatbot,
-    })
-    .to_string();
-    Rendered {
-        subject: subject(d),
-        message,
-        attributes: vec![
+    Rendered::of_forms(
+        subject(d),
+        &plain_text(d),
+        &machine_json(d),
+        &chatbot_json(d),
+        vec![
             ("event".to_owned(), DIGEST_EVENT.to_owned()),
             ("severity".to_owned(), "info".to_owned()),
             ("transitionId".to_owned(), d.id.clone()),
         ],
-    }
+    )
 }

@@ -25,22 +25,41 @@ pub struct Rendered {
 }
 
 pub fn render(t: &Transition) -> Rendered {
-    let text = plain_text(t);
-    let machine = machine_json(t).to_string();
-    let chatbot = chatbot_json(t).to_string();
-    let message = json!({
-        "default": text,
-        "email": text,
-        "sqs": machine,
-        "lambda": machine,
-        "email-json": machine,
-        "https": chatbot,
-    })
-    .to_string();
-    Rendered {
-        subject: subject(t),
-        message,
-        attributes: attributes(t),
+    Rendered::of_forms(
+        subject(t),
+        &plain_text(t),
+        &machine_json(t),
+        &chatbot_json(t),
+        attributes(t),
+    )
+}
+
+impl Rendered {
+    /// One message from its forms: the text for `email` and `default`, the
+    /// machine JSON for `sqs`, `lambda` and `email-json`, the Chatbot form
+    /// for `https`.
+    pub fn of_forms(
+        subject: String,
+        text: &str,
+        machine: &Value,
+        chatbot: &Value,
+        attributes: Vec<(String, String)>,
+    ) -> Self {
+        let machine = machine.to_string();
+        let message = json!({
+            "default": text,
+            "email": text,
+            "sqs": machine,
+            "lambda": machine,
+            "email-json": machine,
+            "https": chatbot.to_string(),
+        })
+        .to_string();
+        Self {
+            subject,
+            message,
+            attributes,
+        }
     }
 }
 
