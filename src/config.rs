@@ -63,6 +63,13 @@ pub struct Config {
     /// `BEDROCK_MAX_RPS` (default 20): Bedrock requests a second, at most, for
     /// the whole invocation (every operation and region).
     pub bedrock_max_rps: u32,
+    /// `DIGEST_SETTLE_SECONDS` (default 300): a digest reports the ends
+    /// recorded up to this long before it, so that every end written late
+    /// (an invocation's write lands at most its timeout after the time it
+    /// carries) is in the table when the digest that reports it reads it;
+    /// the later ones are in the next digest. Keep it above the function's
+    /// timeout.
+    pub digest_settle: Duration,
     /// `BULK_READ_MIN` (default 2, or `off`): a poll reads the state of a
     /// region's jobs with ListModelInvocationJobs once it has this many active
     /// jobs there, and calls GetModelInvocationJob only for those not listed.
@@ -93,15 +100,6 @@ impl Discovery {
     }
 }
 
-pub const DEFAULT_MAX_CONCURRENCY: usize = 32;
-pub const DEFAULT_RETENTION_DAYS: u64 = 30;
-pub const DEFAULT_NOT_FOUND_LIMIT: u32 = 3;
-pub const DEFAULT_DEADLINE_MARGIN_MS: u64 = 5_000;
-pub const DEFAULT_CLAIM_SECONDS: u64 = 60;
-pub const DEFAULT_LABEL_TAGS: &str = "team";
-pub const DEFAULT_PUBLISH_MAX_ATTEMPTS: u32 = 5;
-pub const DEFAULT_METRICS_NAMESPACE: &str = "BedrockBatchMonitor";
-
 /// Which counts of an invocation are CloudWatch metrics (each costs money a
 /// month); the rest are properties of the same EMF document, for Logs Insights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -112,8 +110,6 @@ pub enum MetricSet {
     /// Every count.
     Full,
 }
-pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
-pub const DEFAULT_BULK_READ_MIN: usize = 2;
 
 /// The AWS SDK clients' timeouts (see `main.rs` and docs/capacity-and-cost.md's arithmetic):
 /// connecting, one attempt, and one operation with all its retries.
@@ -121,251 +117,294 @@ pub const SDK_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Bedrock requests a second when nothing says otherwise (`BEDROCK_MAX_RPS`'s default).
+pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
+
+/// One variable the function reads: its name, its default as
+/// docs/configuration.md writes it (`None`: required, or nothing), and what a
+/// malformed value is told it should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub default: Option<&'static str>,
+    pub expected: &'static str,
+}
+
+const fn setting(
+    name: &'static str,
+    default: Option<&'static str>,
+    expected: &'static str,
+) -> Setting {
+    Setting {
+        name,
+        default,
+        expected,
+    }
+}
+
+const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off";
+
+/// Every variable [`Config`] reads, in docs/configuration.md's order; a
+/// default is parsed by the same rule as a value given (a test holds this
+/// table and the page equal).
+pub const SETTINGS: [Setting; 22] = [
+    setting(
+        "TABLE_NAME",
+        None,
+        "a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
+    ),
+    setting(
+        "TOPIC_ARN",
+        None,
+        "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
+    ),
+    setting(
+        "MAX_CONCURRENCY",
+        Some("32"),
+        "a whole number from 1 to 1000",
+    ),
+    setting(
+        "BEDROCK_MAX_RPS",
+        Some("20"),
+        "a whole number of requests per second from 1 to 10000",
+    ),
+    setting(
+        "BULK_READ_MIN",
+        Some("2"),
+        "a whole number of active jobs in a region from 1, or off",
+    ),
+    setting(
+        "RETENTION_DAYS",
+        Some("30"),
+        "a whole number of days from 1 to 3650",
+    ),
+    setting("NOT_FOUND_LIMIT", Some("3"), "a whole number from 1 to 100"),
+    setting(
+        "DEADLINE_MARGIN_MS",
+        Some("5000"),
+        "milliseconds from 500 (the answer needs the last quarter of it) to 600000",
+    ),
+    setting(
+        "CLAIM_SECONDS",
+        Some("60"),
+        "seconds from 30 (the publish's timeout: a claim must outlive its publish) to 3600",
+    ),
+    setting(
+        "DIGEST_SETTLE_SECONDS",
+        Some("300"),
+        "seconds from 0 to 3600 (above the function's timeout, so late writes land before a digest reads them)",
+    ),
+    setting(
+        "PUBLISH_MAX_ATTEMPTS",
+        Some("5"),
+        "a whole number from 1 to 100",
+    ),
+    setting(
+        "METRICS_NAMESPACE",
+        Some("BedrockBatchMonitor"),
+        "a CloudWatch namespace: 1 to 255 of a-z A-Z 0-9 . - _ / # :, not starting with AWS/",
+    ),
+    setting(
+        "METRICS",
+        Some("lean"),
+        "lean (the metrics the alarms and the dashboard use) or full (every count)",
+    ),
+    setting(
+        "LABEL_TAGS",
+        Some("team"),
+        "up to 3 comma-separated tag keys usable as SNS attribute names (not status, severity, ...)",
+    ),
+    setting(
+        "DISCOVERY",
+        Some("off"),
+        "off, all, or a text of up to 63 characters that job names must contain",
+    ),
+    setting(
+        "DISCOVERY_REGIONS",
+        None,
+        "comma-separated AWS regions such as us-west-2,eu-west-1",
+    ),
+    setting("WARN_QUEUED_AFTER", Some("12h"), DURATION),
+    setting("WARN_EXPIRY_WITHIN", Some("6h"), DURATION),
+    setting("WARN_STALLED_AFTER", Some("2h"), DURATION),
+    setting(
+        "WARN_ERROR_RATE",
+        Some("0.05"),
+        "a share of the processed records between 0 and 1 (0.05 is 5%), or off",
+    ),
+    setting(
+        "WARN_ERROR_MIN_RECORDS",
+        Some("100"),
+        "a whole number of processed records from 1",
+    ),
+    setting(
+        "OUTPUT_BUCKETS",
+        None,
+        "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
+    ),
+];
+
+/// The settings as `lookup` gives them: a value or its default, and an error
+/// naming the variable and what it should be.
+struct Values<F> {
+    lookup: F,
+}
+
+impl<F: Fn(&str) -> Option<String>> Values<F> {
+    fn setting(name: &'static str) -> &'static Setting {
+        SETTINGS
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or(&SETTINGS[0])
+    }
+
+    /// The value given (trimmed, blank as none), or the default.
+    fn text(&self, name: &'static str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+            .or_else(|| Self::setting(name).default.map(str::to_owned))
+    }
+
+    fn malformed(&self, name: &'static str, value: impl Into<String>) -> ConfigError {
+        ConfigError::Malformed {
+            name,
+            value: value.into(),
+            expected: Self::setting(name).expected,
+        }
+    }
+
+    fn required(&self, name: &'static str, valid: fn(&str) -> bool) -> Result<String, ConfigError> {
+        let v = self.text(name).ok_or(ConfigError::Missing(name))?;
+        if valid(&v) {
+            Ok(v)
+        } else {
+            Err(self.malformed(name, v))
+        }
+    }
+
+    /// A whole number in `range`.
+    fn number(
+        &self,
+        name: &'static str,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let v = self.text(name).unwrap_or_default();
+        match v.parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(self.malformed(name, v)),
+        }
+    }
+
+    /// `off`, or what `parse` makes of the value.
+    fn or_off<T>(
+        &self,
+        name: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.text(name) {
+            None => Ok(None),
+            Some(v) if v.eq_ignore_ascii_case("off") => Ok(None),
+            Some(v) => parse(&v).map(Some).ok_or_else(|| self.malformed(name, v)),
+        }
+    }
+
+    /// A comma-separated list (blanks dropped, repeats removed), each item valid.
+    fn list(
+        &self,
+        name: &'static str,
+        valid: fn(&str) -> bool,
+    ) -> Result<Vec<String>, ConfigError> {
+        let items =
+            list((self.lookup)(name).or_else(|| Self::setting(name).default.map(str::to_owned)));
+        match items.iter().find(|i| !valid(i)) {
+            Some(bad) => Err(self.malformed(name, bad.clone())),
+            None => Ok(items),
+        }
+    }
+}
+
 impl Config {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    /// Reads settings through `lookup`, so tests need not touch the process
+    /// environment; each through [`SETTINGS`]' default and error text.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &'static str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-
-        let table_name = get("TABLE_NAME").ok_or(ConfigError::Missing("TABLE_NAME"))?;
-        let table_ok = (3..=255).contains(&table_name.len())
-            && table_name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !table_ok {
-            return Err(ConfigError::Malformed {
-                name: "TABLE_NAME",
-                value: table_name,
-                expected: "a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
-            });
+        let v = Values { lookup };
+        // Set but blank: no labels (the default applies only when unset).
+        let label_tags = v.list("LABEL_TAGS", |t| crate::labels::validate(t, "x").is_ok())?;
+        if label_tags.len() > crate::labels::MAX_LABELS {
+            return Err(v.malformed("LABEL_TAGS", label_tags.join(",")));
         }
-
-        let topic_arn = get("TOPIC_ARN").ok_or(ConfigError::Missing("TOPIC_ARN"))?;
-        if !is_topic_arn(&topic_arn) {
-            return Err(ConfigError::Malformed {
-                name: "TOPIC_ARN",
-                value: topic_arn,
-                expected: "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
-            });
-        }
-
-        let number = |name: &'static str,
-                      default: u64,
-                      min: u64,
-                      max: u64,
-                      expected: &'static str| match get(name) {
-            None => Ok(default),
-            Some(v) => match v.parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(n),
-                _ => Err(ConfigError::Malformed {
-                    name,
-                    value: v,
-                    expected,
-                }),
-            },
-        };
-
-        let label_tags: Vec<String> = match lookup("LABEL_TAGS") {
-            None => vec![DEFAULT_LABEL_TAGS.to_owned()],
-            Some(v) => v
-                .split(',')
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .map(str::to_owned)
-                .collect(),
-        };
-        let tags_ok = label_tags.len() <= crate::labels::MAX_LABELS
-            && label_tags
-                .iter()
-                .all(|t| crate::labels::validate(t, "x").is_ok());
-        if !tags_ok {
-            return Err(ConfigError::Malformed {
-                name: "LABEL_TAGS",
-                value: label_tags.join(","),
-                expected: "up to 3 comma-separated tag keys usable as SNS attribute names (not status, severity, ...)",
-            });
-        }
-
-        let metrics_namespace =
-            get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
-        let namespace_ok = metrics_namespace.len() <= 255
-            && !metrics_namespace.starts_with("AWS/")
-            && metrics_namespace
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c));
-        if !namespace_ok {
-            return Err(ConfigError::Malformed {
-                name: "METRICS_NAMESPACE",
-                value: metrics_namespace,
-                expected: "a CloudWatch namespace: 1 to 255 of a-z A-Z 0-9 . - _ / # :, not starting with AWS/",
-            });
-        }
-
-        let metrics = match get("METRICS") {
-            None => MetricSet::Lean,
-            Some(v) if v.eq_ignore_ascii_case("lean") => MetricSet::Lean,
-            Some(v) if v.eq_ignore_ascii_case("full") => MetricSet::Full,
-            Some(value) => {
-                return Err(ConfigError::Malformed {
-                    name: "METRICS",
-                    value,
-                    expected: "lean (the metrics the alarms and the dashboard use) or full (every count)",
-                });
-            }
-        };
-
-        let discovery = match get("DISCOVERY") {
-            None => Discovery::Off,
-            Some(v) if v.eq_ignore_ascii_case("off") => Discovery::Off,
-            Some(v) if v.eq_ignore_ascii_case("all") => Discovery::All,
-            Some(v) if v.len() <= 63 => Discovery::NameContains(v),
-            Some(v) => {
-                return Err(ConfigError::Malformed {
-                    name: "DISCOVERY",
-                    value: v,
-                    expected: "off, all, or a text of up to 63 characters that job names must contain",
-                });
-            }
-        };
-        let discovery_regions = list(lookup("DISCOVERY_REGIONS"));
-        if let Some(bad) = discovery_regions
-            .iter()
-            .find(|r| crate::domain::partition_of(r).is_none())
-        {
-            return Err(ConfigError::Malformed {
-                name: "DISCOVERY_REGIONS",
-                value: bad.clone(),
-                expected: "comma-separated AWS regions such as us-west-2,eu-west-1",
-            });
-        }
-        let output_buckets = list(lookup("OUTPUT_BUCKETS"));
-        if let Some(bad) = output_buckets.iter().find(|b| !is_bucket_name(b)) {
-            return Err(ConfigError::Malformed {
-                name: "OUTPUT_BUCKETS",
-                value: bad.clone(),
-                expected: "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
-            });
-        }
-        let threshold = |name: &'static str, default: Duration| match get(name) {
-            None => Ok(Some(default)),
-            Some(v) => parse_threshold(&v).map_err(|_| ConfigError::Malformed {
-                name,
-                value: v,
-                expected: "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off",
-            }),
-        };
-        let error_rate = match get("WARN_ERROR_RATE") {
-            None => Some(crate::warnings::DEFAULT_ERROR_RATE),
-            Some(v) if v.eq_ignore_ascii_case("off") => None,
-            Some(v) => match v.parse::<f64>() {
-                Ok(r) if r > 0.0 && r < 1.0 => Some(r),
-                _ => {
-                    return Err(ConfigError::Malformed {
-                        name: "WARN_ERROR_RATE",
-                        value: v,
-                        expected: "a share of the processed records between 0 and 1 (0.05 is 5%), or off",
-                    });
-                }
-            },
+        let threshold = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+            let given = v.text(name).unwrap_or_default();
+            parse_threshold(&given).map_err(|_| v.malformed(name, given))
         };
         let warnings = Thresholds {
-            queued_after: threshold("WARN_QUEUED_AFTER", crate::warnings::DEFAULT_QUEUED_AFTER)?,
-            expiry_within: threshold("WARN_EXPIRY_WITHIN", crate::warnings::DEFAULT_EXPIRY_WITHIN)?,
-            stalled_after: threshold("WARN_STALLED_AFTER", crate::warnings::DEFAULT_STALLED_AFTER)?,
-            error_rate,
-            error_min_records: number(
-                "WARN_ERROR_MIN_RECORDS",
-                crate::warnings::DEFAULT_ERROR_MIN_RECORDS as u64,
-                1,
-                1_000_000_000,
-                "a whole number of processed records from 1",
-            )? as i64,
+            queued_after: threshold("WARN_QUEUED_AFTER")?,
+            expiry_within: threshold("WARN_EXPIRY_WITHIN")?,
+            stalled_after: threshold("WARN_STALLED_AFTER")?,
+            error_rate: v.or_off("WARN_ERROR_RATE", |s| {
+                s.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0)
+            })?,
+            error_min_records: v.number("WARN_ERROR_MIN_RECORDS", 1..=1_000_000_000)? as i64,
         };
-
-        let bulk_read_min = match get("BULK_READ_MIN") {
-            Some(v) if v.eq_ignore_ascii_case("off") => None,
-            _ => Some(number(
-                "BULK_READ_MIN",
-                DEFAULT_BULK_READ_MIN as u64,
-                1,
-                1_000_000,
-                "a whole number of active jobs in a region from 1, or off",
-            )? as usize),
-        };
-
         Ok(Self {
-            bedrock_max_rps: number(
-                "BEDROCK_MAX_RPS",
-                u64::from(DEFAULT_BEDROCK_MAX_RPS),
-                1,
-                10_000,
-                "a whole number of requests per second from 1 to 10000",
-            )? as u32,
-            bulk_read_min,
-            metrics,
-            discovery,
-            discovery_regions,
-            warnings,
-            output_buckets,
-            metrics_namespace,
-            label_tags,
-            table_name,
-            topic_arn,
-            max_concurrency: number(
-                "MAX_CONCURRENCY",
-                DEFAULT_MAX_CONCURRENCY as u64,
-                1,
-                1000,
-                "a whole number from 1 to 1000",
-            )? as usize,
-            retention: Duration::from_secs(
-                86_400
-                    * number(
-                        "RETENTION_DAYS",
-                        DEFAULT_RETENTION_DAYS,
-                        1,
-                        3650,
-                        "a whole number of days from 1 to 3650",
-                    )?,
+            table_name: v.required("TABLE_NAME", is_table_name)?,
+            topic_arn: v.required("TOPIC_ARN", is_topic_arn)?,
+            max_concurrency: v.number("MAX_CONCURRENCY", 1..=1000)? as usize,
+            bedrock_max_rps: v.number("BEDROCK_MAX_RPS", 1..=10_000)? as u32,
+            bulk_read_min: v.or_off("BULK_READ_MIN", |s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+            })?,
+            retention: Duration::from_secs(86_400 * v.number("RETENTION_DAYS", 1..=3650)?),
+            not_found_limit: v.number("NOT_FOUND_LIMIT", 1..=100)? as u32,
+            deadline_margin: Duration::from_millis(v.number("DEADLINE_MARGIN_MS", 500..=600_000)?),
+            claim_duration: Duration::from_secs(
+                v.number("CLAIM_SECONDS", SDK_OPERATION_TIMEOUT.as_secs()..=3600)?,
             ),
-            not_found_limit: number(
-                "NOT_FOUND_LIMIT",
-                DEFAULT_NOT_FOUND_LIMIT as u64,
-                1,
-                100,
-                "a whole number from 1 to 100",
-            )? as u32,
-            deadline_margin: Duration::from_millis(number(
-                "DEADLINE_MARGIN_MS",
-                DEFAULT_DEADLINE_MARGIN_MS,
-                500,
-                600_000,
-                "milliseconds from 500 (the answer needs the last quarter of it) to 600000",
-            )?),
-            claim_duration: Duration::from_secs(number(
-                "CLAIM_SECONDS",
-                DEFAULT_CLAIM_SECONDS,
-                SDK_OPERATION_TIMEOUT.as_secs(),
-                3600,
-                "seconds from 30 (the publish's timeout: a claim must outlive its publish) to 3600",
-            )?),
-            publish_max_attempts: number(
-                "PUBLISH_MAX_ATTEMPTS",
-                u64::from(DEFAULT_PUBLISH_MAX_ATTEMPTS),
-                1,
-                100,
-                "a whole number from 1 to 100",
-            )? as u32,
+            digest_settle: Duration::from_secs(v.number("DIGEST_SETTLE_SECONDS", 0..=3600)?),
+            publish_max_attempts: v.number("PUBLISH_MAX_ATTEMPTS", 1..=100)? as u32,
+            metrics_namespace: v.required("METRICS_NAMESPACE", is_namespace)?,
+            metrics: match v.text("METRICS").unwrap_or_default() {
+                m if m.eq_ignore_ascii_case("lean") => MetricSet::Lean,
+                m if m.eq_ignore_ascii_case("full") => MetricSet::Full,
+                other => return Err(v.malformed("METRICS", other)),
+            },
+            label_tags,
+            discovery: match v.text("DISCOVERY").unwrap_or_default() {
+                d if d.eq_ignore_ascii_case("off") => Discovery::Off,
+                d if d.eq_ignore_ascii_case("all") => Discovery::All,
+                d if d.len() <= 63 => Discovery::NameContains(d),
+                other => return Err(v.malformed("DISCOVERY", other)),
+            },
+            discovery_regions: v.list("DISCOVERY_REGIONS", |r| {
+                crate::domain::partition_of(r).is_some()
+            })?,
+            warnings,
+            output_buckets: v.list("OUTPUT_BUCKETS", is_bucket_name)?,
         })
     }
+}
+
+fn is_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+fn is_namespace(ns: &str) -> bool {
+    ns.len() <= 255
+        && !ns.starts_with("AWS/")
+        && ns
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_/#:".contains(c))
 }
 
 /// A comma-separated list, blanks dropped, repeats removed.
@@ -422,6 +461,7 @@ mod tests {
         assert_eq!(c.not_found_limit, 3);
         assert_eq!(c.deadline_margin, Duration::from_secs(5));
         assert_eq!(c.claim_duration, Duration::from_secs(60));
+        assert_eq!(c.digest_settle, Duration::from_secs(300));
         assert_eq!(c.label_tags, ["team"]);
         assert_eq!(c.publish_max_attempts, 5);
         assert_eq!(c.metrics_namespace, "BedrockBatchMonitor");

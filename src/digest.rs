@@ -9,14 +9,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::domain::{JobArn, JobStatus, RecordCounts, StoredJob, TokenTotals, WarningKind};
 
 /// At most this many jobs in each list of one digest (the counts say how
-/// many there were): a digest stays far under SNS's message limit.
+/// many there were); the rendering shows fewer, and shorter, when the whole
+/// would not fit in one SNS message.
 pub const DIGEST_LIST_MAX: usize = 50;
 /// What the first digest looks back over, with no previous one to start at.
 pub const FIRST_DIGEST_WINDOW: chrono::Duration = chrono::Duration::hours(24);
-/// A status change is written a moment after it is observed: an end observed
-/// this long before the previous digest but written after it read the table
-/// is still reported once, by the next digest.
-pub const LATE_WRITE_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 
 /// The monitor's own counts, as the table keeps them (from its first poll).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -28,14 +25,67 @@ pub struct Health {
     pub failed_invocations: u64,
 }
 
-/// What the previous digest covered.
+/// The ends one digest reports: those recorded in `(since, until]`. Windows
+/// follow each other without gap or overlap (a digest's `since` is the
+/// previous one's `until`), so each end is in exactly one digest; `until`
+/// lies the settle time before the digest, so every end recorded in the
+/// window has been written when the digest reads the table. Saved before
+/// the digest is published: a retried or resumed digest publishes the same
+/// window under the same id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// Stable: subscribers drop a repeat by it.
+    pub id: String,
+    /// When the digest was begun.
+    pub at: DateTime<Utc>,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// No digest before it.
+    pub first: bool,
+}
+
+impl Window {
+    /// The window of a digest begun at `at` after `previous` (`None` before
+    /// the first), reporting ends recorded up to `settle` before `at`.
+    pub fn after(
+        previous: Option<&DigestMark>,
+        at: DateTime<Utc>,
+        settle: chrono::Duration,
+    ) -> Self {
+        let since = previous.map_or(at - FIRST_DIGEST_WINDOW - settle, |p| p.until);
+        Self {
+            // To the millisecond: two digests begin one after the other
+            // (never while one is pending), so no two share an id.
+            id: format!(
+                "digest-{}",
+                at.to_rfc3339_opts(SecondsFormat::Millis, true)
+                    .replace([':', '-', '.'], "")
+            ),
+            at,
+            since,
+            // Never backwards, even with a clock that went back.
+            until: (at - settle).max(since),
+            first: previous.is_none(),
+        }
+    }
+
+    pub fn holds(&self, t: DateTime<Utc>) -> bool {
+        self.since < t && t <= self.until
+    }
+}
+
+/// What the last digest covered, and the digest under way, if any.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DigestMark {
+    /// When the last published digest was begun.
     pub at: DateTime<Utc>,
+    /// The end of the last published digest's window: the next one starts here.
+    pub until: DateTime<Utc>,
+    /// The health counts as that digest read them.
     pub health: Health,
-    /// The ends it reported that were observed within [`LATE_WRITE_MARGIN`]
-    /// of its time, so the next digest does not report them again.
-    pub reported: Vec<String>,
+    /// A digest begun and not yet known to be published: the next digest
+    /// invocation publishes it again, under its id, before anything new.
+    pub pending: Option<Window>,
 }
 
 /// A job that has not ended.
@@ -82,8 +132,9 @@ pub struct Digest {
     /// Stable for this digest: subscribers drop repeats by it.
     pub id: String,
     pub at: DateTime<Utc>,
-    /// The previous digest's time, or [`FIRST_DIGEST_WINDOW`] before `at`.
+    /// The window of ends it reports: `(since, until]`.
     pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
     pub first: bool,
     /// Newest submitted first; at most [`DIGEST_LIST_MAX`] of `running_total`.
     pub running: Vec<Running>,
@@ -91,14 +142,16 @@ pub struct Digest {
     /// Latest end first; at most [`DIGEST_LIST_MAX`] of `ended_total`.
     pub ended: Vec<Ended>,
     pub ended_total: usize,
+    /// How many ended with each status (all of them, shown or not).
+    pub ended_by_status: BTreeMap<String, usize>,
     /// Running jobs with a warning sent.
     pub warnings_total: usize,
     pub polls: u64,
     pub failed_invocations: u64,
     pub set_aside: Vec<SetAsideNote>,
     pub set_aside_total: usize,
-    /// The mark to save once the digest is published.
-    pub mark: DigestMark,
+    /// The health counts read, for the mark saved once it is published.
+    pub health: Health,
 }
 
 impl Digest {
@@ -114,26 +167,38 @@ impl Digest {
     pub fn open_warnings(&self) -> impl Iterator<Item = &Running> {
         self.running.iter().filter(|r| !r.warnings.is_empty())
     }
+
+    /// The mark to save once this digest is published.
+    pub fn mark(&self) -> DigestMark {
+        DigestMark {
+            at: self.at,
+            until: self.until,
+            health: self.health,
+            pending: None,
+        }
+    }
+
+    /// The same digest with only its counts: what is sent when SNS refuses
+    /// the full one for its content, so that the digest still goes out.
+    pub fn counts_only(&self) -> Self {
+        Self {
+            running: Vec::new(),
+            ended: Vec::new(),
+            set_aside: Vec::new(),
+            ..self.clone()
+        }
+    }
 }
 
-fn end_key(arn: &JobArn, at: DateTime<Utc>) -> String {
-    format!("{arn}@{}", at.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
-
-/// The digest at `at` of `jobs` (every job item the table keeps), after
-/// `previous`, with the health counts as they stand now.
+/// The digest of `window` from `jobs` (every job item the table keeps), with
+/// the health counts as they stand now, `base` those of the previous digest.
 pub fn build(
     jobs: &[StoredJob],
-    previous: Option<&DigestMark>,
+    window: &Window,
+    base: Health,
     health: Health,
-    at: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Digest {
-    let since = previous.map_or(at - FIRST_DIGEST_WINDOW, |p| p.at);
-    // Ends observed a little before the previous digest may have been
-    // written after it read the table: look back that far, minus those it
-    // reported.
-    let look_from = previous.map_or(since, |p| p.at - LATE_WRITE_MARGIN);
-    let reported_before: &[String] = previous.map_or(&[], |p| &p.reported);
     let mut running = Vec::new();
     let mut ended = Vec::new();
     let mut set_aside = Vec::new();
@@ -145,7 +210,7 @@ pub fn build(
                 status: job.snapshot.status.clone(),
                 submit_time: job.snapshot.submit_time,
                 records: job.snapshot.records.filter(|r| !r.is_empty()),
-                eta: job.eta(),
+                eta: job.eta(now),
                 labels: job.labels.clone(),
                 warnings: job.warned.clone(),
             });
@@ -155,9 +220,7 @@ pub fn build(
                 .iter()
                 .rev()
                 .find(|h| h.to.is_terminal() && h.from.as_ref() != Some(&h.to))
-            && end.at > look_from
-            && end.at <= at
-            && !reported_before.contains(&end_key(job.arn(), end.at))
+            && window.holds(end.at)
         {
             ended.push(Ended {
                 job_arn: job.arn().clone(),
@@ -171,7 +234,7 @@ pub fn build(
             });
         }
         for s in &job.undeliverable {
-            if s.set_aside_at > look_from && s.set_aside_at <= at {
+            if window.holds(s.set_aside_at) {
                 set_aside.push(SetAsideNote {
                     job_arn: job.arn().clone(),
                     transition_id: s.transition_id.clone(),
@@ -181,9 +244,6 @@ pub fn build(
             }
         }
     }
-    // Set-aside notes are few and not reported twice by the window alone
-    // unless they fall in the margin: drop those the previous digest saw.
-    set_aside.retain(|s| s.at > since || !reported_before.contains(&s.transition_id));
     running.sort_by(|a, b| {
         b.submit_time
             .cmp(&a.submit_time)
@@ -196,38 +256,29 @@ pub fn build(
             .cmp(&a.ended_at)
             .then_with(|| a.job_arn.as_str().cmp(b.job_arn.as_str()))
     });
-    let margin_start = at - LATE_WRITE_MARGIN;
-    let mut reported: Vec<String> = ended
-        .iter()
-        .filter(|e| e.ended_at > margin_start)
-        .map(|e| end_key(&e.job_arn, e.ended_at))
-        .collect();
-    reported.extend(
-        set_aside
-            .iter()
-            .filter(|s| s.at > margin_start)
-            .map(|s| s.transition_id.clone()),
-    );
+    let mut ended_by_status = BTreeMap::new();
+    for e in &ended {
+        *ended_by_status
+            .entry(e.status.as_str().to_owned())
+            .or_default() += 1;
+    }
     let (running_total, ended_total, set_aside_total) =
         (running.len(), ended.len(), set_aside.len());
     let warnings_total = running.iter().filter(|r| !r.warnings.is_empty()).count();
     running.truncate(DIGEST_LIST_MAX);
     ended.truncate(DIGEST_LIST_MAX);
     set_aside.truncate(DIGEST_LIST_MAX);
-    let base = previous.map_or_else(Health::default, |p| p.health);
     Digest {
-        id: format!(
-            "digest-{}",
-            at.to_rfc3339_opts(SecondsFormat::Secs, true)
-                .replace([':', '-'], "")
-        ),
-        at,
-        since,
-        first: previous.is_none(),
+        id: window.id.clone(),
+        at: window.at,
+        since: window.since,
+        until: window.until,
+        first: window.first,
         running,
         running_total,
         ended,
         ended_total,
+        ended_by_status,
         warnings_total,
         polls: health.polls.saturating_sub(base.polls),
         failed_invocations: health
@@ -235,10 +286,6 @@ pub fn build(
             .saturating_sub(base.failed_invocations),
         set_aside,
         set_aside_total,
-        mark: DigestMark {
-            at,
-            health,
-            reported,
-        },
+        health,
     }
 }

@@ -124,6 +124,14 @@ pub fn report(
             *bedrock_errors.entry(kind.to_owned()).or_default() += 1;
         }
     }
+    // A poll Bedrock throttled throughout succeeds (no Lambda retry); it
+    // still counts as Bedrock errors, so BedrockErrorsAlarm sees it even when
+    // its only request was a listing with no job to blame.
+    if answer.and_then(|a| a.get("bedrockThrottled")) == Some(&Value::Bool(true))
+        && bedrock_errors.is_empty()
+    {
+        bedrock_errors.insert("BedrockThrottling".to_owned(), 1);
+    }
     InvocationReport {
         command,
         outcome,

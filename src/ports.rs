@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::digest::{Digest, DigestMark, Health};
+use crate::digest::{Digest, DigestMark, Health, Window};
 
 use crate::domain::{
-    JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
+    Fresh, JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
     Transition, WorkEntry,
 };
 
@@ -234,8 +234,9 @@ pub enum Write {
 #[derive(Debug, Clone)]
 pub struct Record<'a> {
     pub transition: &'a Transition,
-    /// The stored version the change was computed from.
-    pub expected_version: u64,
+    /// The verdict that the transition's read is not older than the stored
+    /// state, and the version it was given on (the write's condition).
+    pub basis: Fresh,
     pub gone: bool,
 }
 
@@ -273,12 +274,14 @@ pub trait Jobs: Send + Sync {
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Remembers where the record counters stand and since when the processed
-    /// count has not moved (no version bump; conditional on it); `previous`,
-    /// the reading it replaces, becomes where the job's rate is measured from.
+    /// count has not moved; `previous`, the reading it replaces, becomes where
+    /// the job's rate is measured from. Conditional on the version `basis`
+    /// was judged on, and bumps it: counts only move forwards, and a change
+    /// computed before this note cannot be recorded over it.
     fn set_progress(
         &self,
         arn: &JobArn,
-        expected_version: u64,
+        basis: Fresh,
         progress: Progress,
         records: RecordCounts,
         previous: Option<Progress>,
@@ -286,11 +289,11 @@ pub trait Jobs: Send + Sync {
 
     /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
     /// first observation of a new tracking, appended to the history, the job back
-    /// in the work list. Conditional on the stored version.
+    /// in the work list. Conditional on the version `basis` was judged on.
     fn rearm(
         &self,
         first: &Transition,
-        expected_version: u64,
+        basis: Fresh,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Records a transition with its history entry and pending notification,
@@ -483,15 +486,42 @@ pub trait Fleet: Send + Sync {
     /// The health counts as they stand.
     fn health(&self) -> impl Future<Output = Result<Health, StoreError>> + Send;
 
-    /// What the previous digest covered; `None` before the first.
+    /// What the previous digest covered and the digest under way, if any;
+    /// `None` before the first.
     fn last_digest(&self) -> impl Future<Output = Result<Option<DigestMark>, StoreError>> + Send;
 
-    /// Remembers `mark` as the last digest, on the condition that the last
-    /// one still is `previous` (none when `None`).
-    fn save_digest(
+    /// Begins a digest: saves `window` as the pending digest, held by
+    /// `claim`, on the condition that none is pending and the last one still
+    /// is `previous` (none when `None`). `Lost` when another digest began first.
+    fn begin_digest(
+        &self,
+        window: &Window,
+        claim: &Claim,
+        previous: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Claims the pending digest `id` unless another holder's claim is still valid.
+    fn claim_digest(
+        &self,
+        id: &str,
+        claim: &Claim,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Gives up our claim on the pending digest `id` (its publish failed), so
+    /// the next try goes at once.
+    fn release_digest(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// The pending digest `id` was published: saves `mark` as the last digest
+    /// and clears the pending one, if we still hold its claim.
+    fn finish_digest(
         &self,
         mark: &DigestMark,
-        previous: Option<DateTime<Utc>>,
+        id: &str,
+        token: &str,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 }
 

@@ -22,7 +22,9 @@ use aws_smithy_mocks::{RuleMode, mock, mock_client};
 use bedrock_batch_monitor::adapters::bedrock::BedrockJobSource;
 use bedrock_batch_monitor::adapters::dynamodb::DynamoJobStore;
 use bedrock_batch_monitor::adapters::sns::SnsNotifier;
-use bedrock_batch_monitor::domain::{JobRef, JobSnapshot, JobStatus, Transition, TransitionKind};
+use bedrock_batch_monitor::domain::{
+    Fresh, JobRef, JobSnapshot, JobStatus, StoredJob, Transition, TransitionKind,
+};
 use bedrock_batch_monitor::ports::{
     JobSource, Jobs, Notifier, NotifyError, Record, SourceError, Write,
 };
@@ -233,9 +235,30 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
     let client = mock_client!(aws_sdk_dynamodb, RuleMode::Sequential, [&won, &lost]);
     let store = DynamoJobStore::new(client, "jobs");
     let t = transition();
+    // The stored job at version 3, still InProgress: the Completed read is fresh.
+    let stored = StoredJob {
+        snapshot: JobSnapshot {
+            status: JobStatus::InProgress,
+            ..t.job.clone()
+        },
+        version: 3,
+        history: vec![],
+        outbox: vec![],
+        not_found_count: 0,
+        gone: false,
+        active: true,
+        labels: Default::default(),
+        untracked_at: None,
+        undeliverable: vec![],
+        warned: vec![],
+        progress: None,
+        rate_from: None,
+        tokens: None,
+    };
+    let basis = Fresh::judge(&stored, &t.job).expect("a newer status is fresh");
     let record = || Record {
         transition: &t,
-        expected_version: 3,
+        basis,
         gone: false,
     };
 

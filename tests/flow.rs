@@ -506,12 +506,12 @@ async fn when_every_bedrock_call_is_denied_should_report_each_job_and_not_fail_t
 
 #[tokio::test]
 async fn when_bedrock_is_down_for_the_whole_poll_should_fail_the_invocation() {
-    // GIVEN a tracked job, and Bedrock throttling every request
+    // GIVEN a tracked job, and Bedrock failing every request with a server error
     let w = World::new().await;
-    let a = w.bedrock.seed(SeedJob::named("throttled"));
+    let a = w.bedrock.seed(SeedJob::named("unanswered"));
     track(&w, &a).await;
     w.bedrock.inject(Fault {
-        kind: FaultKind::Throttling,
+        kind: FaultKind::InternalServer,
         times: None,
         job_id: None,
         every: None,
@@ -527,10 +527,51 @@ async fn when_bedrock_is_down_for_the_whole_poll_should_fail_the_invocation() {
         diag.error_message
     );
     assert!(
-        diag.error_message.contains("Throttl"),
+        diag.error_message.contains("InternalServer"),
         "{}",
         diag.error_message
     );
+}
+
+#[tokio::test]
+async fn when_bedrock_throttles_the_whole_poll_should_succeed_so_lambda_does_not_retry_it() {
+    // GIVEN two tracked jobs, and Bedrock throttling every request
+    let w = World::new().await;
+    let a = w.bedrock.seed(SeedJob::named("throttled-a"));
+    let b = w.bedrock.seed(SeedJob::named("throttled-b"));
+    w.ok(json!({"track": [a, b]})).await;
+    w.bedrock.inject(Fault {
+        kind: FaultKind::Throttling,
+        times: None,
+        job_id: None,
+        every: None,
+        seen: 0,
+    });
+    // WHEN a poll runs
+    let result = w.invoke(&w.monitor(), json!({})).await;
+    // THEN it succeeds (Lambda's async retries would triple the load on a
+    // service that asked for less; the next schedule is the retry) and says so
+    let s = result
+        .as_ref()
+        .expect("a throttled poll is no failed invocation");
+    assert_eq!(s["bedrockThrottled"], true, "{s}");
+    assert_eq!(s["failed"], 2, "{s}");
+    assert!(
+        s["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] == "BedrockThrottling"),
+        "{s}"
+    );
+    // AND the metrics still count it, so BedrockErrorsAlarm sees it
+    let report = bedrock_batch_monitor::handler::report("Poll", &result, Duration::ZERO);
+    assert_eq!(report.outcome, "Ok");
+    assert_eq!(report.bedrock_errors.get("BedrockThrottling"), Some(&2));
+    // AND a poll Bedrock answers carries no such flag
+    w.bedrock.clear_faults();
+    let s = w.ok(json!({})).await;
+    assert!(s.get("bedrockThrottled").is_none(), "{s}");
 }
 
 #[tokio::test]

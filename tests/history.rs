@@ -2,8 +2,9 @@
 //! real handler, moto and the fake Bedrock, with everything that can make a
 //! monitor lie happening at once. Each job follows a random legal life with
 //! record counts; Bedrock's events arrive late, twice or not at all; list
-//! answers are stale on arrival; two to four invocations run at once; SNS
-//! refuses publishes for a while. At the end, for every job:
+//! and Get answers are stale on arrival; two to four invocations run at once;
+//! people track jobs again (to add a label) or untrack and track them while
+//! all this happens; SNS refuses publishes for a while. At the end, for every job:
 //! - the statuses notified, in version order, are a subsequence of the life
 //!   the fake Bedrock recorded, ending in its final status;
 //! - no `transitionId` arrives twice with a different content;
@@ -147,6 +148,9 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
     let w = World::with_env(&[("CLAIM_SECONDS", "30")]).await;
     let list_delay = [0u64, 500, 1500][rng.below(3) as usize];
     w.bedrock.set_list_delay(Duration::from_millis(list_delay));
+    // Get answers late too (track's, the events', the polls' one by one).
+    let get_delay = [0u64, 200, 800][rng.below(3) as usize];
+    w.bedrock.set_get_delay(Duration::from_millis(get_delay));
     let mut played: Vec<Played> = (0..jobs)
         .map(|i| Played {
             arn: w.bedrock.seed(SeedJob::named(&format!("h{seed}-{i}"))),
@@ -163,6 +167,7 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
     let mut refusal: Option<MotoFault> = None;
     // Events delivered late wait here for the next tick.
     let mut late: Vec<String> = Vec::new();
+    let mut retracked: Vec<String> = Vec::new();
     let mut tick = 0;
     while played.iter().any(|p| p.next < p.plan.len()) && tick < 40 {
         if tick == refuse_at {
@@ -205,6 +210,27 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
                 let _ = w.invoke(&w.monitor(), event).await;
             }
         };
+        // People at work beside the polls: some track a job again to add a
+        // label, some untrack one and track it again.
+        let mut commands: Vec<Vec<serde_json::Value>> = Vec::new();
+        for p in &played {
+            if rng.chance(8) {
+                commands.push(vec![
+                    json!({"track": [{"jobArn": p.arn, "labels": {"tick": tick.to_string()}}]}),
+                ]);
+            } else if rng.chance(4) {
+                retracked.push(p.arn.clone());
+                commands.push(vec![json!({"untrack": [p.arn]}), json!({"track": [p.arn]})]);
+            }
+        }
+        let people = futures::future::join_all(commands.into_iter().map(|steps| {
+            let invoke = &invoke;
+            async move {
+                for step in steps {
+                    invoke(step).await;
+                }
+            }
+        }));
         let poll_all = futures::future::join_all((0..polls).map(|_| invoke(json!({}))));
         let lists_before = w.bedrock.count("ListModelInvocationJobs");
         let move_and_tell = async {
@@ -239,11 +265,19 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
             )
             .await;
         };
-        futures::join!(poll_all, move_and_tell);
+        futures::join!(poll_all, move_and_tell, people);
         tick += 1;
     }
     drop(refusal);
     w.bedrock.set_list_delay(Duration::ZERO);
+    w.bedrock.set_get_delay(Duration::ZERO);
+    // A job untracked and tracked again is tracked at the end (a track that
+    // lost its races is sent again, as a person would).
+    retracked.sort();
+    retracked.dedup();
+    if !retracked.is_empty() {
+        w.ok(json!({ "track": retracked })).await;
+    }
     // Settle: polls until nothing is pending.
     for _ in 0..6 {
         let s = w.ok(json!({})).await;
@@ -283,7 +317,16 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
             .map(|m| m.values().collect())
             .unwrap_or_default();
         told.sort_by_key(|h| h.version);
-        let statuses: Vec<&str> = told.iter().map(|h| h.status.as_str()).collect();
+        // A job tracked again after an untrack starts a new tracking with a
+        // first observation (no previous status) of where it stands: the
+        // status subscribers last heard, said again, is no lie.
+        let mut statuses: Vec<&str> = Vec::new();
+        for h in &told {
+            if h.previous.is_none() && statuses.last() == Some(&h.status.as_str()) {
+                continue;
+            }
+            statuses.push(h.status.as_str());
+        }
         if !told_the_truth(&statuses, &life) {
             broken.push(format!(
                 "{}: told {statuses:?}, but its life was {life:?}",
@@ -302,7 +345,7 @@ async fn round(seed: u64, jobs: usize) -> Vec<String> {
     }
     broken
         .into_iter()
-        .map(|b| format!("seed {seed} (list delay {list_delay} ms): {b}"))
+        .map(|b| format!("seed {seed} (list delay {list_delay} ms, get delay {get_delay} ms): {b}"))
         .collect()
 }
 

@@ -103,13 +103,106 @@ fn message_for(status: &str) -> Option<&'static str> {
     }
 }
 
-/// All the forms of one message, as a reader would see them.
+/// Checks a custom notification against the types of Amazon Q Developer's
+/// event schema (https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html):
+/// every field a string, `nextSteps`, `keywords` and `relatedResources`
+/// lists of strings, `additionalContext` a map of strings; `version` "1.0"
+/// and `source` "custom" as required.
+fn assert_custom_notification_schema(v: &serde_json::Value) {
+    use serde_json::Value;
+    let string = |path: &str, v: &Value| {
+        assert!(v.is_string(), "{path} must be a string, is {v}");
+    };
+    let strings = |path: &str, v: &Value| {
+        let list = v
+            .as_array()
+            .unwrap_or_else(|| panic!("{path} must be a list, is {v}"));
+        for (i, item) in list.iter().enumerate() {
+            string(&format!("{path}[{i}]"), item);
+        }
+    };
+    let object = |path: &str, v: &Value, allowed: &[&str]| {
+        let o = v
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} must be an object, is {v}"));
+        for k in o.keys() {
+            assert!(
+                allowed.contains(&k.as_str()),
+                "{path}.{k} is not in the schema"
+            );
+        }
+    };
+    object("", v, &["version", "source", "id", "content", "metadata"]);
+    assert_eq!(v["version"], "1.0");
+    assert_eq!(v["source"], "custom");
+    if let Some(id) = v.get("id") {
+        string("id", id);
+    }
+    let content = &v["content"];
+    object(
+        "content",
+        content,
+        &["textType", "title", "description", "nextSteps", "keywords"],
+    );
+    for k in ["textType", "title", "description"] {
+        if let Some(x) = content.get(k) {
+            string(&format!("content.{k}"), x);
+        }
+    }
+    for k in ["nextSteps", "keywords"] {
+        if let Some(x) = content.get(k) {
+            strings(&format!("content.{k}"), x);
+        }
+    }
+    if let Some(metadata) = v.get("metadata") {
+        object(
+            "metadata",
+            metadata,
+            &[
+                "threadId",
+                "summary",
+                "eventType",
+                "relatedResources",
+                "additionalContext",
+            ],
+        );
+        for k in ["threadId", "summary", "eventType"] {
+            if let Some(x) = metadata.get(k) {
+                string(&format!("metadata.{k}"), x);
+            }
+        }
+        if let Some(x) = metadata.get("relatedResources") {
+            strings("metadata.relatedResources", x);
+        }
+        if let Some(context) = metadata.get("additionalContext") {
+            let o = context
+                .as_object()
+                .unwrap_or_else(|| panic!("additionalContext must be an object, is {context}"));
+            for (k, x) in o {
+                string(&format!("metadata.additionalContext.{k}"), x);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_schema_check_should_refuse_a_null_in_additional_context() {
+    let mut chat = notification::chatbot_json(&transition("Submitted", None));
+    assert_custom_notification_schema(&chat);
+    chat["metadata"]["additionalContext"]["previousStatus"] = serde_json::Value::Null;
+    let refused = std::panic::catch_unwind(|| assert_custom_notification_schema(&chat));
+    assert!(refused.is_err(), "a null value must fail the check");
+}
+
+/// All the forms of one message, as a reader would see them; the Slack form
+/// is checked against the custom notification schema on the way.
 fn forms(
     r: &notification::Rendered,
     text: &str,
     machine: &serde_json::Value,
     chatbot: &serde_json::Value,
 ) -> String {
+    assert_custom_notification_schema(chatbot);
     let attrs: Vec<String> = r
         .attributes
         .iter()
@@ -572,17 +665,24 @@ fn a_digest_in_every_form() {
     let at = t0() + Duration::days(1);
     let previous = DigestMark {
         at: at - Duration::days(1),
+        until: at - Duration::days(1) - Duration::minutes(5),
         health: Health {
             polls: 100,
             failed_invocations: 1,
         },
-        reported: vec![],
+        pending: None,
     };
     let health = Health {
         polls: 388,
         failed_invocations: 1,
     };
-    let d = digest::build(&digest_jobs(at), Some(&previous), health, at);
+    let window = digest::Window::after(Some(&previous), at, Duration::minutes(5));
+    assert_eq!(
+        window.since, previous.until,
+        "each window starts where the last ended"
+    );
+    assert_eq!(window.until, at - Duration::minutes(5));
+    let d = digest::build(&digest_jobs(at), &window, previous.health, health, at);
     let machine = bedrock_batch_monitor::render::digest::machine_json(&d);
     assert_eq!(machine["event"], "digest");
     assert_eq!(machine["running"].as_array().unwrap().len(), 2);
@@ -635,9 +735,11 @@ fn a_digest_in_every_form() {
 fn a_quiet_digest_still_goes_out_and_says_so() {
     use bedrock_batch_monitor::digest::{self, Health};
     let at = t0();
+    let window = digest::Window::after(None, at, Duration::minutes(5));
     let d = digest::build(
         &[],
-        None,
+        &window,
+        Health::default(),
         Health {
             polls: 288,
             failed_invocations: 0,

@@ -189,7 +189,11 @@ impl Jobs for Untouchable {
     async fn create(&self, _: &Transition) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
-    async fn rearm(&self, _: &Transition, _: u64) -> Result<Write, StoreError> {
+    async fn rearm(
+        &self,
+        _: &Transition,
+        _: bedrock_batch_monitor::domain::Fresh,
+    ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
     async fn adopt(&self, _: &Transition) -> Result<Write, StoreError> {
@@ -201,7 +205,7 @@ impl Jobs for Untouchable {
     async fn set_progress(
         &self,
         _: &JobArn,
-        _: u64,
+        _: bedrock_batch_monitor::domain::Fresh,
         _: bedrock_batch_monitor::domain::Progress,
         _: bedrock_batch_monitor::domain::RecordCounts,
         _: Option<bedrock_batch_monitor::domain::Progress>,
@@ -320,10 +324,29 @@ impl Fleet for Untouchable {
     ) -> Result<Option<bedrock_batch_monitor::digest::DigestMark>, StoreError> {
         panic!("a refused event read the table")
     }
-    async fn save_digest(
+    async fn begin_digest(
+        &self,
+        _: &bedrock_batch_monitor::digest::Window,
+        _: &bedrock_batch_monitor::ports::Claim,
+        _: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn claim_digest(
+        &self,
+        _: &str,
+        _: &bedrock_batch_monitor::ports::Claim,
+    ) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn release_digest(&self, _: &str, _: &str) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn finish_digest(
         &self,
         _: &bedrock_batch_monitor::digest::DigestMark,
-        _: Option<DateTime<Utc>>,
+        _: &str,
+        _: &str,
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }

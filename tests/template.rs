@@ -222,6 +222,28 @@ fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
         .collect();
     assert_eq!(documented, variables_read());
 
+    // The page's defaults are the ones the config applies: one table, read
+    // the way the page reads (`32`, or nothing/(none) for no default).
+    let settings: BTreeSet<(String, String)> = bedrock_batch_monitor::config::SETTINGS
+        .iter()
+        .map(|s| (s.name.to_owned(), s.default.unwrap_or_default().to_owned()))
+        .collect();
+    let rows: BTreeSet<(String, String)> = section
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            let name = cells[1].trim_matches('`').to_owned();
+            let default = cells[3].trim_matches('`');
+            let default = if default == "(none)" { "" } else { default };
+            (name, default.to_owned())
+        })
+        .collect();
+    assert_eq!(
+        rows, settings,
+        "docs/configuration.md and config::SETTINGS disagree"
+    );
+
     // Each documented SAM parameter exists in the template.
     let t = template();
     for line in section.lines().filter(|l| l.starts_with("| `")) {

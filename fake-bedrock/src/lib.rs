@@ -299,6 +299,8 @@ struct Inner {
     latency: Duration,
     /// How long a computed list page waits before it is sent (stale answers).
     list_delay: Duration,
+    /// How long a computed GetModelInvocationJob answer waits before it is sent.
+    get_delay: Duration,
     /// Extra latency for calls naming one job (by id): a hang, for one job.
     job_latency: BTreeMap<String, Duration>,
     calls: Vec<Call>,
@@ -444,6 +446,13 @@ impl FakeBedrock {
     /// jobs may have moved on meanwhile (zero turns it off).
     pub fn set_list_delay(&self, delay: Duration) {
         self.lock().list_delay = delay;
+    }
+
+    /// Makes every GetModelInvocationJob answer stale on arrival, as
+    /// [`set_list_delay`](Self::set_list_delay) does for list pages: the job
+    /// is read when the request comes in and sent `delay` later.
+    pub fn set_get_delay(&self, delay: Duration) {
+        self.lock().get_delay = delay;
     }
 
     /// Moves a job to `status`; returns false when there is no such job.
@@ -644,11 +653,18 @@ async fn get_job(
         Ok(r) => r,
         Err(resp) => return resp,
     };
-    let inner = fake.lock();
-    match inner.find(&ident, region.as_deref()) {
-        Some(i) => axum::Json(inner.jobs[i].to_json()).into_response(),
-        None => not_found(&ident),
+    let (answer, delay) = {
+        let inner = fake.lock();
+        let answer = match inner.find(&ident, region.as_deref()) {
+            Some(i) => axum::Json(inner.jobs[i].to_json()).into_response(),
+            None => not_found(&ident),
+        };
+        (answer, inner.get_delay)
+    };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
     }
+    answer
 }
 
 async fn stop_job(

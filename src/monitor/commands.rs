@@ -12,7 +12,7 @@ use tracing::info;
 use super::job::Started;
 use super::summary::{Failure, Outcome, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
-use crate::domain::{JobArn, JobRef, Tracking};
+use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::{RejectedItem, TrackRequest};
 use crate::ports::{JobSource, Jobs, Notifier, Outbox, SourceError, StoreError, Untrack, Write};
 use crate::render::describe;
@@ -100,6 +100,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
 
     /// Tracks one job: Bedrock must know it. Returns the job's ARN (or the
     /// reference as given, when there is none) and what was done.
+    ///
+    /// What the item was when the request arrived decides: a job tracked then
+    /// is `alreadyTracked` (its labels merged), whatever happens while Bedrock
+    /// answers; only a job that had ended, been untracked or been lost before
+    /// the request is tracked again. And like every writer, `track` records
+    /// only an answer that is not older than what the item holds when it
+    /// writes ([`Fresh`](crate::domain::Fresh)).
     async fn track_one(
         &self,
         req: &TrackRequest,
@@ -114,7 +121,19 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 return (given, TrackResult::Failed);
             }
         };
-        let snapshot = match self.bedrock(inv).get_job(&reference).await {
+        // The item as the request found it (a bare id has no ARN to look up
+        // before Bedrock answers: then the first read after the answer).
+        let mut on_arrival = match &reference {
+            JobRef::Arn(arn) => match self.store.get(arn).await {
+                Ok(stored) => Some(stored),
+                Err(e) => {
+                    out.fail(e);
+                    return (given, TrackResult::Failed);
+                }
+            },
+            JobRef::Id { .. } => None,
+        };
+        let mut snapshot = match self.bedrock(inv).get_job(&reference).await {
             Ok(s) => s,
             Err(SourceError::NotFound { message, cause }) => {
                 out.fail(SourceError::NotFound {
@@ -149,6 +168,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     return (key, TrackResult::Failed);
                 }
             };
+            let arrived = on_arrival.get_or_insert_with(|| stored.clone());
+            let tracked_on_arrival =
+                arrived.as_ref().map(StoredJob::tracking) == Some(Tracking::Active);
+            let arrived_version = arrived.as_ref().map(|j| j.version);
             let current = stored
                 .as_ref()
                 .map(|j| j.labels.clone())
@@ -160,8 +183,15 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     return (key, TrackResult::Failed);
                 }
             };
+            // Tracked now, or ended since it was tracked: by this request's
+            // arrival, or by another request meanwhile (the item changed).
+            let still_tracked = stored.as_ref().is_some_and(|j| match j.tracking() {
+                Tracking::Active => true,
+                Tracking::Finished => tracked_on_arrival || arrived_version != Some(j.version),
+                Tracking::Untracked | Tracking::Gone => false,
+            });
             match stored {
-                Some(job) if job.tracking() == Tracking::Active => {
+                Some(job) if still_tracked => {
                     if labels == job.labels {
                         return (key, TrackResult::Already(None));
                     }
@@ -182,11 +212,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         .start_tracking(snapshot.clone(), stored, labels, inv, out)
                         .await
                     {
-                        Started::Tracked => {
-                            return (key, TrackResult::Tracked);
-                        }
+                        Started::Tracked => return (key, TrackResult::Tracked),
                         Started::Failed => return (key, TrackResult::Failed),
                         Started::Raced => continue,
+                        Started::Stale => {
+                            // The item holds news newer than Bedrock's answer
+                            // (written while it was on its way): ask Bedrock
+                            // again and judge that.
+                            snapshot =
+                                match self.bedrock(inv).get_job(&JobRef::Arn(arn.clone())).await {
+                                    Ok(s) => s,
+                                    Err(e) => {
+                                        out.fail(e);
+                                        return (key, TrackResult::Failed);
+                                    }
+                                };
+                        }
                     }
                 }
             }
@@ -259,7 +300,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             }
         };
         match self.store.get(&arn).await {
-            Ok(Some(job)) => Ok(describe::job(&job)),
+            Ok(Some(job)) => Ok(describe::job(&job, Utc::now())),
             Ok(None) => Ok(describe::not_tracked(&arn)),
             Err(e) if e.is_systemic() => Err(e.into()),
             Err(e) => {

@@ -280,7 +280,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 info!(job_arn = %arn, "discovery: new job tracked");
                 Found::Tracked
             }
-            super::job::Started::Raced => Found::Known,
+            super::job::Started::Raced | super::job::Started::Stale => Found::Known,
             super::job::Started::Failed => Found::Failed,
         }
     }

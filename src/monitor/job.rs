@@ -9,8 +9,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    Freshness, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, TokenTotals, Transition, TransitionKind, WorkEntry, freshness, freshness_against,
+    Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
+    StoredJob, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
 };
 use crate::ports::{
     Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, StoreError, Write,
@@ -25,6 +25,9 @@ pub(super) enum Started {
     Tracked,
     /// The item changed meanwhile: read it again and decide again.
     Raced,
+    /// Bedrock's answer is older than what the item holds now (the job
+    /// moved on while it was on its way): nothing written.
+    Stale,
     /// A store error, recorded in the outcome.
     Failed,
 }
@@ -87,6 +90,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             }
         };
         let now = Utc::now();
+        let basis = read
+            .as_ref()
+            .ok()
+            .and_then(|s| Fresh::judge_entry(&entry, s));
         let stays_lean = match &read {
             Ok(s) => {
                 let subject = Subject {
@@ -97,7 +104,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 };
                 s.job_arn == entry.job_arn
                     && s.status == entry.status
-                    && freshness_against(&entry.status, None, s) == Freshness::Current
+                    && basis.is_some()
                     && self.config.warnings.due_for(&subject, now).is_empty()
                     // A running job without a reading yet is compared with
                     // its count at the start, which only the whole item has.
@@ -125,10 +132,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 if let Some((progress, records, previous)) =
                     self.progress_due(&snapshot, entry.progress, None, now)
+                    && let Some(basis) = basis
                 {
                     match self
                         .store
-                        .set_progress(arn, entry.version, progress, records, previous)
+                        .set_progress(arn, basis, progress, records, previous)
                         .await
                     {
                         Ok(Write::Done) => {}
@@ -173,7 +181,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
 
     /// Records what Bedrock answered about a whole job, then delivers what is
     /// pending.
-    async fn refresh_with(
+    pub(super) async fn refresh_with(
         &self,
         mut job: StoredJob,
         read: Result<JobSnapshot, SourceError>,
@@ -203,8 +211,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             {
                 info!(job_arn = %job.arn(), count = job.not_found_count + 1, "Bedrock keeps answering NotFound; untracking");
                 let snapshot = job.snapshot.clone();
+                let Some(basis) = Fresh::judge(&job, &snapshot) else {
+                    return self.deliver(job, inv, out).await;
+                };
                 let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
-                if !self.record(&mut job, t, true, out).await {
+                if !self.record(&mut job, t, basis, true, out).await {
                     out.note_pending(&job.outbox);
                     return;
                 }
@@ -259,16 +270,18 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         read: JobSnapshot,
         out: &mut Outcome,
     ) -> Option<StoredJob> {
-        if self.is_stale(&job, &read) {
+        let Some(mut basis) = self.judged(&job, &read) else {
             return Some(job);
-        }
+        };
         if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
             t.tokens = self.tokens(&t.job).await;
-            if !self.record(&mut job, t, false, out).await {
+            if !self.record(&mut job, t, basis, false, out).await {
                 out.note_pending(&job.outbox);
                 return None;
             }
+            // The job is now what was just written: the next write's basis.
+            basis = Fresh::judge(&job, &job.snapshot)?;
         } else {
             if job.not_found_count > 0 {
                 // Found again after a NotFound blip: forget the count.
@@ -282,7 +295,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             job.snapshot = read;
         }
         let now = Utc::now();
-        if !self.note_progress(&mut job, now, out).await
+        if !self.note_progress(&mut job, basis, now, out).await
             || !self.send_warnings(&mut job, now, out).await
         {
             out.note_pending(&job.outbox);
@@ -291,10 +304,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         Some(job)
     }
 
-    /// Whether `read` is older than what `job` holds; logged when it is.
-    fn is_stale(&self, job: &StoredJob, read: &JobSnapshot) -> bool {
-        if freshness(&job.snapshot, read) == Freshness::Current {
-            return false;
+    /// The verdict on `read` against what `job` holds ([`Fresh::judge`]);
+    /// a stale read is logged and gets none.
+    fn judged(&self, job: &StoredJob, read: &JobSnapshot) -> Option<Fresh> {
+        let verdict = Fresh::judge(job, read);
+        if verdict.is_some() {
+            return verdict;
         }
         info!(
             job_arn = %job.arn(),
@@ -304,7 +319,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             read_modified = ?read.last_modified_time,
             "Bedrock's answer is older than what is recorded; left as it is"
         );
-        true
+        None
     }
 
     /// A write whose loss is only a cost (a count, a claim given back): a
@@ -367,6 +382,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     async fn note_progress(
         &self,
         job: &mut StoredJob,
+        basis: Fresh,
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> bool {
@@ -377,17 +393,21 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         };
         match self
             .store
-            .set_progress(job.arn(), job.version, progress, records, previous)
+            .set_progress(job.arn(), basis, progress, records, previous)
             .await
         {
             Ok(Write::Done) => {
+                job.version = basis.version() + 1;
                 if previous.is_some() {
                     job.rate_from = previous;
                 }
                 job.progress = Some(progress);
                 true
             }
-            Ok(Write::Lost) => false,
+            Ok(Write::Lost) => {
+                out.raced = true;
+                false
+            }
             Err(e) => {
                 out.fail(e);
                 false
@@ -416,9 +436,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 observed_at: now,
                 phases: job.phases(),
                 labels: job.labels.clone(),
+                // A stalled job's rate is none: it quotes no estimate.
+                eta: (kind != WarningKind::Stalled)
+                    .then(|| job.eta(now))
+                    .flatten(),
                 warning: Some(warning),
                 tokens: None,
-                eta: job.eta(),
             };
             match self.store.warn(&t, job.version).await {
                 Ok(Write::Done) => {
@@ -428,7 +451,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     job.warned.push(kind);
                     job.outbox.push(Pending::new(t));
                 }
-                Ok(Write::Lost) => return false,
+                Ok(Write::Lost) => {
+                    out.raced = true;
+                    return false;
+                }
                 Err(e) => {
                     out.fail(e);
                     return false;
@@ -526,6 +552,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         &self,
         job: &mut StoredJob,
         t: Transition,
+        basis: Fresh,
         gone: bool,
         out: &mut Outcome,
     ) -> bool {
@@ -533,7 +560,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         // its count then as where its rate is measured from.
         let change = Record {
             transition: &t,
-            expected_version: job.version,
+            basis,
             gone,
         };
         match self.store.record(change).await {
@@ -554,6 +581,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             Ok(Write::Lost) => {
                 // Another invocation recorded this job first; it delivers what it recorded.
                 info!(job_arn = %job.arn(), "transition already recorded by another invocation");
+                out.raced = true;
                 false
             }
             Err(e) => {
@@ -575,12 +603,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out: &mut Outcome,
     ) -> Started {
         let arn = snapshot.job_arn.clone();
+        // Like every writer, a re-arm writes only a read that is not older
+        // than what the item holds: an answer that was on its way while the
+        // job ended never re-arms it.
+        let basis = match &existing {
+            None => None,
+            Some(old) => match self.judged(old, &snapshot) {
+                Some(basis) => Some(basis),
+                None => return Started::Stale,
+            },
+        };
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
         let mut first = Self::first_observation(snapshot, version, labels);
         first.tokens = self.tokens(&first.job).await;
-        let write = match &existing {
+        let write = match basis {
             None => self.store.create(&first).await,
-            Some(old) => self.store.rearm(&first, old.version).await,
+            Some(basis) => self.store.rearm(&first, basis).await,
         };
         match write {
             Ok(Write::Done) => {}

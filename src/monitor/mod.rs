@@ -55,6 +55,16 @@ pub enum MonitorError {
         error: Box<NotifyError>,
         summary: Value,
     },
+    /// SNS refused the digest for its content, even with its counts alone:
+    /// the message's fault, not the topic's.
+    #[error(
+        "{error}; the digest stays pending and is tried again by the next digest invocation; summary: {summary}"
+    )]
+    DigestRejected {
+        #[source]
+        error: Box<NotifyError>,
+        summary: Value,
+    },
 }
 
 /// A store fault before any work was done: there is no summary yet.
@@ -73,7 +83,8 @@ impl MonitorError {
         match self {
             Self::Store { summary, .. }
             | Self::Bedrock { summary, .. }
-            | Self::Notify { summary, .. } => summary,
+            | Self::Notify { summary, .. }
+            | Self::DigestRejected { summary, .. } => summary,
         }
     }
 
@@ -82,6 +93,7 @@ impl MonitorError {
             Self::Store { .. } => "TableUnavailable",
             Self::Bedrock { .. } => "BedrockUnavailable",
             Self::Notify { .. } => "TopicUnavailable",
+            Self::DigestRejected { .. } => "DigestRejected",
         }
     }
 }
@@ -373,7 +385,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::Untrack(items) => self.untrack(items).await,
             Command::Describe(reference) => self.describe(&reference).await,
             Command::List(req) => self.list_jobs(&req).await,
-            Command::Digest => Box::pin(self.digest()).await,
+            Command::Digest => Box::pin(self.digest(inv)).await,
         }?;
         if let Value::Object(o) = &mut answer {
             o.insert("bedrockCalls".to_owned(), inv.calls.as_json());

@@ -152,7 +152,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         );
 
         let mut listed = self.list(&start, &shards, &budget).await;
-        let mut tally = Tally::new(inv);
+        let mut tally = Tally::for_poll(inv);
         for (key, outcome) in discovered {
             tally.add(&key, outcome);
         }

@@ -6,7 +6,7 @@ use tracing::{info, warn};
 
 use super::summary::{Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
-use crate::domain::{JobArn, JobRef, Tracking};
+use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::StateChange;
 use crate::ports::{JobSource, Jobs, Notifier, Outbox};
 
@@ -48,7 +48,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 Some(Tracking::Active | Tracking::Finished) => {
                     if let Some(job) = stored {
-                        self.refresh(job, inv, out).await;
+                        self.refresh_as_told(job, inv, out).await;
                     }
                     return;
                 }
@@ -75,6 +75,34 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out.fail(crate::ports::StoreError::other(
             "the job's item kept changing while this event was handled",
         ));
+    }
+
+    /// Refreshes a tracked job with one Get. The event is news: when another
+    /// invocation writes the item while this one records the answer (a poll
+    /// recording an older step, a progress note), the item is read again and
+    /// the same answer recorded on it at once, rather than left for the next
+    /// poll. The answer is judged again each time, so it never overwrites
+    /// anything newer.
+    async fn refresh_as_told(&self, job: StoredJob, inv: &Invocation, out: &mut Outcome) {
+        if !job.needs_polling() {
+            return self.refresh(job, inv, out).await;
+        }
+        let arn = job.arn().clone();
+        let read = self.bedrock(inv).get_job(&JobRef::Arn(arn.clone())).await;
+        let mut job = job;
+        for attempt in 0..4 {
+            out.raced = false;
+            self.refresh_with(job, read.clone(), inv, out).await;
+            if !out.raced || attempt == 3 {
+                return;
+            }
+            info!(job_arn = %arn, "the item changed while the event's answer was recorded; recording it on the item as it is now");
+            job = match self.store.get(&arn).await {
+                Ok(Some(job)) => job,
+                Ok(None) => return,
+                Err(e) => return out.fail(e),
+            };
+        }
     }
 
     /// The job's tags named by `LABEL_TAGS`, as labels. Labels are a convenience:

@@ -62,6 +62,13 @@ pub struct Summary {
     pub pending: usize,
     /// How long ago the oldest of those was recorded, in seconds.
     pub oldest_pending_age_seconds: Option<i64>,
+    /// Bedrock throttled every request of this poll. The poll still
+    /// succeeds, so Lambda does not retry it twice more against a service
+    /// that asked for less: the next scheduled poll is the retry. Each job's
+    /// throttling is in `errors` and counted in the `BedrockErrors` metric
+    /// (its alarm sees it). Present only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bedrock_throttled: bool,
     pub errors: Vec<JobError>,
 }
 
@@ -119,6 +126,9 @@ pub(crate) struct Outcome {
     pub ignored: bool,
     pub warnings: usize,
     pub discovered: bool,
+    /// A write made on what this job's item held lost its condition: another
+    /// invocation changed the item meanwhile (Bedrock's event reads it again).
+    pub raced: bool,
     pub undeliverable: usize,
     /// The job's notifications still pending, as last seen, and when the oldest
     /// was recorded.
@@ -151,12 +161,22 @@ pub(crate) struct Tally {
     store_fault: Option<StoreError>,
     notify_fault: Option<NotifyError>,
     oldest_pending: Option<DateTime<Utc>>,
+    /// A poll: Bedrock throttling it throughout is no failure.
+    throttle_is_success: bool,
 }
 
 impl Tally {
     /// For a poll or an event: fails when Bedrock was down throughout `inv`.
     pub fn new(inv: &Invocation) -> Self {
         Self::with_bedrock(Some(inv.calls.clone()))
+    }
+
+    /// For a poll: like [`new`](Self::new), but a poll Bedrock throttled
+    /// throughout succeeds (see [`Summary::bedrock_throttled`]).
+    pub fn for_poll(inv: &Invocation) -> Self {
+        let mut tally = Self::new(inv);
+        tally.throttle_is_success = true;
+        tally
     }
 
     /// For user commands: a Bedrock error is always the item's own.
@@ -172,6 +192,7 @@ impl Tally {
             store_fault: None,
             notify_fault: None,
             oldest_pending: None,
+            throttle_is_success: false,
         }
     }
 
@@ -252,6 +273,11 @@ impl Tally {
         if let Some(calls) = &self.bedrock
             && let Some(first) = calls.bedrock_down()
         {
+            if self.throttle_is_success && matches!(first, SourceError::Throttling { .. }) {
+                warn!(calls = calls.total(), error = %first, "Bedrock throttled the whole poll; not failing it, so Lambda does not retry it: the next scheduled poll is the retry");
+                self.summary.bedrock_throttled = true;
+                return Ok(self.summary);
+            }
             return Err(MonitorError::Bedrock {
                 calls: calls.total(),
                 first: Box::new(first),

@@ -8,7 +8,7 @@ use crate::domain::{JobArn, StoredJob, Tracking};
 /// The stored job. `tracked` is false once the monitor stopped tracking it:
 /// someone untracked it (the item is then a marker that keeps Bedrock's events
 /// from tracking it again), or Bedrock stopped knowing it (`gone`).
-pub fn job(job: &StoredJob) -> Value {
+pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
     let s = &job.snapshot;
     let tracking = job.tracking();
     let pending: Vec<Value> = {
@@ -62,8 +62,9 @@ pub fn job(job: &StoredJob) -> Value {
         "undeliverable": job.undeliverable,
         "history": job.history,
     });
-    // Absent, not null or zero, without two readings of a moving count.
-    if let Some(eta) = job.eta() {
+    // Absent, not null or zero, without two readings of a moving count or
+    // once the estimate is behind us.
+    if let Some(eta) = job.eta(now) {
         out["eta"] = json!(iso(eta));
     }
     out
@@ -74,7 +75,7 @@ fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 /// One job of `list`'s answer: `records` and `eta` only when known.
-pub fn listed(job: &StoredJob) -> Value {
+pub fn listed(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
     let s = &job.snapshot;
     let mut out = json!({
         "jobArn": s.job_arn,
@@ -87,7 +88,7 @@ pub fn listed(job: &StoredJob) -> Value {
     if let Some(r) = s.records.filter(|r| !r.is_empty()) {
         out["records"] = json!(r);
     }
-    if let Some(eta) = job.eta() {
+    if let Some(eta) = job.eta(now) {
         out["eta"] = json!(iso(eta));
     }
     out

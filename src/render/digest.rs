@@ -4,7 +4,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::notification::{Rendered, SCHEMA_VERSION, escape_slack, truncate};
+use super::notification::{MESSAGE_MAX, Rendered, SCHEMA_VERSION, escape_slack, truncate};
 use crate::digest::{Digest, Ended, Running};
 use crate::domain::{RecordCounts, eta_text};
 
@@ -78,33 +78,92 @@ pub fn subject(d: &Digest) -> String {
     format!("[info] Bedrock batch digest: {}", parts.join(", "))
 }
 
-fn more(shown: usize, total: usize) -> Option<String> {
+/// How much of a digest's lists a rendering shows: at most `list_max` jobs
+/// of each list, Bedrock's messages cut to `text_max` bytes. [`render`]
+/// takes the first of [`SHAPES`] whose message fits SNS's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub list_max: usize,
+    pub text_max: usize,
+}
+
+/// From everything the digest holds to its counts alone.
+pub const SHAPES: [Shape; 6] = [
+    Shape {
+        list_max: crate::digest::DIGEST_LIST_MAX,
+        text_max: 2_048,
+    },
+    Shape {
+        list_max: crate::digest::DIGEST_LIST_MAX,
+        text_max: 500,
+    },
+    Shape {
+        list_max: 25,
+        text_max: 300,
+    },
+    Shape {
+        list_max: 10,
+        text_max: 200,
+    },
+    Shape {
+        list_max: 5,
+        text_max: 0,
+    },
+    Shape {
+        list_max: 0,
+        text_max: 0,
+    },
+];
+
+const FULL: Shape = SHAPES[0];
+
+fn more(shown: usize, total: usize, what: &str, command: &str) -> Option<String> {
     (total > shown).then(|| {
         format!(
-            "... and {} more (use {{\"list\": {{}}}} to see them all)",
+            "... and {} more {what}: invoke the function with {command} to see them all",
             total - shown
         )
     })
 }
 
-/// The `email` / `default` body.
+/// "and 143 more Failed, 12 more Completed": the ends a shape leaves out, by status.
+fn more_ended(d: &Digest, shown: &[Ended]) -> Option<String> {
+    let mut left = d.ended_by_status.clone();
+    for e in shown {
+        if let Some(n) = left.get_mut(e.status.as_str()) {
+            *n = n.saturating_sub(1);
+        }
+    }
+    let parts: Vec<String> = left
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(status, n)| format!("{n} more {status}"))
+        .collect();
+    (!parts.is_empty()).then(|| {
+        format!(
+            "... and {}: invoke the function with {{\"list\": {{\"ended\": true}}}} to see them all",
+            parts.join(", ")
+        )
+    })
+}
+
+/// The `email` / `default` body, whole.
 pub fn plain_text(d: &Digest) -> String {
+    plain_text_shaped(d, FULL)
+}
+
+fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(&s);
         out.push('\n');
     };
-    let window = if d.first {
-        format!(
-            "the last {} hours (the first digest)",
-            crate::digest::FIRST_DIGEST_WINDOW.num_hours()
-        )
-    } else {
-        format!("the previous digest at {}", iso(d.since))
-    };
+    let first = if d.first { " (the first digest)" } else { "" };
     line(format!(
-        "Bedrock batch monitor digest at {}, covering what happened since {window}.",
-        iso(d.at)
+        "Bedrock batch monitor digest at {}{first}: ends recorded from {} to {}; ends since then are in the next digest.",
+        iso(d.at),
+        iso(d.since),
+        iso(d.until)
     ));
     line(String::new());
     if d.is_quiet() {
@@ -118,11 +177,12 @@ pub fn plain_text(d: &Digest) -> String {
     if d.running.is_empty() {
         line("- none".into());
     }
-    for r in &d.running {
+    let running = &d.running[..d.running.len().min(shape.list_max)];
+    for r in running {
         line(format!("- {}", running_line(r, d.at)));
         line(format!("  {}", r.job_arn));
     }
-    if let Some(m) = more(d.running.len(), d.running_total) {
+    if let Some(m) = more(running.len(), d.running_total, "running", "{\"list\": {}}") {
         line(m);
     }
     line(String::new());
@@ -130,14 +190,15 @@ pub fn plain_text(d: &Digest) -> String {
     if d.ended.is_empty() {
         line("- none".into());
     }
-    for e in &d.ended {
+    let ended = &d.ended[..d.ended.len().min(shape.list_max)];
+    for e in ended {
         line(format!(
             "- {}: {}",
             name(e.job_name.as_deref(), &e.job_arn),
             ended_outcome(e)
         ));
-        if let Some(m) = &e.message {
-            let clean: String = truncate(m, 500)
+        if let Some(m) = e.message.as_deref().filter(|_| shape.text_max > 0) {
+            let clean: String = truncate(m, shape.text_max.min(500))
                 .chars()
                 .map(|c| if c.is_control() { ' ' } else { c })
                 .collect();
@@ -145,13 +206,13 @@ pub fn plain_text(d: &Digest) -> String {
         }
         line(format!("  {}", e.job_arn));
     }
-    if let Some(m) = more(d.ended.len(), d.ended_total) {
+    if let Some(m) = more_ended(d, ended) {
         line(m);
     }
     line(String::new());
     line(format!("Warnings still open ({}):", d.warnings_total));
     let mut any = false;
-    for r in d.open_warnings() {
+    for r in d.open_warnings().take(shape.list_max) {
         any = true;
         let kinds: Vec<&str> = r.warnings.iter().map(|k| k.as_str()).collect();
         line(format!(
@@ -169,7 +230,7 @@ pub fn plain_text(d: &Digest) -> String {
     line(format!("- polls run: {}", d.polls));
     line(format!("- failed invocations: {}", d.failed_invocations));
     line(format!("- notifications set aside: {}", d.set_aside_total));
-    for s in &d.set_aside {
+    for s in d.set_aside.iter().take(shape.list_max) {
         line(format!(
             "  {} ({}, {}): see describe for SNS's words",
             s.transition_id, s.status, s.job_arn
@@ -202,8 +263,15 @@ fn running_json(r: &Running) -> Value {
     out
 }
 
-/// The `sqs` / `lambda` / `email-json` body.
+/// The `sqs` / `lambda` / `email-json` body, whole.
 pub fn machine_json(d: &Digest) -> Value {
+    machine_json_shaped(d, FULL)
+}
+
+/// The machine JSON with `shape`'s lists: the totals and `endedByStatus`
+/// count every job, shown or not.
+fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
+    let cut = |m: &str| (shape.text_max > 0).then(|| truncate(m, shape.text_max));
     json!({
         "schemaVersion": SCHEMA_VERSION,
         "event": DIGEST_EVENT,
@@ -214,20 +282,22 @@ pub fn machine_json(d: &Digest) -> Value {
         "since": iso(d.since),
         "first": d.first,
         "quiet": d.is_quiet(),
-        "running": d.running.iter().map(running_json).collect::<Vec<_>>(),
+        "until": iso(d.until),
+        "running": d.running.iter().take(shape.list_max).map(running_json).collect::<Vec<_>>(),
         "runningTotal": d.running_total,
-        "ended": d.ended.iter().map(|e| json!({
+        "ended": d.ended.iter().take(shape.list_max).map(|e| json!({
             "jobArn": e.job_arn,
             "jobName": e.job_name,
             "status": e.status,
             "endedAt": iso(e.ended_at),
-            "message": e.message.as_deref().map(|m| truncate(m, 2_048)),
+            "message": e.message.as_deref().and_then(cut),
             "records": e.records,
             "tokens": e.tokens,
             "labels": e.labels,
         })).collect::<Vec<_>>(),
         "endedTotal": d.ended_total,
-        "warnings": d.open_warnings().map(|r| json!({
+        "endedByStatus": d.ended_by_status,
+        "warnings": d.open_warnings().take(shape.list_max).map(|r| json!({
             "jobArn": r.job_arn,
             "jobName": r.job_name,
             "status": r.status,
@@ -238,7 +308,7 @@ pub fn machine_json(d: &Digest) -> Value {
             "polls": d.polls,
             "failedInvocations": d.failed_invocations,
             "setAside": d.set_aside_total,
-            "setAsideNotifications": d.set_aside.iter().map(|s| json!({
+            "setAsideNotifications": d.set_aside.iter().take(shape.list_max).map(|s| json!({
                 "jobArn": s.job_arn,
                 "transitionId": s.transition_id,
                 "status": s.status,
@@ -248,8 +318,13 @@ pub fn machine_json(d: &Digest) -> Value {
     })
 }
 
-/// The `https` body: an Amazon Q Developer custom notification.
+/// The `https` body: an Amazon Q Developer custom notification, whole.
 pub fn chatbot_json(d: &Digest) -> Value {
+    chatbot_json_shaped(d, FULL)
+}
+
+fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
+    let shown = shape.list_max.min(10);
     let mut desc = String::new();
     if d.is_quiet() {
         desc.push_str(&format!(
@@ -258,11 +333,11 @@ pub fn chatbot_json(d: &Digest) -> Value {
         ));
     }
     desc.push_str(&format!("*Running ({}):*\n", d.running_total));
-    for r in d.running.iter().take(10) {
+    for r in d.running.iter().take(shown) {
         desc.push_str(&format!("• {}\n", escape_slack(&running_line(r, d.at))));
     }
     desc.push_str(&format!("*Ended ({}):*\n", d.ended_total));
-    for e in d.ended.iter().take(10) {
+    for e in d.ended.iter().take(shown) {
         desc.push_str(&format!(
             "• {}: {}\n",
             escape_slack(&name(e.job_name.as_deref(), &e.job_arn)),
@@ -277,7 +352,7 @@ pub fn chatbot_json(d: &Digest) -> Value {
         d.polls, d.failed_invocations, d.set_aside_total
     ));
     let mut steps = Vec::new();
-    if d.running_total > 10 || d.ended_total > 10 {
+    if d.running_total > shown || d.ended_total > shown {
         steps.push(
             "Invoke the function with {\"list\": {\"ended\": true}} for every job".to_owned(),
         );
@@ -308,12 +383,31 @@ pub fn chatbot_json(d: &Digest) -> Value {
     })
 }
 
+/// The digest as one SNS message that fits SNS's limit in every form
+/// (guarantee 9): the first of [`SHAPES`] that fits, down to the counts
+/// alone, so that the worst day's digest (hundreds of ends, each with
+/// Bedrock's 2,048 characters) still goes out, its lists cut short with
+/// how many of each status were left out.
 pub fn render(d: &Digest) -> Rendered {
+    let mut last = None;
+    for shape in SHAPES {
+        let r = render_shaped(d, shape);
+        if r.size() <= MESSAGE_MAX {
+            return r;
+        }
+        last = Some(r);
+    }
+    // The counts alone are a few KB: this is never reached.
+    last.unwrap_or_else(|| render_shaped(d, SHAPES[SHAPES.len() - 1]))
+}
+
+/// The digest rendered with `shape`, whatever its size.
+pub fn render_shaped(d: &Digest, shape: Shape) -> Rendered {
     Rendered::of_forms(
         subject(d),
-        &plain_text(d),
-        &machine_json(d),
-        &chatbot_json(d),
+        &plain_text_shaped(d, shape),
+        &machine_json_shaped(d, shape),
+        &chatbot_json_shaped(d, shape),
         vec![
             ("event".to_owned(), DIGEST_EVENT.to_owned()),
             ("severity".to_owned(), "info".to_owned()),

@@ -35,6 +35,24 @@ pub fn render(t: &Transition) -> Rendered {
 }
 
 impl Rendered {
+    /// What SNS counts against its message limit: the message and every
+    /// attribute's name, type and value ("All parts of the message
+    /// attribute, including name, type, and value, are included in the
+    /// message size restriction", MessageAttributeValue in the SNS API
+    /// reference, https://docs.aws.amazon.com/sns/latest/api/API_MessageAttributeValue.html;
+    /// an oversized publish gets `InvalidParameter`,
+    /// https://docs.aws.amazon.com/sns/latest/dg/large-message-payloads.html).
+    /// The subject is counted too, to be safe.
+    pub fn size(&self) -> usize {
+        self.message.len()
+            + self.subject.len()
+            + self
+                .attributes
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + "String".len())
+                .sum::<usize>()
+    }
+
     /// One message from its forms: the text for `email` and `default`, the
     /// machine JSON for `sqs`, `lambda` and `email-json`, the Chatbot form
     /// for `https`.
@@ -588,17 +606,31 @@ pub fn chatbot_json(t: &Transition) -> Value {
                 TransitionKind::StatusChanged => j.status.as_str(),
             },
             "relatedResources": [j.job_arn],
-            // The Stop job custom action reads jobArn and region from here,
-            // and is shown only where stoppable is "true" (template.yaml).
-            "additionalContext": {
-                "previousStatus": t.previous,
-                "region": j.job_arn.region(),
-                "transitionId": t.id,
-                "jobArn": j.job_arn,
-                "stoppable": if stoppable(t) { "true" } else { "false" },
-            },
+            "additionalContext": additional_context(t),
         },
     })
+}
+
+/// `metadata.additionalContext`: strings only, as the custom notification
+/// schema has it (`"customerProvidedKey1": String`,
+/// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html),
+/// so a first observation has no `previousStatus` rather than a null one.
+/// The Stop job custom action reads jobArn and region from here, and is shown
+/// only where stoppable is "true" (template.yaml).
+fn additional_context(t: &Transition) -> Value {
+    let j = &t.job;
+    let mut context = serde_json::Map::new();
+    let mut put = |k: &str, v: &str| {
+        context.insert(k.to_owned(), Value::String(v.to_owned()));
+    };
+    if let Some(previous) = &t.previous {
+        put("previousStatus", previous.as_str());
+    }
+    put("region", j.job_arn.region());
+    put("transitionId", &t.id);
+    put("jobArn", j.job_arn.as_str());
+    put("stoppable", if stoppable(t) { "true" } else { "false" });
+    Value::Object(context)
 }
 
 /// Message attributes for subscription filter policies.

@@ -488,6 +488,9 @@ pub struct CountingStore<T> {
     /// The health record's one write per poll, counted apart: the cost
     /// guarantees are per job.
     pub health_writes: std::sync::Arc<AtomicU32>,
+    /// While set, saving a published digest fails as the table would
+    /// (the digest was published; Lambda retries the invocation).
+    pub fail_digest_finish: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<T> CountingStore<T> {
@@ -496,6 +499,7 @@ impl<T> CountingStore<T> {
             inner,
             writes: Default::default(),
             health_writes: Default::default(),
+            fail_digest_finish: Default::default(),
         }
     }
     fn count(&self) {
@@ -504,7 +508,7 @@ impl<T> CountingStore<T> {
 }
 
 use bedrock_batch_monitor::domain::{
-    JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
+    Fresh, JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
 };
 use bedrock_batch_monitor::ports::{
     Claim, Fleet, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList,
@@ -532,7 +536,7 @@ impl<T: Jobs> Jobs for CountingStore<T> {
     async fn set_progress(
         &self,
         arn: &JobArn,
-        v: u64,
+        v: Fresh,
         progress: Progress,
         records: RecordCounts,
         previous: Option<Progress>,
@@ -542,7 +546,7 @@ impl<T: Jobs> Jobs for CountingStore<T> {
             .set_progress(arn, v, progress, records, previous)
             .await
     }
-    async fn rearm(&self, first: &Transition, v: u64) -> Result<Write, StoreError> {
+    async fn rearm(&self, first: &Transition, v: Fresh) -> Result<Write, StoreError> {
         self.count();
         self.inner.rearm(first, v).await
     }
@@ -672,13 +676,36 @@ impl<T: Fleet> Fleet for CountingStore<T> {
     ) -> Result<Option<bedrock_batch_monitor::digest::DigestMark>, StoreError> {
         self.inner.last_digest().await
     }
-    async fn save_digest(
+    async fn begin_digest(
         &self,
-        mark: &bedrock_batch_monitor::digest::DigestMark,
+        window: &bedrock_batch_monitor::digest::Window,
+        claim: &Claim,
         previous: Option<DateTime<Utc>>,
     ) -> Result<Write, StoreError> {
         self.count();
-        self.inner.save_digest(mark, previous).await
+        self.inner.begin_digest(window, claim, previous).await
+    }
+    async fn claim_digest(&self, id: &str, claim: &Claim) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.claim_digest(id, claim).await
+    }
+    async fn release_digest(&self, id: &str, token: &str) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.release_digest(id, token).await
+    }
+    async fn finish_digest(
+        &self,
+        mark: &bedrock_batch_monitor::digest::DigestMark,
+        id: &str,
+        token: &str,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        if self.fail_digest_finish.load(Ordering::SeqCst) {
+            return Err(StoreError::other(
+                "injected: the table failed saving the digest as published",
+            ));
+        }
+        self.inner.finish_digest(mark, id, token).await
     }
 }
 
@@ -750,6 +777,17 @@ impl Drop for MotoFault {
     fn drop(&mut self) {
         moto_admin("DELETE", &format!("/_faults/{}", self.id), None);
     }
+}
+
+/// What moto's SNS kept of each publish to `topic_arn`, oldest first:
+/// `{"subject", "message", "attributes"}` (scripts/moto_server.py's `/_sent`),
+/// so a test can read the email form subscribers of that protocol get.
+pub fn moto_sent(topic_arn: &str) -> Vec<Value> {
+    let answer = moto_admin("GET", &format!("/_sent?topic={topic_arn}"), None);
+    answer
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("moto's /_sent answered {answer}"))
 }
 
 /// One plain HTTP/1.1 call to the moto wrapper's own API.

@@ -18,8 +18,10 @@ use chrono::{DateTime, Utc};
 
 use self::item::*;
 use super::{ErrorFacts, facts};
-use crate::digest::{DigestMark, Health};
-use crate::domain::{JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry};
+use crate::digest::{DigestMark, Health, Window};
+use crate::domain::{
+    Fresh, JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry,
+};
 use crate::ports::{
     Claim, Fleet, ItemError, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark,
     WorkList, WorkPage, Write,
@@ -317,12 +319,13 @@ impl Jobs for DynamoJobStore {
     async fn set_progress(
         &self,
         arn: &JobArn,
-        expected_version: u64,
+        basis: Fresh,
         progress: Progress,
         records: RecordCounts,
         previous: Option<Progress>,
     ) -> Result<Write, StoreError> {
         let mut u = Update::default();
+        u.set(VERSION, ":version", n(basis.version() + 1));
         if let Some(p) = previous {
             u.set(RATE_FROM_COUNT, ":fromCount", n(p.processed));
             u.set(RATE_FROM_AT, ":fromAt", ts(p.since));
@@ -330,10 +333,10 @@ impl Jobs for DynamoJobStore {
         u.set(PROGRESS_COUNT, ":count", n(progress.processed));
         u.set(PROGRESS_SINCE, ":since", ts(progress.since));
         u.set(RECORDS, ":records", records_value(records));
-        self.update_on_version(arn, u, expected_version).await
+        self.update_on_version(arn, u, basis.version()).await
     }
 
-    async fn rearm(&self, first: &Transition, expected_version: u64) -> Result<Write, StoreError> {
+    async fn rearm(&self, first: &Transition, basis: Fresh) -> Result<Write, StoreError> {
         let mut u = Update::default();
         u.snapshot(first);
         u.transition(first)?;
@@ -348,7 +351,7 @@ impl Jobs for DynamoJobStore {
         u.remove(PROGRESS_SINCE);
         u.remove(TOKENS);
         u.rate_from(first.entry_reading());
-        self.update_on_version(&first.job.job_arn, u, expected_version)
+        self.update_on_version(&first.job.job_arn, u, basis.version())
             .await
     }
 
@@ -367,7 +370,7 @@ impl Jobs for DynamoJobStore {
         if let Some(tokens) = t.tokens {
             u.set(TOKENS, ":tokens", tokens_value(tokens));
         }
-        self.update_on_version(&t.job.job_arn, u, change.expected_version)
+        self.update_on_version(&t.job.job_arn, u, change.basis.version())
             .await
     }
 
@@ -788,8 +791,14 @@ impl DynamoJobStore {
 /// The key of the monitor's health counts (polls run, failed invocations):
 /// like the cursor, never listed or read as a job.
 pub const HEALTH_KEY: &str = "control#health";
-/// The key of the item that remembers what the last digest covered.
+/// The key of the item that remembers what the last digest covered, and
+/// the digest under way (its window and who holds it).
 pub const DIGEST_KEY: &str = "control#digest";
+const DIGEST_PENDING_ID: &str = "pendingId";
+const DIGEST_PENDING_AT: &str = "pendingAt";
+const DIGEST_PENDING_SINCE: &str = "pendingSince";
+const DIGEST_PENDING_UNTIL: &str = "pendingUntil";
+const DIGEST_PENDING_FIRST: &str = "pendingFirst";
 /// Every key of the monitor's own items starts with this.
 const CONTROL_PREFIX: &str = "control#";
 
@@ -849,62 +858,172 @@ impl Fleet for DynamoJobStore {
         let Some(item) = self.control_item(DIGEST_KEY.to_owned()).await? else {
             return Ok(None);
         };
-        let at = item
-            .get("at")
-            .and_then(|v| v.as_s().ok())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc))
-            .ok_or_else(|| {
-                StoreError::other(format!(
-                    "the last digest's time in {DIGEST_KEY} is unreadable; delete that item and the next digest covers the last 24 hours"
-                ))
-            })?;
-        let reported = item
-            .get("reported")
-            .and_then(|v| v.as_ss().ok())
-            .map(|v| v.iter().filter(|s| *s != "-").cloned().collect())
-            .unwrap_or_default();
+        let unreadable = |what: &str| {
+            StoreError::other(format!(
+                "the {what} in {DIGEST_KEY} is unreadable; delete that item and the next digest covers the last 24 hours"
+            ))
+        };
+        let time = |name: &str| -> Option<DateTime<Utc>> {
+            item.get(name)
+                .and_then(|v| v.as_s().ok())
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let pending = match item.get(DIGEST_PENDING_ID).and_then(|v| v.as_s().ok()) {
+            None => None,
+            Some(id) => Some(Window {
+                id: id.clone(),
+                at: time(DIGEST_PENDING_AT).ok_or_else(|| unreadable("pending digest's time"))?,
+                since: time(DIGEST_PENDING_SINCE)
+                    .ok_or_else(|| unreadable("pending digest's window"))?,
+                until: time(DIGEST_PENDING_UNTIL)
+                    .ok_or_else(|| unreadable("pending digest's window"))?,
+                first: item
+                    .get(DIGEST_PENDING_FIRST)
+                    .and_then(|v| v.as_bool().ok())
+                    .copied()
+                    .unwrap_or(false),
+            }),
+        };
+        // Before the first digest is published, a pending one may be all there is.
+        let Some(at) = time("at") else {
+            return match pending {
+                Some(p) if !item.contains_key("at") => Ok(Some(DigestMark {
+                    at: p.since,
+                    until: p.since,
+                    health: Health::default(),
+                    pending: Some(p),
+                })),
+                _ => Err(unreadable("last digest's time")),
+            };
+        };
         Ok(Some(DigestMark {
             at,
+            // Items written before digests had windows: the last one covered up to its time.
+            until: time("until").unwrap_or(at),
             health: health_of(&item),
-            reported,
+            pending,
         }))
     }
 
-    async fn save_digest(
+    async fn begin_digest(
         &self,
-        mark: &DigestMark,
+        window: &Window,
+        claim: &Claim,
         previous: Option<DateTime<Utc>>,
     ) -> Result<Write, StoreError> {
-        // A string set cannot be empty: "-" stands for none.
-        let reported = if mark.reported.is_empty() {
-            vec!["-".to_owned()]
-        } else {
-            mark.reported.clone()
-        };
-        let item = HashMap::from([
-            (ARN.to_owned(), s(DIGEST_KEY)),
-            ("at".to_owned(), ts(mark.at)),
-            ("polls".to_owned(), n(mark.health.polls)),
-            (
-                "failedInvocations".to_owned(),
-                n(mark.health.failed_invocations),
-            ),
-            ("reported".to_owned(), AttributeValue::Ss(reported)),
-        ]);
         let req = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .expression_attribute_names("#at", "at");
+            .key(ARN, s(DIGEST_KEY))
+            .update_expression(
+                "SET #pid = :id, #pat = :at, #psince = :since, #puntil = :until, #pfirst = :first, #by = :token, #till = :till",
+            )
+            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
+            .expression_attribute_names("#pat", DIGEST_PENDING_AT)
+            .expression_attribute_names("#psince", DIGEST_PENDING_SINCE)
+            .expression_attribute_names("#puntil", DIGEST_PENDING_UNTIL)
+            .expression_attribute_names("#pfirst", DIGEST_PENDING_FIRST)
+            .expression_attribute_names("#by", CLAIMED_BY)
+            .expression_attribute_names("#till", CLAIMED_UNTIL)
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":id", s(window.id.as_str()))
+            .expression_attribute_values(":at", ts(window.at))
+            .expression_attribute_values(":since", ts(window.since))
+            .expression_attribute_values(":until", ts(window.until))
+            .expression_attribute_values(":first", AttributeValue::Bool(window.first))
+            .expression_attribute_values(":token", s(claim.token.as_str()))
+            .expression_attribute_values(":till", ts(claim.until));
         let req = match previous {
-            None => req.condition_expression("attribute_not_exists(#at)"),
+            None => {
+                req.condition_expression("attribute_not_exists(#pid) AND attribute_not_exists(#at)")
+            }
             Some(p) => req
-                .condition_expression("#at = :previous")
+                .condition_expression("attribute_not_exists(#pid) AND #at = :previous")
                 .expression_attribute_values(":previous", ts(p)),
         };
         write_result(req.send().await, &self.table)
+    }
+
+    async fn claim_digest(&self, id: &str, claim: &Claim) -> Result<Write, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(DIGEST_KEY))
+            .update_expression("SET #by = :token, #till = :till")
+            .condition_expression(
+                "#pid = :id AND (attribute_not_exists(#till) OR #till < :now OR #by = :token)",
+            )
+            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
+            .expression_attribute_names("#by", CLAIMED_BY)
+            .expression_attribute_names("#till", CLAIMED_UNTIL)
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":token", s(claim.token.as_str()))
+            .expression_attribute_values(":till", ts(claim.until))
+            .expression_attribute_values(":now", ts(claim.now))
+            .send()
+            .await;
+        write_result(r, &self.table)
+    }
+
+    async fn release_digest(&self, id: &str, token: &str) -> Result<Write, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(DIGEST_KEY))
+            .update_expression("REMOVE #by, #till")
+            .condition_expression("#pid = :id AND #by = :token")
+            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
+            .expression_attribute_names("#by", CLAIMED_BY)
+            .expression_attribute_names("#till", CLAIMED_UNTIL)
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        write_result(r, &self.table)
+    }
+
+    async fn finish_digest(
+        &self,
+        mark: &DigestMark,
+        id: &str,
+        token: &str,
+    ) -> Result<Write, StoreError> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(DIGEST_KEY))
+            .update_expression(
+                "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed \
+                 REMOVE #pid, #pat, #psince, #puntil, #pfirst, #by, #till, #reported",
+            )
+            .condition_expression("#pid = :id AND #by = :token")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_names("#polls", "polls")
+            .expression_attribute_names("#failed", "failedInvocations")
+            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
+            .expression_attribute_names("#pat", DIGEST_PENDING_AT)
+            .expression_attribute_names("#psince", DIGEST_PENDING_SINCE)
+            .expression_attribute_names("#puntil", DIGEST_PENDING_UNTIL)
+            .expression_attribute_names("#pfirst", DIGEST_PENDING_FIRST)
+            .expression_attribute_names("#by", CLAIMED_BY)
+            .expression_attribute_names("#till", CLAIMED_UNTIL)
+            // What digests before windows remembered; no longer read.
+            .expression_attribute_names("#reported", "reported")
+            .expression_attribute_values(":at", ts(mark.at))
+            .expression_attribute_values(":until", ts(mark.until))
+            .expression_attribute_values(":polls", n(mark.health.polls))
+            .expression_attribute_values(":failed", n(mark.health.failed_invocations))
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":token", s(token))
+            .send()
+            .await;
+        write_result(r, &self.table)
     }
 }
 
