@@ -1,12 +1,14 @@
 //! The digest: proof of life. What runs, what ended since the previous
 //! digest, the warnings still open and the monitor's own health, built from
-//! the table alone. Pure: the use case reads, this decides.
+//! what the table's indexes give. Pure: the use case reads, this decides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::{JobArn, JobStatus, RecordCounts, StoredJob, TokenTotals, WarningKind};
+use crate::domain::{
+    EndedJob, JobArn, JobStatus, RecordCounts, StoredJob, TokenTotals, WarningKind, WorkEntry,
+};
 
 /// At most this many jobs in each list of one digest (the counts say how
 /// many there were); the rendering shows fewer, and shorter, when the whole
@@ -190,67 +192,73 @@ impl Digest {
     }
 }
 
-/// The digest of `window` from `jobs` (every job item the table keeps), with
-/// the health counts as they stand now, `base` those of the previous digest.
+/// What a digest is built from, as the table's indexes give it.
+#[derive(Debug, Clone, Copy)]
+pub struct Fleet<'a> {
+    /// Every job that has not ended (the work index), in [`order_running`]'s order.
+    pub running: &'a [WorkEntry],
+    /// The first [`DIGEST_LIST_MAX`] of them, read whole (without history).
+    pub shown: &'a HashMap<JobArn, StoredJob>,
+    /// Every end recorded in the window (the index of ends), latest first.
+    pub ended: &'a [EndedJob],
+    /// The notifications set aside in the window.
+    pub set_aside: &'a [SetAsideNote],
+}
+
+/// The digest's order of running jobs: those with a warning first (so a
+/// capped list still shows them), then newest submitted, then by ARN.
+pub fn order_running(entries: &mut [WorkEntry]) {
+    entries.sort_by(|a, b| {
+        a.warned
+            .is_empty()
+            .cmp(&b.warned.is_empty())
+            .then_with(|| b.submit_time.cmp(&a.submit_time))
+            .then_with(|| a.job_arn.as_str().cmp(b.job_arn.as_str()))
+    });
+}
+
+/// The digest of `window` from `fleet`, with the health counts as they
+/// stand now, `base` those of the previous digest.
 pub fn build(
-    jobs: &[StoredJob],
+    fleet: Fleet<'_>,
     window: &Window,
     base: Health,
     health: Health,
     now: DateTime<Utc>,
 ) -> Digest {
-    let mut running = Vec::new();
-    let mut ended = Vec::new();
-    let mut set_aside = Vec::new();
-    for job in jobs.iter().filter(|j| j.untracked_at.is_none()) {
-        if job.needs_polling() {
-            running.push(Running {
-                job_arn: job.arn().clone(),
-                job_name: job.snapshot.job_name.clone(),
-                status: job.snapshot.status.clone(),
-                submit_time: job.snapshot.submit_time,
-                records: job.snapshot.records.filter(|r| !r.is_empty()),
-                eta: job.eta(now),
-                labels: job.labels.clone(),
-                warnings: job.warned.clone(),
-            });
-        } else if job.snapshot.status.is_terminal()
-            && let Some(end) = job
-                .history
-                .iter()
-                .rev()
-                .find(|h| h.to.is_terminal() && h.from.as_ref() != Some(&h.to))
-            && window.holds(end.at)
-        {
-            ended.push(Ended {
-                job_arn: job.arn().clone(),
-                job_name: job.snapshot.job_name.clone(),
-                status: end.to.clone(),
-                ended_at: end.at,
-                message: end.message.clone().filter(|m| !m.trim().is_empty()),
-                records: job.snapshot.records.filter(|r| !r.is_empty()),
-                tokens: job.tokens,
-                labels: job.labels.clone(),
-            });
-        }
-        for s in &job.undeliverable {
-            if window.holds(s.set_aside_at) {
-                set_aside.push(SetAsideNote {
-                    job_arn: job.arn().clone(),
-                    transition_id: s.transition_id.clone(),
-                    status: s.status.clone(),
-                    at: s.set_aside_at,
-                });
-            }
-        }
-    }
-    running.sort_by(|a, b| {
-        b.submit_time
-            .cmp(&a.submit_time)
-            .then_with(|| a.job_arn.as_str().cmp(b.job_arn.as_str()))
-    });
-    // Jobs with a warning first, so a capped list still shows them.
-    running.sort_by_key(|r| r.warnings.is_empty());
+    let running: Vec<Running> = fleet
+        .running
+        .iter()
+        .filter_map(|e| fleet.shown.get(&e.job_arn))
+        .filter(|job| job.needs_polling())
+        .take(DIGEST_LIST_MAX)
+        .map(|job| Running {
+            job_arn: job.arn().clone(),
+            job_name: job.snapshot.job_name.clone(),
+            status: job.snapshot.status.clone(),
+            submit_time: job.snapshot.submit_time,
+            records: job.snapshot.records.filter(|r| !r.is_empty()),
+            eta: job.eta(now),
+            labels: job.labels.clone(),
+            warnings: job.warned.clone(),
+        })
+        .collect();
+    let mut ended: Vec<Ended> = fleet
+        .ended
+        .iter()
+        // A lost job did not end: `list` shows it, the digest does not.
+        .filter(|j| !j.gone && j.status.is_terminal() && window.holds(j.ended_at))
+        .map(|j| Ended {
+            job_arn: j.job_arn.clone(),
+            job_name: j.job_name.clone(),
+            status: j.status.clone(),
+            ended_at: j.ended_at,
+            message: j.message.clone().filter(|m| !m.trim().is_empty()),
+            records: j.records.filter(|r| !r.is_empty()),
+            tokens: j.tokens,
+            labels: j.labels.clone(),
+        })
+        .collect();
     ended.sort_by(|a, b| {
         b.ended_at
             .cmp(&a.ended_at)
@@ -262,10 +270,13 @@ pub fn build(
             .entry(e.status.as_str().to_owned())
             .or_default() += 1;
     }
-    let (running_total, ended_total, set_aside_total) =
-        (running.len(), ended.len(), set_aside.len());
-    let warnings_total = running.iter().filter(|r| !r.warnings.is_empty()).count();
-    running.truncate(DIGEST_LIST_MAX);
+    let mut set_aside: Vec<SetAsideNote> = fleet
+        .set_aside
+        .iter()
+        .filter(|s| window.holds(s.at))
+        .cloned()
+        .collect();
+    let (ended_total, set_aside_total) = (ended.len(), set_aside.len());
     ended.truncate(DIGEST_LIST_MAX);
     set_aside.truncate(DIGEST_LIST_MAX);
     Digest {
@@ -275,11 +286,15 @@ pub fn build(
         until: window.until,
         first: window.first,
         running,
-        running_total,
+        running_total: fleet.running.len(),
         ended,
         ended_total,
         ended_by_status,
-        warnings_total,
+        warnings_total: fleet
+            .running
+            .iter()
+            .filter(|e| !e.warned.is_empty())
+            .count(),
         polls: health.polls.saturating_sub(base.polls),
         failed_invocations: health
             .failed_invocations

@@ -53,31 +53,54 @@ pub const MAX_LIST_LIMIT: usize = 100;
 /// The page size when `limit` is not given.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 
-/// The place in `list`'s order (newest submitted first, then by ARN) a page
-/// ended at: `<submitTime>|<jobArn>`, the time empty for a job without one.
+/// The place in `list`'s order a page ended at. The jobs that have not
+/// ended come first, newest submitted first, then by ARN:
+/// `<submitTime>|<jobArn>`, the time empty for a job without one. Then, with
+/// `ended`, the ended jobs, latest end first: `ended|<endedAt>|<jobArn>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListToken {
-    pub submit_time: Option<DateTime<Utc>>,
-    pub job_arn: String,
+pub enum ListToken {
+    Running {
+        submit_time: Option<DateTime<Utc>>,
+        job_arn: String,
+    },
+    Ended {
+        ended_at: DateTime<Utc>,
+        job_arn: JobArn,
+    },
 }
 
 impl ListToken {
     pub fn encode(&self) -> String {
-        let time = self.submit_time.map_or(String::new(), |t| {
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        });
-        format!("{time}|{}", self.job_arn)
+        let iso = |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        match self {
+            Self::Running {
+                submit_time,
+                job_arn,
+            } => format!(
+                "{}|{job_arn}",
+                submit_time.as_ref().map_or(String::new(), iso)
+            ),
+            Self::Ended { ended_at, job_arn } => format!("ended|{}|{job_arn}", iso(ended_at)),
+        }
     }
 
     pub fn decode(s: &str) -> Option<Self> {
-        let (time, arn) = s.split_once('|')?;
-        let submit_time = if time.is_empty() {
-            None
-        } else {
-            Some(DateTime::parse_from_rfc3339(time).ok()?.with_timezone(&Utc))
+        let time = |t: &str| {
+            DateTime::parse_from_rfc3339(t)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
         };
+        if let Some(rest) = s.strip_prefix("ended|") {
+            let (at, arn) = rest.split_once('|')?;
+            return Some(Self::Ended {
+                ended_at: time(at)?,
+                job_arn: arn.parse().ok()?,
+            });
+        }
+        let (at, arn) = s.split_once('|')?;
+        let submit_time = if at.is_empty() { None } else { Some(time(at)?) };
         let job_arn: JobArn = arn.parse().ok()?;
-        Some(Self {
+        Some(Self::Running {
             submit_time,
             job_arn: job_arn.to_string(),
         })

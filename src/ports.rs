@@ -10,11 +10,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::digest::{Digest, DigestMark, Health, Window};
+use crate::digest::{Digest, DigestMark, Health, SetAsideNote, Window};
 
 use crate::domain::{
-    Fresh, JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob, TokenTotals,
-    Transition, WorkEntry,
+    EndedJob, Fresh, JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob,
+    TokenTotals, Transition, WorkEntry,
 };
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
@@ -467,14 +467,58 @@ pub struct Watermark {
     pub backlog_since: Option<DateTime<Utc>>,
 }
 
-/// The table as a whole: every job (for `list` and the digest), the
-/// monitor's own health counts and the digest's place.
+/// Where a page of the ended jobs starts: after this end (exclusive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedKey {
+    pub ended_at: DateTime<Utc>,
+    pub job_arn: JobArn,
+}
+
+/// Which ended jobs a page of the index of ends holds: latest end first,
+/// ended in `(since, until]` (either bound open when `None`), after `after`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub after: Option<EndedKey>,
+    /// Items read at most (before any filter): what the page costs.
+    pub limit: usize,
+}
+
+/// One page of the ended jobs.
+#[derive(Debug, Default)]
+pub struct EndedPage {
+    pub jobs: Vec<Result<EndedJob, ItemError>>,
+    /// Where the next page starts; `None` after the last.
+    pub next: Option<EndedKey>,
+}
+
+/// What `list` and the digest read: reads that cost what they show, never
+/// the table's history. The jobs that still need work come from the work
+/// index ([`WorkList`]); those that ended, from an index of ends keyed by end
+/// time; both are read whole only for the jobs shown, and without history.
+/// Beside them, the monitor's own health counts and the digest's place.
 pub trait Fleet: Send + Sync {
-    /// Every job item the table keeps (a full read of the table), each
-    /// readable or not; the monitor's own items are left out.
-    fn all_jobs(
+    /// The jobs `arns` names, read without their history, outbox and
+    /// set-aside notifications (what `list` and the digest show of them);
+    /// a job the table no longer has is left out.
+    fn jobs_shown(
         &self,
+        arns: &[JobArn],
     ) -> impl Future<Output = Result<Vec<Result<StoredJob, ItemError>>, StoreError>> + Send;
+
+    /// One page of the ended jobs, latest end first.
+    fn ended_page(
+        &self,
+        query: &EndedQuery,
+    ) -> impl Future<Output = Result<EndedPage, StoreError>> + Send;
+
+    /// The notifications set aside in `(since, until]`.
+    fn set_aside_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Vec<SetAsideNote>, StoreError>> + Send;
 
     /// Counts one invocation in the health record: a poll, a failed one.
     fn count_invocation(

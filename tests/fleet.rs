@@ -289,3 +289,71 @@ async fn digest_only_and_no_digest_filter_policies_split_the_stream() {
     assert_eq!(got_none.len(), 1, "{got_none:?}");
     assert_eq!(got_none[0].attributes["event"], "statusChanged");
 }
+
+#[tokio::test]
+async fn a_list_page_and_the_digest_should_cost_what_they_show_not_the_ended_jobs_kept() {
+    use std::sync::atomic::Ordering;
+    let w = World::with_env(&[("DIGEST_SETTLE_SECONDS", "0")]).await;
+    // Five jobs running; then 40 jobs that ended long ago, kept in the table.
+    let running: Vec<String> = (0..5)
+        .map(|i| {
+            w.bedrock
+                .seed(SeedJob::named(&format!("running-{i}")).with_status("InProgress"))
+        })
+        .collect();
+    w.ok(json!({"track": running})).await;
+    let (m, read) = w.reads_monitor();
+    let cost = |event: Value| {
+        let (read, m) = (read.clone(), &m);
+        async move {
+            let before = read.load(Ordering::SeqCst);
+            let answer =
+                bedrock_batch_monitor::handler::handle(m, &event, &support::invocation(None))
+                    .await
+                    .expect("the command succeeds");
+            (answer, read.load(Ordering::SeqCst) - before)
+        }
+    };
+    let (first, without) = cost(json!({"list": {"limit": 3}})).await;
+    let (_, digest_without) = cost(json!({"digest": {}})).await;
+    let ended: Vec<String> = (0..40)
+        .map(|i| {
+            w.bedrock
+                .seed(SeedJob::named(&format!("old-{i:02}")).with_status("Completed"))
+        })
+        .collect();
+    for chunk in ended.chunks(20) {
+        w.ok(json!({"track": chunk})).await;
+    }
+    w.drain().await;
+    let (again, with) = cost(json!({"list": {"limit": 3}})).await;
+    assert_eq!(names(&first), names(&again));
+    // The first page reads the work index (5 entries) and the 3 jobs it shows.
+    assert_eq!(
+        (without, with),
+        (8, 8),
+        "the first page's cost grows with ended jobs"
+    );
+    // With `ended`, a page past the running jobs reads only the ends it shows.
+    let (page, cost_ended) = cost(json!({"list": {"ended": true, "limit": 8}})).await;
+    assert_eq!(page["jobs"].as_array().unwrap().len(), 8, "{page}");
+    assert_eq!(cost_ended, 5 + 5 + 3, "{page}");
+    let next = page["next"].as_str().expect("more ended jobs").to_owned();
+    let (page2, cost2) = cost(json!({"list": {"ended": true, "limit": 8, "next": next}})).await;
+    assert_eq!(page2["jobs"].as_array().unwrap().len(), 8);
+    assert_eq!(cost2, 8, "a later page of ended jobs reads that page only");
+    let all: Vec<String> = names(&page).into_iter().chain(names(&page2)).collect();
+    assert_eq!(all.len(), 16);
+    assert!(all.iter().skip(5).all(|n| n.starts_with("old-")), "{all:?}");
+    // The digest reads the running jobs and the ends of its window: the 40 new
+    // ends, not more (and the 5 it shows whole).
+    let (_, digest_with) = cost(json!({"digest": {}})).await;
+    assert_eq!(digest_without, 5 + 5);
+    assert_eq!(digest_with, 5 + 5 + 40);
+    let (_, digest_after) = cost(json!({"digest": {}})).await;
+    assert_eq!(
+        digest_after,
+        5 + 5,
+        "ends already reported are not read again"
+    );
+}

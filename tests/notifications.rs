@@ -649,6 +649,71 @@ fn digest_jobs(at: DateTime<Utc>) -> Vec<StoredJob> {
     vec![running, warned, completed, failed, old]
 }
 
+/// The digest's reads of a table holding `jobs`: the work index's entries
+/// of those still running (in the digest's order), those read whole, and the
+/// index of ends' entries of those that ended.
+struct FleetReads {
+    running: Vec<bedrock_batch_monitor::domain::WorkEntry>,
+    shown: std::collections::HashMap<JobArn, StoredJob>,
+    ended: Vec<bedrock_batch_monitor::domain::EndedJob>,
+}
+
+impl FleetReads {
+    fn of(jobs: &[StoredJob]) -> Self {
+        let mut running: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.needs_polling())
+            .map(|j| bedrock_batch_monitor::domain::WorkEntry {
+                job_arn: j.arn().clone(),
+                status: j.snapshot.status.clone(),
+                version: j.version,
+                submit_time: j.snapshot.submit_time,
+                not_found_count: j.not_found_count,
+                gone: j.gone,
+                untracked_at: j.untracked_at,
+                outbox: j.outbox.clone(),
+                warned: j.warned.clone(),
+                progress: j.progress,
+            })
+            .collect();
+        bedrock_batch_monitor::digest::order_running(&mut running);
+        let ended = jobs
+            .iter()
+            .filter(|j| !j.needs_polling())
+            .filter_map(|j| {
+                let end = j.history.iter().rev().find(|h| h.to.is_terminal())?;
+                Some(bedrock_batch_monitor::domain::EndedJob {
+                    job_arn: j.arn().clone(),
+                    job_name: j.snapshot.job_name.clone(),
+                    status: end.to.clone(),
+                    ended_at: end.at,
+                    message: end.message.clone(),
+                    submit_time: j.snapshot.submit_time,
+                    last_modified_time: j.snapshot.last_modified_time,
+                    records: j.snapshot.records,
+                    labels: j.labels.clone(),
+                    tokens: j.tokens,
+                    gone: j.gone,
+                })
+            })
+            .collect();
+        Self {
+            running,
+            shown: jobs.iter().map(|j| (j.arn().clone(), j.clone())).collect(),
+            ended,
+        }
+    }
+
+    fn fleet(&self) -> bedrock_batch_monitor::digest::Fleet<'_> {
+        bedrock_batch_monitor::digest::Fleet {
+            running: &self.running,
+            shown: &self.shown,
+            ended: &self.ended,
+            set_aside: &[],
+        }
+    }
+}
+
 fn digest_forms(d: &bedrock_batch_monitor::digest::Digest) -> String {
     use bedrock_batch_monitor::render::digest as render;
     forms(
@@ -682,7 +747,8 @@ fn a_digest_in_every_form() {
         "each window starts where the last ended"
     );
     assert_eq!(window.until, at - Duration::minutes(5));
-    let d = digest::build(&digest_jobs(at), &window, previous.health, health, at);
+    let reads = FleetReads::of(&digest_jobs(at));
+    let d = digest::build(reads.fleet(), &window, previous.health, health, at);
     let machine = bedrock_batch_monitor::render::digest::machine_json(&d);
     assert_eq!(machine["event"], "digest");
     assert_eq!(machine["running"].as_array().unwrap().len(), 2);
@@ -737,7 +803,7 @@ fn a_quiet_digest_still_goes_out_and_says_so() {
     let at = t0();
     let window = digest::Window::after(None, at, Duration::minutes(5));
     let d = digest::build(
-        &[],
+        FleetReads::of(&[]).fleet(),
         &window,
         Health::default(),
         Health {

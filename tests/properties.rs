@@ -308,9 +308,23 @@ impl WorkList for Untouchable {
 }
 
 impl Fleet for Untouchable {
-    async fn all_jobs(
+    async fn jobs_shown(
         &self,
+        _: &[JobArn],
     ) -> Result<Vec<Result<StoredJob, bedrock_batch_monitor::ports::ItemError>>, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn ended_page(
+        &self,
+        _: &bedrock_batch_monitor::ports::EndedQuery,
+    ) -> Result<bedrock_batch_monitor::ports::EndedPage, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn set_aside_between(
+        &self,
+        _: DateTime<Utc>,
+        _: DateTime<Utc>,
+    ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
         panic!("a refused event read the table")
     }
     async fn count_invocation(&self, _: bool, _: bool) -> Result<(), StoreError> {

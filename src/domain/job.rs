@@ -51,6 +51,32 @@ impl WorkEntry {
     }
 }
 
+/// Whether a job with `status`, lost by Bedrock or not, has ended for the
+/// monitor: one `list` and the digest read from the index of ends.
+pub fn has_ended(status: &JobStatus, gone: bool) -> bool {
+    gone || status.is_terminal()
+}
+
+/// A job whose end (or loss by Bedrock) is recorded, as the table's index of
+/// ends lists it: what `list` and the digest show of it, without its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndedJob {
+    pub job_arn: JobArn,
+    pub job_name: Option<String>,
+    pub status: JobStatus,
+    /// When the monitor recorded the end.
+    pub ended_at: DateTime<Utc>,
+    /// Bedrock's message, untrusted.
+    pub message: Option<String>,
+    pub submit_time: Option<DateTime<Utc>>,
+    pub last_modified_time: Option<DateTime<Utc>>,
+    pub records: Option<super::RecordCounts>,
+    pub labels: BTreeMap<String, String>,
+    pub tokens: Option<TokenTotals>,
+    /// Bedrock lost it (it did not end): `list` shows it, the digest does not.
+    pub gone: bool,
+}
+
 /// Everything stored about a tracked job.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredJob {

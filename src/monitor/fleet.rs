@@ -1,7 +1,11 @@
 //! The fleet's commands: `list` (the tracked jobs, from the table only) and
-//! `digest` (proof of life, published to the topic).
+//! `digest` (proof of life, published to the topic). Both read what they
+//! show: the jobs that have not ended from the work index, the ended ones
+//! from the index of ends, each whole job read without its history and only
+//! when shown.
 
 use std::cmp::Reverse;
+use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -9,13 +13,13 @@ use tracing::{info, warn};
 
 use super::{Invocation, Monitor, MonitorError};
 use crate::digest::{self, Health};
-use crate::domain::StoredJob;
+use crate::domain::{EndedJob, JobArn, StoredJob, WorkEntry};
 use crate::event::{ListRequest, ListToken};
-use crate::ports::{Claim, Fleet, StoreError, Write};
+use crate::ports::{Claim, EndedKey, EndedQuery, Fleet, ItemError, StoreError, WorkList, Write};
 use crate::render::describe;
 
-/// `list`'s order: newest submitted first (jobs without a submit time last),
-/// then by ARN.
+/// `list`'s order of the jobs that have not ended: newest submitted first
+/// (jobs without a submit time last), then by ARN.
 fn order_key(
     submit_time: Option<chrono::DateTime<Utc>>,
     arn: &str,
@@ -23,54 +27,199 @@ fn order_key(
     (Reverse(submit_time), arn.to_owned())
 }
 
-impl<S, T: Fleet, N: crate::ports::Notifier> Monitor<S, T, N> {
-    /// Every readable job item; unreadable ones are logged once and left out.
-    async fn readable_jobs(&self) -> Result<Vec<StoredJob>, StoreError> {
-        let mut jobs = Vec::new();
-        for item in self.store.all_jobs().await? {
-            match item {
-                Ok(job) => jobs.push(job),
-                Err(e) => {
-                    warn!(job_arn = %e.key, error_kind = "ItemUnreadable", error = %e, "item left out of list and digest");
+/// An item left out of `list` and the digest, said once in the log.
+fn left_out(e: &ItemError) {
+    warn!(job_arn = %e.key, error_kind = "ItemUnreadable", error = %e, "item left out of list and digest");
+}
+
+impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
+    /// The jobs that have not ended (polled, not untracked, not lost), as
+    /// the work index lists them: every shard, every page. What a poll reads
+    /// first too: it grows with the jobs running, not with the table.
+    async fn running_entries(&self) -> Result<Vec<WorkEntry>, StoreError> {
+        let mut out = Vec::new();
+        for shard in 0..self.store.shards() {
+            let mut after: Option<String> = None;
+            loop {
+                let page = self.store.work_page(shard, after.as_deref()).await?;
+                for item in page.items {
+                    match item {
+                        Ok(entry) if entry.needs_polling() => out.push(entry),
+                        Ok(_) => {}
+                        Err(e) => left_out(&e),
+                    }
+                }
+                match page.next {
+                    Some(n) => after = Some(n),
+                    None => break,
                 }
             }
         }
-        Ok(jobs)
+        Ok(out)
+    }
+
+    /// The jobs `arns` names, read whole without their history, by ARN.
+    async fn shown(&self, arns: &[JobArn]) -> Result<HashMap<JobArn, StoredJob>, StoreError> {
+        let mut out = HashMap::new();
+        for job in self.store.jobs_shown(arns).await? {
+            match job {
+                Ok(job) => {
+                    out.insert(job.arn().clone(), job);
+                }
+                Err(e) => left_out(&e),
+            }
+        }
+        Ok(out)
     }
 
     pub(super) async fn list_jobs(&self, req: &ListRequest) -> Result<Value, MonitorError> {
-        let mut jobs: Vec<StoredJob> = self
-            .readable_jobs()
-            .await?
-            .into_iter()
-            .filter(|j| j.untracked_at.is_none())
-            .filter(|j| req.ended || j.needs_polling())
-            .filter(|j| {
-                req.status.is_empty() || req.status.iter().any(|s| s == j.snapshot.status.as_str())
-            })
-            .filter(|j| req.labels.iter().all(|(k, v)| j.labels.get(k) == Some(v)))
-            .collect();
-        jobs.sort_by_cached_key(|j| order_key(j.snapshot.submit_time, j.arn().as_str()));
-        let start = req.next.as_ref().map_or(0, |t| {
-            let after = order_key(t.submit_time, &t.job_arn);
-            jobs.partition_point(|j| order_key(j.snapshot.submit_time, j.arn().as_str()) <= after)
-        });
-        let page: Vec<&StoredJob> = jobs.iter().skip(start).take(req.limit).collect();
-        let next = (start + page.len() < jobs.len())
-            .then(|| page.last())
-            .flatten()
-            .map(|last| {
-                ListToken {
-                    submit_time: last.snapshot.submit_time,
-                    job_arn: last.arn().to_string(),
-                }
-                .encode()
-            });
         let now = Utc::now();
+        let wanted_status =
+            |status: &str| req.status.is_empty() || req.status.iter().any(|s| s == status);
+        let wanted_labels = |labels: &std::collections::BTreeMap<String, String>| {
+            req.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        };
+        let mut page: Vec<Value> = Vec::new();
+        let mut next: Option<ListToken> = None;
+        let mut ended_after: Option<EndedKey> = None;
+        let mut running_done = false;
+        match &req.next {
+            Some(ListToken::Ended { ended_at, job_arn }) => {
+                running_done = true;
+                ended_after = Some(EndedKey {
+                    ended_at: *ended_at,
+                    job_arn: job_arn.clone(),
+                });
+            }
+            Some(ListToken::Running { .. }) | None => {}
+        }
+        if !running_done {
+            let mut entries: Vec<WorkEntry> = self
+                .running_entries()
+                .await?
+                .into_iter()
+                .filter(|e| wanted_status(e.status.as_str()))
+                .collect();
+            entries.sort_by_cached_key(|e| order_key(e.submit_time, e.job_arn.as_str()));
+            let start = match &req.next {
+                Some(ListToken::Running {
+                    submit_time,
+                    job_arn,
+                }) => {
+                    let after = order_key(*submit_time, job_arn);
+                    entries
+                        .partition_point(|e| order_key(e.submit_time, e.job_arn.as_str()) <= after)
+                }
+                _ => 0,
+            };
+            let candidates = &entries[start..];
+            let mut read = 0;
+            // Read the page's jobs whole (no history), a page's worth at a
+            // time, until it is full: a label filter may leave some out.
+            while page.len() < req.limit && read < candidates.len() {
+                let room = req.limit - page.len();
+                let chunk = &candidates[read..(read + room).min(candidates.len())];
+                let arns: Vec<JobArn> = chunk.iter().map(|e| e.job_arn.clone()).collect();
+                let jobs = self.shown(&arns).await?;
+                for entry in chunk {
+                    if let Some(job) = jobs.get(&entry.job_arn)
+                        && job.needs_polling()
+                        && wanted_labels(&job.labels)
+                    {
+                        page.push(describe::listed(job, now));
+                    }
+                }
+                read += chunk.len();
+            }
+            if read < candidates.len() {
+                let last = &candidates[read - 1];
+                next = Some(ListToken::Running {
+                    submit_time: last.submit_time,
+                    job_arn: last.job_arn.to_string(),
+                });
+            } else {
+                running_done = true;
+            }
+        }
+        if req.ended && running_done && next.is_none() {
+            while page.len() < req.limit {
+                let room = req.limit - page.len();
+                let found = self
+                    .store
+                    .ended_page(&EndedQuery {
+                        since: None,
+                        until: None,
+                        after: ended_after.clone(),
+                        limit: room,
+                    })
+                    .await?;
+                for job in found.jobs {
+                    match job {
+                        Ok(j) if wanted_status(j.status.as_str()) && wanted_labels(&j.labels) => {
+                            page.push(describe::listed_ended(&j));
+                        }
+                        Ok(_) => {}
+                        Err(e) => left_out(&e),
+                    }
+                }
+                match found.next {
+                    Some(key) if page.len() < req.limit => ended_after = Some(key),
+                    Some(key) => {
+                        next = Some(ListToken::Ended {
+                            ended_at: key.ended_at,
+                            job_arn: key.job_arn,
+                        });
+                        break;
+                    }
+                    None => break,
+                }
+            }
+        }
         Ok(json!({
-            "jobs": page.into_iter().map(|j| describe::listed(j, now)).collect::<Vec<_>>(),
-            "next": next,
+            "jobs": page,
+            "next": next.map(|t| t.encode()),
         }))
+    }
+
+    /// What the digest shows of the fleet: the jobs that have not ended
+    /// (the first [`digest::DIGEST_LIST_MAX`] of them read whole, without
+    /// history), and every end recorded in `window`, from the index of ends.
+    async fn fleet_for(
+        &self,
+        window: &digest::Window,
+    ) -> Result<(Vec<WorkEntry>, HashMap<JobArn, StoredJob>, Vec<EndedJob>), StoreError> {
+        let mut running = self.running_entries().await?;
+        digest::order_running(&mut running);
+        let arns: Vec<JobArn> = running
+            .iter()
+            .take(digest::DIGEST_LIST_MAX)
+            .map(|e| e.job_arn.clone())
+            .collect();
+        let shown = self.shown(&arns).await?;
+        let mut ended = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self
+                .store
+                .ended_page(&EndedQuery {
+                    since: Some(window.since),
+                    until: Some(window.until),
+                    after,
+                    limit: 1000,
+                })
+                .await?;
+            for job in page.jobs {
+                match job {
+                    Ok(j) => ended.push(j),
+                    Err(e) => left_out(&e),
+                }
+            }
+            match page.next {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+        Ok((running, shown, ended))
     }
 
     /// Publishes the digest. Its window is saved, as pending and held by
@@ -113,8 +262,23 @@ impl<S, T: Fleet, N: crate::ports::Notifier> Monitor<S, T, N> {
             }
         };
         let health = self.store.health().await?;
-        let jobs = self.readable_jobs().await?;
-        let d = digest::build(&jobs, &window, base, health, now);
+        let (running, shown, ended) = self.fleet_for(&window).await?;
+        let set_aside = self
+            .store
+            .set_aside_between(window.since, window.until)
+            .await?;
+        let d = digest::build(
+            digest::Fleet {
+                running: &running,
+                shown: &shown,
+                ended: &ended,
+                set_aside: &set_aside,
+            },
+            &window,
+            base,
+            health,
+            now,
+        );
         let mut form = "full";
         let mut published = self.notifier.publish_digest(&d).await;
         if let Err(e) = &published

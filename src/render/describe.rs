@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::domain::{JobArn, StoredJob, Tracking};
+use crate::domain::{EndedJob, JobArn, StoredJob, Tracking};
 
 /// The stored job. `tracked` is false once the monitor stopped tracking it:
 /// someone untracked it (the item is then a marker that keeps Bedrock's events
@@ -90,6 +90,27 @@ pub fn listed(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
     }
     if let Some(eta) = job.eta(now) {
         out["eta"] = json!(iso(eta));
+    }
+    out
+}
+
+/// One ended job of `list`'s answer, from the index of ends: `records` when
+/// known, and when its end was recorded.
+pub fn listed_ended(job: &EndedJob) -> Value {
+    let mut out = json!({
+        "jobArn": job.job_arn,
+        "jobName": job.job_name,
+        "status": job.status,
+        "submitTime": job.submit_time.map(iso),
+        "lastModifiedTime": job.last_modified_time.map(iso),
+        "endedAt": iso(job.ended_at),
+        "labels": job.labels,
+    });
+    if let Some(r) = job.records.filter(|r| !r.is_empty()) {
+        out["records"] = json!(r);
+    }
+    if job.gone {
+        out["gone"] = json!(true);
     }
     out
 }

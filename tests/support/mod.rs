@@ -29,6 +29,8 @@ use fake_bedrock::FakeBedrock;
 use serde_json::Value;
 
 pub type RealMonitor = Monitor<BedrockJobSource, DynamoJobStore, SnsNotifier>;
+/// The production monitor over a store that counts what it does.
+pub type CountingMonitor = Monitor<BedrockJobSource, CountingStore<DynamoJobStore>, SnsNotifier>;
 
 pub const REGION: &str = "us-east-1";
 
@@ -491,6 +493,9 @@ pub struct CountingStore<T> {
     /// While set, saving a published digest fails as the table would
     /// (the digest was published; Lambda retries the invocation).
     pub fail_digest_finish: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Items the reads of `list` and the digest returned (work index
+    /// entries, jobs read whole, ended jobs): what they cost.
+    pub items_read: std::sync::Arc<AtomicU32>,
 }
 
 impl<T> CountingStore<T> {
@@ -500,10 +505,14 @@ impl<T> CountingStore<T> {
             writes: Default::default(),
             health_writes: Default::default(),
             fail_digest_finish: Default::default(),
+            items_read: Default::default(),
         }
     }
     fn count(&self) {
         self.writes.fetch_add(1, Ordering::SeqCst);
+    }
+    fn read(&self, items: usize) {
+        self.items_read.fetch_add(items as u32, Ordering::SeqCst);
     }
 }
 
@@ -622,7 +631,9 @@ impl<T: WorkList> WorkList for CountingStore<T> {
         self.inner.shards()
     }
     async fn work_page(&self, shard: u32, after: Option<&str>) -> Result<WorkPage, StoreError> {
-        self.inner.work_page(shard, after).await
+        let page = self.inner.work_page(shard, after).await?;
+        self.read(page.items.len());
+        Ok(page)
     }
     async fn load_cursor(&self, shards: &[u32]) -> Result<Option<ListPosition>, StoreError> {
         self.inner.load_cursor(shards).await
@@ -659,10 +670,28 @@ impl<T: WorkList> WorkList for CountingStore<T> {
 }
 
 impl<T: Fleet> Fleet for CountingStore<T> {
-    async fn all_jobs(
+    async fn jobs_shown(
         &self,
+        arns: &[JobArn],
     ) -> Result<Vec<Result<StoredJob, bedrock_batch_monitor::ports::ItemError>>, StoreError> {
-        self.inner.all_jobs().await
+        let jobs = self.inner.jobs_shown(arns).await?;
+        self.read(jobs.len());
+        Ok(jobs)
+    }
+    async fn ended_page(
+        &self,
+        query: &bedrock_batch_monitor::ports::EndedQuery,
+    ) -> Result<bedrock_batch_monitor::ports::EndedPage, StoreError> {
+        let page = self.inner.ended_page(query).await?;
+        self.read(page.jobs.len());
+        Ok(page)
+    }
+    async fn set_aside_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
+        self.inner.set_aside_between(since, until).await
     }
     async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
         self.health_writes.fetch_add(1, Ordering::SeqCst);
@@ -711,26 +740,36 @@ impl<T: Fleet> Fleet for CountingStore<T> {
 
 impl World {
     /// The production monitor with its store wrapped to count writes.
-    pub fn counting_monitor(
-        &self,
-    ) -> (
-        Monitor<BedrockJobSource, CountingStore<DynamoJobStore>, SnsNotifier>,
-        std::sync::Arc<AtomicU32>,
-    ) {
+    pub fn counting_monitor(&self) -> (CountingMonitor, std::sync::Arc<AtomicU32>) {
         let store = CountingStore::new(DynamoJobStore::new(
             self.ddb.clone(),
             &self.config.table_name,
         ));
         let writes = store.writes.clone();
-        let m = Monitor::new(
+        let m = self.monitor_over(store);
+        (m, writes)
+    }
+
+    /// The production monitor with its store wrapped to count the items
+    /// `list` and the digest read.
+    pub fn reads_monitor(&self) -> (CountingMonitor, std::sync::Arc<AtomicU32>) {
+        let store = CountingStore::new(DynamoJobStore::new(
+            self.ddb.clone(),
+            &self.config.table_name,
+        ));
+        let read = store.items_read.clone();
+        (self.monitor_over(store), read)
+    }
+
+    fn monitor_over(&self, store: CountingStore<DynamoJobStore>) -> CountingMonitor {
+        Monitor::new(
             BedrockJobSource::new(self.bedrock_sdk.clone())
                 .with_rate_limit(self.config.bedrock_max_rps),
             store,
             SnsNotifier::new(aws_sdk_sns::Client::new(&self.moto), &self.config.topic_arn),
             self.config.clone(),
             REGION,
-        );
-        (m, writes)
+        )
     }
 
     /// Number of items in the table.

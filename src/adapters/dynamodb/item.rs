@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
-    HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, TokenTotals, Transition, WarningKind, WorkEntry,
+    EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts,
+    SetAside, StoredJob, TokenTotals, Transition, WarningKind, WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -36,6 +36,12 @@ pub(super) const RATE_FROM_COUNT: &str = "rateFromCount";
 pub(super) const RATE_FROM_AT: &str = "rateFromAt";
 /// Bedrock's token totals, written with the job's end when known.
 pub(super) const TOKENS: &str = "tokens";
+/// The index of ends' keys: present only on a job whose end (or loss) is
+/// recorded, `endedIn` the one partition ([`ENDED_PARTITION`]), `endedAt`
+/// when the end was recorded.
+pub(super) const ENDED_IN: &str = "endedIn";
+pub(super) const ENDED_AT: &str = "endedAt";
+pub(super) const ENDED_PARTITION: &str = "ended";
 // Inside an outbox entry.
 pub(super) const TRANSITION: &str = "transition";
 pub(super) const CLAIMED_UNTIL: &str = "claimedUntil";
@@ -543,6 +549,34 @@ impl TryFrom<&HashMap<String, AttributeValue>> for WorkEntry {
             outbox: r.outbox()?,
             warned: r.warned()?,
             progress: r.progress()?,
+        })
+    }
+}
+
+/// An item of the index of ends: the attributes it projects
+/// (`ENDED_INDEX_ATTRIBUTES`).
+impl TryFrom<&HashMap<String, AttributeValue>> for EndedJob {
+    type Error = ItemError;
+
+    fn try_from(item: &HashMap<String, AttributeValue>) -> Result<Self, ItemError> {
+        let r = Reader {
+            item,
+            key: key_of(item),
+        };
+        Ok(EndedJob {
+            job_arn: r.arn()?,
+            job_name: r.string("jobName")?,
+            status: r.status()?,
+            ended_at: r
+                .time(ENDED_AT)?
+                .ok_or_else(|| r.err(format!("no {ENDED_AT}")))?,
+            message: r.string("message")?,
+            submit_time: r.time("submitTime")?,
+            last_modified_time: r.time("lastModifiedTime")?,
+            records: r.records()?,
+            labels: r.labels(),
+            tokens: r.tokens(),
+            gone: matches!(item.get(GONE), Some(AttributeValue::Bool(true))),
         })
     }
 }

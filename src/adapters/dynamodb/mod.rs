@@ -13,18 +13,19 @@ use std::collections::{BTreeMap, HashMap};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use chrono::{DateTime, Utc};
 
 use self::item::*;
 use super::{ErrorFacts, facts};
-use crate::digest::{DigestMark, Health, Window};
+use crate::digest::{DigestMark, Health, SetAsideNote, Window};
 use crate::domain::{
-    Fresh, JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry,
+    EndedJob, Fresh, JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition, WorkEntry,
+    has_ended,
 };
 use crate::ports::{
-    Claim, Fleet, ItemError, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark,
-    WorkList, WorkPage, Write,
+    Claim, EndedKey, EndedPage, EndedQuery, Fleet, ItemError, Jobs, ListPosition, Outbox, Record,
+    StoreError, Untrack, Watermark, WorkList, WorkPage, Write,
 };
 
 /// The sparse global secondary index on `pollShard` (see template.yaml). Its
@@ -47,6 +48,25 @@ pub const WORK_INDEX_ATTRIBUTES: [&str; 10] = [
     PROGRESS_SINCE,
 ];
 pub use crate::domain::POLL_SHARDS;
+/// The sparse index of ends (see template.yaml): `endedIn` (one partition)
+/// and `endedAt`, present only on a job whose end or loss is recorded, so
+/// `list` and the digest read the ended jobs latest first, by end time,
+/// without reading the ones still running or any history.
+pub const ENDED_INDEX: &str = "ended-index";
+/// The attributes the index of ends projects besides the keys: what `list`
+/// and the digest show of an ended job (template.yaml must agree;
+/// `tests/template.rs` checks it).
+pub const ENDED_INDEX_ATTRIBUTES: [&str; 9] = [
+    STATUS,
+    "jobName",
+    "message",
+    "submitTime",
+    "lastModifiedTime",
+    RECORDS,
+    LABELS,
+    TOKENS,
+    GONE,
+];
 /// The key of the item that remembers where the next poll cycle starts. It is
 /// not a job ARN and has no `pollShard`, so no listing or job read meets it.
 pub const CURSOR_KEY: &str = "control#poll-cursor";
@@ -226,6 +246,17 @@ impl Update {
         self.set.push(format!("{o}.{id} = {p}"));
         Ok(())
     }
+    /// The index of ends' keys: set when `t` ends the job (or records its
+    /// loss), removed otherwise.
+    fn ended(&mut self, t: &Transition, gone: bool) {
+        if has_ended(&t.job.status, gone) {
+            self.set(ENDED_IN, ":endedIn", s(ENDED_PARTITION));
+            self.set(ENDED_AT, ":endedAt", ts(t.observed_at));
+        } else {
+            self.remove(ENDED_IN);
+            self.remove(ENDED_AT);
+        }
+    }
     /// Where the rate of a running job is measured from (`None` removes it).
     fn rate_from(&mut self, reading: Option<Progress>) {
         match reading {
@@ -351,6 +382,7 @@ impl Jobs for DynamoJobStore {
         u.remove(PROGRESS_SINCE);
         u.remove(TOKENS);
         u.rate_from(first.entry_reading());
+        u.ended(first, false);
         self.update_on_version(&first.job.job_arn, u, basis.version())
             .await
     }
@@ -367,6 +399,7 @@ impl Jobs for DynamoJobStore {
         u.remove(PROGRESS_COUNT);
         u.remove(PROGRESS_SINCE);
         u.rate_from(t.entry_reading());
+        u.ended(t, change.gone);
         if let Some(tokens) = t.tokens {
             u.set(TOKENS, ":tokens", tokens_value(tokens));
         }
@@ -420,7 +453,11 @@ impl Jobs for DynamoJobStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(arn)))
-            .update_expression("SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s")
+            .update_expression(
+                "SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s, #ei, #ea",
+            )
+            .expression_attribute_names("#ei", ENDED_IN)
+            .expression_attribute_names("#ea", ENDED_AT)
             .condition_expression("attribute_exists(#k) AND attribute_not_exists(#u)")
             .expression_attribute_names("#k", ARN)
             .expression_attribute_names("#u", UNTRACKED_AT)
@@ -521,7 +558,13 @@ impl Outbox for DynamoJobStore {
             .expression_attribute_names("#u", UNDELIVERABLE)
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":entry", AttributeValue::L(vec![set_aside_value(entry)]));
-        self.job_after_held_write(req).await
+        let after = self.job_after_held_write(req).await?;
+        if after.is_some() {
+            // The day's list of set-aside notifications, which the digest
+            // reads instead of every job's item; it expires with the jobs.
+            self.note_set_aside(arn, entry).await;
+        }
+        Ok(after)
     }
 }
 
@@ -775,6 +818,10 @@ impl DynamoJobStore {
             item.insert(RATE_FROM_COUNT.to_owned(), n(p.processed));
             item.insert(RATE_FROM_AT.to_owned(), ts(p.since));
         }
+        if has_ended(&j.status, false) {
+            item.insert(ENDED_IN.to_owned(), s(ENDED_PARTITION));
+            item.insert(ENDED_AT.to_owned(), ts(first.observed_at));
+        }
         let r = self
             .client
             .put_item()
@@ -785,6 +832,73 @@ impl DynamoJobStore {
             .send()
             .await;
         write_result(r, &self.table)
+    }
+}
+
+/// The key prefix of the day's set-aside notifications
+/// (`control#set-aside#2026-11-30`): one map of notes a day, read by the digest.
+const SET_ASIDE_KEY_PREFIX: &str = "control#set-aside#";
+const SET_ASIDE_NOTES: &str = "notes";
+
+fn set_aside_key(day: chrono::NaiveDate) -> String {
+    format!("{SET_ASIDE_KEY_PREFIX}{day}")
+}
+
+fn set_aside_note(v: &AttributeValue) -> Option<SetAsideNote> {
+    let m = v.as_m().ok()?;
+    let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok());
+    Some(SetAsideNote {
+        job_arn: text("jobArn")?.parse().ok()?,
+        transition_id: text("transitionId")?.clone(),
+        status: crate::domain::JobStatus::parse(text("status")?),
+        at: DateTime::parse_from_rfc3339(text("setAsideAt")?)
+            .ok()?
+            .with_timezone(&Utc),
+    })
+}
+
+impl DynamoJobStore {
+    /// Adds a set-aside notification to its day's notes. Best effort: the
+    /// job's own item keeps it whatever happens here (describe shows it).
+    async fn note_set_aside(&self, arn: &JobArn, entry: &SetAside) {
+        let note = AttributeValue::M(HashMap::from([
+            ("jobArn".to_owned(), s(arn.as_str())),
+            ("transitionId".to_owned(), s(entry.transition_id.as_str())),
+            ("status".to_owned(), s(entry.status.as_str())),
+            ("setAsideAt".to_owned(), ts(entry.set_aside_at)),
+        ]));
+        let expires = entry.set_aside_at + chrono::Duration::days(400);
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(set_aside_key(entry.set_aside_at.date_naive())))
+            .update_expression("SET #n = if_not_exists(#n, :empty), #e = :expires")
+            .expression_attribute_names("#n", SET_ASIDE_NOTES)
+            .expression_attribute_names("#e", EXPIRES)
+            .expression_attribute_values(":empty", AttributeValue::M(HashMap::new()))
+            .expression_attribute_values(":expires", n(expires.timestamp()))
+            .send()
+            .await;
+        let r = match r {
+            Ok(_) => self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(ARN, s(set_aside_key(entry.set_aside_at.date_naive())))
+                .update_expression("SET #n.#t = :note")
+                .expression_attribute_names("#n", SET_ASIDE_NOTES)
+                .expression_attribute_names("#t", entry.transition_id.as_str())
+                .expression_attribute_values(":note", note)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| fail(e, &self.table)),
+            Err(e) => Err(fail(e, &self.table)),
+        };
+        if let Err(e) = r {
+            tracing::warn!(job_arn = %arn, transition_id = %entry.transition_id, error_kind = e.kind(), error = %e, "the set-aside notification was not added to the day's notes; the digest will not count it (describe shows it)");
+        }
     }
 }
 
@@ -799,36 +913,173 @@ const DIGEST_PENDING_AT: &str = "pendingAt";
 const DIGEST_PENDING_SINCE: &str = "pendingSince";
 const DIGEST_PENDING_UNTIL: &str = "pendingUntil";
 const DIGEST_PENDING_FIRST: &str = "pendingFirst";
-/// Every key of the monitor's own items starts with this.
-const CONTROL_PREFIX: &str = "control#";
 
 impl Fleet for DynamoJobStore {
-    async fn all_jobs(&self) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
+    async fn jobs_shown(
+        &self,
+        arns: &[JobArn],
+    ) -> Result<Vec<Result<StoredJob, ItemError>>, StoreError> {
+        // Everything a StoredJob is read from but its history, outbox and
+        // set-aside notifications: what a job shown costs, whatever its past.
+        let mut names = Names::default();
+        let mut attributes: Vec<&str> = vec![
+            ARN,
+            STATUS,
+            VERSION,
+            NOT_FOUND,
+            GONE,
+            SHARD,
+            LABELS,
+            UNTRACKED_AT,
+            WARNED,
+            PROGRESS_COUNT,
+            PROGRESS_SINCE,
+            RATE_FROM_COUNT,
+            RATE_FROM_AT,
+            TOKENS,
+        ];
+        attributes.extend(SNAPSHOT_FIELDS.iter().map(|f| f.name));
+        let projection: Vec<String> = attributes.iter().map(|a| names.of(a)).collect();
+        let projection = projection.join(", ");
+        let names = names.into_map();
         let mut out = Vec::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client
-                .scan()
-                .table_name(&self.table)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| fail(e, &self.table))?;
-            for item in page.items.unwrap_or_default() {
-                let control = item
-                    .get(ARN)
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|k| k.starts_with(CONTROL_PREFIX));
-                if !control {
+        // BatchGetItem takes at most 100 keys
+        // (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html);
+        // keys it leaves unprocessed are asked for again, a few times.
+        for chunk in arns.chunks(100) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> =
+                chunk.iter().map(Self::key).collect();
+            for attempt in 0..6 {
+                if keys.is_empty() {
+                    break;
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .projection_expression(&projection)
+                    .set_expression_attribute_names(Some(names.clone()))
+                    .build()
+                    .map_err(|e| StoreError::other(format!("batch read: {e}")))?;
+                let answer = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| fail(e, &self.table))?;
+                for item in answer
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
                     out.push(StoredJob::try_from(&item));
                 }
+                keys = answer
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
             }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+            if !keys.is_empty() {
+                return Err(StoreError::Throttled {
+                    message: format!(
+                        "{} jobs left unread by BatchGetItem after retries",
+                        keys.len()
+                    ),
+                    cause: None,
+                });
             }
         }
+        Ok(out)
+    }
+
+    async fn ended_page(&self, query: &EndedQuery) -> Result<EndedPage, StoreError> {
+        let req = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ENDED_INDEX)
+            .expression_attribute_names("#p", ENDED_IN)
+            .expression_attribute_values(":p", s(ENDED_PARTITION))
+            // Latest end first.
+            .scan_index_forward(false)
+            .limit(query.limit.clamp(1, 1000) as i32);
+        let req = match (query.since, query.until) {
+            (Some(since), Some(until)) => req
+                .key_condition_expression("#p = :p AND #at BETWEEN :since AND :until")
+                .expression_attribute_names("#at", ENDED_AT)
+                .expression_attribute_values(":since", ts(since))
+                .expression_attribute_values(":until", ts(until)),
+            (Some(since), None) => req
+                .key_condition_expression("#p = :p AND #at > :since")
+                .expression_attribute_names("#at", ENDED_AT)
+                .expression_attribute_values(":since", ts(since)),
+            (None, Some(until)) => req
+                .key_condition_expression("#p = :p AND #at <= :until")
+                .expression_attribute_names("#at", ENDED_AT)
+                .expression_attribute_values(":until", ts(until)),
+            (None, None) => req.key_condition_expression("#p = :p"),
+        };
+        let start = query.after.as_ref().map(|k| {
+            HashMap::from([
+                (ARN.to_owned(), s(k.job_arn.as_str())),
+                (ENDED_IN.to_owned(), s(ENDED_PARTITION)),
+                (ENDED_AT.to_owned(), ts(k.ended_at)),
+            ])
+        });
+        let out = req
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| fail(e, &self.table))?;
+        let since = query.since;
+        let jobs = out
+            .items
+            .unwrap_or_default()
+            .iter()
+            .map(EndedJob::try_from)
+            // BETWEEN is inclusive: `since` itself belongs to the window before.
+            .filter(|j| !matches!((j, since), (Ok(j), Some(t)) if j.ended_at <= t))
+            .collect();
+        let next = out.last_evaluated_key.as_ref().and_then(|k| {
+            let arn = k.get(ARN)?.as_s().ok()?.parse().ok()?;
+            let at = k.get(ENDED_AT)?.as_s().ok()?;
+            let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+            Some(EndedKey {
+                ended_at: at,
+                job_arn: arn,
+            })
+        });
+        Ok(EndedPage { jobs, next })
+    }
+
+    async fn set_aside_between(
+        &self,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<SetAsideNote>, StoreError> {
+        let mut notes = Vec::new();
+        let mut day = since.date_naive();
+        // At most a year of days: a digest window longer than that is read
+        // from its last year (notes older than the retention are gone anyway).
+        let first = (until - chrono::Duration::days(366)).date_naive();
+        day = day.max(first);
+        while day <= until.date_naive() {
+            if let Some(item) = self.control_item(set_aside_key(day)).await?
+                && let Some(AttributeValue::M(entries)) = item.get(SET_ASIDE_NOTES)
+            {
+                notes.extend(entries.values().filter_map(set_aside_note));
+            }
+            day = day.succ_opt().unwrap_or(day);
+            if day == chrono::NaiveDate::MAX {
+                break;
+            }
+        }
+        notes.retain(|n: &SetAsideNote| since < n.at && n.at <= until);
+        notes.sort_by_key(|n| n.at);
+        Ok(notes)
     }
 
     async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
