@@ -285,6 +285,81 @@ def poll_figures(bench: Bench, n: int, latency_ms: int, extra: dict | None = Non
     return out
 
 
+def seed_ended(bench: Bench, table: str, count: int) -> None:
+    """`count` jobs that ended ten days ago, as the table keeps them for
+    RETENTION_DAYS: a history of four statuses, Bedrock's message, labels,
+    and the index of ends' keys."""
+    ended = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 10 * 86400))
+    message = "Input file is not valid JSONL: record 17 has no recordId. " * 4
+    batch = []
+    for i in range(count):
+        arn = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/e{i:011d}"
+        hist = [{"M": {"from": {"S": a} if a else {"NULL": True}, "to": {"S": b}, "at": {"S": ended},
+                       "message": {"S": message} if b == "Failed" else {"NULL": True}}}
+                for a, b in ((None, "Submitted"), ("Submitted", "Validating"), ("Validating", "InProgress"),
+                             ("InProgress", "Failed"))]
+        batch.append({"PutRequest": {"Item": {
+            "jobArn": {"S": arn}, "status": {"S": "Failed"}, "version": {"N": "4"},
+            "jobName": {"S": f"old-{i}"}, "message": {"S": message}, "submitTime": {"S": ended},
+            "lastModifiedTime": {"S": ended}, "history": {"L": hist}, "outbox": {"M": {}},
+            "labels": {"M": {"team": {"S": "search"}}}, "notFoundCount": {"N": "0"}, "gone": {"BOOL": False},
+            "endedIn": {"S": "ended"}, "endedAt": {"S": ended}, "expiresAt": {"N": str(int(time.time()) + 20 * 86400)},
+        }}})
+        if len(batch) == 25:
+            bench.ddb.batch_write_item(RequestItems={table: batch})
+            batch = []
+    if batch:
+        bench.ddb.batch_write_item(RequestItems={table: batch})
+
+
+def fleet_figures(bench: Bench, ended: int) -> dict:
+    """`list` (its first and tenth page of 50) and the digest with 1,000
+    running jobs and `ended` jobs that ended ten days ago: time, DynamoDB
+    requests, read units (from the item sizes: the work index's entries, 0.5
+    a job read whole without history, the index of ends' entries read) and
+    the process's peak RSS."""
+    table, _ = bench.seed(1000)
+    seed_ended(bench, table, ended)
+    proc, api = bench.start_function(table, 32, {"DIGEST_SETTLE_SECONDS": "0"})
+    listing_units = min(bench.list_work(table)[1] for _ in range(2))
+    out = {"ended": ended}
+    token = None
+    for page in range(1, 11):
+        bench.admin("DELETE", "/_stats", base=bench.moto)
+        answer, secs = api.invoke({"list": {"limit": 50, **({"next": token} if token else {})}})
+        token = answer.get("next")
+        if page in (1, 10):
+            shown = len(answer["jobs"])
+            out[f"page{page}"] = {"seconds": secs, "jobs": shown, "dynamodb": bench.table_calls().get("dynamodb", {}),
+                                  "read_units": listing_units + 0.5 * shown}
+    bench.admin("DELETE", "/_stats", base=bench.moto)
+    answer, secs = api.invoke({"digest": {}})
+    assert answer["published"] is True, answer
+    ddb = bench.table_calls().get("dynamodb", {})
+    # The work listing, the jobs shown (0.5 each), the index of ends' one
+    # query over the window (nothing ended in it: its minimum, 0.5), and one
+    # unit a consistent GetItem of the monitor's own items (digest, health,
+    # the days' set-aside notes).
+    out["digest"] = {"seconds": secs, "dynamodb": ddb,
+                     "read_units": listing_units + 0.5 * min(50, answer["running"]) + 0.5 + ddb.get("GetItem", 0),
+                     "ended": answer["ended"]}
+    out["rss"] = peak_rss_mb(proc.pid)
+    proc.terminate()
+    proc.wait()
+    return out
+
+
+def print_fleet(fleet: list[dict]) -> None:
+    print("  list and the digest: 1,000 running jobs, and ended jobs kept from ten days ago:")
+    for f in fleet:
+        for what in ("page1", "page10", "digest"):
+            r = f[what]
+            ddb = ", ".join(f"{k} {v}" for k, v in sorted(r["dynamodb"].items()))
+            print(f"    {f['ended']:>6} ended: {what:<7} {r['seconds']:.3f} s, about {r['read_units']:.1f} read units; "
+                  f"DynamoDB: {ddb}")
+        print(f"    {f['ended']:>6} ended: peak RSS {f['rss']:.1f} MiB")
+
+
 def time_to_know(bench: Bench, latency_ms: int, runs: int = 5) -> dict:
     """With 1,000 unchanged jobs tracked: one job fails in the fake Bedrock;
     the seconds until its notification is on the subscriber's queue, (a) when
@@ -322,6 +397,18 @@ def time_to_know(bench: Bench, latency_ms: int, runs: int = 5) -> dict:
 
 
 def main() -> int:
+    if os.environ.get("BENCH_ONLY") == "fleet":
+        # Just the reads of list and the digest (no release builds of the
+        # function for arm64): a few minutes.
+        subprocess.run([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--locked", "--x86-64",
+                        "--bin", "bedrock-batch-monitor"], cwd=ROOT, check=True)
+        bench = Bench(str(LAMBDA_DIR / "bootstrap"))
+        try:
+            fleet = [fleet_figures(bench, e) for e in (0, 20_000)]
+        finally:
+            bench.stop()
+        print_fleet(fleet)
+        return 0
     sizes = build_sizes()
     bench = Bench(sizes["x86_64_path"])
     latency = 100
@@ -347,6 +434,9 @@ def main() -> int:
 
         log("time to know: a status change to the message in the subscriber's queue, 1,000 jobs tracked")
         know = time_to_know(bench, latency)
+
+        log("list and the digest with 1,000 running jobs, and 0 then 20,000 ended jobs kept")
+        fleet = [fleet_figures(bench, e) for e in (0, 20_000)]
 
         log("the bulk-read threshold: 1 to 8 jobs in one region, bulk on and off")
         threshold = []
@@ -411,6 +501,7 @@ def main() -> int:
     out.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"  saved to {out.relative_to(ROOT)}; the bill: python scripts/cost.py")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "cost.py")], check=True)
+    print_fleet(fleet)
     print("  bulk-read threshold (wall time, Bedrock requests), bulk on vs off:")
     for n, on, off in threshold:
         print(f"    {n} job(s): bulk {on['best']:.3f} s, {sum(on['bedrock'].values())} request(s); "

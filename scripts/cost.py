@@ -170,7 +170,9 @@ def render(figures: dict, default_minutes: int) -> str:
                "`WARN_STALLED_AFTER / 4` (30 minutes): at most "
                f"{money(MONTH_MINUTES / 30 * PRICES['dynamodb_write_unit'] * 1000)} a month for 1,000 jobs "
                "running all month. Bedrock's control-plane requests (Get and List) are not charged. "
-               "`list` reads the whole table (about one read unit per 8 KB of it).")
+               "`list` and the digest read the running jobs' work index entries, the jobs they show (without "
+               "history) and, for ended jobs, the index of ends: they cost what they show, not the table "
+               "([figures](#list-and-the-digest)).")
     out.append("")
     out.append("The free tier, every month: " + "; ".join(f"{k}: {v}" for k, v in FREE_TIER.items()) + ". "
                "Within it, the Lambda, SNS, Scheduler and Logs lines above are $0 for a monitor alone in "

@@ -63,9 +63,9 @@ pub enum ListToken {
         submit_time: Option<DateTime<Utc>>,
         job_arn: String,
     },
+    /// In the ended jobs, after this end (`None`: from the latest end).
     Ended {
-        ended_at: DateTime<Utc>,
-        job_arn: JobArn,
+        after: Option<(DateTime<Utc>, JobArn)>,
     },
 }
 
@@ -80,7 +80,10 @@ impl ListToken {
                 "{}|{job_arn}",
                 submit_time.as_ref().map_or(String::new(), iso)
             ),
-            Self::Ended { ended_at, job_arn } => format!("ended|{}|{job_arn}", iso(ended_at)),
+            Self::Ended { after: None } => "ended|".to_owned(),
+            Self::Ended {
+                after: Some((ended_at, job_arn)),
+            } => format!("ended|{}|{job_arn}", iso(ended_at)),
         }
     }
 
@@ -91,10 +94,12 @@ impl ListToken {
                 .map(|t| t.with_timezone(&Utc))
         };
         if let Some(rest) = s.strip_prefix("ended|") {
+            if rest.is_empty() {
+                return Some(Self::Ended { after: None });
+            }
             let (at, arn) = rest.split_once('|')?;
             return Some(Self::Ended {
-                ended_at: time(at)?,
-                job_arn: arn.parse().ok()?,
+                after: Some((time(at)?, arn.parse().ok()?)),
             });
         }
         let (at, arn) = s.split_once('|')?;
@@ -562,6 +567,35 @@ pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_tokens_should_round_trip_and_refuse_anything_else() {
+        let arn: JobArn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+            .parse()
+            .unwrap();
+        let at = DateTime::parse_from_rfc3339("2026-11-30T05:00:00.250Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        for token in [
+            ListToken::Running {
+                submit_time: Some(at),
+                job_arn: arn.to_string(),
+            },
+            ListToken::Running {
+                submit_time: None,
+                job_arn: arn.to_string(),
+            },
+            ListToken::Ended { after: None },
+            ListToken::Ended {
+                after: Some((at, arn.clone())),
+            },
+        ] {
+            assert_eq!(ListToken::decode(&token.encode()), Some(token.clone()), "{token:?}");
+        }
+        for bad in ["", "ended", "ended|yesterday|x", "|not an arn", "x|y|z"] {
+            assert_eq!(ListToken::decode(bad), None, "{bad:?}");
+        }
+    }
     use serde_json::json;
 
     const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz";

@@ -342,6 +342,17 @@ async fn a_list_page_and_the_digest_should_cost_what_they_show_not_the_ended_job
     let (page2, cost2) = cost(json!({"list": {"ended": true, "limit": 8, "next": next}})).await;
     assert_eq!(page2["jobs"].as_array().unwrap().len(), 8);
     assert_eq!(cost2, 8, "a later page of ended jobs reads that page only");
+    // A page the running jobs fill exactly still leads on to the ended ones.
+    let (exact, _) = cost(json!({"list": {"ended": true, "limit": 5}})).await;
+    let rest = exact["next"]
+        .as_str()
+        .expect("the ended jobs follow")
+        .to_owned();
+    let (after_exact, _) = cost(json!({"list": {"ended": true, "limit": 5, "next": rest}})).await;
+    assert!(
+        names(&after_exact).iter().all(|n| n.starts_with("old-")),
+        "{after_exact}"
+    );
     let all: Vec<String> = names(&page).into_iter().chain(names(&page2)).collect();
     assert_eq!(all.len(), 16);
     assert!(all.iter().skip(5).all(|n| n.starts_with("old-")), "{all:?}");

@@ -83,15 +83,11 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
         let mut next: Option<ListToken> = None;
         let mut ended_after: Option<EndedKey> = None;
         let mut running_done = false;
-        match &req.next {
-            Some(ListToken::Ended { ended_at, job_arn }) => {
-                running_done = true;
-                ended_after = Some(EndedKey {
-                    ended_at: *ended_at,
-                    job_arn: job_arn.clone(),
-                });
-            }
-            Some(ListToken::Running { .. }) | None => {}
+        if let Some(ListToken::Ended { after }) = &req.next {
+            running_done = true;
+            ended_after = after
+                .clone()
+                .map(|(ended_at, job_arn)| EndedKey { ended_at, job_arn });
         }
         if !running_done {
             let mut entries: Vec<WorkEntry> = self
@@ -139,6 +135,10 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 });
             } else {
                 running_done = true;
+                if req.ended && page.len() == req.limit {
+                    // The running jobs filled the page exactly: the ended ones come next.
+                    next = Some(ListToken::Ended { after: None });
+                }
             }
         }
         if req.ended && running_done && next.is_none() {
@@ -166,8 +166,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                     Some(key) if page.len() < req.limit => ended_after = Some(key),
                     Some(key) => {
                         next = Some(ListToken::Ended {
-                            ended_at: key.ended_at,
-                            job_arn: key.job_arn,
+                            after: Some((key.ended_at, key.job_arn)),
                         });
                         break;
                     }
