@@ -570,9 +570,10 @@ mod tests {
 
     #[test]
     fn list_tokens_should_round_trip_and_refuse_anything_else() {
-        let arn: JobArn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
-            .parse()
-            .unwrap();
+        let arn: JobArn =
+            "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+                .parse()
+                .unwrap();
         let at = DateTime::parse_from_rfc3339("2026-11-30T05:00:00.250Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -590,7 +591,11 @@ mod tests {
                 after: Some((at, arn.clone())),
             },
         ] {
-            assert_eq!(ListToken::decode(&token.encode()), Some(token.clone()), "{token:?}");
+            assert_eq!(
+                ListToken::decode(&token.encode()),
+                Some(token.clone()),
+                "{token:?}"
+            );
         }
         for bad in ["", "ended", "ended|yesterday|x", "|not an arn", "x|y|z"] {
             assert_eq!(ListToken::decode(bad), None, "{bad:?}");

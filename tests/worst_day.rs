@@ -55,7 +55,7 @@ async fn a_job_tracked_again_while_it_ends_should_stay_ended_and_be_already_trac
     // WHEN someone tracks it again to add a label, and Bedrock's answer to
     // that (InProgress) is on its way while the job completes and Bedrock's
     // event records the end, notifies it and retires the job
-    w.bedrock.set_get_delay(Duration::from_millis(1500));
+    w.bedrock.set_get_delay(Duration::from_millis(3000));
     let gets = w.bedrock.count("GetModelInvocationJob");
     let retrack = {
         let w = &w;
@@ -109,7 +109,7 @@ async fn a_late_answer_should_never_rearm_a_job_that_ended_while_it_was_on_its_w
     w.drain().await;
     // WHEN it is tracked again, and while Bedrock's answer (InProgress) is on
     // its way another request tracks it and records its end
-    w.bedrock.set_get_delay(Duration::from_millis(1500));
+    w.bedrock.set_get_delay(Duration::from_millis(3000));
     let gets = w.bedrock.count("GetModelInvocationJob");
     let slow = {
         let w = &w;
@@ -137,7 +137,7 @@ async fn a_late_answer_should_never_rearm_a_job_that_ended_while_it_was_on_its_w
 #[tokio::test]
 async fn a_stale_list_page_should_never_move_the_counts_back() {
     // GIVEN a running job whose count the monitor has written down, read by
-    // list pages (bulk reads) that arrive a second after they were computed
+    // list pages (bulk reads) that arrive seconds after they were computed
     let w = World::with_env(&[("BULK_READ_MIN", "1"), ("WARN_STALLED_AFTER", "20s")]).await;
     let arn = w.bedrock.seed(
         SeedJob::named("counting")
@@ -153,7 +153,7 @@ async fn a_stale_list_page_should_never_move_the_counts_back() {
     // WHEN a poll's list page is computed at 500, and while it is on its way
     // the count reaches 900 and Bedrock's event records it
     w.bedrock.set_records(&arn, records(1000, 500));
-    w.bedrock.set_list_delay(Duration::from_millis(1500));
+    w.bedrock.set_list_delay(Duration::from_millis(3000));
     let lists = w.bedrock.count("ListModelInvocationJobs");
     let poll = w.ok(json!({}));
     let event = async {
@@ -171,7 +171,7 @@ async fn a_stale_list_page_should_never_move_the_counts_back() {
 
 #[tokio::test]
 async fn an_event_that_loses_a_write_race_should_record_its_news_at_once() {
-    // GIVEN a scheduled job read by list pages that arrive a second late
+    // GIVEN a scheduled job read by list pages that arrive late
     let w = World::with_env(&[("BULK_READ_MIN", "1")]).await;
     let arn = w
         .bedrock
@@ -179,7 +179,7 @@ async fn an_event_that_loses_a_write_race_should_record_its_news_at_once() {
     w.ok(json!({"track": [arn]})).await;
     w.drain().await;
     w.bedrock.set(&arn, "InProgress");
-    w.bedrock.set_list_delay(Duration::from_millis(1000));
+    w.bedrock.set_list_delay(Duration::from_millis(1500));
 
     // WHEN a poll's page (InProgress) is on its way, the job completes, and
     // Bedrock's event reads the item before the poll records InProgress but
@@ -189,7 +189,7 @@ async fn an_event_that_loses_a_write_race_should_record_its_news_at_once() {
     let event = async {
         wait_for_call(&w, "ListModelInvocationJobs", lists).await;
         w.bedrock.set(&arn, "Completed");
-        w.bedrock.set_get_delay(Duration::from_millis(2000));
+        w.bedrock.set_get_delay(Duration::from_millis(3500));
         w.ok(native_event(&arn, "Completed")).await
     };
     let (_, event) = futures::join!(poll, event);

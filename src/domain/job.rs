@@ -168,16 +168,14 @@ impl StoredJob {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use crate::domain::fixtures::*;
     use crate::domain::*;
 
     #[test]
     fn stored_job_eta_should_need_inprogress_two_readings_and_a_total() {
         let arn: JobArn = ARN.parse().unwrap();
-        let mut job = StoredJob {
-            snapshot: JobSnapshot {
+        let mut job = stored(
+            JobSnapshot {
                 job_arn: arn,
                 job_name: None,
                 model_id: None,
@@ -196,20 +194,10 @@ mod tests {
                 output_s3_uri: None,
                 job_expiration_time: None,
             },
-            version: 3,
-            history: Vec::new(),
-            outbox: Vec::new(),
-            not_found_count: 0,
-            gone: false,
-            active: true,
-            labels: BTreeMap::new(),
-            untracked_at: None,
-            undeliverable: Vec::new(),
-            warned: Vec::new(),
-            progress: Some(reading(200, 10)),
-            rate_from: Some(reading(100, 0)),
-            tokens: None,
-        };
+            3,
+        );
+        job.progress = Some(reading(200, 10));
+        job.rate_from = Some(reading(100, 0));
         assert_eq!(job.eta(at(10)), Some(at(40)));
         assert_eq!(job.eta(at(39)), Some(at(40)), "still ahead");
         assert_eq!(

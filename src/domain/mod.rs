@@ -62,4 +62,24 @@ mod fixtures {
             since: at(minutes),
         }
     }
+
+    /// A tracked job in `snapshot`'s state at `version`, nothing else known.
+    pub fn stored(snapshot: JobSnapshot, version: u64) -> StoredJob {
+        StoredJob {
+            snapshot,
+            version,
+            history: Vec::new(),
+            outbox: Vec::new(),
+            not_found_count: 0,
+            gone: false,
+            active: true,
+            labels: std::collections::BTreeMap::new(),
+            untracked_at: None,
+            undeliverable: Vec::new(),
+            warned: Vec::new(),
+            progress: None,
+            rate_from: None,
+            tokens: None,
+        }
+    }
 }

@@ -158,8 +158,6 @@ impl Fresh {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use crate::domain::fixtures::*;
     use crate::domain::*;
 
@@ -286,22 +284,8 @@ mod tests {
     #[test]
     fn only_a_judge_gives_the_version_a_write_is_made_on() {
         let arn: JobArn = ARN.parse().unwrap();
-        let mut job = StoredJob {
-            snapshot: counted("InProgress", Some(20), 900),
-            version: 7,
-            history: Vec::new(),
-            outbox: Vec::new(),
-            not_found_count: 0,
-            gone: false,
-            active: true,
-            labels: BTreeMap::new(),
-            untracked_at: None,
-            undeliverable: Vec::new(),
-            warned: Vec::new(),
-            progress: Some(reading(900, 5)),
-            rate_from: None,
-            tokens: None,
-        };
+        let mut job = stored(counted("InProgress", Some(20), 900), 7);
+        job.progress = Some(reading(900, 5));
         job.snapshot.job_arn = arn.clone();
         let newer = counted("Completed", Some(30), 1000);
         assert_eq!(Fresh::judge(&job, &newer).map(Fresh::version), Some(7));

@@ -1221,17 +1221,8 @@ impl Fleet for DynamoJobStore {
 
     async fn release_digest(&self, id: &str, token: &str) -> Result<Write, StoreError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(ARN, s(DIGEST_KEY))
+            .held_digest(id, token)
             .update_expression("REMOVE #by, #till")
-            .condition_expression("#pid = :id AND #by = :token")
-            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
-            .expression_attribute_names("#by", CLAIMED_BY)
-            .expression_attribute_names("#till", CLAIMED_UNTIL)
-            .expression_attribute_values(":id", s(id))
-            .expression_attribute_values(":token", s(token))
             .send()
             .await;
         write_result(r, &self.table)
@@ -1244,37 +1235,45 @@ impl Fleet for DynamoJobStore {
         token: &str,
     ) -> Result<Write, StoreError> {
         let r = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(ARN, s(DIGEST_KEY))
+            .held_digest(id, token)
             .update_expression(
                 "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed \
                  REMOVE #pid, #pat, #psince, #puntil, #pfirst, #by, #till, #reported",
             )
-            .condition_expression("#pid = :id AND #by = :token")
             .expression_attribute_names("#at", "at")
             .expression_attribute_names("#until", "until")
             .expression_attribute_names("#polls", "polls")
             .expression_attribute_names("#failed", "failedInvocations")
-            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
             .expression_attribute_names("#pat", DIGEST_PENDING_AT)
             .expression_attribute_names("#psince", DIGEST_PENDING_SINCE)
             .expression_attribute_names("#puntil", DIGEST_PENDING_UNTIL)
             .expression_attribute_names("#pfirst", DIGEST_PENDING_FIRST)
-            .expression_attribute_names("#by", CLAIMED_BY)
-            .expression_attribute_names("#till", CLAIMED_UNTIL)
             // What digests before windows remembered; no longer read.
             .expression_attribute_names("#reported", "reported")
             .expression_attribute_values(":at", ts(mark.at))
             .expression_attribute_values(":until", ts(mark.until))
             .expression_attribute_values(":polls", n(mark.health.polls))
             .expression_attribute_values(":failed", n(mark.health.failed_invocations))
-            .expression_attribute_values(":id", s(id))
-            .expression_attribute_values(":token", s(token))
             .send()
             .await;
         write_result(r, &self.table)
+    }
+}
+
+impl DynamoJobStore {
+    /// An update of the digest's item on the condition that `token` holds
+    /// the pending digest `id` (names `#pid`, `#by`, `#till` bound).
+    fn held_digest(&self, id: &str, token: &str) -> UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(ARN, s(DIGEST_KEY))
+            .condition_expression("#pid = :id AND #by = :token")
+            .expression_attribute_names("#pid", DIGEST_PENDING_ID)
+            .expression_attribute_names("#by", CLAIMED_BY)
+            .expression_attribute_names("#till", CLAIMED_UNTIL)
+            .expression_attribute_values(":id", s(id))
+            .expression_attribute_values(":token", s(token))
     }
 }
 
