@@ -102,6 +102,17 @@ pub fn freshness_against(
     if status.is_terminal() && read.status != *status {
         return Freshness::Stale;
     }
+    older_or_not(status, last_modified, processed, read)
+}
+
+/// The rule without "an end is final": whether `read` is older than what is
+/// stored by its time, its count or its place in a job's life.
+fn older_or_not(
+    status: &JobStatus,
+    last_modified: Option<DateTime<Utc>>,
+    processed: Option<i64>,
+    read: &JobSnapshot,
+) -> Freshness {
     let read_processed = read.records.and_then(|r| r.processed);
     if read.status == *status
         && let (Some(stored), Some(read)) = (processed, read_processed)
@@ -137,6 +148,20 @@ impl Fresh {
         (freshness(&stored.snapshot, read) == Freshness::Current).then_some(Self {
             version: stored.version,
         })
+    }
+
+    /// `read` as the first observation of a new tracking of a job that is no
+    /// longer tracked (untracked, lost by Bedrock, or ended before the
+    /// request): the end it held is not final for a new tracking, but an
+    /// answer older than it (by `lastModifiedTime`, or without times by the
+    /// order of a job's life) never re-arms it. `None` when it is older.
+    pub fn judge_rearm(stored: &StoredJob, read: &JobSnapshot) -> Option<Self> {
+        let s = &stored.snapshot;
+        let processed = s.records.and_then(|r| r.processed);
+        (older_or_not(&s.status, s.last_modified_time, processed, read) == Freshness::Current)
+            .then_some(Self {
+                version: stored.version,
+            })
     }
 
     /// `read` against a work index entry (no time: the life's order and the
@@ -279,6 +304,27 @@ mod tests {
                 Freshness::Current
             );
         }
+    }
+
+    #[test]
+    fn a_new_tracking_should_take_a_newer_end_and_never_an_older_answer() {
+        let ended = stored(snap("Completed", Some(20)), 5);
+        for (read, expected) in [
+            (snap("Failed", Some(30)), true),
+            (snap("Completed", Some(20)), true),
+            (snap("Failed", None), true),
+            (snap("InProgress", Some(10)), false),
+            (snap("InProgress", None), false),
+            (snap("InProgress", Some(30)), true),
+        ] {
+            assert_eq!(
+                Fresh::judge_rearm(&ended, &read).map(Fresh::version),
+                expected.then_some(5),
+                "{read:?}"
+            );
+        }
+        // A tracked job's end is final, whatever the time says.
+        assert_eq!(Fresh::judge(&ended, &snap("Failed", Some(30))), None);
     }
 
     #[test]

@@ -605,12 +605,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let arn = snapshot.job_arn.clone();
         // Like every writer, a re-arm writes only a read that is not older
         // than what the item holds: an answer that was on its way while the
-        // job ended never re-arms it.
+        // job ended never re-arms it (the end is not final for a new
+        // tracking, but an older answer is never taken).
         let basis = match &existing {
             None => None,
-            Some(old) => match self.judged(old, &snapshot) {
+            Some(old) => match Fresh::judge_rearm(old, &snapshot) {
                 Some(basis) => Some(basis),
-                None => return Started::Stale,
+                None => {
+                    info!(job_arn = %arn, stored = %old.snapshot.status, read = %snapshot.status, "Bedrock's answer is older than what the item holds; not tracked again with it");
+                    return Started::Stale;
+                }
             },
         };
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
