@@ -8,18 +8,9 @@ mod support;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use fake_bedrock::{Records, SeedJob};
+use fake_bedrock::SeedJob;
 use serde_json::{Value, json};
-use support::{Received, World};
-
-fn records(total: i64, processed: i64) -> Records {
-    Records {
-        total,
-        processed,
-        success: processed,
-        error: 0,
-    }
-}
+use support::{Received, World, records};
 
 fn names(answer: &Value) -> Vec<String> {
     answer["jobs"]

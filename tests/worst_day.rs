@@ -10,18 +10,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bedrock_batch_monitor::monitor::Monitor;
-use fake_bedrock::{Records, SeedJob, StatusChange};
+use fake_bedrock::{SeedJob, StatusChange};
 use serde_json::{Value, json};
-use support::{CountingStore, Received, World, native_event};
-
-fn records(total: i64, processed: i64) -> Records {
-    Records {
-        total,
-        processed,
-        success: processed,
-        error: 0,
-    }
-}
+use support::{CountingStore, Received, World, native_event, records};
 
 /// Waits until the fake has answered (or begun answering) more than `before`
 /// calls of `operation`.

@@ -892,6 +892,16 @@ impl std::io::Write for LogCapture {
     }
 }
 
+/// Record counts of a job with `processed` of `total` records done, none failed.
+pub fn records(total: i64, processed: i64) -> fake_bedrock::Records {
+    fake_bedrock::Records {
+        total,
+        processed,
+        success: processed,
+        error: 0,
+    }
+}
+
 /// Bedrock's native state-change event for `arn` (the shape in DESIGN.md).
 pub fn native_event(arn: &str, status: &str) -> Value {
     serde_json::json!({"version":"0","id":"a1b2c3d4","detail-type":"Batch Inference Job State Change",
