@@ -54,7 +54,9 @@ async fn list_should_page_newest_first_and_filter_by_status_labels_and_end() {
         .collect();
     let out = w.ok(json!({ "track": items })).await;
     assert_eq!(out["tracked"].as_array().unwrap().len(), 12, "{out}");
+    // job-00 ends, then job-01: the ended ones are listed latest end first.
     w.bedrock.set(&arns[0].0, "Completed");
+    w.ok(json!({"poll": {}})).await;
     w.bedrock.set(&arns[1].0, "Failed");
     w.ok(json!({"poll": {}})).await;
 
@@ -108,7 +110,7 @@ async fn list_should_page_newest_first_and_filter_by_status_labels_and_end() {
     let ended = w
         .ok(json!({"list": {"ended": true, "status": ["Completed", "Failed"]}}))
         .await;
-    assert_eq!(names(&ended), ["job-01", "job-00"]);
+    assert_eq!(names(&ended), ["job-01", "job-00"], "latest end first");
     let nobody = w.ok(json!({"list": {"labels": {"team": "nobody"}}})).await;
     assert_eq!(
         (&nobody["jobs"], &nobody["next"]),
