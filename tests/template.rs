@@ -197,6 +197,60 @@ fn the_policy_should_allow_exactly_the_actions_the_code_calls_on_named_resources
 }
 
 #[test]
+fn the_security_page_should_list_the_functions_permissions_action_by_action() {
+    // Every action of the function's policies, and `*` only where the page says.
+    let t = template();
+    let mut allowed: BTreeSet<String> = BTreeSet::new();
+    let mut unscoped: BTreeSet<String> = BTreeSet::new();
+    for policy in function(&t)["Properties"]["Policies"]
+        .as_sequence()
+        .expect("Policies")
+    {
+        for st in when_on(policy)["Statement"]
+            .as_sequence()
+            .expect("statements")
+        {
+            let actions = strings(&st["Action"]);
+            if strings(&st["Resource"]).iter().any(|r| r == "*") {
+                unscoped.extend(actions.iter().cloned());
+            }
+            allowed.extend(actions);
+        }
+    }
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .expect("docs/security.md");
+    let rows: Vec<&str> = page
+        .lines()
+        .skip_while(|l| !l.starts_with("| actions | resource | why |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let mut documented: BTreeSet<String> = BTreeSet::new();
+    let mut documented_unscoped: BTreeSet<String> = BTreeSet::new();
+    for row in rows {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let actions: Vec<String> = cells[1]
+            .split('`')
+            .filter(|a| a.contains(':') && !a.contains(' '))
+            .map(str::to_owned)
+            .collect();
+        if cells[2] == "`*`" {
+            documented_unscoped.extend(actions.iter().cloned());
+        }
+        documented.extend(actions);
+    }
+    assert_eq!(
+        documented, allowed,
+        "docs/security.md vs. the function's policies"
+    );
+    assert_eq!(
+        documented_unscoped, unscoped,
+        "the `*` resources, as documented"
+    );
+}
+
+#[test]
 fn the_bedrock_permission_should_be_limited_to_batch_inference_jobs() {
     let t = template();
     let text = serde_yaml::to_string(&function(&t)["Properties"]["Policies"]).unwrap();
