@@ -178,7 +178,7 @@ class Bench:
         api = RuntimeApi()
         env = function_env(api.port, self.moto, self.bedrock, table, self.topic, concurrency)
         if log_path:
-            env.update(AWS_LAMBDA_LOG_LEVEL="INFO", AWS_LAMBDA_LOG_FORMAT="JSON")
+            env.update(LOG_LEVEL="INFO", AWS_LAMBDA_LOG_FORMAT="JSON")
             out = open(log_path, "wb")
             proc = subprocess.Popen([self.binary], env={**env, **(extra or {})}, stdout=out, stderr=out)
         else:

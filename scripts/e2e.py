@@ -148,7 +148,7 @@ def deadline_checks(stack: Stack) -> None:
         stack.admin("POST", "/_admin/jobs", {"jobName": f"deadline-{i}", "id": i})
     api = RuntimeApi()
     env = function_env(api.port, stack.moto, stack.bedrock, stack.table, stack.topic_arn, 32)
-    env["AWS_LAMBDA_LOG_LEVEL"] = "INFO"
+    env["LOG_LEVEL"] = "INFO"
     # The hang is in one job's own Bedrock call: read the jobs one by one.
     env["BULK_READ_MIN"] = "off"
     log = open(ROOT / ".demo" / "e2e-runtime-api.log", "w")
@@ -185,7 +185,7 @@ def json_log_checks(stack: Stack) -> None:
     api = RuntimeApi()
     env = function_env(api.port, stack.moto, stack.bedrock, stack.table, stack.topic_arn, 32)
     # The fault is on one job's own Bedrock call: read the jobs one by one.
-    env.update({"AWS_LAMBDA_LOG_FORMAT": "JSON", "AWS_LAMBDA_LOG_LEVEL": "INFO", "AWS_MAX_ATTEMPTS": "2",
+    env.update({"AWS_LAMBDA_LOG_FORMAT": "JSON", "LOG_LEVEL": "INFO", "AWS_MAX_ATTEMPTS": "2",
                 "BULK_READ_MIN": "off"})
     path = ROOT / ".demo" / "e2e-json-logs.log"
     proc = subprocess.Popen([str(ROOT / "target" / "debug" / FUNCTION)], env=env,

@@ -166,7 +166,7 @@ def function_env(api_port: int, moto: str, bedrock: str, table: str, topic: str,
         "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
-        "AWS_LAMBDA_LOG_LEVEL": "WARN",
+        "LOG_LEVEL": "WARN",
         "AWS_REGION": REGION,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
@@ -183,8 +183,11 @@ def function_env(api_port: int, moto: str, bedrock: str, table: str, topic: str,
 class Stack:
     """Starts the stand-ins and the function; stops them on exit."""
 
-    def __init__(self, ports: tuple[int, int, int] | None = None, invoke_address: str = "127.0.0.1") -> None:
+    def __init__(self, ports: tuple[int, int, int] | None = None, invoke_address: str = "127.0.0.1",
+                 watch: bool = True) -> None:
         self.procs: list[subprocess.Popen] = []
+        # Without `watch`, only the stand-ins: the caller runs the function itself.
+        self.watch = watch
         # cargo lambda's own default is "::", which plain `cargo lambda invoke` reaches.
         self.invoke_address = invoke_address
         self.moto_port, self.bedrock_port, self.lambda_port = ports or (free_port(), free_port(), free_port())
@@ -217,6 +220,8 @@ class Stack:
         wait_port(self.bedrock_port, "fake-bedrock", p, 60)
         log(f"fake Bedrock on {self.bedrock}")
         self._create_resources()
+        if not self.watch:
+            return self
         env = dict(os.environ)
         env.update(self.function_env())
         p = self._spawn(
@@ -240,7 +245,7 @@ class Stack:
             "AWS_ENDPOINT_URL_SNS": self.moto,
             "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
             "AWS_MAX_ATTEMPTS": "2",
-            "RUST_LOG": "info",
+            "LOG_LEVEL": "INFO",
             # The demo's hours are seconds: its digest reports ends up to the
             # moment it is sent (deployed, ends of the last 5 minutes wait for
             # the next digest: docs/notifications.md, the digest).

@@ -1,6 +1,7 @@
 //! Typed configuration from the environment, parsed once at start-up.
 
 use std::time::Duration;
+use tracing::level_filters::LevelFilter;
 
 use crate::warnings::{Thresholds, parse_threshold};
 
@@ -60,6 +61,9 @@ pub struct Config {
     /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
     /// reads for a finished job's token totals.
     pub output_buckets: Vec<String>,
+    /// `LOG_LEVEL` (default `INFO`): the function's own log lines at this level
+    /// and above ([`crate::logging`]); the metrics documents are written whatever it is.
+    pub log_level: LevelFilter,
     /// `BEDROCK_MAX_RPS` (default 20): Bedrock requests a second, at most, for
     /// the whole invocation (every operation and region).
     pub bedrock_max_rps: u32,
@@ -147,7 +151,7 @@ const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or 
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 22] = [
+pub const SETTINGS: [Setting; 23] = [
     setting(
         "TABLE_NAME",
         None,
@@ -241,6 +245,11 @@ pub const SETTINGS: [Setting; 22] = [
         "OUTPUT_BUCKETS",
         None,
         "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
+    ),
+    setting(
+        "LOG_LEVEL",
+        Some("INFO"),
+        "TRACE, DEBUG, INFO, WARN or ERROR",
     ),
 ];
 
@@ -388,6 +397,19 @@ impl Config {
             })?,
             warnings,
             output_buckets: v.list("OUTPUT_BUCKETS", is_bucket_name)?,
+            log_level: match v
+                .text("LOG_LEVEL")
+                .unwrap_or_default()
+                .to_ascii_uppercase()
+                .as_str()
+            {
+                "TRACE" => LevelFilter::TRACE,
+                "DEBUG" => LevelFilter::DEBUG,
+                "INFO" => LevelFilter::INFO,
+                "WARN" => LevelFilter::WARN,
+                "ERROR" => LevelFilter::ERROR,
+                _ => return Err(v.malformed("LOG_LEVEL", v.text("LOG_LEVEL").unwrap_or_default())),
+            },
         })
     }
 }
@@ -556,6 +578,26 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("METRICS is malformed (\"some\")"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn log_level_should_default_to_info_and_name_a_bad_value() {
+        let base = [("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
+        assert_eq!(config(&base).unwrap().log_level, LevelFilter::INFO);
+        let with = |v| {
+            let mut vars = base.to_vec();
+            vars.push(("LOG_LEVEL", v));
+            config(&vars)
+        };
+        assert_eq!(with("warn").unwrap().log_level, LevelFilter::WARN);
+        assert_eq!(with("ERROR").unwrap().log_level, LevelFilter::ERROR);
+        assert_eq!(with("TRACE").unwrap().log_level, LevelFilter::TRACE);
+        let err = with("verbose").unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("LOG_LEVEL is malformed (\"verbose\")"),
             "{err}"
         );
     }

@@ -8,6 +8,7 @@ pub mod domain;
 pub mod event;
 pub mod handler;
 pub mod labels;
+pub mod logging;
 pub mod monitor;
 pub mod ports;
 pub mod render;

@@ -9,14 +9,19 @@ use bedrock_batch_monitor::config::{
     Config, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
 };
 use bedrock_batch_monitor::handler;
+use bedrock_batch_monitor::logging;
 use bedrock_batch_monitor::monitor::{Invocation, Monitor};
 use lambda_runtime::{Error, LambdaEvent, service_fn, tracing};
 use serde_json::Value;
+use tracing::level_filters::LevelFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing::init_default_subscriber();
-    let config = Config::from_env().map_err(|e| {
+    // The level is a setting like the others; a configuration that cannot be
+    // read is logged at the default level, then stops the function.
+    let config = Config::from_env();
+    logging::init(config.as_ref().map_or(LevelFilter::INFO, |c| c.log_level));
+    let config = config.map_err(|e| {
         tracing::error!(error = %e, "invalid configuration");
         e
     })?;
