@@ -14,7 +14,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit template e2e demo local bench fuzz clean
+.PHONY: setup test lint unit template e2e deploy-check package demo local bench fuzz clean
 
 # Cases per property in tests/properties.rs: `make test` runs this many, `make fuzz` more.
 PROPTEST_CASES ?= 4000
@@ -64,7 +64,21 @@ template: setup
 e2e: setup
 	$(PY) scripts/e2e.py
 
-test: setup lint unit e2e template
+# The release's two files for deploying without Rust (dist/, see the README's
+# Deploy): the arm64 bootstrap built with the command `sam build` runs (so the two
+# share one build), zipped, and the template pointing at the zip.
+package: setup
+	cargo lambda build --release --arm64 --bin bedrock-batch-monitor
+	$(PY) scripts/package.py
+
+# What a first real deploy would meet, offline: names (SAM's generated ones
+# included) that never collide and fit, every failed delivery watched by an
+# alarm, every partition deploys, metrics at every LogLevel, and the package.
+deploy-check: setup package
+	cargo build --quiet --workspace --bins
+	$(PY) scripts/deploy_check.py
+
+test: setup lint unit e2e template deploy-check
 	@echo "make test: all checks passed"
 
 # Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.
@@ -87,4 +101,4 @@ local: setup
 	$(PY) scripts/local.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .demo .aws-sam
+	rm -rf $(VENV) $(CHECKOV_VENV) .demo .aws-sam dist
