@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local import FUNCTION, ROOT, VENV_BIN, RuntimeApi, Stack, function_env
+from local import ENVIRONMENT, FUNCTION, ROOT, VENV_BIN, RuntimeApi, Stack, function_env
 
 JOB_ID = "abcdefghwxyz"
 ARN = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{JOB_ID}"
@@ -58,6 +58,10 @@ def main() -> int:
         got = stack.drain()
         check("tracking notifies the first observation once",
               len(got) == 1 and got[0]["body"]["status"] == "Submitted" and got[0]["body"]["previousStatus"] is None, got)
+        check("the message names its monitor: the subject, the JSON's environment and the attribute",
+              len(got) == 1 and got[0]["body"].get("environment") == ENVIRONMENT
+              and got[0]["attributes"].get("environment") == ENVIRONMENT
+              and f"[{ENVIRONMENT}]" in (got[0]["subject"] or ""), got)
 
         r = invoke("track.json")
         check("track.json again is idempotent", r.get("alreadyTracked") == [ARN] and not stack.drain(), r)

@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 REGION = "us-east-1"
 FUNCTION = "bedrock-batch-monitor"
+# The local stack's Environment: on every message the demo and the e2e test read.
+ENVIRONMENT = "local-demo"
 
 
 def log(msg: str) -> None:
@@ -246,6 +248,7 @@ class Stack:
             "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
             "AWS_MAX_ATTEMPTS": "2",
             "LOG_LEVEL": "INFO",
+            "ENVIRONMENT": ENVIRONMENT,
             # The demo's hours are seconds: its digest reports ends up to the
             # moment it is sent (deployed, ends of the last 5 minutes wait for
             # the next digest: docs/notifications.md, the digest).

@@ -61,6 +61,9 @@ pub struct Config {
     /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
     /// reads for a finished job's token totals.
     pub output_buckets: Vec<String>,
+    /// `ENVIRONMENT` (default [`DEFAULT_ENVIRONMENT`]): which monitor sent a
+    /// message, on every message (subject, text, Slack title, JSON, attribute).
+    pub environment: String,
     /// `LOG_LEVEL` (default `INFO`): the function's own log lines at this level
     /// and above ([`crate::logging`]); the metrics documents are written whatever it is.
     pub log_level: LevelFilter,
@@ -148,10 +151,14 @@ const fn setting(
 
 const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off";
 
+/// The environment a monitor names on its messages when `ENVIRONMENT` is not
+/// set (the template sets it to the stack's `Environment`, or the stack name).
+pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
+
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 23] = [
+pub const SETTINGS: [Setting; 24] = [
     setting(
         "TABLE_NAME",
         None,
@@ -245,6 +252,11 @@ pub const SETTINGS: [Setting; 23] = [
         "OUTPUT_BUCKETS",
         None,
         "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
+    ),
+    setting(
+        "ENVIRONMENT",
+        Some(DEFAULT_ENVIRONMENT),
+        "1 to 64 of a-z A-Z 0-9 . _ -",
     ),
     setting(
         "LOG_LEVEL",
@@ -397,6 +409,7 @@ impl Config {
             })?,
             warnings,
             output_buckets: v.list("OUTPUT_BUCKETS", is_bucket_name)?,
+            environment: v.required("ENVIRONMENT", is_environment)?,
             log_level: match v
                 .text("LOG_LEVEL")
                 .unwrap_or_default()
@@ -412,6 +425,13 @@ impl Config {
             },
         })
     }
+}
+
+fn is_environment(env: &str) -> bool {
+    (1..=64).contains(&env.len())
+        && env
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 fn is_table_name(name: &str) -> bool {

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 /// Attribute names the monitor publishes itself; labels may not shadow them.
-pub const RESERVED: [&str; 9] = [
+pub const RESERVED: [&str; 10] = [
+    "environment",
     "status",
     "previousStatus",
     "severity",
@@ -16,10 +17,11 @@ pub const RESERVED: [&str; 9] = [
     "warning",
 ];
 
-/// A message carries at most eight of the attributes above (`previousStatus`
-/// and `warning` never come together), so two labels keep it within the ten
-/// attributes an SQS subscription with raw message delivery accepts; a third
-/// makes eleven, which only subscriptions without raw delivery take (docs/notifications.md).
+/// A message carries at most nine of the attributes above (`previousStatus`
+/// and `warning` never come together), so one label keeps it within the ten
+/// attributes an SQS subscription with raw message delivery accepts; a second
+/// or third makes eleven or twelve, which only subscriptions without raw
+/// delivery take (docs/notifications.md).
 pub const MAX_LABELS: usize = 3;
 
 /// Why a label cannot be used.

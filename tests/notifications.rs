@@ -11,6 +11,9 @@ use bedrock_batch_monitor::render::notification::{self, CUT_MARKER, MESSAGE_MAX}
 use bedrock_batch_monitor::warnings::Thresholds;
 use chrono::{DateTime, Duration, Utc};
 
+/// The environment these messages are rendered for (a stack's `Environment`).
+const ENV: &str = "prod-eu";
+
 /// Every status Bedrock documents (the list the fake serves), and one it may add later.
 fn statuses() -> impl Iterator<Item = &'static str> {
     fake_bedrock::STATUSES.into_iter().chain(["Hibernating"])
@@ -194,15 +197,16 @@ fn the_schema_check_should_refuse_a_null_in_additional_context() {
     assert!(refused.is_err(), "a null value must fail the check");
 }
 
-/// All the forms of one message, as a reader would see them; the Slack form
-/// is checked against the custom notification schema on the way.
-fn forms(
-    r: &notification::Rendered,
-    text: &str,
-    machine: &serde_json::Value,
-    chatbot: &serde_json::Value,
-) -> String {
-    assert_custom_notification_schema(chatbot);
+/// All the forms of one message, as SNS delivers them to each protocol (taken
+/// from the published message itself); the Slack form is checked against the
+/// custom notification schema on the way.
+fn forms(r: &notification::Rendered) -> String {
+    let sent: serde_json::Value = serde_json::from_str(&r.message).unwrap();
+    let text = sent["email"].as_str().unwrap();
+    assert_eq!(sent["default"], sent["email"]);
+    let machine: serde_json::Value = serde_json::from_str(sent["sqs"].as_str().unwrap()).unwrap();
+    let chatbot: serde_json::Value = serde_json::from_str(sent["https"].as_str().unwrap()).unwrap();
+    assert_custom_notification_schema(&chatbot);
     let attrs: Vec<String> = r
         .attributes
         .iter()
@@ -213,19 +217,14 @@ fn forms(
         r.subject,
         attrs.join(", "),
         text,
-        serde_json::to_string_pretty(machine).unwrap(),
-        serde_json::to_string_pretty(chatbot).unwrap(),
+        serde_json::to_string_pretty(&machine).unwrap(),
+        serde_json::to_string_pretty(&chatbot).unwrap(),
     )
 }
 
 /// All the forms of one notification.
 fn all_forms(t: &Transition) -> String {
-    forms(
-        &notification::render(t),
-        &notification::plain_text(t),
-        &notification::machine_json(t),
-        &notification::chatbot_json(t),
-    )
+    forms(&notification::render(t, ENV))
 }
 
 #[test]
@@ -299,7 +298,7 @@ fn every_form_should_stay_within_sns_limits() {
         for message in [None, Some(hostile_message()), Some(huge.clone())] {
             let mut t = transition(status, message.as_deref());
             t.job.job_name = Some(format!("{}-名前", "n".repeat(120)));
-            let r = notification::render(&t);
+            let r = notification::render(&t, ENV);
             assert!(
                 r.subject.len() < 100,
                 "{status}: subject {} bytes",
@@ -361,7 +360,7 @@ fn completed_should_say_how_it_really_ended() {
     ];
     for (processed, error, severity, says) in cases {
         let t = completed(processed, error);
-        let r = notification::render(&t);
+        let r = notification::render(&t, ENV);
         let attr = |k: &str| {
             r.attributes
                 .iter()
@@ -482,7 +481,7 @@ fn each_warning_in_every_form() {
             t.job = job.snapshot.clone();
             t.observed_at = now;
             t.warning = Some(w);
-            let r = notification::render(&t);
+            let r = notification::render(&t, ENV);
             assert!(
                 r.attributes
                     .contains(&("event".to_owned(), "warning".to_owned()))
@@ -715,13 +714,7 @@ impl FleetReads {
 }
 
 fn digest_forms(d: &bedrock_batch_monitor::digest::Digest) -> String {
-    use bedrock_batch_monitor::render::digest as render;
-    forms(
-        &render::render(d),
-        &render::plain_text(d),
-        &render::machine_json(d),
-        &render::chatbot_json(d),
-    )
+    forms(&bedrock_batch_monitor::render::digest::render(d, ENV))
 }
 
 #[test]
@@ -779,7 +772,7 @@ fn a_digest_in_every_form() {
     assert_eq!(machine["warnings"][0]["kinds"][0], "queuedTooLong");
     assert_eq!(machine["health"]["polls"], 288);
     assert_eq!(machine["health"]["failedInvocations"], 0);
-    let r = bedrock_batch_monitor::render::digest::render(&d);
+    let r = bedrock_batch_monitor::render::digest::render(&d, ENV);
     assert!(
         r.attributes
             .contains(&("event".to_owned(), "digest".to_owned()))

@@ -15,6 +15,8 @@ use crate::render::{self, notification, notification::Rendered};
 pub struct SnsNotifier {
     client: Client,
     topic_arn: String,
+    /// Which monitor sends: on every message ([`Rendered::stamped`]).
+    environment: String,
 }
 
 impl SnsNotifier {
@@ -22,17 +24,26 @@ impl SnsNotifier {
         Self {
             client,
             topic_arn: topic_arn.into(),
+            environment: crate::config::DEFAULT_ENVIRONMENT.to_owned(),
         }
+    }
+
+    /// The environment named on every message (`ENVIRONMENT`).
+    pub fn with_environment(mut self, environment: impl Into<String>) -> Self {
+        self.environment = environment.into();
+        self
     }
 }
 
 impl Notifier for SnsNotifier {
     async fn publish(&self, transition: &Transition) -> Result<(), NotifyError> {
-        self.send(notification::render(transition)).await
+        self.send(notification::render(transition, &self.environment))
+            .await
     }
 
     async fn publish_digest(&self, digest: &Digest) -> Result<(), NotifyError> {
-        self.send(render::digest::render(digest)).await
+        self.send(render::digest::render(digest, &self.environment))
+            .await
     }
 }
 

@@ -388,26 +388,31 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
 /// alone, so that the worst day's digest (hundreds of ends, each with
 /// Bedrock's 2,048 characters) still goes out, its lists cut short with
 /// how many of each status were left out.
-pub fn render(d: &Digest) -> Rendered {
+pub fn render(d: &Digest, env: &str) -> Rendered {
     let mut last = None;
     for shape in SHAPES {
-        let r = render_shaped(d, shape);
+        let r = render_shaped(d, shape, env);
         if r.size() <= MESSAGE_MAX {
             return r;
         }
         last = Some(r);
     }
     // The counts alone are a few KB: this is never reached.
-    last.unwrap_or_else(|| render_shaped(d, SHAPES[SHAPES.len() - 1]))
+    last.unwrap_or_else(|| render_shaped(d, SHAPES[SHAPES.len() - 1], env))
 }
 
 /// The digest rendered with `shape`, whatever its size.
-pub fn render_shaped(d: &Digest, shape: Shape) -> Rendered {
-    Rendered::of_forms(
-        subject(d),
-        &plain_text_shaped(d, shape),
-        &machine_json_shaped(d, shape),
-        &chatbot_json_shaped(d, shape),
+pub fn render_shaped(d: &Digest, shape: Shape, env: &str) -> Rendered {
+    let mut chatbot = chatbot_json_shaped(d, shape);
+    // Each monitor's digests in a Slack thread of their own: two stacks posting
+    // to one channel must not cover each other's silence.
+    chatbot["metadata"]["threadId"] = json!(format!("bedrock-batch-monitor-digest-{env}"));
+    Rendered::stamped(
+        env,
+        crate::render::notification::tag_subject(&subject(d), env),
+        plain_text_shaped(d, shape),
+        machine_json_shaped(d, shape),
+        chatbot,
         vec![
             ("event".to_owned(), DIGEST_EVENT.to_owned()),
             ("severity".to_owned(), "info".to_owned()),

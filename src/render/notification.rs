@@ -24,12 +24,14 @@ pub struct Rendered {
     pub attributes: Vec<(String, String)>,
 }
 
-pub fn render(t: &Transition) -> Rendered {
-    Rendered::of_forms(
-        subject(t),
-        &plain_text(t),
-        &machine_json(t),
-        &chatbot_json(t),
+/// The message for `t`, as the monitor of environment `env` sends it.
+pub fn render(t: &Transition, env: &str) -> Rendered {
+    Rendered::stamped(
+        env,
+        subject_in(t, Some(env)),
+        plain_text(t),
+        machine_json(t),
+        chatbot_json(t),
         attributes(t),
     )
 }
@@ -51,6 +53,37 @@ impl Rendered {
                 .iter()
                 .map(|(k, v)| k.len() + v.len() + "String".len())
                 .sum::<usize>()
+    }
+
+    /// One message from its forms, each saying which monitor sent it: the
+    /// environment (the stack's `Environment`, `ENVIRONMENT`) starts the Slack
+    /// title, ends the text, and is the JSON's
+    /// `environment`, an `additionalContext` entry and the message attribute
+    /// `environment` that filter policies can match. The subject is given
+    /// with it already ([`subject_in`], [`tag_subject`]).
+    pub fn stamped(
+        env: &str,
+        subject: String,
+        text: String,
+        mut machine: Value,
+        mut chatbot: Value,
+        mut attributes: Vec<(String, String)>,
+    ) -> Self {
+        let text = format!("{}\nEnvironment: {env}\n", text.trim_end_matches('\n'));
+        machine["environment"] = json!(env);
+        if let Some(title) = chatbot["content"]["title"].as_str() {
+            let tag = format!("[{}]", escape_slack(env));
+            let title = match title.split_once(' ') {
+                Some((emoji, rest)) if emoji.starts_with(':') => format!("{emoji} {tag} {rest}"),
+                _ => format!("{tag} {title}"),
+            };
+            chatbot["content"]["title"] = json!(truncate(&title, 250));
+        }
+        if let Some(context) = chatbot["metadata"]["additionalContext"].as_object_mut() {
+            context.insert("environment".to_owned(), json!(env));
+        }
+        attributes.push(("environment".to_owned(), env.to_owned()));
+        Self::of_forms(subject, &text, &machine, &chatbot, attributes)
     }
 
     /// One message from its forms: the text for `email` and `default`, the
@@ -117,7 +150,27 @@ fn failed_records(t: &Transition) -> Option<String> {
     })
 }
 
+/// The subject without an environment (the Slack summary, tests).
 pub fn subject(t: &Transition) -> String {
+    subject_in(t, None)
+}
+
+/// `subject` with the environment after the severity, which mail filters
+/// key on ("[error] [prod] ..."), for any short subject of the form "[severity] rest".
+pub fn tag_subject(subject: &str, env: &str) -> String {
+    let tagged = match subject.split_once("] ") {
+        Some((severity, rest)) if severity.starts_with('[') => {
+            format!("{severity}] [{env}] {rest}")
+        }
+        _ => format!("[{env}] {subject}"),
+    };
+    ascii_subject(&tagged)
+}
+
+/// The subject: severity, environment (when given), the job and what
+/// happened. Too long, the job's name is shortened first, so what happened
+/// is always read.
+pub fn subject_in(t: &Transition, env: Option<&str>) -> String {
     let mut what = match (t.kind, &t.previous) {
         (TransitionKind::Untracked, _) => "no longer found in Bedrock, untracked".to_owned(),
         (TransitionKind::Warning, _) => match &t.warning {
@@ -130,11 +183,30 @@ pub fn subject(t: &Transition) -> String {
     if let Some(failed) = failed_records(t) {
         what.push_str(&format!(", {failed}"));
     }
-    let raw = format!(
-        "[{}] Bedrock batch job {}: {what}",
-        t.severity().as_str(),
-        job_label(t)
-    );
+    let env = env.map(|e| format!("[{e}] ")).unwrap_or_default();
+    let tail = format!(": {what}");
+    let name = ascii_subject(job_label(t));
+    // The long form, then "job" alone; the job's name shortened to fit, but
+    // not below 12 characters.
+    for noun in ["Bedrock batch job", "job"] {
+        let head = format!("[{}] {env}{noun} ", t.severity().as_str());
+        let room = SUBJECT_MAX.saturating_sub(head.len() + tail.len());
+        if name.len() <= room {
+            return ascii_subject(&format!("{head}{name}{tail}"));
+        }
+        if room >= 12 {
+            return ascii_subject(&format!("{head}{}...{tail}", &name[..room - 3]));
+        }
+    }
+    ascii_subject(&format!(
+        "[{}] {env}job {name}{tail}",
+        t.severity().as_str()
+    ))
+}
+
+/// SNS's rules for a subject: ASCII without control characters, under 100
+/// characters (the end cut, marked, when it is longer).
+fn ascii_subject(raw: &str) -> String {
     let ascii: String = raw
         .chars()
         .map(|c| {
@@ -744,7 +816,7 @@ mod tests {
         let hostile = format!("@here <!channel> *boom* {}", "é".repeat(20_000));
         let mut t = transition("Failed", Some("InProgress"), Some(&hostile));
         t.job.job_name = Some(format!("{}日本", "x".repeat(200)));
-        let r = render(&t);
+        let r = render(&t, "test");
         assert!(
             r.subject.len() < 100 && r.subject.is_ascii(),
             "{}",
