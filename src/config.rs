@@ -3,6 +3,8 @@
 use std::time::Duration;
 use tracing::level_filters::LevelFilter;
 
+use crate::filter_policy::FilterPolicy;
+
 use crate::warnings::{Thresholds, parse_threshold};
 
 /// A setting that is missing or malformed; names the variable.
@@ -64,6 +66,10 @@ pub struct Config {
     /// `ENVIRONMENT` (default [`DEFAULT_ENVIRONMENT`]): which monitor sent a
     /// message, on every message (subject, text, Slack title, JSON, attribute).
     pub environment: String,
+    /// `SLACK_TOPIC_ARN` (default none) and `SLACK_FILTER_POLICY` (default
+    /// [`DEFAULT_SLACK_FILTER_POLICY`]): the Slack channel's own topic, which
+    /// gets the notifications the policy lets through.
+    pub slack: Option<(String, FilterPolicy)>,
     /// `LOG_LEVEL` (default `INFO`): the function's own log lines at this level
     /// and above ([`crate::logging`]); the metrics documents are written whatever it is.
     pub log_level: LevelFilter,
@@ -155,10 +161,17 @@ const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or 
 /// set (the template sets it to the stack's `Environment`, or the stack name).
 pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 
+/// What the Slack channel gets unless `SLACK_FILTER_POLICY` says otherwise:
+/// failures, warnings (early warnings, Stopped, PartiallyCompleted, Completed
+/// with failed records, untracked jobs), every other end (Completed) and the
+/// digest; not Submitted, Validating, Scheduled, InProgress or Stopping.
+pub const DEFAULT_SLACK_FILTER_POLICY: &str =
+    r#"{"$or": [{"severity": ["error", "warning", "success"]}, {"event": ["digest"]}]}"#;
+
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 24] = [
+pub const SETTINGS: [Setting; 26] = [
     setting(
         "TABLE_NAME",
         None,
@@ -257,6 +270,16 @@ pub const SETTINGS: [Setting; 24] = [
         "ENVIRONMENT",
         Some(DEFAULT_ENVIRONMENT),
         "1 to 64 of a-z A-Z 0-9 . _ -",
+    ),
+    setting(
+        "SLACK_TOPIC_ARN",
+        None,
+        "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
+    ),
+    setting(
+        "SLACK_FILTER_POLICY",
+        Some(DEFAULT_SLACK_FILTER_POLICY),
+        "an SNS filter policy (JSON) on message attributes that this function can evaluate",
     ),
     setting(
         "LOG_LEVEL",
@@ -410,6 +433,18 @@ impl Config {
             warnings,
             output_buckets: v.list("OUTPUT_BUCKETS", is_bucket_name)?,
             environment: v.required("ENVIRONMENT", is_environment)?,
+            slack: {
+                // Checked even without a Slack topic: a policy that cannot be
+                // evaluated is refused at once, not when Slack is added.
+                let policy = v.text("SLACK_FILTER_POLICY").unwrap_or_default();
+                let policy = FilterPolicy::parse(&policy)
+                    .map_err(|e| v.malformed("SLACK_FILTER_POLICY", format!("{policy}: {e}")))?;
+                match v.text("SLACK_TOPIC_ARN") {
+                    None => None,
+                    Some(arn) if is_topic_arn(&arn) => Some((arn, policy)),
+                    Some(other) => return Err(v.malformed("SLACK_TOPIC_ARN", other)),
+                }
+            },
             log_level: match v
                 .text("LOG_LEVEL")
                 .unwrap_or_default()
@@ -598,6 +633,26 @@ mod tests {
         assert!(
             err.to_string()
                 .starts_with("METRICS is malformed (\"some\")"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_slack_topic_gets_the_default_policy_and_a_bad_policy_is_refused_by_name() {
+        let base = [("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
+        assert!(config(&base).unwrap().slack.is_none());
+        let mut vars = base.to_vec();
+        vars.push(("SLACK_TOPIC_ARN", TOPIC));
+        let (topic, policy) = config(&vars).unwrap().slack.unwrap();
+        assert_eq!(topic, TOPIC);
+        assert_eq!(
+            policy,
+            FilterPolicy::parse(DEFAULT_SLACK_FILTER_POLICY).unwrap()
+        );
+        vars.push(("SLACK_FILTER_POLICY", r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#));
+        let err = config(&vars).unwrap_err().to_string();
+        assert!(
+            err.starts_with("SLACK_FILTER_POLICY is malformed") && err.contains("cidr"),
             "{err}"
         );
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod digest;
 pub mod domain;
 pub mod event;
+pub mod filter_policy;
 pub mod handler;
 pub mod labels;
 pub mod logging;

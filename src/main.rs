@@ -64,8 +64,7 @@ async fn main() -> Result<(), Error> {
     let monitor = Monitor::new(
         source,
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
-        SnsNotifier::new(aws_sdk_sns::Client::new(&sdk), &config.topic_arn)
-            .with_environment(&config.environment),
+        SnsNotifier::from_config(aws_sdk_sns::Client::new(&sdk), &config),
         config.clone(),
         home_region,
     );

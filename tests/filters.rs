@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use bedrock_batch_monitor::filter_policy::FilterPolicy;
 use fake_bedrock::{SeedJob, StatusChange};
 use serde_json::json;
 use support::{Received, World};
@@ -138,4 +139,271 @@ async fn when_a_native_event_starts_tracking_should_take_labels_from_the_job_tag
     let got = w.drain_queue(&team).await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body["status"], "Completed");
+}
+
+/// The recipes of docs/notifications.md: what a subscriber wants -> policy.
+fn documented_recipes() -> Vec<(String, String)> {
+    let page = std::fs::read_to_string(support::repo_root().join("docs/notifications.md")).unwrap();
+    let start = page
+        .find("| what a subscriber wants | filter policy |")
+        .expect("the recipes table");
+    page[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_owned(), cells[1].trim_matches('`').to_owned())
+        })
+        .collect()
+}
+
+/// Attribute sets as the monitor sends them: every event, status and severity
+/// it uses, with and without a team label, and job names to match prefixes on.
+fn message_attributes() -> Vec<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let statuses = [
+        ("Submitted", "info"),
+        ("InProgress", "info"),
+        ("Stopping", "info"),
+        ("Completed", "success"),
+        ("Completed", "warning"),
+        ("Completed", "error"),
+        ("PartiallyCompleted", "warning"),
+        ("Failed", "error"),
+        ("Expired", "error"),
+        ("Stopped", "warning"),
+    ];
+    for (n, (status, severity)) in statuses.iter().enumerate() {
+        let mut a = vec![
+            ("event".to_owned(), "statusChanged".to_owned()),
+            ("status".to_owned(), status.to_string()),
+            ("severity".to_owned(), severity.to_string()),
+            (
+                "jobName".to_owned(),
+                if n % 2 == 0 {
+                    "nightly-embed"
+                } else {
+                    "adhoc-eu"
+                }
+                .to_owned(),
+            ),
+            ("environment".to_owned(), "prod".to_owned()),
+        ];
+        if n % 3 != 0 {
+            a.push((
+                "team".to_owned(),
+                if n % 3 == 1 { "search" } else { "ads" }.to_owned(),
+            ));
+        }
+        if n > 0 {
+            a.push(("previousStatus".to_owned(), "Validating".to_owned()));
+        }
+        out.push(a);
+    }
+    for kind in ["stalled", "errorRate"] {
+        out.push(vec![
+            ("event".to_owned(), "warning".to_owned()),
+            ("warning".to_owned(), kind.to_owned()),
+            ("status".to_owned(), "InProgress".to_owned()),
+            ("severity".to_owned(), "warning".to_owned()),
+            ("jobName".to_owned(), "nightly-embed".to_owned()),
+            ("team".to_owned(), "search".to_owned()),
+            ("environment".to_owned(), "prod".to_owned()),
+        ]);
+    }
+    out.push(vec![
+        ("event".to_owned(), "untracked".to_owned()),
+        ("status".to_owned(), "InProgress".to_owned()),
+        ("severity".to_owned(), "warning".to_owned()),
+        ("jobName".to_owned(), "adhoc-eu".to_owned()),
+        ("environment".to_owned(), "dev".to_owned()),
+    ]);
+    out.push(vec![
+        ("event".to_owned(), "digest".to_owned()),
+        ("severity".to_owned(), "info".to_owned()),
+        ("transitionId".to_owned(), "digest-1".to_owned()),
+        ("environment".to_owned(), "prod".to_owned()),
+    ]);
+    out
+}
+
+/// Policies beyond the recipes, built from the monitor's attribute names and
+/// every operator the function evaluates (equals-ignore-case with lower-case
+/// values only: moto compares the lowered attribute with the policy's value as
+/// given, where SNS ignores case on both sides).
+fn generated_policies() -> Vec<String> {
+    let conditions = [
+        ("status", r#"["Failed", "Expired"]"#),
+        (
+            "status",
+            r#"[{"anything-but": ["Submitted", "InProgress"]}]"#,
+        ),
+        ("status", r#"[{"anything-but": {"prefix": "In"}}]"#),
+        ("status", r#"[{"suffix": "ed"}]"#),
+        ("status", r#"[{"equals-ignore-case": "failed"}]"#),
+        ("severity", r#"["error", "warning"]"#),
+        ("severity", r#"[{"anything-but": "info"}]"#),
+        ("jobName", r#"[{"prefix": "nightly-"}]"#),
+        ("jobName", r#"[{"suffix": "-eu"}, "nightly-embed"]"#),
+        ("team", r#"["search"]"#),
+        ("team", r#"[{"exists": false}]"#),
+        ("team", r#"[{"exists": true}]"#),
+        ("warning", r#"[{"exists": true}]"#),
+        ("previousStatus", r#"[{"exists": false}]"#),
+        ("event", r#"[{"anything-but": ["digest", "warning"]}]"#),
+        ("environment", r#"["prod"]"#),
+    ];
+    let mut out: Vec<String> = conditions
+        .iter()
+        .map(|(k, c)| format!(r#"{{"{k}": {c}}}"#))
+        .collect();
+    // Pairs of different keys (AND), and $or of two.
+    for (i, (k1, c1)) in conditions.iter().enumerate() {
+        let (k2, c2) = conditions[(i * 7 + 3) % conditions.len()];
+        if *k1 != k2 {
+            out.push(format!(r#"{{"{k1}": {c1}, "{k2}": {c2}}}"#));
+            out.push(format!(
+                r#"{{"$or": [{{"{k1}": {c1}}}, {{"{k2}": {c2}}}]}}"#
+            ));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_function_and_sns_should_let_the_same_messages_through_every_policy() {
+    // GIVEN one queue per policy (the documented recipes and generated ones),
+    // each subscribed to the topic with it
+    let w = World::new().await;
+    let mut policies: Vec<(String, String)> = documented_recipes();
+    assert!(policies.len() >= 8, "{policies:?}");
+    policies.extend(generated_policies().into_iter().map(|p| (p.clone(), p)));
+    let mut queues = Vec::new();
+    for (_, policy) in &policies {
+        queues.push(w.subscribe_filtered(policy).await);
+    }
+    // WHEN each kind of message is published once, marked with its index
+    let messages = message_attributes();
+    for (i, attrs) in messages.iter().enumerate() {
+        let mut req = w
+            .sns
+            .publish()
+            .topic_arn(&w.topic_arn)
+            .message(json!({"i": i}).to_string());
+        for (k, v) in attrs {
+            req = req.message_attributes(
+                k,
+                aws_sdk_sns::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(v)
+                    .build()
+                    .unwrap(),
+            );
+        }
+        req.send().await.expect("publish");
+    }
+    // THEN each queue holds exactly what the function's evaluator lets through
+    let mut matched = 0;
+    for ((label, policy), queue) in policies.iter().zip(&queues) {
+        let ours = FilterPolicy::parse(policy).unwrap_or_else(|e| panic!("{label}: {e}"));
+        let expected: BTreeSet<u64> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| ours.matches(a))
+            .map(|(i, _)| i as u64)
+            .collect();
+        let got: BTreeSet<u64> = w
+            .drain_queue(queue)
+            .await
+            .iter()
+            .map(|m| m.body["i"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            got, expected,
+            "{label}: SNS (moto) and the function disagree on {policy}"
+        );
+        matched += expected.len();
+    }
+    // The comparison means something: policies let some messages through, not all.
+    assert!(
+        matched > 0 && matched < policies.len() * messages.len(),
+        "{matched}"
+    );
+}
+
+#[tokio::test]
+async fn the_slack_topic_should_get_only_what_its_policy_lets_through() {
+    // GIVEN a monitor with a Slack topic of its own, at the default policy, and
+    // a queue subscribed to that topic without any filter (as the channel is)
+    let slack_name = support::unique("slack");
+    let slack_arn = format!("arn:aws:sns:us-east-1:123456789012:{slack_name}");
+    let w = World::with_env(&[("SLACK_TOPIC_ARN", &slack_arn), ("ENVIRONMENT", "prod")]).await;
+    let created = w.sns.create_topic().name(&slack_name).send().await.unwrap();
+    assert_eq!(created.topic_arn.as_deref(), Some(slack_arn.as_str()));
+    let channel = w
+        .sqs
+        .create_queue()
+        .queue_name(support::unique("channel"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    w.sns
+        .subscribe()
+        .topic_arn(&slack_arn)
+        .protocol("sqs")
+        .endpoint(support::queue_arn(&w.sqs, &channel).await)
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN one job runs to Completed and another fails, and a digest goes out
+    let a = w.bedrock.seed(SeedJob::named("search-index"));
+    let b = w.bedrock.seed(SeedJob::named("ads-ranking"));
+    w.ok(json!({"track": [a, b]})).await;
+    w.bedrock.set(&a, "InProgress");
+    w.bedrock.set(&b, "InProgress");
+    w.ok(json!({})).await;
+    w.bedrock.set(&a, "Completed");
+    w.bedrock.set_status(
+        &b,
+        StatusChange {
+            status: "Failed".into(),
+            message: Some("bad input".into()),
+            records: None,
+        },
+    );
+    w.ok(json!({})).await;
+    let digest = w.ok(json!({"digest": {}})).await;
+    assert_eq!(digest["published"], true, "{digest}");
+
+    // THEN the job topic has every message, the channel only the ends and the digest
+    let everything = w.drain().await;
+    assert_eq!(everything.len(), 7, "{everything:?}");
+    let channel = w.drain_queue(&channel).await;
+    let got: BTreeSet<(String, String)> = channel
+        .iter()
+        .map(|m| {
+            (
+                m.body["jobName"].as_str().unwrap_or("digest").to_owned(),
+                m.body["status"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        set(&[
+            ("search-index", "Completed"),
+            ("ads-ranking", "Failed"),
+            ("digest", "-")
+        ])
+    );
+    assert!(
+        channel
+            .iter()
+            .all(|m| m.attributes.get("environment").map(String::as_str) == Some("prod")),
+        "{channel:?}"
+    );
 }

@@ -3,7 +3,7 @@
 //! actions the adapters call, on named resources.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use bedrock_batch_monitor::config::Config;
@@ -995,4 +995,129 @@ fn the_dashboard_should_chart_only_default_metrics_and_show_every_alarm() {
         queries.iter().any(|q| q.contains("error_kind")),
         "a Logs Insights widget of the latest per-job failures: {queries:?}"
     );
+}
+
+/// Every balanced `{...}` in `text` that is JSON, with the text after it.
+fn json_examples(text: &str) -> Vec<(serde_json::Value, String)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let mut next = i + 1;
+        if bytes[i] == b'{' {
+            let mut depth = 0;
+            let end = (i..bytes.len()).find(|&j| {
+                match bytes[j] {
+                    b'{' => depth += 1,
+                    b'}' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            });
+            if let Some(j) = end
+                && let Ok(v) = serde_json::from_str(&text[i..=j])
+            {
+                out.push((v, text[j + 1..].to_owned()));
+                next = j + 1;
+            }
+        }
+        i = next;
+    }
+    out
+}
+
+/// docs/notifications.md's filter-policy recipes: what a subscriber wants -> policy.
+fn recipes() -> BTreeMap<String, serde_json::Value> {
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/notifications.md"),
+    )
+    .unwrap();
+    let start = page
+        .find("| what a subscriber wants | filter policy |")
+        .expect("the recipes table");
+    page[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            let policy = cells[1].trim_matches('`');
+            (
+                cells[0].to_owned(),
+                serde_json::from_str(policy).unwrap_or_else(|e| panic!("{policy}: {e}")),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn filter_policy_examples_should_mean_the_same_in_the_template_the_readme_and_the_docs() {
+    let recipes = recipes();
+    assert!(recipes.len() >= 8, "{recipes:?}");
+    for (label, policy) in &recipes {
+        bedrock_batch_monitor::filter_policy::FilterPolicy::parse(&policy.to_string())
+            .unwrap_or_else(|e| panic!("recipe {label:?} cannot be evaluated: {e}"));
+    }
+    let mut seen = 0;
+    // The template's parameter texts: "<policy> for <what a subscriber wants>".
+    let t = template();
+    for (name, param) in t["Parameters"].as_mapping().unwrap() {
+        let text = param["Description"].as_str().unwrap_or_default();
+        for (policy, after) in json_examples(text) {
+            let label = after
+                .trim_start()
+                .strip_prefix("for ")
+                .unwrap_or_else(|| panic!("{name:?}: say what {policy} is for"));
+            let label = label.split([',', '.', '(']).next().unwrap().trim();
+            assert_eq!(
+                recipes.get(label),
+                Some(&policy),
+                "{name:?}: {policy} for {label:?}"
+            );
+            seen += 1;
+        }
+    }
+    // The Slack default is the recipe it says it is, and the function's own default.
+    let slack_default: serde_json::Value = serde_json::from_str(
+        t["Parameters"]["SlackFilterPolicy"]["Default"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        recipes.get("failures, warnings, ends and the digest"),
+        Some(&slack_default)
+    );
+    assert_eq!(
+        slack_default,
+        serde_json::from_str::<serde_json::Value>(
+            bedrock_batch_monitor::config::DEFAULT_SLACK_FILTER_POLICY
+        )
+        .unwrap()
+    );
+    // The README: "<what a subscriber wants> (is) `<policy>`".
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let readme = readme.replace('\n', " ");
+    for part in readme.split('`').collect::<Vec<_>>().windows(2) {
+        let Ok(policy) = serde_json::from_str::<serde_json::Value>(part[1]) else {
+            continue;
+        };
+        // A filter policy: an object whose every value is a list (not a command).
+        let is_policy = policy
+            .as_object()
+            .is_some_and(|o| !o.is_empty() && o.values().all(serde_json::Value::is_array));
+        if !is_policy {
+            continue;
+        }
+        let before = part[0].trim_end().trim_end_matches(" is");
+        let label = before.rsplit([':', ',', '.']).next().unwrap().trim();
+        assert_eq!(
+            recipes.get(label),
+            Some(&policy),
+            "README: {policy} for {label:?}"
+        );
+        seen += 1;
+    }
+    assert!(seen >= 5, "the examples found: {seen}");
 }

@@ -9,6 +9,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use super::{ErrorFacts, facts};
 use crate::digest::Digest;
 use crate::domain::Transition;
+use crate::filter_policy::FilterPolicy;
 use crate::ports::{Notifier, NotifyError};
 use crate::render::{self, notification, notification::Rendered};
 
@@ -17,6 +18,9 @@ pub struct SnsNotifier {
     topic_arn: String,
     /// Which monitor sends: on every message ([`Rendered::stamped`]).
     environment: String,
+    /// The Slack channel's own topic and what it lets through (`SLACK_TOPIC_ARN`,
+    /// `SLACK_FILTER_POLICY`).
+    slack: Option<(String, FilterPolicy)>,
 }
 
 impl SnsNotifier {
@@ -25,6 +29,28 @@ impl SnsNotifier {
             client,
             topic_arn: topic_arn.into(),
             environment: crate::config::DEFAULT_ENVIRONMENT.to_owned(),
+            slack: None,
+        }
+    }
+
+    /// Also publishes to `topic_arn` each message whose attributes `policy`
+    /// lets through: the Slack channel's topic, which Amazon Q Developer
+    /// subscribes to without a filter. A message goes to the job topic first,
+    /// then to this one; when the second publish fails, the notification stays
+    /// pending and both are tried again (at-least-once on both topics; the
+    /// `transitionId` tells a repeat).
+    pub fn with_slack(mut self, topic_arn: impl Into<String>, policy: FilterPolicy) -> Self {
+        self.slack = Some((topic_arn.into(), policy));
+        self
+    }
+
+    /// As the function wires it: the job topic, the environment on every
+    /// message, and the Slack channel's own topic when the stack has one.
+    pub fn from_config(client: Client, config: &crate::config::Config) -> Self {
+        let sns = Self::new(client, &config.topic_arn).with_environment(&config.environment);
+        match &config.slack {
+            Some((topic, policy)) => sns.with_slack(topic, policy.clone()),
+            None => sns,
         }
     }
 
@@ -49,14 +75,24 @@ impl Notifier for SnsNotifier {
 
 impl SnsNotifier {
     async fn send(&self, rendered: Rendered) -> Result<(), NotifyError> {
+        self.send_to(&self.topic_arn, &rendered).await?;
+        match &self.slack {
+            Some((topic, policy)) if policy.matches(&rendered.attributes) => {
+                self.send_to(topic, &rendered).await
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn send_to(&self, topic_arn: &str, rendered: &Rendered) -> Result<(), NotifyError> {
         let mut req = self
             .client
             .publish()
-            .topic_arn(&self.topic_arn)
-            .subject(rendered.subject)
-            .message(rendered.message)
+            .topic_arn(topic_arn)
+            .subject(&rendered.subject)
+            .message(&rendered.message)
             .message_structure("json");
-        for (name, value) in rendered.attributes {
+        for (name, value) in &rendered.attributes {
             let attr = MessageAttributeValue::builder()
                 .data_type("String")
                 .string_value(value)

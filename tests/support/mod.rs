@@ -336,7 +336,7 @@ impl World {
                 .with_rate_limit(self.config.bedrock_max_rps)
                 .with_manifests(s3, self.config.output_buckets.clone()),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
-            SnsNotifier::new(sns, &self.config.topic_arn),
+            SnsNotifier::from_config(sns, &self.config),
             self.config.clone(),
             REGION,
         )

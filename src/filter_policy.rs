@@ -1,0 +1,278 @@
+//! SNS subscription filter policies on message attributes, evaluated by the
+//! function itself for the Slack channel's own topic (`SLACK_FILTER_POLICY`).
+//!
+//! Amazon Q Developer subscribes to its topics itself, so no filter can be set
+//! on its subscription from the template; the function publishes to the
+//! channel's topic only what the policy lets through. The policy is SNS's
+//! language, for the `MessageAttributes` scope, as the SNS Developer Guide
+//! describes it (https://docs.aws.amazon.com/sns/latest/dg/sns-subscription-filter-policies.html):
+//! the keys of an object must all match (AND), the values listed for a key are
+//! alternatives (OR), `"$or"` takes a list of policies. A value is a string
+//! (exact match) or one of `{"prefix": s}`, `{"suffix": s}`,
+//! `{"equals-ignore-case": s}`, `{"anything-but": s | [s, ...] | {"prefix": s}
+//! | {"suffix": s}}`, `{"exists": true | false}` and `{"numeric": [...]}` (which
+//! never matches: every attribute the monitor sends is a String). Any other
+//! operator is refused when the function starts, naming it; a policy that SNS
+//! would take and this would not is a refusal, never a silent difference.
+//! tests/filters.rs holds this evaluator to moto's SNS on the documented recipes
+//! and many policy and message pairs.
+
+use serde_json::Value;
+
+/// A parsed policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterPolicy {
+    /// Every key must match.
+    all: Vec<Key>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    /// The attribute must satisfy one of the conditions.
+    Attribute(String, Vec<Condition>),
+    /// One of the policies must match.
+    Or(Vec<FilterPolicy>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Condition {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    IgnoreCase(String),
+    AnythingBut(Vec<String>),
+    AnythingButPrefix(String),
+    AnythingButSuffix(String),
+    Exists(bool),
+    /// Numeric matching: SNS applies it to Number attributes only.
+    Never,
+}
+
+/// Why a policy is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyError(String);
+
+fn refuse<T>(why: impl Into<String>) -> Result<T, PolicyError> {
+    Err(PolicyError(why.into()))
+}
+
+impl FilterPolicy {
+    /// Parses a policy in SNS's language (a JSON object).
+    pub fn parse(text: &str) -> Result<Self, PolicyError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| PolicyError(format!("not JSON: {e}")))?;
+        Self::from_value(&value)
+    }
+
+    fn from_value(value: &Value) -> Result<Self, PolicyError> {
+        let Some(object) = value.as_object() else {
+            return refuse("a filter policy is a JSON object of attribute names");
+        };
+        if object.is_empty() {
+            return refuse("a filter policy names at least one attribute");
+        }
+        let mut all = Vec::new();
+        for (name, rules) in object {
+            let Some(list) = rules.as_array() else {
+                return refuse(format!("{name:?} takes a list of values"));
+            };
+            if list.is_empty() {
+                return refuse(format!("{name:?} takes at least one value"));
+            }
+            if name == "$or" && list.iter().all(Value::is_object) {
+                all.push(Key::Or(
+                    list.iter()
+                        .map(Self::from_value)
+                        .collect::<Result<_, _>>()?,
+                ));
+            } else {
+                all.push(Key::Attribute(
+                    name.clone(),
+                    list.iter()
+                        .map(|r| condition(name, r))
+                        .collect::<Result<_, _>>()?,
+                ));
+            }
+        }
+        Ok(Self { all })
+    }
+
+    /// Whether a message with these (String) attributes passes.
+    pub fn matches(&self, attributes: &[(String, String)]) -> bool {
+        self.all.iter().all(|key| match key {
+            Key::Or(policies) => policies.iter().any(|p| p.matches(attributes)),
+            Key::Attribute(name, conditions) => {
+                let value = attributes
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.as_str());
+                conditions.iter().any(|c| c.matches(value))
+            }
+        })
+    }
+}
+
+fn text<'a>(name: &str, op: &str, v: &'a Value) -> Result<&'a str, PolicyError> {
+    v.as_str()
+        .ok_or_else(|| PolicyError(format!("{name:?}: {op} takes a string")))
+}
+
+fn condition(name: &str, rule: &Value) -> Result<Condition, PolicyError> {
+    match rule {
+        Value::String(s) => Ok(Condition::Exact(s.clone())),
+        Value::Object(o) if o.len() == 1 => {
+            let (op, v) = o.iter().next().expect("one entry");
+            match op.as_str() {
+                "prefix" => Ok(Condition::Prefix(text(name, op, v)?.to_owned())),
+                "suffix" => Ok(Condition::Suffix(text(name, op, v)?.to_owned())),
+                "equals-ignore-case" => {
+                    Ok(Condition::IgnoreCase(text(name, op, v)?.to_lowercase()))
+                }
+                "exists" => match v {
+                    Value::Bool(b) => Ok(Condition::Exists(*b)),
+                    _ => refuse(format!("{name:?}: exists takes true or false")),
+                },
+                "numeric" => Ok(Condition::Never),
+                "anything-but" => match v {
+                    Value::String(s) => Ok(Condition::AnythingBut(vec![s.clone()])),
+                    Value::Array(items) => Ok(Condition::AnythingBut(
+                        items
+                            .iter()
+                            .map(|i| text(name, "anything-but", i).map(str::to_owned))
+                            .collect::<Result<_, _>>()?,
+                    )),
+                    Value::Object(inner) if inner.len() == 1 => {
+                        let (iop, iv) = inner.iter().next().expect("one entry");
+                        match iop.as_str() {
+                            "prefix" => Ok(Condition::AnythingButPrefix(
+                                text(name, iop, iv)?.to_owned(),
+                            )),
+                            "suffix" => Ok(Condition::AnythingButSuffix(
+                                text(name, iop, iv)?.to_owned(),
+                            )),
+                            other => refuse(format!(
+                                "{name:?}: anything-but with {other:?} is not supported here (prefix, suffix)"
+                            )),
+                        }
+                    }
+                    _ => refuse(format!(
+                        "{name:?}: anything-but takes a string, a list or a prefix"
+                    )),
+                },
+                other => refuse(format!(
+                    "{name:?}: the operator {other:?} is not supported here (prefix, suffix, equals-ignore-case, anything-but, exists, numeric)"
+                )),
+            }
+        }
+        Value::Number(_) => Ok(Condition::Never),
+        _ => refuse(format!(
+            "{name:?}: a value is a string or one operator object"
+        )),
+    }
+}
+
+impl Condition {
+    fn matches(&self, value: Option<&str>) -> bool {
+        let Some(v) = value else {
+            return matches!(self, Self::Exists(false));
+        };
+        match self {
+            Self::Exact(s) => v == s,
+            Self::Prefix(p) => v.starts_with(p.as_str()),
+            Self::Suffix(s) => v.ends_with(s.as_str()),
+            Self::IgnoreCase(s) => v.to_lowercase() == *s,
+            Self::AnythingBut(list) => !list.iter().any(|s| s == v),
+            Self::AnythingButPrefix(p) => !v.starts_with(p.as_str()),
+            Self::AnythingButSuffix(s) => !v.ends_with(s.as_str()),
+            Self::Exists(present) => *present,
+            Self::Never => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn keys_are_anded_values_ored_and_or_takes_policies() {
+        let p = FilterPolicy::parse(r#"{"severity": ["error", "warning"], "team": ["search"]}"#)
+            .unwrap();
+        assert!(p.matches(&attrs(&[("severity", "error"), ("team", "search")])));
+        assert!(!p.matches(&attrs(&[("severity", "error"), ("team", "ads")])));
+        assert!(!p.matches(&attrs(&[("severity", "error")])));
+        let p = FilterPolicy::parse(r#"{"$or": [{"severity": ["error"]}, {"event": ["digest"]}]}"#)
+            .unwrap();
+        assert!(p.matches(&attrs(&[("severity", "info"), ("event", "digest")])));
+        assert!(!p.matches(&attrs(&[("severity", "info"), ("event", "statusChanged")])));
+    }
+
+    #[test]
+    fn operators_match_as_sns_describes_them() {
+        let m = |policy: &str, pairs: &[(&str, &str)]| {
+            FilterPolicy::parse(policy).unwrap().matches(&attrs(pairs))
+        };
+        assert!(m(
+            r#"{"jobName": [{"prefix": "nightly-"}]}"#,
+            &[("jobName", "nightly-1")]
+        ));
+        assert!(m(
+            r#"{"jobName": [{"suffix": "-eu"}]}"#,
+            &[("jobName", "x-eu")]
+        ));
+        assert!(m(
+            r#"{"status": [{"equals-ignore-case": "FAILED"}]}"#,
+            &[("status", "Failed")]
+        ));
+        assert!(m(
+            r#"{"status": [{"anything-but": ["InProgress"]}]}"#,
+            &[("status", "Failed")]
+        ));
+        assert!(!m(
+            r#"{"status": [{"anything-but": ["InProgress"]}]}"#,
+            &[("event", "digest")]
+        ));
+        assert!(!m(
+            r#"{"status": [{"anything-but": {"prefix": "In"}}]}"#,
+            &[("status", "InProgress")]
+        ));
+        assert!(m(
+            r#"{"warning": [{"exists": false}]}"#,
+            &[("status", "Failed")]
+        ));
+        assert!(!m(
+            r#"{"warning": [{"exists": true}]}"#,
+            &[("status", "Failed")]
+        ));
+        assert!(!m(
+            r#"{"records": [{"numeric": [">", 0]}]}"#,
+            &[("records", "5")]
+        ));
+    }
+
+    #[test]
+    fn what_it_cannot_evaluate_is_refused_by_name() {
+        for (policy, says) in [
+            ("[]", "JSON object"),
+            ("{}", "at least one"),
+            (r#"{"status": "Failed"}"#, "list"),
+            (r#"{"ip": [{"cidr": "10.0.0.0/24"}]}"#, "\"cidr\""),
+            (
+                r#"{"status": [{"anything-but": {"wildcard": "x*"}}]}"#,
+                "\"wildcard\"",
+            ),
+            ("not json", "not JSON"),
+        ] {
+            let err = FilterPolicy::parse(policy).unwrap_err().to_string();
+            assert!(err.contains(says), "{policy}: {err}");
+        }
+    }
+}
