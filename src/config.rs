@@ -1,5 +1,6 @@
 //! Typed configuration from the environment, parsed once at start-up.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::level_filters::LevelFilter;
 
@@ -53,6 +54,9 @@ pub struct Config {
     /// `LABEL_TAGS` (default `team`): job tags copied as labels when a Bedrock
     /// event starts tracking a job; comma-separated, at most 3, empty for none.
     pub label_tags: Vec<String>,
+    /// `WATCH` (default `all`): which jobs the monitor tracks, from Bedrock's
+    /// events, discovery and `track` alike.
+    pub watch: Watch,
     /// `DISCOVERY` (default `off`): track jobs without a `track`: `all`, or only
     /// those whose name contains the given text.
     pub discovery: Discovery,
@@ -110,6 +114,89 @@ impl Discovery {
             Self::All => true,
             Self::NameContains(text) => job_name.contains(text.as_str()),
         }
+    }
+}
+
+/// Which jobs this monitor watches (`WATCH`): the one rule for Bedrock's
+/// events, discovery and `track`. Empty: every job of the account.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Watch {
+    pub terms: Vec<WatchTerm>,
+}
+
+/// One term of `WATCH`; a job matching any term is watched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchTerm {
+    /// `name:<prefix>`: the job's name starts with it.
+    NamePrefix(String),
+    /// `tag:<key>=<value>`: the job carries this tag.
+    Tag(String, String),
+}
+
+impl Watch {
+    pub fn is_all(&self) -> bool {
+        self.terms.is_empty()
+    }
+
+    /// Whether deciding may need the job's tags (a `tag:` term).
+    pub fn has_tag_terms(&self) -> bool {
+        self.terms.iter().any(|t| matches!(t, WatchTerm::Tag(..)))
+    }
+
+    /// Whether a job of this name is watched on its name alone.
+    pub fn by_name(&self, job_name: Option<&str>) -> bool {
+        self.is_all()
+            || self.terms.iter().any(|t| match t {
+                WatchTerm::NamePrefix(p) => job_name.is_some_and(|n| n.starts_with(p.as_str())),
+                WatchTerm::Tag(..) => false,
+            })
+    }
+
+    /// Whether a job of this name and these tags is watched.
+    pub fn admits(&self, job_name: Option<&str>, tags: &BTreeMap<String, String>) -> bool {
+        self.by_name(job_name)
+            || self.terms.iter().any(|t| match t {
+                WatchTerm::Tag(k, v) => tags.get(k) == Some(v),
+                WatchTerm::NamePrefix(_) => false,
+            })
+    }
+
+    /// `WATCH` written back, for messages.
+    pub fn text(&self) -> String {
+        if self.is_all() {
+            return "all".to_owned();
+        }
+        self.terms
+            .iter()
+            .map(|t| match t {
+                WatchTerm::NamePrefix(p) => format!("name:{p}"),
+                WatchTerm::Tag(k, v) => format!("tag:{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// `WATCH` as written: `all`, or comma-separated `name:<prefix>` and
+    /// `tag:<key>=<value>` terms.
+    fn parse(text: &str) -> Option<Self> {
+        if text.eq_ignore_ascii_case("all") {
+            return Some(Self::default());
+        }
+        let mut terms = Vec::new();
+        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let parsed = if let Some(prefix) = term.strip_prefix("name:") {
+                (!prefix.is_empty() && prefix.len() <= 63)
+                    .then(|| WatchTerm::NamePrefix(prefix.to_owned()))
+            } else if let Some(tag) = term.strip_prefix("tag:") {
+                tag.split_once('=')
+                    .filter(|(k, v)| !k.is_empty() && k.len() <= 128 && v.len() <= 256)
+                    .map(|(k, v)| WatchTerm::Tag(k.to_owned(), v.to_owned()))
+            } else {
+                None
+            };
+            terms.push(parsed?);
+        }
+        (!terms.is_empty()).then_some(Self { terms })
     }
 }
 
@@ -171,7 +258,7 @@ pub const DEFAULT_SLACK_FILTER_POLICY: &str =
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 26] = [
+pub const SETTINGS: [Setting; 27] = [
     setting(
         "TABLE_NAME",
         None,
@@ -237,6 +324,11 @@ pub const SETTINGS: [Setting; 26] = [
         "LABEL_TAGS",
         Some("team"),
         "up to 3 comma-separated tag keys usable as SNS attribute names (not status, severity, ...)",
+    ),
+    setting(
+        "WATCH",
+        Some("all"),
+        "all, or comma-separated name:<prefix> and tag:<key>=<value> terms",
     ),
     setting(
         "DISCOVERY",
@@ -421,6 +513,10 @@ impl Config {
                 other => return Err(v.malformed("METRICS", other)),
             },
             label_tags,
+            watch: {
+                let text = v.text("WATCH").unwrap_or_default();
+                Watch::parse(&text).ok_or_else(|| v.malformed("WATCH", text))?
+            },
             discovery: match v.text("DISCOVERY").unwrap_or_default() {
                 d if d.eq_ignore_ascii_case("off") => Discovery::Off,
                 d if d.eq_ignore_ascii_case("all") => Discovery::All,
@@ -655,6 +751,33 @@ mod tests {
             err.starts_with("SLACK_FILTER_POLICY is malformed") && err.contains("cidr"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn watch_should_read_name_and_tag_terms_and_refuse_anything_else() {
+        let base = [("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
+        assert!(config(&base).unwrap().watch.is_all());
+        let with = |v| {
+            let mut vars = base.to_vec();
+            vars.push(("WATCH", v));
+            config(&vars)
+        };
+        let w = with("name:search-, tag:team=search").unwrap().watch;
+        assert_eq!(
+            w.terms,
+            [
+                WatchTerm::NamePrefix("search-".into()),
+                WatchTerm::Tag("team".into(), "search".into())
+            ]
+        );
+        assert_eq!(w.text(), "name:search-,tag:team=search");
+        let tags = BTreeMap::from([("team".to_owned(), "search".to_owned())]);
+        assert!(w.by_name(Some("search-index")) && !w.by_name(Some("ads")));
+        assert!(w.admits(Some("ads"), &tags) && !w.admits(Some("ads"), &BTreeMap::new()));
+        for bad in ["search-", "name:", "tag:team", "tag:=x", "owner:ana"] {
+            let err = with(bad).unwrap_err().to_string();
+            assert!(err.starts_with("WATCH is malformed"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -407,3 +407,119 @@ async fn the_slack_topic_should_get_only_what_its_policy_lets_through() {
         "{channel:?}"
     );
 }
+
+/// A Bedrock state-change event for `arn`.
+fn bedrock_event(arn: &str, status: &str) -> serde_json::Value {
+    json!({"version":"0","id":"e1","detail-type":"Batch Inference Job State Change","source":"aws.bedrock",
+        "account":"123456789012","time":"Wed Aug 28 22:58:30 UTC 2024","region":"us-east-1","resources":[arn],
+        "detail":{"batchJobArn": arn, "status": status}})
+}
+
+#[tokio::test]
+async fn one_watch_rule_should_decide_for_events_discovery_and_track_alike() {
+    // GIVEN a monitor that watches the search team's jobs: by name or by tag
+    let w = World::with_env(&[
+        ("WATCH", "name:search-, tag:team=search"),
+        ("DISCOVERY", "all"),
+    ])
+    .await;
+    let by_name = w.bedrock.seed(SeedJob::named("search-index"));
+    let by_tag = w
+        .bedrock
+        .seed(SeedJob::named("nightly").with_tag("team", "search"));
+    let other = w
+        .bedrock
+        .seed(SeedJob::named("ads-ranking").with_tag("team", "ads"));
+    let listed = w
+        .bedrock
+        .seed(SeedJob::named("ads-listed").with_tag("team", "ads"));
+    let found = w
+        .bedrock
+        .seed(SeedJob::named("found").with_tag("team", "search"));
+
+    // WHEN Bedrock's events arrive for three of them
+    for arn in [&by_name, &by_tag, &other] {
+        w.bedrock.set(arn, "InProgress");
+        w.ok(bedrock_event(arn, "InProgress")).await;
+    }
+    // THEN the two watched are tracked, the other ignored
+    let tracked: BTreeSet<String> = w
+        .drain()
+        .await
+        .iter()
+        .map(|m| m.body["jobName"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        tracked.contains("search-index") && tracked.contains("nightly"),
+        "{tracked:?}"
+    );
+    assert!(!tracked.contains("ads-ranking"), "{tracked:?}");
+    // with labels from the tags (LABEL_TAGS=team) on the one tagged
+    let described = w.ok(json!({"describe": by_tag})).await;
+    assert_eq!(
+        described["labels"],
+        json!({"team": "search"}),
+        "{described}"
+    );
+
+    // WHEN a poll discovers the rest (the first listing takes them in quietly)
+    w.ok(json!({})).await;
+    // THEN discovery obeys the same rule
+    let tracked = |d: &serde_json::Value| d["tracked"] == json!(true);
+    assert!(
+        tracked(&w.ok(json!({"describe": found})).await),
+        "the tagged job is found"
+    );
+    assert!(
+        !tracked(&w.ok(json!({"describe": listed})).await),
+        "the other team's is not"
+    );
+    assert!(!tracked(&w.ok(json!({"describe": other})).await));
+    w.drain().await;
+
+    // WHEN someone tracks a job the rule does not cover
+    let out = w.ok(json!({"track": [other]})).await;
+    // THEN that item fails, by name, saying why; nothing is tracked
+    assert_eq!(out["tracked"], json!([]), "{out}");
+    assert_eq!(out["errors"][0]["kind"], "NotWatched", "{out}");
+    let message = out["errors"][0]["error"].as_str().unwrap();
+    assert!(
+        message.contains("WATCH=name:search-,tag:team=search"),
+        "{message}"
+    );
+    assert!(w.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn track_without_labels_should_take_them_from_the_job_tags() {
+    let w = World::new().await;
+    let arn = w
+        .bedrock
+        .seed(SeedJob::named("tagged").with_tag("team", "search"));
+    let given = w
+        .bedrock
+        .seed(SeedJob::named("given").with_tag("team", "search"));
+    let out = w
+        .ok(json!({"track": [arn, {"jobArn": given, "labels": {"team": "ads"}}]}))
+        .await;
+    assert_eq!(out["tracked"].as_array().unwrap().len(), 2, "{out}");
+    let labels: BTreeSet<(String, String)> = w
+        .drain()
+        .await
+        .iter()
+        .map(|m| {
+            (
+                m.body["jobName"].as_str().unwrap().to_owned(),
+                m.body["labels"].to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        labels,
+        set(&[
+            ("tagged", r#"{"team":"search"}"#),
+            ("given", r#"{"team":"ads"}"#)
+        ]),
+        "the tags give labels unless the request does"
+    );
+}

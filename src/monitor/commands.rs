@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use tracing::info;
 
 use super::job::Started;
+use super::reconcile::Admission;
 use super::summary::{Failure, Outcome, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
@@ -208,6 +209,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     }
                 }
                 stored => {
+                    // Tracking starts only for a job this monitor watches, with
+                    // labels from its tags unless the request or the item has some.
+                    let want_labels = labels.is_empty();
+                    let labels = match self
+                        .admit(&arn, snapshot.job_name.as_deref(), want_labels, inv)
+                        .await
+                    {
+                        Admission::Watched(from_tags) if want_labels => from_tags,
+                        Admission::Watched(_) => labels,
+                        Admission::NotWatched => {
+                            out.fail(Failure::NotWatched {
+                                job_name: snapshot.job_name.clone().unwrap_or_else(|| key.clone()),
+                                watch: self.config.watch.text(),
+                            });
+                            return (key, TrackResult::Failed);
+                        }
+                        Admission::Undecided(e) => {
+                            out.fail(e);
+                            return (key, TrackResult::Failed);
+                        }
+                    };
                     match self
                         .start_tracking(snapshot.clone(), stored, labels, inv, out)
                         .await

@@ -155,9 +155,10 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         let wanted: Vec<(JobSnapshot, bool)> = listed
             .into_iter()
             .filter(|j| {
-                self.config
-                    .discovery
-                    .wants(j.job_name.as_deref().unwrap_or_default())
+                let name = j.job_name.as_deref();
+                self.config.discovery.wants(name.unwrap_or_default())
+                    // WATCH: on the name here; a tag term is decided per job.
+                    && (self.config.watch.by_name(name) || self.config.watch.has_tag_terms())
             })
             .filter(|j| j.job_arn.region() == region)
             .filter_map(|j| match intake {
@@ -258,7 +259,17 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 return Found::Failed;
             }
         }
-        let labels = self.labels_from_tags(&arn, inv).await;
+        let labels = match self
+            .admit(&arn, snapshot.job_name.as_deref(), true, inv)
+            .await
+        {
+            super::reconcile::Admission::Watched(labels) => labels,
+            super::reconcile::Admission::NotWatched => return Found::Known,
+            super::reconcile::Admission::Undecided(e) => {
+                out.fail(e);
+                return Found::Failed;
+            }
+        };
         if quietly {
             let first = Self::first_observation(snapshot, 1, labels);
             return match self.store.adopt(&first).await {

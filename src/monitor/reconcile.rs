@@ -10,6 +10,16 @@ use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::StateChange;
 use crate::ports::{JobSource, Jobs, Notifier, Outbox};
 
+/// What `WATCH` says of a job about to be tracked.
+pub(super) enum Admission {
+    /// Watched: track it, with these labels from its tags.
+    Watched(BTreeMap<String, String>),
+    /// Not one of this monitor's jobs.
+    NotWatched,
+    /// Only its tags could say, and they could not be read.
+    Undecided(crate::ports::SourceError),
+}
+
 impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// Reads the job back from Bedrock (the event is only a hint) and records
     /// what changed. A job not tracked yet starts being tracked; one Bedrock had
@@ -60,9 +70,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 Err(e) => return out.fail(e),
             };
             out.polled = true;
+            // A job Bedrock had lost was watched when it was tracked; a new
+            // one must be watched (WATCH) to be tracked from its events.
             let labels = match &stored {
                 Some(job) => job.labels.clone(),
-                None => self.labels_from_tags(arn, inv).await,
+                None => match self
+                    .admit(arn, snapshot.job_name.as_deref(), true, inv)
+                    .await
+                {
+                    Admission::Watched(labels) => labels,
+                    Admission::NotWatched => {
+                        info!(job_arn = %arn, job_name = ?snapshot.job_name, "not a job this monitor watches (WATCH); ignoring Bedrock's event");
+                        out.ignored = true;
+                        return;
+                    }
+                    Admission::Undecided(e) => return out.fail(e),
+                },
             };
             match self
                 .start_tracking(snapshot, stored, labels, inv, out)
@@ -105,28 +128,50 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// The job's tags named by `LABEL_TAGS`, as labels. Labels are a convenience:
-    /// when the tags cannot be read the job is tracked without them.
-    pub(super) async fn labels_from_tags(
+    /// Whether a job about to be tracked is one this monitor watches
+    /// (`WATCH`), and its labels from its tags (`LABEL_TAGS`): the tags are
+    /// read once, and only when one of the two needs them.
+    pub(super) async fn admit(
         &self,
         arn: &JobArn,
+        job_name: Option<&str>,
+        want_labels: bool,
         inv: &Invocation,
-    ) -> BTreeMap<String, String> {
-        if self.config.label_tags.is_empty() {
-            return BTreeMap::new();
+    ) -> Admission {
+        let watch = &self.config.watch;
+        let by_name = watch.by_name(job_name);
+        let tags_decide = !by_name && watch.has_tag_terms();
+        if !by_name && !tags_decide {
+            return Admission::NotWatched;
+        }
+        if !tags_decide && (!want_labels || self.config.label_tags.is_empty()) {
+            return Admission::Watched(BTreeMap::new());
         }
         match self.bedrock(inv).tags(arn).await {
-            Ok(tags) => tags
-                .into_iter()
-                .filter(|(k, v)| {
-                    self.config.label_tags.contains(k) && crate::labels::validate(k, v).is_ok()
-                })
-                .take(crate::labels::MAX_LABELS)
-                .collect(),
+            Ok(tags) => {
+                if !watch.admits(job_name, &tags) {
+                    return Admission::NotWatched;
+                }
+                Admission::Watched(self.labels_of(&tags))
+            }
+            // WATCH cannot be decided without the tags: the job is not tracked
+            // now; its next event, the next discovery or a track decides again.
+            Err(e) if tags_decide => Admission::Undecided(e),
             Err(e) => {
                 warn!(job_arn = %arn, error_kind = e.kind(), error = %e, "could not read the job's tags; tracking it without labels");
-                BTreeMap::new()
+                Admission::Watched(BTreeMap::new())
             }
         }
+    }
+
+    /// The tags `LABEL_TAGS` names, as labels (at most [`crate::labels::MAX_LABELS`]).
+    fn labels_of(&self, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        tags.iter()
+            .filter(|(k, v)| {
+                self.config.label_tags.contains(k) && crate::labels::validate(k, v).is_ok()
+            })
+            .take(crate::labels::MAX_LABELS)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 }

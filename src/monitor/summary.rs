@@ -89,6 +89,10 @@ pub(crate) enum Failure {
     Notify(#[from] NotifyError),
     #[error("the invocation's deadline came before this item was done; send it again")]
     Deadline,
+    #[error(
+        "{job_name:?} is not a job this monitor watches (WATCH={watch}): track it with the monitor that watches it, or widen WATCH"
+    )]
+    NotWatched { job_name: String, watch: String },
 }
 
 impl Failure {
@@ -101,6 +105,7 @@ impl Failure {
             Self::Store(e) => e.kind(),
             Self::Notify(e) => e.kind(),
             Self::Deadline => "DeadlineReached",
+            Self::NotWatched { .. } => "NotWatched",
         }
     }
 
