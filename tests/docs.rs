@@ -169,3 +169,29 @@ fn the_readme_should_stay_a_front_door() {
         assert!(readme.contains(must), "the README lacks {must:?}");
     }
 }
+
+/// Every `aws lambda invoke` in the README and docs/ names the function by the
+/// stack's `FunctionName` output (`"$FUNCTION"`), never by a name that only
+/// one stack has.
+#[test]
+fn invoke_examples_should_name_the_function_by_the_stacks_output() {
+    let mut examples = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        for line in text.lines().filter(|l| l.contains("--function-name")) {
+            examples += 1;
+            assert!(
+                line.contains("--function-name \"$FUNCTION\""),
+                "{}: {line}",
+                page.display()
+            );
+        }
+        if text.contains("\"$FUNCTION\"") && page.ends_with("README.md") {
+            assert!(
+                text.contains("OutputKey=='FunctionName'"),
+                "README: say where $FUNCTION comes from"
+            );
+        }
+    }
+    assert!(examples >= 3, "{examples}");
+}
