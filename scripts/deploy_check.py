@@ -244,6 +244,17 @@ def check_names(cfn: dict, region_list: list[str]) -> None:
                 problems.append(f"{lid}.{prop} {n!r} is {len(n)} characters in {region}, over {limit}")
             if pattern and not re.search(pattern.replace("\\Z", "$"), n):
                 problems.append(f"{lid}.{prop} {n!r} does not match {pattern}")
+    # Topic display names carry the environment (default: the stack name): at
+    # most 100 characters (AWS::SNS::Topic DisplayName), with a 40-character
+    # stack name or the longest Environment the parameter takes.
+    for lid, res in resources.items():
+        raw = res.get("Properties", {}).get("DisplayName")
+        if res["Type"] != "AWS::SNS::Topic" or raw is None:
+            continue
+        for params in (ALL_ON, {**ALL_ON, "Environment": "e" * 64}):
+            n = str(Evaluator(cfn, "us-east-1", STACK_40, params).value(raw))
+            if len(n) > 100:
+                problems.append(f"{lid}.DisplayName {n!r} is {len(n)} characters, over 100")
     named = sorted(f"{lid}" for lid, r in resources.items()
                    if NAMES.get(r["Type"], (None,))[0] in r.get("Properties", {}))
     check(f"no fixed names, global names carry the region, all within limits for a 40-character stack "

@@ -361,7 +361,7 @@ pub const SETTINGS: [Setting; 27] = [
     setting(
         "ENVIRONMENT",
         Some(DEFAULT_ENVIRONMENT),
-        "1 to 64 of a-z A-Z 0-9 . _ -",
+        "1 to 128 of a-z A-Z 0-9 . _ -",
     ),
     setting(
         "SLACK_TOPIC_ARN",
@@ -558,8 +558,10 @@ impl Config {
     }
 }
 
+/// Up to 128 characters: the template's default is the stack name, which
+/// CloudFormation allows that long (the `Environment` parameter takes 64).
 fn is_environment(env: &str) -> bool {
-    (1..=64).contains(&env.len())
+    (1..=128).contains(&env.len())
         && env
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
