@@ -183,25 +183,39 @@ pub fn subject_in(t: &Transition, env: Option<&str>) -> String {
     if let Some(failed) = failed_records(t) {
         what.push_str(&format!(", {failed}"));
     }
-    let env = env.map(|e| format!("[{e}] ")).unwrap_or_default();
+    let severity = t.severity().as_str();
     let tail = format!(": {what}");
     let name = ascii_subject(job_label(t));
-    // The long form, then "job" alone; the job's name shortened to fit, but
-    // not below 12 characters.
-    for noun in ["Bedrock batch job", "job"] {
-        let head = format!("[{}] {env}{noun} ", t.severity().as_str());
-        let room = SUBJECT_MAX.saturating_sub(head.len() + tail.len());
-        if name.len() <= room {
-            return ascii_subject(&format!("{head}{name}{tail}"));
-        }
-        if room >= 12 {
-            return ascii_subject(&format!("{head}{}...{tail}", &name[..room - 3]));
-        }
+    let env = env.map(ascii_subject);
+    let form = |noun: &str, env: Option<&str>, name: &str| match env {
+        Some(e) => format!("[{severity}] [{e}] {noun} {name}{tail}"),
+        None => format!("[{severity}] {noun} {name}{tail}"),
+    };
+    // The long form, then "job" alone, then the job's name shortened (to 8
+    // characters at least), then the environment too: what happened stays.
+    let full = form("Bedrock batch job", env.as_deref(), &name);
+    if full.len() <= SUBJECT_MAX {
+        return full;
     }
-    ascii_subject(&format!(
-        "[{}] {env}job {name}{tail}",
-        t.severity().as_str()
-    ))
+    let short = form("job", env.as_deref(), &name);
+    let over = short.len().saturating_sub(SUBJECT_MAX);
+    if over == 0 {
+        return short;
+    }
+    let name = shorten(&name, name.len().saturating_sub(over).max(8));
+    let short = form("job", env.as_deref(), &name);
+    let over = short.len().saturating_sub(SUBJECT_MAX);
+    let env = env.map(|e| shorten(&e, e.len().saturating_sub(over).max(8)));
+    ascii_subject(&form("job", env.as_deref(), &name))
+}
+
+/// `s` cut to `max` bytes (ASCII) with "..." at the end, when longer.
+fn shorten(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        s.to_owned()
+    } else {
+        format!("{}...", &s[..max.saturating_sub(3)])
+    }
 }
 
 /// SNS's rules for a subject: ASCII without control characters, under 100
@@ -843,5 +857,32 @@ mod tests {
         let cut = truncate(&s, CUT_MARKER.len() + 3);
         assert!(cut.ends_with(CUT_MARKER));
         assert_eq!(cut.trim_end_matches(CUT_MARKER), "é");
+    }
+
+    #[test]
+    fn the_subject_always_says_what_happened_whatever_the_names_lengths() {
+        let mut t = transition("Completed", Some("InProgress"), None);
+        t.job.records = Some(RecordCounts {
+            total: Some(400),
+            processed: Some(400),
+            success: Some(363),
+            error: Some(37),
+        });
+        for name_len in [1, 11, 18, 40, 63, 100] {
+            for env_len in [0, 4, 21, 64, 128] {
+                t.job.job_name = Some("n".repeat(name_len));
+                let env = "e".repeat(env_len);
+                let subject = subject_in(&t, (env_len > 0).then_some(env.as_str()));
+                assert!(subject.len() <= SUBJECT_MAX, "{subject}");
+                assert!(
+                    subject.starts_with("[warning] ")
+                        && subject.ends_with(": InProgress -> Completed, 37 of 400 records failed"),
+                    "name {name_len}, environment {env_len}: {subject}"
+                );
+                if env_len > 0 {
+                    assert!(subject.contains(&"e".repeat(env_len.min(5))), "{subject}");
+                }
+            }
+        }
     }
 }
