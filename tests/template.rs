@@ -1121,3 +1121,67 @@ fn filter_policy_examples_should_mean_the_same_in_the_template_the_readme_and_th
     }
     assert!(seen >= 5, "the examples found: {seen}");
 }
+
+/// Discovery's scope and the ways to cover a second region are said the same
+/// way in the template's parameter texts, the README and docs/: the stack's
+/// region and `DiscoveryRegions`, nothing account-wide.
+#[test]
+fn discovery_scope_and_regions_should_be_said_the_same_everywhere() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p))
+            .unwrap()
+            .replace('\n', " ")
+    };
+    let readme = read("README.md");
+    let page = read("docs/warnings-and-discovery.md");
+    let t = template();
+    let discovery = t["Parameters"]["Discovery"]["Description"]
+        .as_str()
+        .unwrap()
+        .replace('\n', " ");
+    let regions = t["Parameters"]["DiscoveryRegions"]["Description"]
+        .as_str()
+        .unwrap();
+    assert!(
+        discovery.contains("the stack's region and DiscoveryRegions")
+            && discovery.contains("no other region"),
+        "Discovery: {discovery}"
+    );
+    assert!(
+        regions.contains("besides the stack's own"),
+        "DiscoveryRegions: {regions}"
+    );
+    assert!(
+        readme.contains("every job submitted in its region and `DISCOVERY_REGIONS`"),
+        "README"
+    );
+    assert!(
+        page.contains("in the function's region and each of `DISCOVERY_REGIONS` (no other region)"),
+        "docs/warnings-and-discovery.md, Discovery"
+    );
+    for (name, text) in [
+        ("README.md", &readme),
+        ("docs/warnings-and-discovery.md", &page),
+    ] {
+        assert!(
+            !text.contains("submitted in the account"),
+            "{name} says discovery covers the account"
+        );
+    }
+    // The two ways to cover a second region, what each costs, when a job is missed.
+    let section = &page[page.find("## Regions").expect("a Regions section")..];
+    for needle in [
+        "a stack in each region",
+        "`DiscoveryRegions`",
+        "fixed monthly cost",
+        "per stack",
+        "missed",
+    ] {
+        assert!(section.contains(needle), "Regions section lacks {needle:?}");
+    }
+    assert!(
+        readme.contains("warnings-and-discovery.md#regions"),
+        "the README links the Regions section"
+    );
+}
