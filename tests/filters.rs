@@ -141,23 +141,6 @@ async fn when_a_native_event_starts_tracking_should_take_labels_from_the_job_tag
     assert_eq!(got[0].body["status"], "Completed");
 }
 
-/// The recipes of docs/notifications.md: what a subscriber wants -> policy.
-fn documented_recipes() -> Vec<(String, String)> {
-    let page = std::fs::read_to_string(support::repo_root().join("docs/notifications.md")).unwrap();
-    let start = page
-        .find("| what a subscriber wants | filter policy |")
-        .expect("the recipes table");
-    page[start..]
-        .lines()
-        .skip(2)
-        .take_while(|l| l.starts_with('|'))
-        .map(|l| {
-            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
-            (cells[0].to_owned(), cells[1].trim_matches('`').to_owned())
-        })
-        .collect()
-}
-
 /// Attribute sets as the monitor sends them: every event, status and severity
 /// it uses, with and without a team label, and job names to match prefixes on.
 fn message_attributes() -> Vec<Vec<(String, String)>> {
@@ -276,7 +259,7 @@ async fn the_function_and_sns_should_let_the_same_messages_through_every_policy(
     // GIVEN one queue per policy (the documented recipes and generated ones),
     // each subscribed to the topic with it
     let w = World::new().await;
-    let mut policies: Vec<(String, String)> = documented_recipes();
+    let mut policies: Vec<(String, String)> = support::documented_recipes();
     assert!(policies.len() >= 8, "{policies:?}");
     policies.extend(generated_policies().into_iter().map(|p| (p.clone(), p)));
     let mut queues = Vec::new();
@@ -408,13 +391,6 @@ async fn the_slack_topic_should_get_only_what_its_policy_lets_through() {
     );
 }
 
-/// A Bedrock state-change event for `arn`.
-fn bedrock_event(arn: &str, status: &str) -> serde_json::Value {
-    json!({"version":"0","id":"e1","detail-type":"Batch Inference Job State Change","source":"aws.bedrock",
-        "account":"123456789012","time":"Wed Aug 28 22:58:30 UTC 2024","region":"us-east-1","resources":[arn],
-        "detail":{"batchJobArn": arn, "status": status}})
-}
-
 #[tokio::test]
 async fn one_watch_rule_should_decide_for_events_discovery_and_track_alike() {
     // GIVEN a monitor that watches the search team's jobs: by name or by tag
@@ -440,7 +416,7 @@ async fn one_watch_rule_should_decide_for_events_discovery_and_track_alike() {
     // WHEN Bedrock's events arrive for three of them
     for arn in [&by_name, &by_tag, &other] {
         w.bedrock.set(arn, "InProgress");
-        w.ok(bedrock_event(arn, "InProgress")).await;
+        w.ok(support::native_event(arn, "InProgress")).await;
     }
     // THEN the two watched are tracked, the other ignored
     let tracked: BTreeSet<String> = w

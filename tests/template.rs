@@ -2,6 +2,8 @@
 //! set on the function, and the function's IAM policy allows exactly the AWS
 //! actions the adapters call, on named resources.
 
+mod support;
+
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -1028,24 +1030,11 @@ fn json_examples(text: &str) -> Vec<(serde_json::Value, String)> {
 
 /// docs/notifications.md's filter-policy recipes: what a subscriber wants -> policy.
 fn recipes() -> BTreeMap<String, serde_json::Value> {
-    let page = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/notifications.md"),
-    )
-    .unwrap();
-    let start = page
-        .find("| what a subscriber wants | filter policy |")
-        .expect("the recipes table");
-    page[start..]
-        .lines()
-        .skip(2)
-        .take_while(|l| l.starts_with('|'))
-        .map(|l| {
-            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
-            let policy = cells[1].trim_matches('`');
-            (
-                cells[0].to_owned(),
-                serde_json::from_str(policy).unwrap_or_else(|e| panic!("{policy}: {e}")),
-            )
+    support::documented_recipes()
+        .into_iter()
+        .map(|(label, policy)| {
+            let v = serde_json::from_str(&policy).unwrap_or_else(|e| panic!("{policy}: {e}"));
+            (label, v)
         })
         .collect()
 }

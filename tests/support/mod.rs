@@ -902,6 +902,24 @@ pub fn records(total: i64, processed: i64) -> fake_bedrock::Records {
     }
 }
 
+/// The filter-policy recipes of docs/notifications.md, as written: what a
+/// subscriber wants -> policy (JSON text).
+pub fn documented_recipes() -> Vec<(String, String)> {
+    let page = std::fs::read_to_string(repo_root().join("docs/notifications.md")).unwrap();
+    let start = page
+        .find("| what a subscriber wants | filter policy |")
+        .expect("the recipes table");
+    page[start..]
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            (cells[0].to_owned(), cells[1].trim_matches('`').to_owned())
+        })
+        .collect()
+}
+
 /// Bedrock's native state-change event for `arn` (the shape in DESIGN.md).
 pub fn native_event(arn: &str, status: &str) -> Value {
     serde_json::json!({"version":"0","id":"a1b2c3d4","detail-type":"Batch Inference Job State Change",
