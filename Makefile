@@ -14,7 +14,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit template e2e deploy-check package demo local bench fuzz clean
+.PHONY: setup test lint unit prices-check template e2e deploy-check package demo local bench fuzz clean
 
 # Cases per property in tests/properties.rs: `make test` runs this many, `make fuzz` more.
 PROPTEST_CASES ?= 4000
@@ -51,6 +51,12 @@ unit: setup
 	$(PY) -m unittest discover -s scripts -p 'test_*.py'
 	$(PY) scripts/cost.py --check
 
+# The batch price table built into the function (prices/bedrock-batch.json):
+# shape, prices, regions, dates and sources, offline; warns when a reading is
+# older than 180 days (docs/notifications.md, "What a job cost").
+prices-check: setup
+	$(PY) scripts/prices_check.py
+
 # The template: linted, validated, checked for security findings (each fixed, or
 # skipped in the resource's Metadata with the reason), and built for arm64 with
 # cargo-lambda (no Docker).
@@ -78,7 +84,7 @@ deploy-check: setup package
 	cargo build --quiet --workspace --bins
 	$(PY) scripts/deploy_check.py
 
-test: setup lint unit e2e template deploy-check
+test: setup lint unit prices-check e2e template deploy-check
 	@echo "make test: all checks passed"
 
 # Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use tracing::level_filters::LevelFilter;
 
 use crate::filter_policy::FilterPolicy;
+use crate::prices::PriceBook;
 
 use crate::warnings::{Thresholds, parse_threshold};
 
@@ -91,6 +92,10 @@ pub struct Config {
     /// region's jobs with ListModelInvocationJobs once it has this many active
     /// jobs there, and calls GetModelInvocationJob only for those not listed.
     pub bulk_read_min: Option<usize>,
+    /// `PRICES` (default none) over the built-in table
+    /// (`prices/bedrock-batch.json`): the batch prices a finished job's cost is
+    /// estimated with ([`crate::prices`]).
+    pub prices: PriceBook,
 }
 
 /// Which jobs are tracked without being asked.
@@ -258,7 +263,7 @@ pub const DEFAULT_SLACK_FILTER_POLICY: &str =
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 27] = [
+pub const SETTINGS: [Setting; 28] = [
     setting(
         "TABLE_NAME",
         None,
@@ -377,6 +382,11 @@ pub const SETTINGS: [Setting; 27] = [
         "LOG_LEVEL",
         Some("INFO"),
         "TRACE, DEBUG, INFO, WARN or ERROR",
+    ),
+    setting(
+        "PRICES",
+        None,
+        "a JSON object of model or inference profile ids to batch prices in USD per million tokens, such as {\"anthropic.claude-3-haiku-20240307-v1:0\": {\"input\": 0.125, \"output\": 0.625}}, with optional regions and pricesOf",
     ),
 ];
 
@@ -540,6 +550,11 @@ impl Config {
                     Some(arn) if is_topic_arn(&arn) => Some((arn, policy)),
                     Some(other) => return Err(v.malformed("SLACK_TOPIC_ARN", other)),
                 }
+            },
+            prices: match v.text("PRICES") {
+                None => PriceBook::built_in(),
+                Some(text) => PriceBook::with_overrides(&text)
+                    .map_err(|e| v.malformed("PRICES", format!("{text}: {e}")))?,
             },
             log_level: match v
                 .text("LOG_LEVEL")

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::prices::{Costing, PriceBook};
+
 use crate::domain::{
     EndedJob, JobArn, JobStatus, RecordCounts, StoredJob, TokenTotals, WarningKind, WorkEntry,
 };
@@ -116,7 +118,39 @@ pub struct Ended {
     pub message: Option<String>,
     pub records: Option<RecordCounts>,
     pub tokens: Option<TokenTotals>,
+    /// What it cost, from `tokens` (none without them).
+    pub cost: Option<Costing>,
     pub labels: BTreeMap<String, String>,
+}
+
+/// The estimated spend of the jobs a digest reports as ended: the sum of the
+/// estimates, and how many ended jobs have none, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Spend {
+    pub cents: u64,
+    /// Ended jobs with an estimate.
+    pub priced: usize,
+    /// Ended jobs with token totals but no price for their model and region.
+    pub no_price: usize,
+    /// Ended jobs without token totals (no manifest read).
+    pub no_tokens: usize,
+}
+
+impl Spend {
+    fn of<'a>(ended: impl Iterator<Item = &'a Ended>) -> Self {
+        let mut s = Self::default();
+        for e in ended {
+            match &e.cost {
+                Some(Costing::Estimated(est)) => {
+                    s.cents = s.cents.saturating_add(est.cents);
+                    s.priced += 1;
+                }
+                Some(Costing::NoPrice { .. }) => s.no_price += 1,
+                None => s.no_tokens += 1,
+            }
+        }
+        s
+    }
 }
 
 /// A notification set aside inside the window.
@@ -146,6 +180,8 @@ pub struct Digest {
     pub ended_total: usize,
     /// How many ended with each status (all of them, shown or not).
     pub ended_by_status: BTreeMap<String, usize>,
+    /// The estimated spend of every job reported as ended (shown or not).
+    pub spend: Spend,
     /// Running jobs with a warning sent.
     pub warnings_total: usize,
     pub polls: u64,
@@ -203,6 +239,8 @@ pub struct Fleet<'a> {
     pub ended: &'a [EndedJob],
     /// The notifications set aside in the window.
     pub set_aside: &'a [SetAsideNote],
+    /// The prices the ended jobs' costs are estimated with.
+    pub prices: &'a PriceBook,
 }
 
 /// The digest's order of running jobs: those with a warning first (so a
@@ -256,6 +294,11 @@ pub fn build(
             message: j.message.clone().filter(|m| !m.trim().is_empty()),
             records: j.records.filter(|r| !r.is_empty()),
             tokens: j.tokens,
+            cost: j.tokens.map(|t| {
+                fleet
+                    .prices
+                    .costing_of(j.model_id.as_deref(), j.job_arn.region(), t)
+            }),
             labels: j.labels.clone(),
         })
         .collect();
@@ -277,6 +320,7 @@ pub fn build(
         .cloned()
         .collect();
     let (ended_total, set_aside_total) = (ended.len(), set_aside.len());
+    let spend = Spend::of(ended.iter());
     ended.truncate(DIGEST_LIST_MAX);
     set_aside.truncate(DIGEST_LIST_MAX);
     Digest {
@@ -290,6 +334,7 @@ pub fn build(
         ended,
         ended_total,
         ended_by_status,
+        spend,
         warnings_total: fleet
             .running
             .iter()

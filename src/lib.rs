@@ -12,5 +12,6 @@ pub mod labels;
 pub mod logging;
 pub mod monitor;
 pub mod ports;
+pub mod prices;
 pub mod render;
 pub mod warnings;

@@ -201,6 +201,7 @@ fn transition() -> Transition {
         labels: Default::default(),
         warning: None,
         tokens: None,
+        cost: None,
         eta: None,
     }
 }

@@ -89,6 +89,7 @@ fn transition(status: &str, message: Option<&str>) -> Transition {
         labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
         warning: None,
         tokens: None,
+        cost: None,
         eta: None,
     }
 }
@@ -414,6 +415,39 @@ fn a_final_notification_should_carry_the_token_totals() {
     assert!(notification::machine_json(&transition("Completed", None))["tokens"].is_null());
 }
 
+/// The final notification with its cost, as the monitor makes it: token
+/// totals from the manifest priced with the built-in table; partial runs and
+/// a model without a price each say so.
+#[test]
+fn a_final_notification_says_what_the_job_cost_in_every_form() {
+    for (name, status, model) in [
+        (
+            "cost_completed",
+            "Completed",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+        ),
+        (
+            "cost_partially_completed",
+            "PartiallyCompleted",
+            "us.amazon.nova-pro-v1:0",
+        ),
+        (
+            "cost_no_price",
+            "Completed",
+            "mistral.mistral-large-2407-v1:0",
+        ),
+    ] {
+        let mut t = transition(status, message_for(status));
+        t.job.model_id = Some(model.to_owned());
+        t.tokens = Some(TokenTotals {
+            input: 48_000_000,
+            output: 9_500_000,
+        });
+        t.cost = PRICE_BOOK.costing(&t.job, t.tokens);
+        insta::assert_snapshot!(name, all_forms(&t));
+    }
+}
+
 /// A stored job in `status` at `now`, for the warnings' own words.
 fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress>) -> StoredJob {
     let mut t = transition(status, None);
@@ -692,6 +726,7 @@ impl FleetReads {
                     records: j.snapshot.records,
                     labels: j.labels.clone(),
                     tokens: j.tokens,
+                    model_id: j.snapshot.model_id.clone(),
                     gone: j.gone,
                 })
             })
@@ -709,9 +744,14 @@ impl FleetReads {
             shown: &self.shown,
             ended: &self.ended,
             set_aside: &[],
+            prices: &PRICE_BOOK,
         }
     }
 }
+
+/// The built-in price table, as a deployed function has it without PRICES.
+static PRICE_BOOK: std::sync::LazyLock<bedrock_batch_monitor::prices::PriceBook> =
+    std::sync::LazyLock::new(bedrock_batch_monitor::prices::PriceBook::built_in);
 
 fn digest_forms(d: &bedrock_batch_monitor::digest::Digest) -> String {
     forms(&bedrock_batch_monitor::render::digest::render(d, ENV))

@@ -771,6 +771,7 @@ fn running_transition(status: &str) -> bedrock_batch_monitor::domain::Transition
         labels: Default::default(),
         warning: None,
         tokens: None,
+        cost: None,
         eta: None,
     }
 }

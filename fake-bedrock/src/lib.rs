@@ -179,6 +179,11 @@ impl SeedJob {
         self.output_s3_uri = Some(s3_uri.into());
         self
     }
+    /// The model or inference profile id the job runs on.
+    pub fn with_model(mut self, model_id: &str) -> Self {
+        self.model_id = model_id.into();
+        self
+    }
     pub fn in_region(mut self, region: &str) -> Self {
         self.region = region.into();
         self

@@ -73,6 +73,8 @@ pub struct EndedJob {
     pub records: Option<super::RecordCounts>,
     pub labels: BTreeMap<String, String>,
     pub tokens: Option<TokenTotals>,
+    /// The model the tokens were used by (kept with them), for their cost.
+    pub model_id: Option<String>,
     /// Bedrock lost it (it did not end): `list` shows it, the digest does not.
     pub gone: bool,
 }

@@ -72,6 +72,10 @@ pub struct Transition {
     /// Token totals from Bedrock's manifest, on the notification of a job's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<TokenTotals>,
+    /// What the job cost, from `tokens` and the price of its model in its
+    /// region (or why there is no figure); on the notification of its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::prices::Costing>,
     /// When a running job should end at its current rate ([`eta`]); `None`
     /// without two readings of a moving count.
     #[serde(default, skip_serializing_if = "Option::is_none")]

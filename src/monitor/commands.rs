@@ -322,7 +322,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             }
         };
         match self.store.get(&arn).await {
-            Ok(Some(job)) => Ok(describe::job(&job, Utc::now())),
+            Ok(Some(job)) => Ok(describe::job(&job, Utc::now(), &self.config.prices)),
             Ok(None) => Ok(describe::not_tracked(&arn)),
             Err(e) if e.is_systemic() => Err(e.into()),
             Err(e) => {

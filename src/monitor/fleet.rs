@@ -156,7 +156,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 for job in found.jobs {
                     match job {
                         Ok(j) if wanted_status(j.status.as_str()) && wanted_labels(&j.labels) => {
-                            page.push(describe::listed_ended(&j));
+                            page.push(describe::listed_ended(&j, &self.config.prices));
                         }
                         Ok(_) => {}
                         Err(e) => left_out(&e),
@@ -268,6 +268,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             .await?;
         let d = digest::build(
             digest::Fleet {
+                prices: &self.config.prices,
                 running: &running,
                 shown: &shown,
                 ended: &ended,

@@ -276,6 +276,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
             t.tokens = self.tokens(&t.job).await;
+            t.cost = self.config.prices.costing(&t.job, t.tokens);
             if !self.record(&mut job, t, basis, false, out).await {
                 out.note_pending(&job.outbox);
                 return None;
@@ -442,6 +443,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     .flatten(),
                 warning: Some(warning),
                 tokens: None,
+                cost: None,
             };
             match self.store.warn(&t, job.version).await {
                 Ok(Write::Done) => {
@@ -516,6 +518,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             labels: job.labels.clone(),
             warning: None,
             tokens: None,
+            cost: None,
             eta: None,
         }
     }
@@ -543,6 +546,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             labels,
             warning: None,
             tokens: None,
+            cost: None,
             eta: None,
         }
     }
@@ -620,6 +624,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
         let mut first = Self::first_observation(snapshot, version, labels);
         first.tokens = self.tokens(&first.job).await;
+        first.cost = self.config.prices.costing(&first.job, first.tokens);
         let write = match basis {
             None => self.store.create(&first).await,
             Some(basis) => self.store.rearm(&first, basis).await,

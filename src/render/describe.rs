@@ -4,11 +4,13 @@
 use serde_json::{Value, json};
 
 use crate::domain::{EndedJob, JobArn, StoredJob, Tracking};
+use crate::prices::{self, PriceBook};
 
 /// The stored job. `tracked` is false once the monitor stopped tracking it:
 /// someone untracked it (the item is then a marker that keeps Bedrock's events
 /// from tracking it again), or Bedrock stopped knowing it (`gone`).
-pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
+/// A finished job's `estimatedCost` is priced with today's `prices`.
+pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBook) -> Value {
     let s = &job.snapshot;
     let tracking = job.tracking();
     let pending: Vec<Value> = {
@@ -67,6 +69,7 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
     if let Some(eta) = job.eta(now) {
         out["eta"] = json!(iso(eta));
     }
+    prices::annotate(&mut out, prices.costing(s, job.tokens).as_ref(), &s.status);
     out
 }
 
@@ -95,8 +98,8 @@ pub fn listed(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
 }
 
 /// One ended job of `list`'s answer, from the index of ends: `records` when
-/// known, and when its end was recorded.
-pub fn listed_ended(job: &EndedJob) -> Value {
+/// known, when its end was recorded, and its `estimatedCost`.
+pub fn listed_ended(job: &EndedJob, prices: &PriceBook) -> Value {
     let mut out = json!({
         "jobArn": job.job_arn,
         "jobName": job.job_name,
@@ -112,6 +115,10 @@ pub fn listed_ended(job: &EndedJob) -> Value {
     if job.gone {
         out["gone"] = json!(true);
     }
+    let cost = job
+        .tokens
+        .map(|t| prices.costing_of(job.model_id.as_deref(), job.job_arn.region(), t));
+    prices::annotate(&mut out, cost.as_ref(), &job.status);
     out
 }
 

@@ -5,8 +5,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::notification::{MESSAGE_MAX, Rendered, SCHEMA_VERSION, escape_slack, truncate};
-use crate::digest::{Digest, Ended, Running};
+use crate::digest::{Digest, Ended, Running, Spend};
 use crate::domain::{RecordCounts, eta_text};
+use crate::prices::{self, BASIS};
 
 /// The `event` attribute of a digest.
 pub const DIGEST_EVENT: &str = "digest";
@@ -40,7 +41,61 @@ fn ended_outcome(e: &Ended) -> String {
             t.input, t.output
         ));
     }
+    match &e.cost {
+        Some(prices::Costing::Estimated(est)) => {
+            s.push_str(&format!(", about {}", prices::dollars(est.cents)));
+            if prices::partial(&e.status) {
+                s.push_str(" (the tokens its manifest reports)");
+            }
+        }
+        Some(prices::Costing::NoPrice { .. }) => s.push_str(", no price for its model"),
+        None => {}
+    }
     s
+}
+
+/// The estimated spend of the ended jobs, and how many have no figure.
+fn spend_text(s: &Spend) -> String {
+    let jobs = |n: usize| {
+        if n == 1 {
+            "job".to_owned()
+        } else {
+            "jobs".to_owned()
+        }
+    };
+    let mut out = format!(
+        "{} for {} ended {} ({BASIS})",
+        prices::dollars(s.cents),
+        s.priced,
+        jobs(s.priced)
+    );
+    if s.no_price > 0 {
+        out.push_str(&format!(
+            "; {} ended {} had no price for {} model (the setting PRICES gives one)",
+            s.no_price,
+            jobs(s.no_price),
+            if s.no_price == 1 { "its" } else { "their" }
+        ));
+    }
+    if s.no_tokens > 0 {
+        out.push_str(&format!(
+            "; {} ended {} without token totals ({} output bucket is not in OUTPUT_BUCKETS, or no manifest was written)",
+            s.no_tokens,
+            jobs(s.no_tokens),
+            if s.no_tokens == 1 { "its" } else { "their" }
+        ));
+    }
+    out
+}
+
+fn spend_json(s: &Spend) -> Value {
+    json!({
+        "usd": s.cents as f64 / 100.0,
+        "jobs": s.priced,
+        "noPrice": s.no_price,
+        "noTokens": s.no_tokens,
+        "basis": BASIS,
+    })
 }
 
 fn running_line(r: &Running, now: DateTime<Utc>) -> String {
@@ -209,6 +264,9 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
     if let Some(m) = more_ended(d, ended) {
         line(m);
     }
+    if d.ended_total > 0 {
+        line(format!("Estimated spend: {}", spend_text(&d.spend)));
+    }
     line(String::new());
     line(format!("Warnings still open ({}):", d.warnings_total));
     let mut any = false;
@@ -293,8 +351,10 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
             "message": e.message.as_deref().and_then(cut),
             "records": e.records,
             "tokens": e.tokens,
+            "estimatedCost": e.cost.as_ref().map_or(Value::Null, |c| c.json(&e.status)),
             "labels": e.labels,
         })).collect::<Vec<_>>(),
+        "estimatedSpend": spend_json(&d.spend),
         "endedTotal": d.ended_total,
         "endedByStatus": d.ended_by_status,
         "warnings": d.open_warnings().take(shape.list_max).map(|r| json!({
@@ -342,6 +402,12 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
             "• {}: {}\n",
             escape_slack(&name(e.job_name.as_deref(), &e.job_arn)),
             escape_slack(&ended_outcome(e))
+        ));
+    }
+    if d.ended_total > 0 {
+        desc.push_str(&format!(
+            "*Estimated spend:* {}\n",
+            escape_slack(&spend_text(&d.spend))
         ));
     }
     if d.warnings_total > 0 {

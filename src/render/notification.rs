@@ -446,6 +446,9 @@ pub fn plain_text(t: &Transition) -> String {
             tokens.input, tokens.output
         ));
     }
+    if let Some(cost) = &t.cost {
+        line(format!("Cost:      {}", cost.text(&j.status)));
+    }
     if let Some(i) = &j.input_s3_uri {
         line(format!("Input:     {i}"));
     }
@@ -523,6 +526,7 @@ pub fn machine_json(t: &Transition) -> Value {
         "labels": t.labels,
         "consoleUrl": console_url(t),
     });
+    crate::prices::annotate(&mut out, t.cost.as_ref(), &j.status);
     // Absent, not null, when there is none.
     if let Some(eta) = t.eta {
         out["eta"] = json!(eta.to_rfc3339_opts(SecondsFormat::Secs, true));
@@ -664,6 +668,12 @@ pub fn chatbot_json(t: &Transition) -> Value {
             tokens.input, tokens.output
         ));
     }
+    if let Some(cost) = &t.cost {
+        desc.push_str(&format!(
+            "*Cost:* {}\n",
+            escape_slack(&cost.text(&j.status))
+        ));
+    }
     desc.push_str(&format!("<{}|Open in the Bedrock console>", console_url(t)));
     let mut keywords = vec![
         j.status.as_str().to_owned(),
@@ -787,6 +797,7 @@ mod tests {
             labels: BTreeMap::from([("team".to_owned(), "search".to_owned())]),
             warning: None,
             tokens: None,
+            cost: None,
             eta: None,
         }
     }

@@ -36,6 +36,8 @@ pub(super) const RATE_FROM_COUNT: &str = "rateFromCount";
 pub(super) const RATE_FROM_AT: &str = "rateFromAt";
 /// Bedrock's token totals, written with the job's end when known.
 pub(super) const TOKENS: &str = "tokens";
+/// The model inside `tokens`.
+const MODEL_ID: &str = "modelId";
 /// The index of ends' keys: present only on a job whose end (or loss) is
 /// recorded, `endedIn` the one partition ([`ENDED_PARTITION`]), `endedAt`
 /// when the end was recorded.
@@ -155,11 +157,18 @@ pub(super) const SNAPSHOT_FIELDS: [SnapshotField; 10] = [
     },
 ];
 
-pub(super) fn tokens_value(t: TokenTotals) -> AttributeValue {
-    AttributeValue::M(HashMap::from([
+/// Token totals, with the model that used them: the index of ends projects
+/// `tokens` (not `modelId`), and `list` and the digest price an ended job
+/// from what that index holds.
+pub(super) fn tokens_value(t: TokenTotals, model_id: Option<&str>) -> AttributeValue {
+    let mut m = HashMap::from([
         ("input".to_owned(), n(t.input)),
         ("output".to_owned(), n(t.output)),
-    ]))
+    ]);
+    if let Some(model) = model_id {
+        m.insert(MODEL_ID.to_owned(), AttributeValue::S(model.to_owned()));
+    }
+    AttributeValue::M(m)
 }
 
 pub(super) fn records_value(r: RecordCounts) -> AttributeValue {
@@ -458,6 +467,13 @@ impl Reader<'_> {
         })
     }
 
+    /// The model kept with the token totals (ends recorded before it was kept
+    /// have none).
+    fn tokens_model(&self) -> Option<String> {
+        let m = self.item.get(TOKENS)?.as_m().ok()?;
+        m.get(MODEL_ID)?.as_s().ok().cloned()
+    }
+
     fn labels(&self) -> BTreeMap<String, String> {
         match self.item.get(LABELS) {
             Some(AttributeValue::M(m)) => m
@@ -576,6 +592,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for EndedJob {
             records: r.records()?,
             labels: r.labels(),
             tokens: r.tokens(),
+            model_id: r.tokens_model(),
             gone: matches!(item.get(GONE), Some(AttributeValue::Bool(true))),
         })
     }

@@ -401,7 +401,11 @@ impl Jobs for DynamoJobStore {
         u.rate_from(t.entry_reading());
         u.ended(t, change.gone);
         if let Some(tokens) = t.tokens {
-            u.set(TOKENS, ":tokens", tokens_value(tokens));
+            u.set(
+                TOKENS,
+                ":tokens",
+                tokens_value(tokens, t.job.model_id.as_deref()),
+            );
         }
         self.update_on_version(&t.job.job_arn, u, change.basis.version())
             .await

@@ -1,0 +1,336 @@
+//! What each job cost (issue 23): the estimate in the final notification (every
+//! form), `describe`, `list` and the digest, through the real handler and SDK
+//! clients against moto (DynamoDB, SNS, SQS, S3) and the fake Bedrock. Every
+//! notification is read from a subscribed queue; the email and Slack forms
+//! from what moto's SNS was given to send.
+
+mod support;
+
+use fake_bedrock::SeedJob;
+use serde_json::{Value, json};
+use support::{World, moto_sent, unique};
+
+/// A negotiated price for one model, as a team would set `PRICES`.
+const PRICES: &str = r#"{"meta.llama3-1-8b-instruct-v1:0": {"input": 0.05, "output": 0.08, "pricesOf": "2026-10-01"}}"#;
+
+struct Job {
+    name: &'static str,
+    model: &'static str,
+    end: &'static str,
+    /// Input and output tokens in the manifest; `None`: no manifest.
+    tokens: Option<(i64, i64)>,
+}
+
+const JOBS: [Job; 6] = [
+    // 2,000,000 x $0.125/M + 400,000 x $0.625/M = $0.25 + $0.25
+    Job {
+        name: "haiku-done",
+        model: "anthropic.claude-3-haiku-20240307-v1:0",
+        end: "Completed",
+        tokens: Some((2_000_000, 400_000)),
+    },
+    // Stopped part way: priced on what the manifest reports, and said so.
+    // 1,000,000 x $0.125/M + 100,000 x $0.625/M = $0.1875, rounded half up
+    Job {
+        name: "haiku-stopped",
+        model: "anthropic.claude-3-haiku-20240307-v1:0",
+        end: "Stopped",
+        tokens: Some((1_000_000, 100_000)),
+    },
+    // Through a US inference profile: the table has no profile price, so the
+    // model's: 10,000,000 x $0.03/M + 5,000,000 x $0.12/M = $0.30 + $0.60
+    Job {
+        name: "nova-profile",
+        model: "us.amazon.nova-lite-v1:0",
+        end: "Completed",
+        tokens: Some((10_000_000, 5_000_000)),
+    },
+    // A model the table has no price for: no figure, and what would give one.
+    Job {
+        name: "mistral",
+        model: "mistral.mistral-large-2407-v1:0",
+        end: "Completed",
+        tokens: Some((1_000_000, 1_000_000)),
+    },
+    // PRICES: 3,000,000,000 x $0.05/M + 1,000,000,000 x $0.08/M = $150 + $80
+    Job {
+        name: "llama-negotiated",
+        model: "meta.llama3-1-8b-instruct-v1:0",
+        end: "Completed",
+        tokens: Some((3_000_000_000, 1_000_000_000)),
+    },
+    // No manifest: no token totals, no estimate, no note.
+    Job {
+        name: "no-manifest",
+        model: "anthropic.claude-3-haiku-20240307-v1:0",
+        end: "Completed",
+        tokens: None,
+    },
+];
+
+/// The `estimatedCost` each job must carry (`null`: none).
+fn expected(name: &str) -> Value {
+    let est = |usd: f64, i: i64, o: i64, of: &str, source: &str, priced_as: &str, partial: bool| {
+        json!({"usd": usd, "inputTokens": i, "outputTokens": o, "pricesOf": of, "source": source,
+               "pricedAs": priced_as, "partial": partial})
+    };
+    match name {
+        "haiku-done" => est(
+            0.5,
+            2_000_000,
+            400_000,
+            "2025-07-20",
+            "table",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            false,
+        ),
+        "haiku-stopped" => est(
+            0.19,
+            1_000_000,
+            100_000,
+            "2025-07-20",
+            "table",
+            "anthropic.claude-3-haiku-20240307-v1:0",
+            true,
+        ),
+        "nova-profile" => est(
+            0.9,
+            10_000_000,
+            5_000_000,
+            "2025-07-20",
+            "table",
+            "amazon.nova-lite-v1:0",
+            false,
+        ),
+        "llama-negotiated" => est(
+            230.0,
+            3_000_000_000,
+            1_000_000_000,
+            "2026-10-01",
+            "PRICES",
+            "meta.llama3-1-8b-instruct-v1:0",
+            false,
+        ),
+        _ => Value::Null,
+    }
+}
+
+/// `actual` holds every field of `expected` (or both are null).
+fn assert_cost(name: &str, actual: &Value) {
+    let want = expected(name);
+    if want.is_null() {
+        assert!(actual.is_null(), "{name}: {actual}");
+        return;
+    }
+    for (k, v) in want.as_object().unwrap() {
+        assert_eq!(&actual[k], v, "{name}: {k} in {actual}");
+    }
+    assert_eq!(
+        actual["basis"], "estimate, before taxes and discounts",
+        "{name}"
+    );
+    assert_eq!(actual["region"], "us-east-1", "{name}");
+}
+
+#[tokio::test]
+async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
+    // GIVEN jobs on priced, profiled, unpriced and negotiated models, each
+    // writing its manifest to a bucket the function may read
+    let bucket = unique("cost-out").to_lowercase();
+    let w = World::with_env(&[
+        ("OUTPUT_BUCKETS", &bucket),
+        ("PRICES", PRICES),
+        ("DIGEST_SETTLE_SECONDS", "0"),
+    ])
+    .await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&w.moto)
+            .force_path_style(true)
+            .build(),
+    );
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("create bucket");
+    let output = format!("s3://{bucket}/runs/");
+    let mut arns = Vec::new();
+    for job in &JOBS {
+        let arn = w.bedrock.seed(
+            SeedJob::named(job.name)
+                .with_model(job.model)
+                .with_status("InProgress")
+                .with_output(&output),
+        );
+        if let Some((input, output_tokens)) = job.tokens {
+            let id = arn.rsplit('/').next().unwrap();
+            let manifest = json!({"totalRecordCount": 10, "processedRecordCount": 10,
+                "successRecordCount": 10, "errorRecordCount": 0,
+                "inputTokenCount": input, "outputTokenCount": output_tokens});
+            s3.put_object()
+                .bucket(&bucket)
+                .key(format!("runs/{id}/manifest.json.out"))
+                .body(manifest.to_string().into_bytes().into())
+                .send()
+                .await
+                .expect("put manifest");
+        }
+        arns.push(arn);
+    }
+    let tracked = w.ok(json!({ "track": arns })).await;
+    assert_eq!(
+        tracked["tracked"].as_array().map(Vec::len),
+        Some(JOBS.len()),
+        "{tracked}"
+    );
+    w.drain().await;
+
+    // WHEN they end and the monitor polls
+    for (job, arn) in JOBS.iter().zip(&arns) {
+        w.bedrock.set(arn, job.end);
+    }
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["failed"], 0, "{s}");
+
+    // THEN each final notification, read from the queue, carries its estimate
+    let got = w.drain().await;
+    assert_eq!(got.len(), JOBS.len(), "{got:?}");
+    for m in &got {
+        let name = m.attributes["jobName"].as_str();
+        assert_cost(name, &m.body["estimatedCost"]);
+        let note = m.body.get("costNote").and_then(Value::as_str);
+        if name == "mistral" {
+            let note = note.unwrap_or_else(|| panic!("mistral: no costNote in {}", m.body));
+            assert!(
+                note.contains("mistral.mistral-large-2407-v1:0") && note.contains("PRICES"),
+                "{note}"
+            );
+        } else {
+            assert!(note.is_none(), "{name}: {note:?}");
+        }
+    }
+
+    // AND the email text and the Slack form say it, as SNS was given them
+    let sent = moto_sent(&w.topic_arn);
+    let forms_of = |name: &str| -> (String, String) {
+        // Each published message, one body per protocol; the job's name from its machine JSON.
+        let message: Value = sent
+            .iter()
+            .rev()
+            .map(|p| serde_json::from_str::<Value>(p["message"].as_str().unwrap()).unwrap())
+            .find(|m| {
+                serde_json::from_str::<Value>(m["sqs"].as_str().unwrap()).unwrap()["jobName"]
+                    == name
+            })
+            .unwrap_or_else(|| panic!("{name} not published"));
+        let slack: Value = serde_json::from_str(message["https"].as_str().unwrap()).unwrap();
+        (
+            message["email"].as_str().unwrap().to_owned(),
+            slack["content"]["description"].as_str().unwrap().to_owned(),
+        )
+    };
+    let (email, slack) = forms_of("haiku-done");
+    assert!(
+        email.contains("Cost:      $0.50 (estimate, before taxes and discounts): 2000000 input tokens x $0.125/M + 400000 output tokens x $0.625/M, batch prices of 2025-07-20 for anthropic.claude-3-haiku-20240307-v1:0 in us-east-1"),
+        "{email}"
+    );
+    assert!(
+        slack.contains("*Cost:* $0.50 (estimate, before taxes and discounts)"),
+        "{slack}"
+    );
+    let (email, slack) = forms_of("haiku-stopped");
+    assert!(email.contains("Cost:      $0.19 ("), "{email}");
+    assert!(
+        email
+            .contains("the job ended Stopped, so this prices only the tokens its manifest reports"),
+        "{email}"
+    );
+    assert!(
+        slack.contains("prices only the tokens its manifest reports"),
+        "{slack}"
+    );
+    let (email, slack) = forms_of("mistral");
+    assert!(email.contains("Cost:      no estimate: no batch price for mistral.mistral-large-2407-v1:0 in us-east-1; the setting PRICES (template parameter Prices) gives one"), "{email}");
+    assert!(slack.contains("*Cost:* no estimate"), "{slack}");
+    let (email, _) = forms_of("llama-negotiated");
+    assert!(
+        email.contains("Cost:      $230.00 (") && email.contains("from the PRICES setting"),
+        "{email}"
+    );
+    let (email, slack) = forms_of("no-manifest");
+    assert!(
+        !email.contains("Cost:") && !slack.contains("*Cost:*"),
+        "{email}"
+    );
+
+    // AND describe carries the same estimate
+    for (job, arn) in JOBS.iter().zip(&arns) {
+        let d = w.ok(json!({"describe": arn})).await;
+        assert_cost(job.name, &d["estimatedCost"]);
+    }
+
+    // AND so does list, for the ended jobs
+    let listed = w.ok(json!({"list": {"ended": true, "limit": 100}})).await;
+    let items = listed["jobs"].as_array().unwrap();
+    assert_eq!(items.len(), JOBS.len(), "{listed}");
+    for item in items {
+        assert_cost(item["jobName"].as_str().unwrap(), &item["estimatedCost"]);
+    }
+
+    // AND the digest adds up the spend of the ends it reports, and counts
+    // those it could not price
+    w.ok(json!({"digest": {}})).await;
+    let got = w.drain().await;
+    let digest = got
+        .iter()
+        .find(|m| m.attributes["event"] == "digest")
+        .expect("a digest");
+    assert_eq!(
+        digest.body["estimatedSpend"],
+        json!({"usd": 231.59, "jobs": 4, "noPrice": 1, "noTokens": 1,
+               "basis": "estimate, before taxes and discounts"}),
+        "{}",
+        digest.body
+    );
+    for e in digest.body["ended"].as_array().unwrap() {
+        assert_cost(e["jobName"].as_str().unwrap(), &e["estimatedCost"]);
+    }
+    let sent = moto_sent(&w.topic_arn);
+    let last: Value =
+        serde_json::from_str(sent.last().unwrap()["message"].as_str().unwrap()).unwrap();
+    let text = last["email"].as_str().unwrap();
+    assert!(
+        text.contains("Estimated spend: $231.59 for 4 ended jobs (estimate, before taxes and discounts); 1 ended job had no price for its model (the setting PRICES gives one); 1 ended job without token totals"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_prices_refuse_to_start_and_say_why() {
+    for (prices, says) in [
+        ("{not json", "not JSON"),
+        (
+            r#"{"anthropic.claude-3-haiku-20240307-v1:0": {"input": 0.1}}"#,
+            "output is missing",
+        ),
+        (
+            r#"{"anthropic.claude-3-haiku-20240307-v1:0": {"input": "cheap", "output": 1}}"#,
+            "is not a price",
+        ),
+    ] {
+        let vars = [
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts"),
+            ("PRICES", prices),
+        ];
+        let err = bedrock_batch_monitor::config::Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("PRICES is malformed"), "{err}");
+        assert!(err.contains(says), "{prices}: {err}");
+    }
+}
