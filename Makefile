@@ -84,7 +84,7 @@ deploy-check: setup package
 	cargo build --quiet --workspace --bins
 	$(PY) scripts/deploy_check.py
 
-test: setup lint unit prices-check e2e template deploy-check
+test: setup lint unit prices-check e2e demo template deploy-check
 	@echo "make test: all checks passed"
 
 # Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.

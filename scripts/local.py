@@ -28,6 +28,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
 REGION = "us-east-1"
+# Where the fake Bedrock's jobs write their output (s3://batch-output/<job name>/):
+# the function reads the manifests there for token totals.
+OUTPUT_BUCKET = "batch-output"
 FUNCTION = "bedrock-batch-monitor"
 # The local stack's Environment: on every message the demo and the e2e test read.
 ENVIRONMENT = "local-demo"
@@ -246,6 +249,9 @@ class Stack:
             "AWS_ENDPOINT_URL_DYNAMODB": self.moto,
             "AWS_ENDPOINT_URL_SNS": self.moto,
             "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
+            # Manifests (token totals, and so the cost line) from moto's S3.
+            "AWS_ENDPOINT_URL_S3": self.moto,
+            "OUTPUT_BUCKETS": OUTPUT_BUCKET,
             "AWS_MAX_ATTEMPTS": "2",
             "LOG_LEVEL": "INFO",
             "ENVIRONMENT": ENVIRONMENT,
@@ -267,7 +273,28 @@ class Stack:
         self.queue_url = sqs.create_queue(QueueName="alerts-subscriber")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+        self.s3().create_bucket(Bucket=OUTPUT_BUCKET)
         log(f"table {self.table} (from template.yaml), topic {self.topic_arn}, subscribed queue {queue_arn}")
+
+    def s3(self):
+        from botocore.config import Config
+        return boto3.client("s3", endpoint_url=self.moto, region_name=REGION,
+                            aws_access_key_id="test", aws_secret_access_key="test",
+                            config=Config(s3={"addressing_style": "path"}))
+
+    def put_manifest(self, job: dict, input_tokens: int, output_tokens: int) -> str:
+        """Writes the manifest Bedrock leaves at <outputS3Uri>/<job id>/manifest.json.out."""
+        prefix = job["outputDataConfig"]["s3OutputDataConfig"]["s3Uri"].removeprefix(f"s3://{OUTPUT_BUCKET}/")
+        key = f"{prefix.rstrip('/')}/{job['jobArn'].rsplit('/', 1)[-1]}/manifest.json.out"
+        self.s3().put_object(Bucket=OUTPUT_BUCKET, Key=key, Body=json.dumps({
+            "inputTokenCount": input_tokens, "outputTokenCount": output_tokens}).encode())
+        return f"s3://{OUTPUT_BUCKET}/{key}"
+
+    def invoke_event(self, name: str, event: dict) -> dict:
+        """Writes `event` to .demo/<name> and invokes the function with it."""
+        path = self.logdir / name
+        path.write_text(json.dumps(event))
+        return self.invoke_file(str(path))
 
     def invoke_file(self, path: str) -> dict:
         """`cargo lambda invoke --data-file`, as a developer would."""
