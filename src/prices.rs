@@ -324,7 +324,7 @@ pub fn no_price_text(model_id: Option<&str>, region: &str) -> String {
             "no estimate: no batch price for {m} in {region}; the setting PRICES (template parameter Prices) gives one"
         ),
         None => format!(
-            "no estimate: Bedrock did not name the job's model; the setting PRICES (template parameter Prices) prices a model in {region}"
+            "no estimate: the job's model is not known here (Bedrock named none, or its end was recorded before the model was kept with its token totals); describe prices it from the stored job, with the table or the setting PRICES (template parameter Prices) for {region}"
         ),
     }
 }
