@@ -634,6 +634,18 @@ mod tests {
     }
 
     #[test]
+    fn a_costing_survives_the_pending_notification_it_is_stored_in() {
+        let book = PriceBook::built_in();
+        for c in [
+            book.costing_of(Some("amazon.nova-pro-v1:0"), "us-east-1", tokens(7, 9)),
+            book.costing_of(None, "eu-west-1", tokens(1, 2)),
+        ] {
+            let text = serde_json::to_string(&c).unwrap();
+            assert_eq!(serde_json::from_str::<Costing>(&text).unwrap(), c, "{text}");
+        }
+    }
+
+    #[test]
     fn the_estimate_says_what_it_is_and_partial_runs_say_so() {
         let book = PriceBook::built_in();
         let c = book.costing_of(

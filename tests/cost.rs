@@ -305,8 +305,10 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
     );
 }
 
-#[tokio::test]
-async fn malformed_prices_refuse_to_start_and_say_why() {
+/// The function itself, started as Lambda starts it, stops before taking
+/// any event when `PRICES` cannot be read, and its log says why.
+#[test]
+fn malformed_prices_refuse_to_start_and_say_why() {
     for (prices, says) in [
         ("{not json", "not JSON"),
         (
@@ -317,20 +319,27 @@ async fn malformed_prices_refuse_to_start_and_say_why() {
             r#"{"anthropic.claude-3-haiku-20240307-v1:0": {"input": "cheap", "output": 1}}"#,
             "is not a price",
         ),
+        (
+            r#"{"anthropic.claude-3-haiku-20240307-v1:0": {"input": 1, "output": 1, "inputPrice": 2}}"#,
+            "unknown field",
+        ),
     ] {
-        let vars = [
-            ("TABLE_NAME", "jobs"),
-            ("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts"),
-            ("PRICES", prices),
-        ];
-        let err = bedrock_batch_monitor::config::Config::from_lookup(|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(err.starts_with("PRICES is malformed"), "{err}");
-        assert!(err.contains(says), "{prices}: {err}");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-batch-monitor"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("TABLE_NAME", "jobs")
+            .env("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts")
+            .env("AWS_REGION", "us-east-1")
+            .env("PRICES", prices)
+            .output()
+            .expect("run the function");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!out.status.success(), "{prices}: started anyway: {said}");
+        assert!(said.contains("PRICES is malformed"), "{prices}: {said}");
+        assert!(said.contains(says), "{prices}: {said}");
     }
 }
