@@ -78,6 +78,9 @@ impl Price {
 pub struct PriceBook {
     overrides: BTreeMap<String, Vec<Price>>,
     table: BTreeMap<String, Vec<Price>>,
+    /// The table's `unpriced`: models it knows run batch jobs, and why it has
+    /// no price for them.
+    unpriced: BTreeMap<String, String>,
 }
 
 impl PriceBook {
@@ -85,9 +88,14 @@ impl PriceBook {
     pub fn built_in() -> Self {
         let table = parse(BUILT_IN, PriceSource::Table)
             .unwrap_or_else(|e| panic!("prices/bedrock-batch.json: {e}"));
+        let unpriced = serde_json::from_str::<Value>(BUILT_IN)
+            .ok()
+            .and_then(|v| serde_json::from_value(v["unpriced"].clone()).ok())
+            .unwrap_or_default();
         Self {
             overrides: BTreeMap::new(),
             table,
+            unpriced,
         }
     }
 
@@ -133,9 +141,15 @@ impl PriceBook {
     /// [`PriceBook::costing`] from the parts an ended job keeps.
     pub fn costing_of(&self, model_id: Option<&str>, region: &str, tokens: TokenTotals) -> Costing {
         let Some((priced_as, price)) = model_id.and_then(|m| self.find(m, region)) else {
+            let why = model_id.and_then(|m| {
+                candidates(m)
+                    .iter()
+                    .find_map(|id| self.unpriced.get(id).cloned())
+            });
             return Costing::NoPrice {
                 model_id: model_id.map(str::to_owned),
                 region: region.to_owned(),
+                why,
             };
         };
         Costing::Estimated(Estimate {
@@ -173,6 +187,9 @@ pub enum Costing {
     NoPrice {
         model_id: Option<String>,
         region: String,
+        /// Why the table has no price for the model, when it lists it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        why: Option<String>,
     },
 }
 
@@ -295,7 +312,11 @@ impl Costing {
     pub fn text(&self, status: &JobStatus) -> String {
         match self {
             Self::Estimated(e) => e.text(status),
-            Self::NoPrice { model_id, region } => no_price_text(model_id.as_deref(), region),
+            Self::NoPrice {
+                model_id,
+                region,
+                why,
+            } => no_price_text(model_id.as_deref(), region, why.as_deref()),
         }
     }
 
@@ -312,16 +333,24 @@ impl Costing {
 /// which says which setting would give one.
 pub fn annotate(out: &mut Value, cost: Option<&Costing>, status: &JobStatus) {
     out["estimatedCost"] = cost.map_or(Value::Null, |c| c.json(status));
-    if let Some(Costing::NoPrice { model_id, region }) = cost {
-        out["costNote"] = json!(no_price_text(model_id.as_deref(), region));
+    if let Some(Costing::NoPrice {
+        model_id,
+        region,
+        why,
+    }) = cost
+    {
+        out["costNote"] = json!(no_price_text(model_id.as_deref(), region, why.as_deref()));
     }
 }
 
 /// Why there is no figure, and the setting that would give one.
-pub fn no_price_text(model_id: Option<&str>, region: &str) -> String {
+pub fn no_price_text(model_id: Option<&str>, region: &str, why: Option<&str>) -> String {
+    let why = why.map_or_else(String::new, |w| {
+        format!(" (the table lists it without one: {w})")
+    });
     match model_id {
         Some(m) => format!(
-            "no estimate: no batch price for {m} in {region}; the setting PRICES (template parameter Prices) gives one"
+            "no estimate: no batch price for {m} in {region}{why}; the setting PRICES (template parameter Prices) gives one"
         ),
         None => format!(
             "no estimate: the job's model is not known here (Bedrock named none, or its end was recorded before the model was kept with its token totals); describe prices it from the stored job, with the table or the setting PRICES (template parameter Prices) for {region}"

@@ -250,7 +250,13 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
         "{slack}"
     );
     let (email, slack) = forms_of("mistral");
-    assert!(email.contains("Cost:      no estimate: no batch price for mistral.mistral-large-2407-v1:0 in us-east-1; the setting PRICES (template parameter Prices) gives one"), "{email}");
+    assert!(
+        email.contains(
+            "Cost:      no estimate: no batch price for mistral.mistral-large-2407-v1:0 in us-east-1 \
+             (the table lists it without one: No batch price in either reading of the page"
+        ) && email.contains("the setting PRICES (template parameter Prices) gives one"),
+        "{email}"
+    );
     assert!(slack.contains("*Cost:* no estimate"), "{slack}");
     let (email, _) = forms_of("llama-negotiated");
     assert!(
