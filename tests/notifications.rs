@@ -830,6 +830,35 @@ fn a_digest_in_every_form() {
     insta::assert_snapshot!("digest_busy", digest_forms(&d));
 }
 
+/// Without a token total among the ends, the digest says there is no
+/// estimate and why, not "$0.00".
+#[test]
+fn a_digest_without_token_totals_says_it_has_no_estimate() {
+    use bedrock_batch_monitor::digest::{self, Health};
+    let at = t0() + Duration::days(1);
+    let mut jobs = digest_jobs(at);
+    for j in &mut jobs {
+        j.tokens = None;
+    }
+    let window = digest::Window::after(None, at, Duration::minutes(5));
+    let d = digest::build(
+        FleetReads::of(&jobs).fleet(),
+        &window,
+        Health::default(),
+        Health::default(),
+        at,
+    );
+    let text = bedrock_batch_monitor::render::digest::plain_text(&d);
+    assert!(
+        text.contains("Estimated spend: none; 2 ended jobs without token totals (their output bucket is not in OUTPUT_BUCKETS"),
+        "{text}"
+    );
+    let machine = bedrock_batch_monitor::render::digest::machine_json(&d);
+    assert_eq!(machine["estimatedSpend"]["usd"], 0.0);
+    assert_eq!(machine["estimatedSpend"]["jobs"], 0);
+    assert_eq!(machine["estimatedSpend"]["noTokens"], 2);
+}
+
 #[test]
 fn a_quiet_digest_still_goes_out_and_says_so() {
     use bedrock_batch_monitor::digest::{self, Health};

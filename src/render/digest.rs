@@ -63,12 +63,17 @@ fn spend_text(s: &Spend) -> String {
             "jobs".to_owned()
         }
     };
-    let mut out = format!(
-        "{} for {} ended {} ({BASIS})",
-        prices::dollars(s.cents),
-        s.priced,
-        jobs(s.priced)
-    );
+    // Without a single figure, no "$0.00": say there is none, and why.
+    let mut out = if s.priced == 0 {
+        "none".to_owned()
+    } else {
+        format!(
+            "{} for {} ended {} ({BASIS})",
+            prices::dollars(s.cents),
+            s.priced,
+            jobs(s.priced)
+        )
+    };
     if s.no_price > 0 {
         out.push_str(&format!(
             "; {} ended {} had no price for {} model (the setting PRICES gives one)",
