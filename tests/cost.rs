@@ -8,7 +8,7 @@ mod support;
 
 use fake_bedrock::SeedJob;
 use serde_json::{Value, json};
-use support::{World, moto_sent, unique};
+use support::{World, moto_sent, put_manifest, unique};
 
 /// A negotiated price for one model, as a team would set `PRICES`.
 const PRICES: &str = r#"{"meta.llama3-1-8b-instruct-v1:0": {"input": 0.05, "output": 0.08, "pricesOf": "2026-10-01"}}"#;
@@ -143,16 +143,7 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
         ("DIGEST_SETTLE_SECONDS", "0"),
     ])
     .await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.moto)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
+    let s3 = w.output_bucket(&bucket).await;
     let output = format!("s3://{bucket}/runs/");
     let mut arns = Vec::new();
     for job in &JOBS {
@@ -163,17 +154,7 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
                 .with_output(&output),
         );
         if let Some((input, output_tokens)) = job.tokens {
-            let id = arn.rsplit('/').next().unwrap();
-            let manifest = json!({"totalRecordCount": 10, "processedRecordCount": 10,
-                "successRecordCount": 10, "errorRecordCount": 0,
-                "inputTokenCount": input, "outputTokenCount": output_tokens});
-            s3.put_object()
-                .bucket(&bucket)
-                .key(format!("runs/{id}/manifest.json.out"))
-                .body(manifest.to_string().into_bytes().into())
-                .send()
-                .await
-                .expect("put manifest");
+            put_manifest(&s3, &bucket, "runs/", &arn, input, output_tokens).await;
         }
         arns.push(arn);
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use fake_bedrock::{Records, SeedJob, StatusChange};
 use serde_json::json;
-use support::{Received, World, unique};
+use support::{Received, World, put_manifest, unique};
 
 fn records(total: i64, processed: i64, error: i64) -> Records {
     Records {
@@ -255,16 +255,7 @@ async fn the_final_notification_should_carry_the_token_totals_of_the_manifest() 
     // GIVEN an output bucket the function may read, with the manifest of one job
     let bucket = unique("batch-out").to_lowercase();
     let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket)]).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&w.moto)
-            .force_path_style(true)
-            .build(),
-    );
-    s3.create_bucket()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("create bucket");
+    let s3 = w.output_bucket(&bucket).await;
     let output = format!("s3://{bucket}/nightly/");
     let with_manifest = w.bedrock.seed(
         SeedJob::named("with-manifest")
@@ -281,18 +272,7 @@ async fn the_final_notification_should_carry_the_token_totals_of_the_manifest() 
             .with_status("InProgress")
             .with_output("s3://not-configured-bucket/out/"),
     );
-    let id = with_manifest.rsplit('/').next().unwrap();
-    let manifest = json!({
-        "totalRecordCount": 400, "processedRecordCount": 400, "successRecordCount": 400,
-        "errorRecordCount": 0, "inputTokenCount": 123456, "outputTokenCount": 7890
-    });
-    s3.put_object()
-        .bucket(&bucket)
-        .key(format!("nightly/{id}/manifest.json.out"))
-        .body(manifest.to_string().into_bytes().into())
-        .send()
-        .await
-        .expect("put manifest");
+    put_manifest(&s3, &bucket, "nightly/", &with_manifest, 123456, 7890).await;
     track(&w, &[&with_manifest, &without, &elsewhere]).await;
     w.drain().await;
 

@@ -74,22 +74,25 @@ fn spend_text(s: &Spend) -> String {
             jobs(s.priced)
         )
     };
-    if s.no_price > 0 {
-        out.push_str(&format!(
-            "; {} ended {} had no price for {} model (the setting PRICES gives one)",
-            s.no_price,
-            jobs(s.no_price),
-            if s.no_price == 1 { "its" } else { "their" }
-        ));
-    }
-    if s.no_tokens > 0 {
-        out.push_str(&format!(
-            "; {} ended {} without token totals ({} output bucket is not in OUTPUT_BUCKETS, or no manifest was written)",
-            s.no_tokens,
-            jobs(s.no_tokens),
-            if s.no_tokens == 1 { "its" } else { "their" }
-        ));
-    }
+    // "1 ended job ... its", "2 ended jobs ... their".
+    let mut without = |n: usize, what: &str| {
+        if n > 0 {
+            let their = if n == 1 { "its" } else { "their" };
+            out.push_str(&format!(
+                "; {n} ended {} {}",
+                jobs(n),
+                what.replace("{their}", their)
+            ));
+        }
+    };
+    without(
+        s.no_price,
+        "had no price for {their} model (the setting PRICES gives one)",
+    );
+    without(
+        s.no_tokens,
+        "without token totals ({their} output bucket is not in OUTPUT_BUCKETS, or no manifest was written)",
+    );
     out
 }
 

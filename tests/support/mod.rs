@@ -355,6 +355,22 @@ impl World {
         }
     }
 
+    /// A bucket in moto's S3 for the jobs' output, and a client for it
+    /// (path-style, as main.rs sets it for a local S3).
+    pub async fn output_bucket(&self, name: &str) -> aws_sdk_s3::Client {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.moto)
+                .force_path_style(true)
+                .build(),
+        );
+        s3.create_bucket()
+            .bucket(name)
+            .send()
+            .await
+            .expect("create bucket");
+        s3
+    }
+
     /// Every message the subscriber's queue holds now, after delivery settles.
     pub async fn drain(&self) -> Vec<Received> {
         self.drain_queue(&self.queue_url).await
@@ -816,6 +832,30 @@ impl Drop for MotoFault {
     fn drop(&mut self) {
         moto_admin("DELETE", &format!("/_faults/{}", self.id), None);
     }
+}
+
+/// Writes the manifest Bedrock leaves for `job_arn` under `s3://<bucket>/<prefix>`:
+/// `<prefix><job id>/manifest.json.out`, with these token totals.
+pub async fn put_manifest(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    job_arn: &str,
+    input_tokens: i64,
+    output_tokens: i64,
+) {
+    let id = job_arn.rsplit('/').next().unwrap();
+    let manifest = serde_json::json!({
+        "totalRecordCount": 400, "processedRecordCount": 400, "successRecordCount": 400,
+        "errorRecordCount": 0, "inputTokenCount": input_tokens, "outputTokenCount": output_tokens
+    });
+    s3.put_object()
+        .bucket(bucket)
+        .key(format!("{prefix}{id}/manifest.json.out"))
+        .body(manifest.to_string().into_bytes().into())
+        .send()
+        .await
+        .expect("put manifest");
 }
 
 /// What moto's SNS kept of each publish to `topic_arn`, oldest first:
