@@ -141,6 +141,14 @@ async fn when_a_native_event_starts_tracking_should_take_labels_from_the_job_tag
     assert_eq!(got[0].body["status"], "Completed");
 }
 
+/// One attribute set, as owned pairs.
+fn attrs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Attribute sets as the monitor sends them: every event, status and severity
 /// it uses, with and without a team label, and job names to match prefixes on.
 fn message_attributes() -> Vec<Vec<(String, String)>> {
@@ -158,63 +166,56 @@ fn message_attributes() -> Vec<Vec<(String, String)>> {
         ("Stopped", "warning"),
     ];
     for (n, (status, severity)) in statuses.iter().enumerate() {
-        let mut a = vec![
-            ("event".to_owned(), "statusChanged".to_owned()),
-            ("status".to_owned(), status.to_string()),
-            ("severity".to_owned(), severity.to_string()),
-            (
-                "jobName".to_owned(),
-                if n % 2 == 0 {
-                    "nightly-embed"
-                } else {
-                    "adhoc-eu"
-                }
-                .to_owned(),
-            ),
-            ("environment".to_owned(), "prod".to_owned()),
-        ];
+        let name = if n % 2 == 0 {
+            "nightly-embed"
+        } else {
+            "adhoc-eu"
+        };
+        let mut a = attrs(&[
+            ("event", "statusChanged"),
+            ("status", status),
+            ("severity", severity),
+            ("jobName", name),
+            ("environment", "prod"),
+        ]);
         if n % 3 != 0 {
-            a.push((
-                "team".to_owned(),
-                if n % 3 == 1 { "search" } else { "ads" }.to_owned(),
-            ));
+            a.extend(attrs(&[(
+                "team",
+                if n % 3 == 1 { "search" } else { "ads" },
+            )]));
         }
         if n > 0 {
-            a.push(("previousStatus".to_owned(), "Validating".to_owned()));
+            a.extend(attrs(&[("previousStatus", "Validating")]));
         }
         out.push(a);
     }
     for kind in ["stalled", "errorRate"] {
-        out.push(vec![
-            ("event".to_owned(), "warning".to_owned()),
-            ("warning".to_owned(), kind.to_owned()),
-            ("status".to_owned(), "InProgress".to_owned()),
-            ("severity".to_owned(), "warning".to_owned()),
-            ("jobName".to_owned(), "nightly-embed".to_owned()),
-            ("team".to_owned(), "search".to_owned()),
-            ("environment".to_owned(), "prod".to_owned()),
-        ]);
+        out.push(attrs(&[
+            ("event", "warning"),
+            ("warning", kind),
+            ("status", "InProgress"),
+            ("severity", "warning"),
+            ("jobName", "nightly-embed"),
+            ("team", "search"),
+            ("environment", "prod"),
+        ]));
     }
-    out.push(vec![
-        ("event".to_owned(), "untracked".to_owned()),
-        ("status".to_owned(), "InProgress".to_owned()),
-        ("severity".to_owned(), "warning".to_owned()),
-        ("jobName".to_owned(), "adhoc-eu".to_owned()),
-        ("environment".to_owned(), "dev".to_owned()),
-    ]);
-    out.push(vec![
-        ("event".to_owned(), "digest".to_owned()),
-        ("severity".to_owned(), "info".to_owned()),
-        ("transitionId".to_owned(), "digest-1".to_owned()),
-        ("environment".to_owned(), "prod".to_owned()),
-    ]);
+    out.push(attrs(&[
+        ("event", "untracked"),
+        ("status", "InProgress"),
+        ("severity", "warning"),
+        ("jobName", "adhoc-eu"),
+        ("environment", "dev"),
+    ]));
+    out.push(attrs(&[
+        ("event", "digest"),
+        ("severity", "info"),
+        ("transitionId", "digest-1"),
+        ("environment", "prod"),
+    ]));
     out
 }
 
-/// Policies beyond the recipes, built from the monitor's attribute names and
-/// every operator the function evaluates (equals-ignore-case with lower-case
-/// values only: moto compares the lowered attribute with the policy's value as
-/// given, where SNS ignores case on both sides).
 fn generated_policies() -> Vec<String> {
     let conditions = [
         ("status", r#"["Failed", "Expired"]"#),
