@@ -86,12 +86,11 @@ pub struct PriceBook {
 impl PriceBook {
     /// The built-in table alone.
     pub fn built_in() -> Self {
-        let table = parse(BUILT_IN, PriceSource::Table)
+        let v: Value = serde_json::from_str(BUILT_IN)
+            .unwrap_or_else(|e| panic!("prices/bedrock-batch.json: not JSON: {e}"));
+        let table = parse(&v, PriceSource::Table)
             .unwrap_or_else(|e| panic!("prices/bedrock-batch.json: {e}"));
-        let unpriced = serde_json::from_str::<Value>(BUILT_IN)
-            .ok()
-            .and_then(|v| serde_json::from_value(v["unpriced"].clone()).ok())
-            .unwrap_or_default();
+        let unpriced = serde_json::from_value(v["unpriced"].clone()).unwrap_or_default();
         Self {
             overrides: BTreeMap::new(),
             table,
@@ -104,7 +103,8 @@ impl PriceBook {
     /// (an object with `models`).
     pub fn with_overrides(text: &str) -> Result<Self, String> {
         let mut book = Self::built_in();
-        book.overrides = parse(text, PriceSource::Override)?;
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+        book.overrides = parse(&v, PriceSource::Override)?;
         Ok(book)
     }
 
@@ -396,9 +396,8 @@ const FIELDS: [&str; 7] = [
     "name", "input", "output", "regions", "pricesOf", "source", "note",
 ];
 
-fn parse(text: &str, source: PriceSource) -> Result<BTreeMap<String, Vec<Price>>, String> {
-    let v: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let models = match &v {
+fn parse(v: &Value, source: PriceSource) -> Result<BTreeMap<String, Vec<Price>>, String> {
+    let models = match v {
         Value::Object(o) if o.contains_key("models") => &o["models"],
         other => other,
     };
