@@ -446,25 +446,39 @@ pub trait WorkList: Send + Sync {
         previous: &Watermark,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
-    /// Moves the watermark to `to` (and ends a backlog), on the condition that
-    /// it still is `previous` (absent when `None`): `Lost` when another
-    /// invocation moved it.
+    /// Moves the watermark to `to` (and ends a backlog) with the verdicts
+    /// to remember, on the condition that it still is `previous` (absent
+    /// when `None`): `Lost` when another invocation moved it.
     fn save_watermark(
         &self,
         region: &str,
         to: DateTime<Utc>,
         previous: Option<DateTime<Utc>>,
+        judged: &Judged,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 }
 
 /// Discovery's place in one region.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Watermark {
     /// Jobs submitted before it were seen; `None` before the first discovery.
     pub at: Option<DateTime<Utc>>,
     /// When the quiet backlog being taken in began (a first run, or one
     /// after a gap): jobs that ended after it are notified.
     pub backlog_since: Option<DateTime<Utc>>,
+    pub judged: Judged,
+}
+
+/// What discovery decided about jobs it did not track, kept with the
+/// watermark: job ARN -> the job's submit time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judged {
+    /// Not watched (`WATCH` said no, on tags read once): left alone while
+    /// a listing can meet them again (submitted within its overlap).
+    pub not_watched: BTreeMap<String, DateTime<Utc>>,
+    /// Their tags could not be read: judged again each poll until they can
+    /// be, while the watermark moves on for the others.
+    pub undecided: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// Where a page of the ended jobs starts: after this end (exclusive).

@@ -212,13 +212,37 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
     let shape = |r: &aws_sdk_dynamodb::operation::update_item::UpdateItemInput| {
         let expr = r.update_expression().unwrap_or_default();
         let values = r.expression_attribute_values().unwrap();
+        let names = r.expression_attribute_names().unwrap();
+        let name = |attr: &str| {
+            names
+                .iter()
+                .find(|(_, n)| n.as_str() == attr)
+                .map(|(k, _)| k.clone())
+                .unwrap_or_default()
+        };
+        let number = |placeholder: &str| {
+            values
+                .get(placeholder.trim())
+                .and_then(|v| v.as_n().ok())
+                .cloned()
+        };
+        // `#version = :vN` in the condition (3) and in the SET clause (4).
+        let version = name("version");
+        let condition = r.condition_expression().unwrap_or_default();
+        let set_to = expr
+            .split(", ")
+            .chain(expr.split("SET "))
+            .find_map(|c| c.strip_prefix(&format!("{version} = ")))
+            .map(|rest| rest.split([',', ' ']).next().unwrap_or_default().to_owned());
         r.table_name() == Some("jobs")
-            && r.condition_expression()
-                .is_some_and(|c| c.ends_with("= :expected"))
-            && values[":expected"].as_n().ok().map(String::as_str) == Some("3")
-            && values[":version"].as_n().ok().map(String::as_str) == Some("4")
-            && expr.contains("list_append")
-            && expr.contains(":pending")
+            && condition
+                .strip_prefix(&format!("{version} = "))
+                .and_then(number)
+                .as_deref()
+                == Some("3")
+            && set_to.as_deref().and_then(number).as_deref() == Some("4")
+            && expr.contains(&format!("{} = list_append", name("history")))
+            && expr.contains(&format!("{}.{} = ", name("outbox"), name("t-7")))
             && expr.contains("REMOVE")
     };
     let won = mock!(aws_sdk_dynamodb::Client::update_item)

@@ -245,6 +245,7 @@ async fn a_listing_that_fails_should_leave_the_watermark_and_be_retried() {
         times: Some(3),
         job_id: None,
         every: None,
+        operation: None,
         seen: 0,
     });
 

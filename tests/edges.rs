@@ -249,6 +249,7 @@ async fn when_track_names_jobs_it_cannot_read_should_report_each_as_its_own_erro
             times: None,
             job_id: Some(id.to_owned()),
             every: None,
+            operation: None,
             seen: 0,
         });
     }
@@ -672,6 +673,7 @@ async fn every_failed_job_should_be_logged_once_with_its_arn_kind_and_message() 
         times: None,
         job_id: Some(job_id(&a).to_owned()),
         every: None,
+        operation: None,
         seen: 0,
     });
     w.bedrock.set_status(

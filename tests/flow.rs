@@ -442,6 +442,7 @@ async fn when_bedrock_throttles_one_job_should_report_it_and_poll_the_others() {
         times: None,
         job_id: Some(a.rsplit('/').next().unwrap().to_owned()),
         every: None,
+        operation: None,
         seen: 0,
     });
 
@@ -494,6 +495,7 @@ async fn when_every_bedrock_call_is_denied_should_report_each_job_and_not_fail_t
         times: None,
         job_id: None,
         every: None,
+        operation: None,
         seen: 0,
     });
     // WHEN a poll runs
@@ -515,6 +517,7 @@ async fn when_bedrock_is_down_for_the_whole_poll_should_fail_the_invocation() {
         times: None,
         job_id: None,
         every: None,
+        operation: None,
         seen: 0,
     });
     // WHEN a poll runs
@@ -545,6 +548,7 @@ async fn when_bedrock_throttles_the_whole_poll_should_succeed_so_lambda_does_not
         times: None,
         job_id: None,
         every: None,
+        operation: None,
         seen: 0,
     });
     // WHEN a poll runs

@@ -19,6 +19,7 @@ fn fault_for(kind: FaultKind, arn: &str) -> Fault {
         times: None,
         job_id: Some(arn.rsplit('/').next().unwrap().to_owned()),
         every: None,
+        operation: None,
         seen: 0,
     }
 }

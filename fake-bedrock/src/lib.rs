@@ -68,8 +68,9 @@ impl FaultKind {
 }
 
 /// A fault rule: answer `kind` for the next `times` matching calls (all of them
-/// when `times` is `None`), optionally only for one job id, and with `every`
-/// only for every n-th matching call (`every: 2` throttles half the calls).
+/// when `times` is `None`), optionally only for one job id or one operation
+/// (`ListTagsForResource`, ...), and with `every` only for every n-th
+/// matching call (`every: 2` throttles half the calls).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
@@ -80,6 +81,9 @@ pub struct Fault {
     pub job_id: Option<String>,
     #[serde(default)]
     pub every: Option<u32>,
+    /// Only calls of this operation (as [`Call::operation`] names it).
+    #[serde(default)]
+    pub operation: Option<String>,
     /// Matching calls seen so far (for `every`).
     #[serde(skip)]
     pub seen: u32,
@@ -93,8 +97,15 @@ impl Fault {
             times: None,
             job_id: None,
             every: None,
+            operation: None,
             seen: 0,
         }
+    }
+
+    /// The same rule, for calls of `operation` only.
+    pub fn on(mut self, operation: &str) -> Self {
+        self.operation = Some(operation.into());
+        self
     }
 }
 
@@ -320,11 +331,11 @@ impl Inner {
             .position(|j| (j.arn == ident || j.id == ident) && region.is_none_or(|r| r == j.region))
     }
 
-    fn take_fault(&mut self, job_id: Option<&str>) -> Option<FaultKind> {
-        let idx = self
-            .faults
-            .iter()
-            .position(|f| f.job_id.is_none() || f.job_id.as_deref() == job_id)?;
+    fn take_fault(&mut self, operation: &str, job_id: Option<&str>) -> Option<FaultKind> {
+        let idx = self.faults.iter().position(|f| {
+            (f.job_id.is_none() || f.job_id.as_deref() == job_id)
+                && f.operation.as_deref().is_none_or(|o| o == operation)
+        })?;
         let fault = &mut self.faults[idx];
         fault.seen += 1;
         if fault
@@ -630,7 +641,7 @@ async fn enter(
             .and_then(|id| inner.job_latency.get(id))
             .copied()
             .unwrap_or_default();
-        (inner.latency + extra, inner.take_fault(job_id))
+        (inner.latency + extra, inner.take_fault(operation, job_id))
     };
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;

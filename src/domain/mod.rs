@@ -21,7 +21,7 @@ pub use warning::*;
 
 /// What the domain's tests share: a job, a snapshot, times and readings.
 #[cfg(test)]
-mod fixtures {
+pub(crate) mod fixtures {
     use super::*;
     use chrono::{DateTime, Utc};
 

@@ -193,6 +193,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             });
             match stored {
                 Some(job) if still_tracked => {
+                    // A re-track that gives no labels reads the tags again, so
+                    // a job whose tags changed (or could not be read before)
+                    // gets the labels they say now.
+                    let labels = if req.labels.is_empty() && !self.config.label_tags.is_empty() {
+                        match self.bedrock(inv).tags(&arn).await {
+                            Ok(tags) => match crate::labels::merge(&labels, &self.labels_of(&tags))
+                            {
+                                Ok(now) => now,
+                                Err(e) => {
+                                    out.fail(e);
+                                    return (key, TrackResult::Already(None));
+                                }
+                            },
+                            Err(e) => {
+                                out.fail(Failure::TagsUnavailable(e));
+                                return (key, TrackResult::Already(None));
+                            }
+                        }
+                    } else {
+                        labels
+                    };
                     if labels == job.labels {
                         return (key, TrackResult::Already(None));
                     }
@@ -226,7 +247,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                             return (key, TrackResult::Failed);
                         }
                         Admission::Undecided(e) => {
-                            out.fail(e);
+                            out.fail(Failure::TagsUnavailable(e));
                             return (key, TrackResult::Failed);
                         }
                     };

@@ -20,6 +20,7 @@
 //! and ours; a job found twice is tracked once (its item is created on the
 //! condition that none exists).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -29,8 +30,10 @@ use tracing::{error, info};
 use super::summary::{Failure, Outcome};
 use super::{Budget, Invocation, Monitor};
 use crate::config::Discovery;
-use crate::domain::JobSnapshot;
-use crate::ports::{JobSource, Jobs, ListQuery, Notifier, Outbox, StoreError, WorkList, Write};
+use crate::domain::{JobArn, JobRef, JobSnapshot};
+use crate::ports::{
+    JobSource, Jobs, Judged, ListQuery, Notifier, Outbox, SourceError, StoreError, WorkList, Write,
+};
 
 /// How far before the watermark each listing starts.
 pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
@@ -40,12 +43,23 @@ pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 /// notification each.
 pub const GAP: chrono::Duration = chrono::Duration::hours(6);
 
+/// Verdicts kept with a watermark at most: past this, the oldest
+/// not-watched ones are forgotten (their tags are read again: a cost, not a
+/// loss), and with this many undecided jobs the watermark stays.
+pub const JUDGED_MAX: usize = 2000;
+
 /// How one job found by a listing went.
 enum Found {
     /// Tracked already (or untracked on purpose): nothing to do.
     Known,
     /// Started tracking it.
     Tracked,
+    /// `WATCH` says it is not this monitor's: remembered, so its tags are
+    /// read once.
+    NotWatched,
+    /// Its tags could not be read: judged again next poll, while the
+    /// watermark moves on.
+    Undecided,
     /// Not tracked: the watermark must not move past it.
     Failed,
 }
@@ -151,9 +165,34 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             Ok(listed) => listed,
             Err(e) => return fail(e.into()),
         };
+        // Jobs whose tags could not be read last time, judged again: from this
+        // listing when it has them, else read one by one.
+        let mut carried = BTreeMap::new();
+        let mut again = Vec::new();
+        for (arn, submitted) in &previous.judged.undecided {
+            if listed.iter().any(|j| j.job_arn.as_str() == arn) {
+                continue;
+            }
+            let Ok(job_arn) = arn.parse::<JobArn>() else {
+                continue;
+            };
+            match self.bedrock(inv).get_job(&JobRef::Arn(job_arn)).await {
+                Ok(snapshot) => again.push(snapshot),
+                Err(SourceError::NotFound { .. }) => {}
+                Err(e) => {
+                    let mut o = Outcome::default();
+                    o.fail(e);
+                    push(arn.clone(), o);
+                    carried.insert(arn.clone(), *submitted);
+                }
+            }
+        }
+        let not_watched = &previous.judged.not_watched;
         // The filter is applied here too, whatever the service did with it.
         let wanted: Vec<(JobSnapshot, bool)> = listed
             .into_iter()
+            .chain(again)
+            .filter(|j| !not_watched.contains_key(j.job_arn.as_str()))
             .filter(|j| {
                 let name = j.job_name.as_deref();
                 self.config.discovery.wants(name.unwrap_or_default())
@@ -174,20 +213,58 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         let adopted = futures::stream::iter(wanted)
             .map(|(snapshot, quietly)| async move {
                 let arn = snapshot.job_arn.to_string();
+                let submitted = snapshot.submit_time.unwrap_or(started);
                 let mut out = Outcome::default();
                 let found = self.adopt_one(snapshot, quietly, inv, &mut out).await;
-                (arn, out, found)
+                (arn, submitted, out, found)
             })
             .buffer_unordered(self.config.max_concurrency);
         let mut adopted = std::pin::pin!(adopted);
         let (mut tracked, mut failed) = (0usize, 0usize);
-        while let Some((arn, out, found)) = adopted.next().await {
+        let mut judged = Judged {
+            not_watched: previous.judged.not_watched.clone(),
+            undecided: carried,
+        };
+        while let Some((arn, submitted, out, found)) = adopted.next().await {
             match found {
                 Found::Tracked => tracked += 1,
                 Found::Failed => failed += 1,
+                Found::NotWatched => {
+                    judged.not_watched.insert(arn.clone(), submitted);
+                }
+                Found::Undecided => {
+                    judged.undecided.insert(arn.clone(), submitted);
+                }
                 Found::Known => {}
             }
             push(arn, out);
+        }
+        // A not-watched verdict is kept while the next listing (from the new
+        // watermark less the overlap) can meet the job again.
+        judged
+            .not_watched
+            .retain(|_, submitted| *submitted >= started - OVERLAP);
+        let room = JUDGED_MAX.saturating_sub(judged.undecided.len());
+        if judged.not_watched.len() > room {
+            let mut by_age: Vec<_> = judged.not_watched.into_iter().collect();
+            by_age.sort_by_key(|(_, t)| std::cmp::Reverse(*t));
+            by_age.truncate(room);
+            judged.not_watched = by_age.into_iter().collect();
+        }
+        if judged.undecided.len() >= JUDGED_MAX {
+            error!(
+                region,
+                undecided = judged.undecided.len(),
+                "discovery: too many jobs whose tags cannot be read; the watermark stays until they can be"
+            );
+            return;
+        }
+        if !judged.undecided.is_empty() {
+            error!(
+                region,
+                undecided = judged.undecided.len(),
+                "discovery: some jobs' tags could not be read; they are judged again each poll, and the watermark moves on for the others"
+            );
         }
         if let Intake::Quiet(since) = intake {
             info!(
@@ -223,7 +300,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         match self
             .store
-            .save_watermark(region, started, previous.at)
+            .save_watermark(region, started, previous.at, &judged)
             .await
         {
             Ok(Write::Done) => {}
@@ -264,10 +341,10 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             .await
         {
             super::reconcile::Admission::Watched(labels) => labels,
-            super::reconcile::Admission::NotWatched => return Found::Known,
+            super::reconcile::Admission::NotWatched => return Found::NotWatched,
             super::reconcile::Admission::Undecided(e) => {
-                out.fail(e);
-                return Found::Failed;
+                out.fail(Failure::TagsUnavailable(e));
+                return Found::Undecided;
             }
         };
         if quietly {

@@ -661,7 +661,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             warned,
             progress: None,
             rate_from: first.entry_reading(),
-            tokens: None,
+            tokens: first.tokens,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked

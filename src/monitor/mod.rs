@@ -55,6 +55,12 @@ pub enum MonitorError {
         error: Box<NotifyError>,
         summary: Value,
     },
+    /// A Bedrock event's job could not be judged: its tags decide whether it
+    /// is watched or what its labels are, and they could not be read. The
+    /// invocation fails so that Lambda retries the event (twice, then the
+    /// function's failed-event queue); nothing was written.
+    #[error("{error}; Lambda retries the event; summary: {summary}")]
+    TagsUnavailable { error: String, summary: Value },
     /// SNS refused the digest for its content, even with its counts alone:
     /// the message's fault, not the topic's.
     #[error(
@@ -84,7 +90,8 @@ impl MonitorError {
             Self::Store { summary, .. }
             | Self::Bedrock { summary, .. }
             | Self::Notify { summary, .. }
-            | Self::DigestRejected { summary, .. } => summary,
+            | Self::DigestRejected { summary, .. }
+            | Self::TagsUnavailable { summary, .. } => summary,
         }
     }
 
@@ -94,6 +101,7 @@ impl MonitorError {
             Self::Bedrock { .. } => "BedrockUnavailable",
             Self::Notify { .. } => "TopicUnavailable",
             Self::DigestRejected { .. } => "DigestRejected",
+            Self::TagsUnavailable { .. } => "TagsUnavailable",
         }
     }
 }

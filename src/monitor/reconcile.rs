@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use tracing::{info, warn};
 
-use super::summary::{Outcome, Summary, Tally};
+use super::summary::{Failure, Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::StateChange;
@@ -16,7 +16,8 @@ pub(super) enum Admission {
     Watched(BTreeMap<String, String>),
     /// Not one of this monitor's jobs.
     NotWatched,
-    /// Only its tags could say, and they could not be read.
+    /// Its tags decide (whether it is watched, or its labels), and they
+    /// could not be read: never taken as a "no", nor as "no labels".
     Undecided(crate::ports::SourceError),
 }
 
@@ -37,9 +38,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if !done {
             out.deferred = true;
         }
+        let undecided = out.failures.iter().find_map(|f| match f {
+            Failure::TagsUnavailable(_) => Some(f.to_string()),
+            _ => None,
+        });
         let mut tally = Tally::new(inv);
         tally.add(arn.as_str(), out);
-        tally.finish()
+        let summary = tally.finish()?;
+        match undecided {
+            // Lambda retries a failed asynchronous invocation: the job is
+            // judged again once its tags can be read.
+            Some(error) => Err(MonitorError::TagsUnavailable {
+                error,
+                summary: serde_json::to_value(&summary).unwrap_or_default(),
+            }),
+            None => Ok(summary),
+        }
     }
 
     async fn reconcile_job(&self, arn: &JobArn, inv: &Invocation, out: &mut Outcome) {
@@ -84,7 +98,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         out.ignored = true;
                         return;
                     }
-                    Admission::Undecided(e) => return out.fail(e),
+                    Admission::Undecided(e) => return out.fail(Failure::TagsUnavailable(e)),
                 },
             };
             match self
@@ -154,18 +168,18 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 Admission::Watched(self.labels_of(&tags))
             }
-            // WATCH cannot be decided without the tags: the job is not tracked
-            // now; its next event, the next discovery or a track decides again.
-            Err(e) if tags_decide => Admission::Undecided(e),
+            // Neither WATCH nor the labels are guessed without the tags: the
+            // job is not tracked now, and whoever asked decides again (Lambda's
+            // retry of an event, the next discovery, the next track).
             Err(e) => {
-                warn!(job_arn = %arn, error_kind = e.kind(), error = %e, "could not read the job's tags; tracking it without labels");
-                Admission::Watched(BTreeMap::new())
+                warn!(job_arn = %arn, error_kind = e.kind(), error = %e, "could not read the job's tags; not tracked on a guess");
+                Admission::Undecided(e)
             }
         }
     }
 
     /// The tags `LABEL_TAGS` names, as labels (at most [`crate::labels::MAX_LABELS`]).
-    fn labels_of(&self, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    pub(super) fn labels_of(&self, tags: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         tags.iter()
             .filter(|(k, v)| {
                 self.config.label_tags.contains(k) && crate::labels::validate(k, v).is_ok()

@@ -93,6 +93,13 @@ pub(crate) enum Failure {
         "{job_name:?} is not a job this monitor watches (WATCH={watch}): track it with the monitor that watches it, or widen WATCH"
     )]
     NotWatched { job_name: String, watch: String },
+    /// The job's tags could not be read, and they decide whether it is
+    /// watched (`WATCH`) or what its labels are (`LABEL_TAGS`): not tracked
+    /// on a guess.
+    #[error(
+        "the job's tags could not be read (after the SDK's retries), and they decide whether this monitor watches it (WATCH) or what its labels are (LABEL_TAGS); it was not tracked on a guess: {0}"
+    )]
+    TagsUnavailable(SourceError),
 }
 
 impl Failure {
@@ -106,6 +113,7 @@ impl Failure {
             Self::Notify(e) => e.kind(),
             Self::Deadline => "DeadlineReached",
             Self::NotWatched { .. } => "NotWatched",
+            Self::TagsUnavailable(_) => "TagsUnavailable",
         }
     }
 

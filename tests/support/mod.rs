@@ -679,9 +679,12 @@ impl<T: WorkList> WorkList for CountingStore<T> {
         region: &str,
         to: DateTime<Utc>,
         previous: Option<DateTime<Utc>>,
+        judged: &bedrock_batch_monitor::ports::Judged,
     ) -> Result<Write, StoreError> {
         self.count();
-        self.inner.save_watermark(region, to, previous).await
+        self.inner
+            .save_watermark(region, to, previous, judged)
+            .await
     }
 }
 

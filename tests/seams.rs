@@ -1,0 +1,354 @@
+//! True at the seams (issue 27): what one write records every write
+//! records. Each way a tracking can start at a job's end (track, untrack then
+//! track, discovery, an event whose first read is an end, a lost job found
+//! again) stores the tokens it read, so the notification, `describe`, `list`
+//! and the digest carry one estimate. Through the real handler and SDK
+//! clients against moto (DynamoDB, SNS, SQS, S3) and the fake Bedrock; the
+//! notification is read from the subscribed queue.
+
+mod support;
+
+use fake_bedrock::{Fault, FaultKind, SeedJob};
+use serde_json::{Value, json};
+use support::{World, native_event, put_manifest, unique};
+
+/// 2,000,000 x $0.125/M + 400,000 x $0.625/M (Claude 3 Haiku, the table's
+/// batch prices of 2025-07-20).
+const USD: f64 = 0.5;
+
+/// A world whose jobs write their manifests to a bucket the function reads.
+async fn world(extra: &[(&str, &str)]) -> (World, aws_sdk_s3::Client, String) {
+    let bucket = unique("seams-out").to_lowercase();
+    let mut env = vec![
+        ("OUTPUT_BUCKETS", bucket.as_str()),
+        ("DIGEST_SETTLE_SECONDS", "0"),
+    ];
+    env.extend_from_slice(extra);
+    let w = World::with_env(&env).await;
+    let s3 = w.output_bucket(&bucket).await;
+    (w, s3, bucket)
+}
+
+/// A Haiku job writing to `bucket`, in `status`, with its manifest there.
+async fn seed(w: &World, s3: &aws_sdk_s3::Client, bucket: &str, status: &str) -> String {
+    let arn = w.bedrock.seed(
+        SeedJob::named(&unique("ended"))
+            .with_status(status)
+            .with_output(&format!("s3://{bucket}/runs/")),
+    );
+    put_manifest(s3, bucket, "runs/", &arn, 2_000_000, 400_000).await;
+    arn
+}
+
+fn assert_estimate(where_: &str, cost: &Value) {
+    assert_eq!(cost["usd"], json!(USD), "{where_}: {cost}");
+    assert_eq!(cost["inputTokens"], 2_000_000, "{where_}: {cost}");
+    assert_eq!(cost["outputTokens"], 400_000, "{where_}: {cost}");
+}
+
+/// The last notification of `arn` told `Completed` with the estimate, and
+/// `describe`, `list` and the digest carry the same one.
+async fn assert_one_estimate_everywhere(w: &World, arn: &str) {
+    let got = w.drain().await;
+    let told = got
+        .iter()
+        .rev()
+        .find(|m| m.body["jobArn"] == arn && m.body["status"] == "Completed")
+        .unwrap_or_else(|| panic!("no Completed notification for {arn}: {got:?}"));
+    assert_estimate("notification", &told.body["estimatedCost"]);
+
+    let d = w.ok(json!({"describe": arn})).await;
+    assert_estimate("describe", &d["estimatedCost"]);
+
+    let listed = w.ok(json!({"list": {"ended": true}})).await;
+    let item = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["jobArn"] == arn)
+        .unwrap_or_else(|| panic!("{arn} not listed: {listed}"));
+    assert_estimate("list", &item["estimatedCost"]);
+
+    w.ok(json!({"digest": {}})).await;
+    let got = w.drain().await;
+    let digest = got
+        .iter()
+        .find(|m| m.attributes["event"] == "digest")
+        .expect("a digest");
+    let ended = digest.body["ended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["jobArn"] == arn)
+        .unwrap_or_else(|| panic!("{arn} not in the digest: {}", digest.body));
+    assert_estimate("digest", &ended["estimatedCost"]);
+    assert_eq!(
+        digest.body["estimatedSpend"]["noTokens"], 0,
+        "{}",
+        digest.body
+    );
+}
+
+#[tokio::test]
+async fn when_track_first_sees_a_job_at_its_end_should_keep_its_cost() {
+    // GIVEN a job that completed before anyone tracked it
+    let (w, s3, bucket) = world(&[]).await;
+    let arn = seed(&w, &s3, &bucket, "Completed").await;
+
+    // WHEN it is tracked
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+
+    // THEN every view carries the cost the notification told
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+#[tokio::test]
+async fn when_a_job_is_untracked_then_tracked_at_its_end_should_keep_its_cost() {
+    // GIVEN a job tracked while running, untracked, then completed
+    let (w, s3, bucket) = world(&[]).await;
+    let arn = seed(&w, &s3, &bucket, "InProgress").await;
+    w.ok(json!({"track": [arn]})).await;
+    w.ok(json!({"untrack": [arn]})).await;
+    w.bedrock.set(&arn, "Completed");
+    w.drain().await;
+
+    // WHEN it is tracked again (a re-arm of its item)
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+
+    // THEN every view carries the cost the notification told
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+#[tokio::test]
+async fn when_discovery_finds_a_job_that_ended_between_polls_should_keep_its_cost() {
+    // GIVEN discovery after a first (empty) run
+    let (w, s3, bucket) = world(&[("DISCOVERY", "all")]).await;
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["discovered"], 0, "{s}");
+
+    // WHEN a job is submitted and completes before the next poll
+    let arn = seed(&w, &s3, &bucket, "Completed").await;
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["discovered"], 1, "{s}");
+
+    // THEN every view carries the cost the notification told
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+#[tokio::test]
+async fn when_an_event_first_reads_a_job_at_its_end_should_keep_its_cost() {
+    // GIVEN a job never tracked, already completed
+    let (w, s3, bucket) = world(&[]).await;
+    let arn = seed(&w, &s3, &bucket, "Completed").await;
+
+    // WHEN Bedrock's event for its end arrives
+    let s = w.ok(native_event(&arn, "Completed")).await;
+    assert_eq!(s["tracked"], 1, "{s}");
+
+    // THEN every view carries the cost the notification told
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+#[tokio::test]
+async fn when_a_lost_job_is_found_again_at_its_end_should_keep_its_cost() {
+    // GIVEN a tracked job Bedrock lost (NotFound until the monitor let it go)
+    let (w, s3, bucket) = world(&[("NOT_FOUND_LIMIT", "1")]).await;
+    let arn = seed(&w, &s3, &bucket, "InProgress").await;
+    w.ok(json!({"track": [arn]})).await;
+    w.bedrock.remove(&arn);
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["untracked"], 1, "{s}");
+
+    // WHEN Bedrock knows it again, completed, and its event arrives
+    let id = arn.rsplit('/').next().unwrap().to_owned();
+    let mut again = SeedJob::named("found-again")
+        .with_status("Completed")
+        .with_output(&format!("s3://{bucket}/runs/"));
+    again.id = Some(id);
+    assert_eq!(w.bedrock.seed(again), arn);
+    let s = w.ok(native_event(&arn, "Completed")).await;
+    assert_eq!(s["tracked"], 1, "{s}");
+
+    // THEN every view carries the cost the notification told
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+// A failed tag read is retried, never dropped, and labels are never
+// silently empty.
+
+/// Every tag read answers ThrottlingException until cleared (after the SDK's
+/// own retries too).
+fn throttle_tags(w: &World) {
+    w.bedrock
+        .inject(Fault::new(FaultKind::Throttling).on("ListTagsForResource"));
+}
+
+#[tokio::test]
+async fn when_an_events_tags_cannot_be_read_should_fail_it_for_lambda_to_retry_then_track_it() {
+    // GIVEN a monitor that watches the search team's jobs by tag, discovery
+    // off, and a search job that completed while its tags cannot be read
+    let w = World::with_env(&[("WATCH", "tag:team=search"), ("LABEL_TAGS", "team")]).await;
+    let arn = w.bedrock.seed(
+        SeedJob::named("nightly")
+            .with_status("Completed")
+            .with_tag("team", "search"),
+    );
+    throttle_tags(&w);
+
+    // WHEN Bedrock's event for its end arrives
+    let failed = w
+        .invoke(&w.monitor(), native_event(&arn, "Completed"))
+        .await;
+
+    // THEN the invocation fails (Lambda retries it), naming why, and nothing is written
+    let e = failed.expect_err("the event must fail so that Lambda retries it");
+    let diagnostic = lambda_runtime::Diagnostic::from(e);
+    assert_eq!(diagnostic.error_type, "TagsUnavailable", "{diagnostic:?}");
+    assert!(
+        diagnostic.error_message.contains("WATCH"),
+        "{}",
+        diagnostic.error_message
+    );
+    assert!(w.item(&arn).await.is_none(), "tracked on a guess");
+    assert!(w.drain().await.is_empty());
+
+    // AND Lambda's retry, once the tags can be read, tracks it and tells its end
+    w.bedrock.clear_faults();
+    let s = w.ok(native_event(&arn, "Completed")).await;
+    assert_eq!(s["tracked"], 1, "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attributes["status"], "Completed");
+    assert_eq!(got[0].attributes["team"], "search");
+}
+
+#[tokio::test]
+async fn when_track_cannot_read_the_tags_its_labels_come_from_should_say_so_for_that_item() {
+    // GIVEN labels from tags, and tags that cannot be read
+    let w = World::with_env(&[("LABEL_TAGS", "team")]).await;
+    let arn = w
+        .bedrock
+        .seed(SeedJob::named("nightly").with_tag("team", "search"));
+    throttle_tags(&w);
+
+    // WHEN the job is tracked without labels in the request
+    let t = w.ok(json!({"track": [arn]})).await;
+
+    // THEN that item fails as TagsUnavailable: not tracked with empty labels
+    assert_eq!(t["tracked"], json!([]), "{t}");
+    assert_eq!(t["errors"][0]["kind"], "TagsUnavailable", "{t}");
+    assert!(w.item(&arn).await.is_none());
+
+    // AND tracked again once they can be read, it has its labels
+    w.bedrock.clear_faults();
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+    let got = w.drain().await;
+    assert_eq!(got[0].attributes["team"], "search", "{got:?}");
+}
+
+#[tokio::test]
+async fn when_a_tracked_job_is_tracked_again_without_labels_should_read_its_tags_again() {
+    // GIVEN a job tracked before its team tag was set
+    let w = World::with_env(&[("LABEL_TAGS", "team")]).await;
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [arn]})).await;
+    let tags_before = w.bedrock.count("ListTagsForResource");
+
+    // WHEN the tag is set and the job is tracked again, without labels
+    w.bedrock.remove(&arn);
+    let mut again = SeedJob::named("nightly").with_tag("team", "search");
+    again.id = Some(arn.rsplit('/').next().unwrap().to_owned());
+    w.bedrock.seed(again);
+    let t = w.ok(json!({"track": [arn]})).await;
+
+    // THEN the tags are read again and the label merged
+    assert_eq!(w.bedrock.count("ListTagsForResource"), tags_before + 1);
+    assert_eq!(t["alreadyTracked"], json!([arn]), "{t}");
+    assert_eq!(
+        t["labelsMerged"],
+        json!([{"jobArn": arn, "labels": {"team": "search"}}]),
+        "{t}"
+    );
+}
+
+#[tokio::test]
+async fn discovery_should_read_each_jobs_tags_once_and_one_unreadable_job_never_holds_the_others() {
+    // GIVEN discovery of the search team's jobs (by tag), after a first run
+    let w = World::with_env(&[("DISCOVERY", "all"), ("WATCH", "tag:team=search")]).await;
+    w.ok(json!({})).await;
+
+    // WHEN another team's job, a search job and a search job whose tag read
+    // fails are submitted
+    let ads = w
+        .bedrock
+        .seed(SeedJob::named("ads-nightly").with_tag("team", "ads"));
+    let search = w
+        .bedrock
+        .seed(SeedJob::named("search-nightly").with_tag("team", "search"));
+    let unreadable = w
+        .bedrock
+        .seed(SeedJob::named("search-late").with_tag("team", "search"));
+    w.bedrock.inject(Fault {
+        job_id: Some(unreadable.rsplit('/').next().unwrap().to_owned()),
+        ..Fault::new(FaultKind::Throttling).on("ListTagsForResource")
+    });
+    let watermark = || async {
+        let item = w.item("control#discovery#us-east-1").await.unwrap();
+        item["watermark"].as_s().unwrap().clone()
+    };
+    let before = watermark().await;
+    let s = w.ok(json!({})).await;
+    assert!(
+        watermark().await > before,
+        "one job that could not be judged held the watermark"
+    );
+
+    // THEN the search job is tracked, the unreadable one is that job's error
+    assert_eq!(s["discovered"], 1, "{s}");
+    assert!(
+        s["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["jobArn"] == unreadable && e["kind"] == "TagsUnavailable"),
+        "{s}"
+    );
+    assert!(w.item(&ads).await.is_none());
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["jobArn"], search);
+
+    // AND the next polls read no tags of the job judged not watched, while
+    // the unreadable one is judged again and tracked once its tags can be read
+    let tags_of = |arn: &str| {
+        w.bedrock
+            .calls()
+            .iter()
+            .filter(|c| c.operation == "ListTagsForResource" && c.target.as_deref() == Some(arn))
+            .count()
+    };
+    let ads_reads = tags_of(&ads);
+    w.bedrock.clear_faults();
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["discovered"], 1, "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["jobArn"], unreadable);
+    w.ok(json!({})).await;
+    assert_eq!(
+        tags_of(&ads),
+        ads_reads,
+        "the not-watched verdict was read again"
+    );
+
+    // AND the watermark moved on: a job submitted now is found next poll
+    let later = w
+        .bedrock
+        .seed(SeedJob::named("search-later").with_tag("team", "search"));
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["discovered"], 1, "{s}");
+    assert_eq!(w.drain().await[0].body["jobArn"], later);
+}
