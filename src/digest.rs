@@ -158,6 +158,8 @@ impl Spend {
 pub struct SetAsideNote {
     pub job_arn: JobArn,
     pub transition_id: String,
+    /// Where it was not delivered (`topic`, `slack`, ...).
+    pub destination: String,
     pub status: JobStatus,
     pub at: DateTime<Utc>,
 }

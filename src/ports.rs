@@ -346,6 +346,25 @@ pub struct Claim {
     pub until: DateTime<Utc>,
 }
 
+/// What one delivery attempt of a pending notification came to, destination
+/// by destination, written in one conditional write by the claim's holder.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settlement {
+    /// Destinations that accepted it now.
+    pub accepted: Vec<String>,
+    /// Destinations that refused it for good, below the attempts' limit:
+    /// their attempt count goes up, with the error.
+    pub refused: Vec<(String, String)>,
+    /// Destinations that failed for a reason not the message's (unreachable,
+    /// throttled...): the error is kept; they are tried again.
+    pub failed: Vec<(String, String)>,
+    /// Destinations given up now: set aside there (the job's list of
+    /// undeliverable notifications, the day's notes for the digest).
+    pub set_aside: Vec<SetAside>,
+    /// Every destination is done: the notification leaves the outbox.
+    pub finished: bool,
+}
+
 /// The pending notifications of a job.
 pub trait Outbox: Send + Sync {
     /// Claims a pending notification unless another holder's claim is still valid.
@@ -356,34 +375,17 @@ pub trait Outbox: Send + Sync {
         claim: &Claim,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
-    /// Gives up our claim after a failed publish, so the next run retries at once.
-    /// With `rejected`, the entry's attempt count goes up and the error is kept.
-    /// `Lost` when the claim is no longer ours.
-    fn release(
+    /// Writes what a delivery attempt came to ([`Settlement`]) and gives up
+    /// the claim, if we still hold it: a finished notification leaves the
+    /// outbox, an unfinished one keeps each destination's state for the next
+    /// run. The job as it is afterwards, or `None` when the claim was no
+    /// longer ours.
+    fn settle(
         &self,
         arn: &JobArn,
         transition_id: &str,
         token: &str,
-        rejected: Option<&str>,
-    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
-
-    /// Removes a delivered notification if we still hold its claim; the job as
-    /// it is afterwards, or `None` when the claim was no longer ours.
-    fn complete(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-        token: &str,
-    ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
-
-    /// Moves a notification SNS keeps refusing out of the outbox onto the item's
-    /// list of undeliverable ones; the job afterwards, or `None` when the claim
-    /// was no longer ours.
-    fn set_aside(
-        &self,
-        arn: &JobArn,
-        token: &str,
-        entry: &SetAside,
+        settlement: &Settlement,
     ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
 }
 
@@ -654,15 +656,25 @@ impl NotifyError {
     }
 }
 
-/// Where notifications go.
+/// Where notifications go: destinations by name, the job topic
+/// ([`crate::domain::TOPIC`]) first, each delivered on its own.
 pub trait Notifier: Send + Sync {
+    /// The destinations `transition` goes to (those whose policy lets it
+    /// through), the job topic first.
+    fn destinations(&self, transition: &Transition) -> Vec<String>;
+
     fn publish(
         &self,
+        destination: &str,
         transition: &Transition,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 
+    /// The destinations the digest goes to, the job topic first.
+    fn digest_destinations(&self, digest: &Digest) -> Vec<String>;
+
     fn publish_digest(
         &self,
+        destination: &str,
         digest: &Digest,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }

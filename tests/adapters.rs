@@ -329,13 +329,13 @@ async fn publish_should_send_json_structure_with_attributes_and_map_errors() {
     let notifier = SnsNotifier::new(client, "arn:aws:sns:us-east-1:123456789012:t");
     let t = transition();
 
-    notifier.publish(&t).await.unwrap();
-    let e = notifier.publish(&t).await.unwrap_err();
+    notifier.publish("topic", &t).await.unwrap();
+    let e = notifier.publish("topic", &t).await.unwrap_err();
     assert!(
         matches!(e, NotifyError::AccessDenied { .. }) && e.is_systemic(),
         "{e:?}"
     );
-    let e = notifier.publish(&t).await.unwrap_err();
+    let e = notifier.publish("topic", &t).await.unwrap_err();
     assert!(
         matches!(e, NotifyError::Throttled { .. }) && !e.is_systemic(),
         "{e:?}"

@@ -14,7 +14,7 @@ use bedrock_batch_monitor::adapters::sns::SnsNotifier;
 use bedrock_batch_monitor::domain::JobArn;
 use bedrock_batch_monitor::handler;
 use bedrock_batch_monitor::monitor::Monitor;
-use bedrock_batch_monitor::ports::{Claim, Jobs, Outbox, Write};
+use bedrock_batch_monitor::ports::{Claim, Jobs, Outbox, Settlement, Write};
 use chrono::Utc;
 use fake_bedrock::{Fault, FaultKind, SeedJob, StatusChange};
 use serde_json::{Value, json};
@@ -517,6 +517,14 @@ async fn when_two_stores_contend_for_one_claim_only_its_holder_should_release_or
         until: now + chrono::Duration::seconds(secs),
     };
 
+    // Giving the claim back with nothing delivered, and finishing it.
+    let release = Settlement::default();
+    let finish = Settlement {
+        accepted: vec!["topic".to_owned()],
+        finished: true,
+        ..Settlement::default()
+    };
+
     // WHEN A claims it, B can neither claim, release nor complete it
     assert_eq!(
         a.claim(&arn, &id, &claim("a", 60)).await.unwrap(),
@@ -526,13 +534,13 @@ async fn when_two_stores_contend_for_one_claim_only_its_holder_should_release_or
         b.claim(&arn, &id, &claim("b", 60)).await.unwrap(),
         Write::Lost
     );
-    assert_eq!(b.release(&arn, &id, "b", None).await.unwrap(), Write::Lost);
-    assert!(b.complete(&arn, &id, "b").await.unwrap().is_none());
+    assert!(b.settle(&arn, &id, "b", &release).await.unwrap().is_none());
+    assert!(b.settle(&arn, &id, "b", &finish).await.unwrap().is_none());
     let held = a.get(&arn).await.unwrap().unwrap();
     assert_eq!(held.outbox[0].claimed_by.as_deref(), Some("a"));
 
     // AND once A's claim has run out B takes it, and A's late completion is refused
-    assert_eq!(a.release(&arn, &id, "a", None).await.unwrap(), Write::Done);
+    assert!(a.settle(&arn, &id, "a", &release).await.unwrap().is_some());
     assert_eq!(
         a.claim(&arn, &id, &claim("a", -1)).await.unwrap(),
         Write::Done
@@ -541,9 +549,9 @@ async fn when_two_stores_contend_for_one_claim_only_its_holder_should_release_or
         b.claim(&arn, &id, &claim("b", 60)).await.unwrap(),
         Write::Done
     );
-    assert!(a.complete(&arn, &id, "a").await.unwrap().is_none());
+    assert!(a.settle(&arn, &id, "a", &finish).await.unwrap().is_none());
     let after = b
-        .complete(&arn, &id, "b")
+        .settle(&arn, &id, "b", &finish)
         .await
         .unwrap()
         .expect("B completes");

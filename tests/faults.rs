@@ -212,6 +212,7 @@ async fn when_bedrock_throttles_in_a_storm_the_other_jobs_should_go_on() {
             times: None,
             job_id: Some(job_id(a).to_owned()),
             every: None,
+            operation: None,
             seen: 0,
         });
     }

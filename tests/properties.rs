@@ -19,7 +19,7 @@ use std::path::Path;
 use aws_sdk_dynamodb::types::AttributeValue;
 use bedrock_batch_monitor::config::Config;
 use bedrock_batch_monitor::domain::{
-    JobArn, JobRef, JobSnapshot, SetAside, StoredJob, Transition, is_region_of,
+    JobArn, JobRef, JobSnapshot, StoredJob, Transition, is_region_of,
 };
 use bedrock_batch_monitor::event::{self, Command, MAX_ITEMS_PER_REQUEST};
 use bedrock_batch_monitor::handler::{self, HandlerError};
@@ -243,28 +243,12 @@ impl Outbox for Untouchable {
     async fn claim(&self, _: &JobArn, _: &str, _: &Claim) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
-    async fn release(
+    async fn settle(
         &self,
         _: &JobArn,
         _: &str,
         _: &str,
-        _: Option<&str>,
-    ) -> Result<Write, StoreError> {
-        panic!("a refused event wrote")
-    }
-    async fn complete(
-        &self,
-        _: &JobArn,
-        _: &str,
-        _: &str,
-    ) -> Result<Option<StoredJob>, StoreError> {
-        panic!("a refused event wrote")
-    }
-    async fn set_aside(
-        &self,
-        _: &JobArn,
-        _: &str,
-        _: &SetAside,
+        _: &bedrock_batch_monitor::ports::Settlement,
     ) -> Result<Option<StoredJob>, StoreError> {
         panic!("a refused event wrote")
     }
@@ -302,6 +286,7 @@ impl WorkList for Untouchable {
         _: &str,
         _: chrono::DateTime<chrono::Utc>,
         _: Option<chrono::DateTime<chrono::Utc>>,
+        _: &bedrock_batch_monitor::ports::Judged,
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
@@ -367,11 +352,18 @@ impl Fleet for Untouchable {
 }
 
 impl Notifier for Untouchable {
-    async fn publish(&self, _: &Transition) -> Result<(), NotifyError> {
+    fn destinations(&self, _: &Transition) -> Vec<String> {
+        panic!("a refused event published")
+    }
+    async fn publish(&self, _: &str, _: &Transition) -> Result<(), NotifyError> {
+        panic!("a refused event published")
+    }
+    fn digest_destinations(&self, _: &bedrock_batch_monitor::digest::Digest) -> Vec<String> {
         panic!("a refused event published")
     }
     async fn publish_digest(
         &self,
+        _: &str,
         _: &bedrock_batch_monitor::digest::Digest,
     ) -> Result<(), NotifyError> {
         panic!("a refused event published")
@@ -599,6 +591,6 @@ proptest! {
 fn the_valid_item_of_these_properties_should_read_as_a_job() {
     let job = StoredJob::try_from(&valid_item()).expect("the seed item reads");
     assert_eq!(job.outbox.len(), 1);
-    assert_eq!(job.outbox[0].attempts, 1);
+    assert_eq!(job.outbox[0].delivery("topic").attempts, 1);
     assert_eq!(job.history.len(), 1);
 }

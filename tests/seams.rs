@@ -10,7 +10,7 @@ mod support;
 
 use fake_bedrock::{Fault, FaultKind, SeedJob};
 use serde_json::{Value, json};
-use support::{World, native_event, put_manifest, unique};
+use support::{MotoFault, World, native_event, put_manifest, unique};
 
 /// 2,000,000 x $0.125/M + 400,000 x $0.625/M (Claude 3 Haiku, the table's
 /// batch prices of 2025-07-20).
@@ -351,4 +351,190 @@ async fn discovery_should_read_each_jobs_tags_once_and_one_unreadable_job_never_
     let s = w.ok(json!({})).await;
     assert_eq!(s["discovered"], 1, "{s}");
     assert_eq!(w.drain().await[0].body["jobArn"], later);
+}
+
+// Each destination its own delivery: a failing Slack topic never floods the
+// job topic's subscribers, never fails the poll, never holds the job.
+
+/// A world with a Slack topic of its own (`slack` unique name) that does not
+/// exist yet, and the queue a channel would be once it does.
+async fn with_slack(extra: &[(&str, &str)]) -> (World, String, String) {
+    // Ended by a word so no name is the start of another (a fault matches on the text).
+    let name = format!("{}-channel", unique("slack"));
+    let arn = format!("arn:aws:sns:us-east-1:123456789012:{name}");
+    let mut env = vec![
+        ("SLACK_TOPIC_ARN", arn.as_str()),
+        ("DIGEST_SETTLE_SECONDS", "0"),
+    ];
+    env.extend_from_slice(extra);
+    let w = World::with_env(&env).await;
+    (w, name, arn)
+}
+
+/// Creates the Slack topic and a queue subscribed to it, as the channel is.
+async fn mend_slack(w: &World, name: &str) -> String {
+    let arn = w
+        .sns
+        .create_topic()
+        .name(name)
+        .send()
+        .await
+        .unwrap()
+        .topic_arn
+        .unwrap();
+    let channel = w
+        .sqs
+        .create_queue()
+        .queue_name(unique("channel"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    w.sns
+        .subscribe()
+        .topic_arn(&arn)
+        .protocol("sqs")
+        .endpoint(support::queue_arn(&w.sqs, &channel).await)
+        .send()
+        .await
+        .unwrap();
+    channel
+}
+
+#[tokio::test]
+async fn when_the_slack_topic_is_gone_the_job_topic_should_hear_each_change_once_and_the_poll_succeed()
+ {
+    // GIVEN a monitor whose Slack topic was deleted, and a tracked job
+    let (w, slack_name, _) = with_slack(&[]).await;
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+
+    // WHEN the job fails and three polls run
+    w.bedrock.set(&arn, "Failed");
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        answers.push(w.ok(json!({})).await);
+    }
+
+    // THEN the job topic's subscriber heard each status once
+    let got = w.drain().await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|m| m.attributes["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["Submitted", "Failed"], "{got:?}");
+    // AND each poll succeeded, Slack's failure its own error, named
+    for a in &answers {
+        let slack_errors: Vec<&Value> = a["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["destination"] == "slack")
+            .collect();
+        assert!(!slack_errors.is_empty(), "{a}");
+        assert!(
+            a["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["destination"] == "slack"),
+            "{a}"
+        );
+    }
+    let d = w.ok(json!({"describe": arn})).await;
+    // (the default Slack policy lets Failed through, not Submitted)
+    let pending = d["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{d}");
+    for p in pending {
+        assert_eq!(p["destinations"]["topic"]["delivered"], true, "{d}");
+        assert_eq!(p["destinations"]["slack"]["delivered"], false, "{d}");
+    }
+
+    // AND once Slack is mended, it gets what it missed, in order, and the
+    // job topic nothing again
+    let channel = mend_slack(&w, &slack_name).await;
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["errors"], json!([]), "{s}");
+    let slack: Vec<String> = w
+        .drain_queue(&channel)
+        .await
+        .iter()
+        .map(|m| m.attributes["status"].clone())
+        .collect();
+    assert_eq!(
+        slack,
+        ["Failed"],
+        "the default Slack policy lets errors through"
+    );
+    assert!(w.drain().await.is_empty(), "the job topic heard a repeat");
+    let d = w.ok(json!({"describe": arn})).await;
+    assert_eq!(d["pending"], json!([]), "{d}");
+    assert_eq!(
+        d["active"], false,
+        "the job retires once every destination is done: {d}"
+    );
+}
+
+#[tokio::test]
+async fn when_slack_refuses_a_message_for_good_it_should_be_set_aside_there_alone() {
+    // GIVEN a Slack topic that refuses every publish, at two attempts
+    let (w, slack_name, slack_arn) = with_slack(&[("PUBLISH_MAX_ATTEMPTS", "2")]).await;
+    let channel = mend_slack(&w, &slack_name).await;
+    let _refuse = MotoFault::add(json!({"service": "sns", "action": "Publish",
+        "contains": [slack_name], "status": 400, "code": "InvalidParameter",
+        "message": "Invalid parameter: Message too long"}));
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [arn]})).await;
+
+    // WHEN the job fails and polls run
+    w.bedrock.set(&arn, "Failed");
+    w.ok(json!({})).await;
+    w.ok(json!({})).await;
+    let s = w.ok(json!({})).await;
+
+    // THEN the job topic heard Failed once, nothing reached Slack, and the
+    // Slack delivery alone is set aside: the job topic's is not called undeliverable
+    let got = w.drain().await;
+    let statuses: Vec<&str> = got
+        .iter()
+        .map(|m| m.attributes["status"].as_str())
+        .collect();
+    assert_eq!(statuses, ["Submitted", "Failed"], "{got:?}");
+    assert!(w.drain_queue(&channel).await.is_empty());
+    let d = w.ok(json!({"describe": arn})).await;
+    assert_eq!(d["pending"], json!([]), "{d}");
+    let aside = d["undeliverable"].as_array().unwrap();
+    assert_eq!(aside.len(), 1, "{d}");
+    assert_eq!(aside[0]["destination"], "slack", "{d}");
+    assert_eq!(aside[0]["status"], "Failed", "{d}");
+    assert_eq!(d["active"], false, "{d} {s}");
+    let _ = slack_arn;
+}
+
+#[tokio::test]
+async fn when_slack_fails_the_digest_the_job_topic_should_have_it_once() {
+    // GIVEN a monitor whose Slack topic is gone
+    let (w, _, _) = with_slack(&[]).await;
+
+    // WHEN two digests are sent
+    let first = w.ok(json!({"digest": {}})).await;
+    let second = w.ok(json!({"digest": {}})).await;
+
+    // THEN each reached the job topic once, under its own id, and each
+    // answer names Slack's failure
+    let got: Vec<String> = w
+        .drain()
+        .await
+        .iter()
+        .filter(|m| m.attributes["event"] == "digest")
+        .map(|m| m.body["digestId"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_ne!(got[0], got[1], "the same digest again");
+    for a in [&first, &second] {
+        assert_eq!(a["published"], true, "{a}");
+        assert_eq!(a["errors"][0]["destination"], "slack", "{a}");
+    }
 }

@@ -8,7 +8,7 @@ use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{ErrorFacts, facts};
 use crate::digest::Digest;
-use crate::domain::Transition;
+use crate::domain::{SLACK, TOPIC, Transition};
 use crate::filter_policy::FilterPolicy;
 use crate::ports::{Notifier, NotifyError};
 use crate::render::{self, notification, notification::Rendered};
@@ -35,10 +35,8 @@ impl SnsNotifier {
 
     /// Also publishes to `topic_arn` each message whose attributes `policy`
     /// lets through: the Slack channel's topic, which Amazon Q Developer
-    /// subscribes to without a filter. A message goes to the job topic first,
-    /// then to this one; when the second publish fails, the notification stays
-    /// pending and both are tried again (at-least-once on both topics; the
-    /// `transitionId` tells a repeat).
+    /// subscribes to without a filter. It is a destination of its own
+    /// ([`SLACK`]): its failures never make the job topic hear a message twice.
     pub fn with_slack(mut self, topic_arn: impl Into<String>, policy: FilterPolicy) -> Self {
         self.slack = Some((topic_arn.into(), policy));
         self
@@ -62,25 +60,49 @@ impl SnsNotifier {
 }
 
 impl Notifier for SnsNotifier {
-    async fn publish(&self, transition: &Transition) -> Result<(), NotifyError> {
-        self.send(notification::render(transition, &self.environment))
-            .await
+    fn destinations(&self, transition: &Transition) -> Vec<String> {
+        let rendered = notification::render(transition, &self.environment);
+        self.destinations_for(&rendered.attributes)
     }
 
-    async fn publish_digest(&self, digest: &Digest) -> Result<(), NotifyError> {
-        self.send(render::digest::render(digest, &self.environment))
-            .await
+    async fn publish(&self, destination: &str, transition: &Transition) -> Result<(), NotifyError> {
+        let rendered = notification::render(transition, &self.environment);
+        self.send_to(self.topic_of(destination)?, &rendered).await
+    }
+
+    fn digest_destinations(&self, digest: &Digest) -> Vec<String> {
+        let rendered = render::digest::render(digest, &self.environment);
+        self.destinations_for(&rendered.attributes)
+    }
+
+    async fn publish_digest(&self, destination: &str, digest: &Digest) -> Result<(), NotifyError> {
+        let rendered = render::digest::render(digest, &self.environment);
+        self.send_to(self.topic_of(destination)?, &rendered).await
     }
 }
 
 impl SnsNotifier {
-    async fn send(&self, rendered: Rendered) -> Result<(), NotifyError> {
-        self.send_to(&self.topic_arn, &rendered).await?;
-        match &self.slack {
-            Some((topic, policy)) if policy.matches(&rendered.attributes) => {
-                self.send_to(topic, &rendered).await
-            }
-            _ => Ok(()),
+    /// The job topic, then the Slack topic when its policy lets the message through.
+    fn destinations_for(&self, attributes: &[(String, String)]) -> Vec<String> {
+        let mut out = vec![TOPIC.to_owned()];
+        if let Some((_, policy)) = &self.slack
+            && policy.matches(attributes)
+        {
+            out.push(SLACK.to_owned());
+        }
+        out
+    }
+
+    fn topic_of(&self, destination: &str) -> Result<&str, NotifyError> {
+        match (destination, &self.slack) {
+            (TOPIC, _) => Ok(&self.topic_arn),
+            (SLACK, Some((topic, _))) => Ok(topic),
+            // A destination this configuration no longer has (a notification
+            // recorded when the stack had a Slack topic).
+            (other, _) => Err(NotifyError::TopicNotFound {
+                message: format!("no destination {other:?} in this configuration"),
+                cause: None,
+            }),
         }
     }
 

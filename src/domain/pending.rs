@@ -1,11 +1,23 @@
-//! Notifications recorded but not yet accepted by SNS, and those set aside.
+//! Notifications recorded but not yet accepted by every destination, and
+//! those set aside.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{JobStatus, Transition};
 
-/// A notification recorded but not yet accepted by the topic.
+/// The job topic's name among a notification's destinations: the one whose
+/// failure fails the invocation (the operator's own alerts go through it).
+pub const TOPIC: &str = "topic";
+/// The Slack channel's own topic (`SLACK_TOPIC_ARN`).
+pub const SLACK: &str = "slack";
+
+/// A notification recorded but not yet accepted by every destination it
+/// goes to. Each destination has its own delivery: one that fails or
+/// refuses is retried (or set aside) alone, and never makes another hear
+/// the message twice.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
     pub transition: Transition,
@@ -13,9 +25,19 @@ pub struct Pending {
     pub claimed_until: Option<DateTime<Utc>>,
     /// Who holds the claim.
     pub claimed_by: Option<String>,
-    /// Publishes SNS refused for good so far.
+    /// How each destination's delivery stands, by destination name
+    /// ([`TOPIC`], [`SLACK`], ...); one not named has not been tried.
+    pub deliveries: BTreeMap<String, Delivery>,
+}
+
+/// How one destination's delivery of a notification stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// Accepted, or set aside: not sent there again.
+    pub done: bool,
+    /// Publishes it refused for good so far.
     pub attempts: u32,
-    /// SNS's words on the last refusal.
+    /// Its words on the last failure.
     pub last_error: Option<String>,
 }
 
@@ -25,9 +47,16 @@ impl Pending {
             transition,
             claimed_until: None,
             claimed_by: None,
-            attempts: 0,
-            last_error: None,
+            deliveries: BTreeMap::new(),
         }
+    }
+
+    /// How `destination`'s delivery stands (untried: the default).
+    pub fn delivery(&self, destination: &str) -> Delivery {
+        self.deliveries
+            .get(destination)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// Held by someone else's claim that has not expired.
@@ -37,14 +66,22 @@ impl Pending {
     }
 }
 
-/// A notification SNS refused for good, set aside so the job's later ones go out.
+fn topic() -> String {
+    TOPIC.to_owned()
+}
+
+/// A notification a destination refused for good (or kept failing past its
+/// bound), set aside there so the job's later ones go out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SetAside {
     pub transition_id: String,
     pub status: JobStatus,
     pub previous_status: Option<JobStatus>,
-    /// SNS's words on the last refusal.
+    /// Where it was not delivered (notes from before destinations: the topic).
+    #[serde(default = "topic")]
+    pub destination: String,
+    /// The destination's words on the last failure.
     pub error: String,
     pub attempts: u32,
     pub set_aside_at: DateTime<Utc>,

@@ -9,13 +9,15 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::{Invocation, Monitor, MonitorError};
 use crate::digest::{self, Health};
-use crate::domain::{EndedJob, JobArn, StoredJob, WorkEntry};
+use crate::domain::{EndedJob, JobArn, StoredJob, TOPIC, WorkEntry};
 use crate::event::{ListRequest, ListToken};
-use crate::ports::{Claim, EndedKey, EndedQuery, Fleet, ItemError, StoreError, WorkList, Write};
+use crate::ports::{
+    Claim, EndedKey, EndedQuery, Fleet, ItemError, Notifier, StoreError, WorkList, Write,
+};
 use crate::render::describe;
 
 /// `list`'s order of the jobs that have not ended: newest submitted first
@@ -279,33 +281,45 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             health,
             now,
         );
+        // The job topic first: until it has the digest, no destination gets
+        // it (so none hears it twice when it is tried again). Another
+        // destination that fails misses this digest, loudly, and the digest
+        // is finished without it.
         let mut form = "full";
-        let mut published = self.notifier.publish_digest(&d).await;
-        if let Err(e) = &published
-            && e.is_permanent()
-        {
-            // The message's fault, not the topic's: send the counts alone.
-            warn!(digest = %d.id, error = %e, "SNS refused the digest; sending its counts alone");
-            form = "countsOnly";
-            published = self.notifier.publish_digest(&d.counts_only()).await;
-        }
-        if let Err(error) = published {
-            let released = self.store.release_digest(&d.id, &claim.token).await;
-            if !matches!(released, Ok(Write::Done)) {
-                warn!(digest = %d.id, "the digest's claim was not given back; the next try waits for it to run out");
+        let mut elsewhere = Vec::new();
+        for destination in self.notifier.digest_destinations(&d) {
+            let (published, sent_as) = self.publish_digest_to(&destination, &d).await;
+            match published {
+                Ok(()) if destination == TOPIC => form = sent_as,
+                Ok(()) => {}
+                Err(error) if destination == TOPIC => {
+                    let released = self.store.release_digest(&d.id, &claim.token).await;
+                    if !matches!(released, Ok(Write::Done)) {
+                        warn!(digest = %d.id, "the digest's claim was not given back; the next try waits for it to run out");
+                    }
+                    let summary = json!({"digest": d.id, "published": false});
+                    return Err(if error.is_permanent() {
+                        MonitorError::DigestRejected {
+                            error: Box::new(error),
+                            summary,
+                        }
+                    } else {
+                        MonitorError::Notify {
+                            error: Box::new(error),
+                            summary,
+                        }
+                    });
+                }
+                Err(error) => {
+                    error!(digest = %d.id, destination = %destination, error_kind = error.kind(), error = %error, "the digest did not reach this destination; it misses this digest, the others have it");
+                    elsewhere.push(json!({
+                        "jobArn": "digest",
+                        "destination": destination,
+                        "kind": error.kind(),
+                        "error": error.to_string(),
+                    }));
+                }
             }
-            let summary = json!({"digest": d.id, "published": false});
-            return Err(if error.is_permanent() {
-                MonitorError::DigestRejected {
-                    error: Box::new(error),
-                    summary,
-                }
-            } else {
-                MonitorError::Notify {
-                    error: Box::new(error),
-                    summary,
-                }
-            });
         }
         info!(digest = %d.id, running = d.running_total, ended = d.ended_total, warnings = d.warnings_total, resumed, "digest published");
         let iso = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
@@ -316,6 +330,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             "resumed": resumed,
             "since": iso(d.since),
             "until": iso(d.until),
+            "errors": elsewhere,
             "at": iso(d.at),
             "running": d.running_total,
             "ended": d.ended_total,
@@ -341,6 +356,31 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 error: Box::new(error),
                 summary: answer,
             }),
+        }
+    }
+}
+
+impl<S, T, N: Notifier> Monitor<S, T, N> {
+    /// Publishes the digest to one destination; one it refuses for its
+    /// content gets the counts alone. How it went, and in which form.
+    async fn publish_digest_to(
+        &self,
+        destination: &str,
+        d: &digest::Digest,
+    ) -> (Result<(), crate::ports::NotifyError>, &'static str) {
+        let published = self.notifier.publish_digest(destination, d).await;
+        match published {
+            Err(e) if e.is_permanent() => {
+                // The message's fault, not the destination's: send the counts alone.
+                warn!(digest = %d.id, destination, error = %e, "SNS refused the digest; sending its counts alone");
+                (
+                    self.notifier
+                        .publish_digest(destination, &d.counts_only())
+                        .await,
+                    "countsOnly",
+                )
+            }
+            other => (other, "full"),
         }
     }
 }

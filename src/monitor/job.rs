@@ -1,7 +1,7 @@
 //! One job's work, shared by every use case: refresh it from Bedrock, record a
 //! change, deliver its pending notifications, start or re-arm its tracking.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use tracing::{Instrument, error, info, info_span, warn};
@@ -10,10 +10,10 @@ use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
     Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
+    StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
 };
 use crate::ports::{
-    Claim, JobSource, Jobs, Notifier, Outbox, Record, SourceError, StoreError, Write,
+    Claim, JobSource, Jobs, Notifier, Outbox, Record, Settlement, SourceError, StoreError, Write,
 };
 use crate::warnings::Subject;
 
@@ -688,15 +688,23 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// Publishes the job's pending notifications, oldest first; returns the job
-    /// as last seen.
+    /// Publishes the job's pending notifications, oldest first, each to every
+    /// destination it goes to that has not had it; returns the job as last seen.
     ///
     /// Each is claimed first (a conditional write naming this delivery), so two
     /// invocations never publish the same one at once. A notification held by
     /// someone else stops this delivery: its holder goes on with the later ones
-    /// once done (it sees them in the item its completion returns), so a later
-    /// notification never waits for the next poll. One SNS refuses for good is
-    /// retried once a poll, then set aside so the later ones go out.
+    /// once done (it sees them in the item its settlement returns), so a later
+    /// notification never waits for the next poll.
+    ///
+    /// Each destination has its own delivery: what one accepted is never sent
+    /// it again, and one that fails holds back only its own later messages
+    /// (so each destination hears a job's statuses in order), never another
+    /// destination's. One a destination refuses for good is retried once a
+    /// poll and set aside there after `PUBLISH_MAX_ATTEMPTS`; a destination
+    /// other than the job topic that keeps failing for another reason is set
+    /// aside after [`DESTINATION_GIVE_UP_AFTER`], so it never keeps a job from
+    /// retiring beyond that.
     async fn publish_pending(
         &self,
         job: StoredJob,
@@ -706,12 +714,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let arn = job.arn().clone();
         let token = self.claim_token(inv);
         let mut current = job;
-        // Each turn removes an entry or stops; the bound only guards against a
+        let mut handled: HashSet<String> = HashSet::new();
+        // Destinations with an earlier notification still pending this run.
+        let mut blocked: HashSet<String> = HashSet::new();
+        // Each turn settles an entry or stops; the bound only guards against a
         // table that keeps changing under us.
         let mut turns = current.outbox.len() + 4;
         while let Some(p) = current
             .outbox
             .iter()
+            .filter(|p| !handled.contains(&p.transition.id))
             .min_by_key(|p| p.transition.version)
             .cloned()
         {
@@ -720,6 +732,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             }
             turns -= 1;
             let id = p.transition.id.clone();
+            handled.insert(id.clone());
+            let wanted: Vec<String> = self
+                .notifier
+                .destinations(&p.transition)
+                .into_iter()
+                .filter(|d| !p.delivery(d).done)
+                .collect();
+            let now_to: Vec<String> = wanted
+                .iter()
+                .filter(|d| !blocked.contains(*d))
+                .cloned()
+                .collect();
+            if now_to.is_empty() && !wanted.is_empty() {
+                // Every destination it still needs waits for an earlier one.
+                continue;
+            }
             let now = Utc::now();
             let claim = Claim {
                 token: token.clone(),
@@ -740,13 +768,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                                 info!(job_arn = %arn, transition_id = %id, "notification held by another invocation; it delivers the rest");
                                 return fresh;
                             }
+                            handled.remove(&id);
                             current = fresh;
                             continue;
                         }
-                        Ok(None) => {
-                            warn!(job_arn = %arn, transition_id = %id, write = "setting the notification aside", "write not made: the claim was no longer ours; its holder retries it");
-                            return current;
-                        }
+                        Ok(None) => return current,
                         Err(e) => {
                             out.fail(e);
                             return current;
@@ -758,72 +784,109 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     return current;
                 }
             }
-            match self.notifier.publish(&p.transition).await {
-                Ok(()) => {
-                    out.notified += 1;
-                    info!(job_arn = %arn, transition_id = %id, status = %p.transition.job.status, "notification published");
-                    match self.store.complete(&arn, &id, &token).await {
-                        Ok(Some(after)) => current = after,
-                        Ok(None) => {
-                            // Our claim ran out and someone else took it: it may
-                            // publish this one again (same transitionId).
-                            warn!(job_arn = %arn, transition_id = %id, write = "removing the delivered notification", "write not made: the claim ran out before completion; its next holder may publish it again, with the same transitionId");
-                            return current;
-                        }
-                        Err(e) => {
-                            // Published but still pending: a later run repeats it, same id.
-                            out.fail(e);
-                            return current;
-                        }
-                    }
-                }
-                Err(e) if e.is_permanent() => {
-                    let attempts = p.attempts + 1;
-                    if attempts < self.config.publish_max_attempts {
-                        let released = self
-                            .store
-                            .release(&arn, &id, &token, Some(e.message()))
-                            .await;
-                        self.expect_written(&arn, "releasing the claim", released, out);
-                        out.fail(e);
-                        return current;
-                    }
-                    let entry = SetAside {
-                        transition_id: id.clone(),
-                        status: p.transition.job.status.clone(),
-                        previous_status: p.transition.previous.clone(),
-                        error: e.message().to_owned(),
-                        attempts,
-                        set_aside_at: Utc::now(),
-                    };
-                    match self.store.set_aside(&arn, &token, &entry).await {
-                        Ok(Some(after)) => {
-                            error!(job_arn = %arn, transition_id = %id, attempts, error_kind = e.kind(), sns_error = e.message(), "SNS keeps refusing this notification; set aside as undeliverable");
-                            out.undeliverable += 1;
-                            current = after;
-                        }
-                        Ok(None) => {
-                            warn!(job_arn = %arn, transition_id = %id, write = "setting the notification aside", "write not made: the claim was no longer ours; its holder retries it");
-                            return current;
-                        }
-                        Err(e) => {
-                            out.fail(e);
-                            return current;
-                        }
-                    }
+            let settlement = self.deliver_one(&arn, &p, &now_to, &wanted, out).await;
+            let unfinished: Vec<String> = wanted
+                .iter()
+                .filter(|d| {
+                    !settlement.accepted.contains(d)
+                        && !settlement.set_aside.iter().any(|a| &a.destination == *d)
+                })
+                .cloned()
+                .collect();
+            match self.store.settle(&arn, &id, &token, &settlement).await {
+                Ok(Some(after)) => current = after,
+                Ok(None) => {
+                    // Our claim ran out and someone else took it: it may
+                    // publish this one again (same transitionId).
+                    warn!(job_arn = %arn, transition_id = %id, write = "settling the delivery", "write not made: the claim ran out first; its next holder may publish it again, with the same transitionId");
+                    return current;
                 }
                 Err(e) => {
-                    // Worth retrying at once next run: give the claim back.
-                    let released = self.store.release(&arn, &id, &token, None).await;
-                    self.expect_written(&arn, "releasing the claim", released, out);
+                    // Published but still pending: a later run repeats it, same id.
                     out.fail(e);
                     return current;
                 }
             }
+            blocked.extend(unfinished);
         }
         current
     }
+
+    /// Publishes `p` to each destination of `now_to`, and says what came of
+    /// it; `wanted` is every destination it still needs (those waiting for an
+    /// earlier message included), so the settlement knows when it is finished.
+    async fn deliver_one(
+        &self,
+        arn: &JobArn,
+        p: &Pending,
+        now_to: &[String],
+        wanted: &[String],
+        out: &mut Outcome,
+    ) -> Settlement {
+        let id = &p.transition.id;
+        let mut s = Settlement::default();
+        for destination in now_to {
+            let state = p.delivery(destination);
+            let set_aside = |error: &str, attempts: u32| SetAside {
+                transition_id: id.clone(),
+                status: p.transition.job.status.clone(),
+                previous_status: p.transition.previous.clone(),
+                destination: destination.clone(),
+                error: error.to_owned(),
+                attempts,
+                set_aside_at: Utc::now(),
+            };
+            match self.notifier.publish(destination, &p.transition).await {
+                Ok(()) => {
+                    if destination == TOPIC {
+                        out.notified += 1;
+                    }
+                    info!(job_arn = %arn, transition_id = %id, destination = %destination, status = %p.transition.job.status, "notification published");
+                    s.accepted.push(destination.clone());
+                }
+                Err(e) if e.is_permanent() => {
+                    let attempts = state.attempts + 1;
+                    if attempts < self.config.publish_max_attempts {
+                        s.refused
+                            .push((destination.clone(), e.message().to_owned()));
+                        out.fail_delivery(destination, e);
+                    } else {
+                        error!(job_arn = %arn, transition_id = %id, destination = %destination, attempts, error_kind = e.kind(), sns_error = e.message(), "the destination keeps refusing this notification; set aside as undeliverable there");
+                        out.undeliverable += 1;
+                        s.set_aside.push(set_aside(e.message(), attempts));
+                    }
+                }
+                Err(e) => {
+                    let waited = Utc::now() - p.transition.observed_at;
+                    if destination != TOPIC
+                        && waited
+                            .to_std()
+                            .is_ok_and(|w| w >= DESTINATION_GIVE_UP_AFTER)
+                    {
+                        error!(job_arn = %arn, transition_id = %id, destination = %destination, error_kind = e.kind(), sns_error = e.message(), "the destination has failed this notification for too long; set aside as undeliverable there");
+                        out.undeliverable += 1;
+                        s.set_aside.push(set_aside(e.message(), state.attempts));
+                    } else {
+                        s.failed.push((destination.clone(), e.message().to_owned()));
+                    }
+                    out.fail_delivery(destination, e);
+                }
+            }
+        }
+        s.finished = wanted
+            .iter()
+            .all(|d| s.accepted.contains(d) || s.set_aside.iter().any(|a| &a.destination == d));
+        s
+    }
 }
+
+/// How long a destination other than the job topic may keep failing a
+/// notification (unreachable, throttled, its topic gone) before it is set
+/// aside there: the longest a failing Slack topic keeps a finished job in
+/// the work list. The job topic's failures fail the invocation instead, and
+/// its notifications wait for it however long it takes.
+pub const DESTINATION_GIVE_UP_AFTER: std::time::Duration =
+    std::time::Duration::from_secs(24 * 3600);
 
 /// Bedrock reports a processed count for a running job.
 fn counts_running(s: &JobSnapshot) -> bool {

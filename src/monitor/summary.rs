@@ -26,6 +26,9 @@ pub struct JobError {
     /// A stable name for the kind of error (`BedrockThrottling`, `PublishRejected`, ...).
     pub kind: String,
     pub error: String,
+    /// The destination that failed, when it is not the job topic (`slack`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
 }
 
 /// What a poll or reconcile did.
@@ -87,6 +90,14 @@ pub(crate) enum Failure {
     Store(#[from] StoreError),
     #[error(transparent)]
     Notify(#[from] NotifyError),
+    /// A destination other than the job topic failed: that destination's
+    /// fault, never the invocation's.
+    #[error("{destination}: {error}")]
+    Delivery {
+        destination: String,
+        #[source]
+        error: NotifyError,
+    },
     #[error("the invocation's deadline came before this item was done; send it again")]
     Deadline,
     #[error(
@@ -110,7 +121,7 @@ impl Failure {
             Self::Labels(_) => "InvalidLabels",
             Self::Source(e) => e.kind(),
             Self::Store(e) => e.kind(),
-            Self::Notify(e) => e.kind(),
+            Self::Notify(e) | Self::Delivery { error: e, .. } => e.kind(),
             Self::Deadline => "DeadlineReached",
             Self::NotWatched { .. } => "NotWatched",
             Self::TagsUnavailable(_) => "TagsUnavailable",
@@ -153,6 +164,19 @@ pub(crate) struct Outcome {
 impl Outcome {
     pub fn fail(&mut self, f: impl Into<Failure>) {
         self.failures.push(f.into());
+    }
+
+    /// A destination's failure: the job topic's is the invocation's concern
+    /// (its systemic faults fail it); another's is that destination's alone.
+    pub fn fail_delivery(&mut self, destination: &str, error: NotifyError) {
+        if destination == crate::domain::TOPIC {
+            self.fail(error);
+        } else {
+            self.fail(Failure::Delivery {
+                destination: destination.to_owned(),
+                error,
+            });
+        }
     }
 
     /// Notes what a job still has pending (its last known outbox).
@@ -244,6 +268,10 @@ impl Tally {
                 job_arn: key.to_owned(),
                 kind: f.kind().to_owned(),
                 error: f.to_string(),
+                destination: match &f {
+                    Failure::Delivery { destination, .. } => Some(destination.clone()),
+                    _ => None,
+                },
             });
             match f {
                 Failure::Store(e) if e.is_systemic() => {
@@ -265,6 +293,7 @@ impl Tally {
             job_arn: e.key.clone(),
             kind: "ItemUnreadable".to_owned(),
             error: e.to_string(),
+            destination: None,
         });
     }
 

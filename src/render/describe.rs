@@ -24,8 +24,15 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBo
                     "event": p.transition.kind,
                     "status": p.transition.job.status,
                     "previousStatus": p.transition.previous,
-                    "attempts": p.attempts,
-                    "lastError": p.last_error,
+                    // The job topic's, as before destinations; each
+                    // destination's own under `destinations`.
+                    "attempts": p.delivery(crate::domain::TOPIC).attempts,
+                    "lastError": p.delivery(crate::domain::TOPIC).last_error,
+                    "destinations": p.deliveries.iter().map(|(d, s)| (d.clone(), json!({
+                        "delivered": s.done,
+                        "attempts": s.attempts,
+                        "lastError": s.last_error,
+                    }))).collect::<serde_json::Map<String, Value>>(),
                     "claimedUntil": p.claimed_until,
                 })
             })

@@ -532,9 +532,7 @@ impl<T> CountingStore<T> {
     }
 }
 
-use bedrock_batch_monitor::domain::{
-    Fresh, JobArn, Progress, RecordCounts, SetAside, StoredJob, Transition,
-};
+use bedrock_batch_monitor::domain::{Fresh, JobArn, Progress, RecordCounts, StoredJob, Transition};
 use bedrock_batch_monitor::ports::{
     Claim, Fleet, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList,
     WorkPage, Write,
@@ -612,33 +610,15 @@ impl<T: Outbox> Outbox for CountingStore<T> {
         self.count();
         self.inner.claim(arn, id, claim).await
     }
-    async fn release(
+    async fn settle(
         &self,
         arn: &JobArn,
         id: &str,
         token: &str,
-        rejected: Option<&str>,
-    ) -> Result<Write, StoreError> {
-        self.count();
-        self.inner.release(arn, id, token, rejected).await
-    }
-    async fn complete(
-        &self,
-        arn: &JobArn,
-        id: &str,
-        token: &str,
+        settlement: &bedrock_batch_monitor::ports::Settlement,
     ) -> Result<Option<StoredJob>, StoreError> {
         self.count();
-        self.inner.complete(arn, id, token).await
-    }
-    async fn set_aside(
-        &self,
-        arn: &JobArn,
-        token: &str,
-        entry: &SetAside,
-    ) -> Result<Option<StoredJob>, StoreError> {
-        self.count();
-        self.inner.set_aside(arn, token, entry).await
+        self.inner.settle(arn, id, token, settlement).await
     }
 }
 

@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
-    EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress, RecordCounts,
-    SetAside, StoredJob, TokenTotals, Transition, WarningKind, WorkEntry,
+    Delivery, EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress,
+    RecordCounts, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind, WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -48,8 +48,22 @@ pub(super) const ENDED_PARTITION: &str = "ended";
 pub(super) const TRANSITION: &str = "transition";
 pub(super) const CLAIMED_UNTIL: &str = "claimedUntil";
 pub(super) const CLAIMED_BY: &str = "claimedBy";
+/// The job topic's refusals and last error keep their first names; another
+/// destination's are `attempts@slack`, `lastError@slack` ([`delivery_attr`]).
 pub(super) const ATTEMPTS: &str = "attempts";
 pub(super) const LAST_ERROR: &str = "lastError";
+/// The destinations done with an entry (accepted, or set aside): a string set.
+pub(super) const DELIVERED: &str = "delivered";
+
+/// The name of one destination's attribute in an outbox entry: the job
+/// topic's is the bare `base` (as items before destinations had it).
+pub(super) fn delivery_attr(base: &str, destination: &str) -> String {
+    if destination == TOPIC {
+        base.to_owned()
+    } else {
+        format!("{base}@{destination}")
+    }
+}
 
 pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
@@ -225,6 +239,7 @@ pub(super) fn set_aside_value(e: &SetAside) -> AttributeValue {
             "previousStatus".to_owned(),
             opt_s(e.previous_status.as_ref().map(JobStatus::as_str)),
         ),
+        ("destination".to_owned(), s(e.destination.as_str())),
         ("error".to_owned(), s(e.error.as_str())),
         ("attempts".to_owned(), n(e.attempts)),
         ("setAsideAt".to_owned(), ts(e.set_aside_at)),
@@ -419,13 +434,39 @@ impl Reader<'_> {
                         .and_then(|v| v.as_n().ok())
                         .and_then(|v| v.parse::<i64>().ok())
                 };
+                let done: Vec<String> = match e.get(DELIVERED) {
+                    Some(AttributeValue::Ss(d)) => d.clone(),
+                    _ => Vec::new(),
+                };
+                // Each destination named by a state of its own, or done.
+                let mut deliveries = BTreeMap::new();
+                for key in e.keys() {
+                    let destination = match key.as_str() {
+                        ATTEMPTS | LAST_ERROR => TOPIC,
+                        k => match k.split_once('@') {
+                            Some((ATTEMPTS | LAST_ERROR, d)) => d,
+                            _ => continue,
+                        },
+                    };
+                    deliveries.insert(destination.to_owned(), Delivery::default());
+                }
+                for d in &done {
+                    deliveries.insert(d.clone(), Delivery::default());
+                }
+                for (destination, delivery) in deliveries.iter_mut() {
+                    delivery.done = done.contains(destination);
+                    delivery.attempts = number(&delivery_attr(ATTEMPTS, destination))
+                        .map_or(0, |a| a.clamp(0, i64::from(u32::MAX)) as u32);
+                    delivery.last_error = e
+                        .get(&delivery_attr(LAST_ERROR, destination))
+                        .and_then(|v| v.as_s().ok())
+                        .cloned();
+                }
                 Ok(Pending {
                     transition,
                     claimed_until: number(CLAIMED_UNTIL).and_then(DateTime::from_timestamp_millis),
                     claimed_by: e.get(CLAIMED_BY).and_then(|v| v.as_s().ok()).cloned(),
-                    attempts: number(ATTEMPTS)
-                        .map_or(0, |a| a.clamp(0, i64::from(u32::MAX)) as u32),
-                    last_error: e.get(LAST_ERROR).and_then(|v| v.as_s().ok()).cloned(),
+                    deliveries,
                 })
             })
             .collect()
@@ -496,6 +537,7 @@ impl Reader<'_> {
                     transition_id: text("transitionId").ok_or_else(bad)?,
                     status: JobStatus::parse(&text("status").ok_or_else(bad)?),
                     previous_status: text("previousStatus").map(|p| JobStatus::parse(&p)),
+                    destination: text("destination").unwrap_or_else(|| TOPIC.to_owned()),
                     error: text("error").unwrap_or_default(),
                     attempts: m
                         .get("attempts")

@@ -1,5 +1,6 @@
-//! A job's pending notifications ([`Outbox`]): claims, releases, completion
-//! and setting aside, each conditional on the claim's holder, and the day's
+//! A job's pending notifications ([`Outbox`]): the claim, and what a
+//! delivery came to destination by destination (accepted, refused, failed,
+//! set aside), each write conditional on the claim's holder; and the day's
 //! notes of set-aside notifications that the digest reads.
 
 use std::collections::HashMap;
@@ -9,10 +10,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 
 use super::item::*;
+use super::update::Update;
 use super::{DynamoJobStore, classify, fail, write_result};
 use crate::digest::SetAsideNote;
-use crate::domain::{JobArn, SetAside, StoredJob};
-use crate::ports::{Claim, Outbox, StoreError, Write};
+use crate::domain::{JobArn, SetAside, StoredJob, TOPIC};
+use crate::ports::{Claim, Outbox, Settlement, StoreError, Write};
 
 impl Outbox for DynamoJobStore {
     async fn claim(
@@ -42,88 +44,70 @@ impl Outbox for DynamoJobStore {
         write_result(r, &self.table)
     }
 
-    async fn release(
+    async fn settle(
         &self,
         arn: &JobArn,
         transition_id: &str,
         token: &str,
-        rejected: Option<&str>,
-    ) -> Result<Write, StoreError> {
-        let req = self
-            .held_entry(arn, transition_id, token)
-            .expression_attribute_names("#c", CLAIMED_UNTIL);
-        let req = match rejected {
-            None => req.update_expression("REMOVE #o.#t.#c, #o.#t.#b"),
-            Some(error) => req
-                .update_expression(
-                    "SET #o.#t.#n = if_not_exists(#o.#t.#n, :zero) + :one, #o.#t.#e = :error \
-                     REMOVE #o.#t.#c, #o.#t.#b",
-                )
-                .expression_attribute_names("#n", ATTEMPTS)
-                .expression_attribute_names("#e", LAST_ERROR)
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":error", s(error)),
-        };
-        write_result(req.send().await, &self.table)
-    }
-
-    async fn complete(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-        token: &str,
+        settlement: &Settlement,
     ) -> Result<Option<StoredJob>, StoreError> {
+        let entry = [OUTBOX, transition_id];
+        let mut u = Update::default();
+        if settlement.finished {
+            u.remove_path(&entry);
+        } else {
+            let mut done: Vec<String> = settlement.accepted.clone();
+            done.extend(settlement.set_aside.iter().map(|e| e.destination.clone()));
+            if !done.is_empty() {
+                u.add_to_set_at(
+                    &[OUTBOX, transition_id, DELIVERED],
+                    AttributeValue::Ss(done),
+                );
+            }
+            for (destination, error) in &settlement.refused {
+                let attempts = delivery_attr(ATTEMPTS, destination);
+                u.increment(&[OUTBOX, transition_id, &attempts]);
+                let last = delivery_attr(LAST_ERROR, destination);
+                u.set(&[OUTBOX, transition_id, &last], s(error.as_str()));
+            }
+            for (destination, error) in &settlement.failed {
+                let last = delivery_attr(LAST_ERROR, destination);
+                u.set(&[OUTBOX, transition_id, &last], s(error.as_str()));
+            }
+            u.remove_path(&[OUTBOX, transition_id, CLAIMED_UNTIL]);
+            u.remove_path(&[OUTBOX, transition_id, CLAIMED_BY]);
+        }
+        if !settlement.set_aside.is_empty() {
+            u.append(
+                UNDELIVERABLE,
+                settlement.set_aside.iter().map(set_aside_value).collect(),
+            );
+        }
+        let holder = u.path(&[OUTBOX, transition_id, CLAIMED_BY]);
+        let expected = u.value(s(token));
+        let (expression, names, values) = u.into_parts();
         let req = self
-            .held_entry(arn, transition_id, token)
-            .update_expression("REMOVE #o.#t");
-        self.job_after_held_write(req).await
-    }
-
-    async fn set_aside(
-        &self,
-        arn: &JobArn,
-        token: &str,
-        entry: &SetAside,
-    ) -> Result<Option<StoredJob>, StoreError> {
-        let req = self
-            .held_entry(arn, &entry.transition_id, token)
-            .update_expression(
-                "REMOVE #o.#t SET #u = list_append(if_not_exists(#u, :empty), :entry)",
-            )
-            .expression_attribute_names("#u", UNDELIVERABLE)
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":entry", AttributeValue::L(vec![set_aside_value(entry)]));
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression(expression)
+            .condition_expression(format!("{holder} = {expected}"))
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values));
         let after = self.job_after_held_write(req).await?;
         if after.is_some() {
             // The day's list of set-aside notifications, which the digest
             // reads instead of every job's item; it expires with the jobs.
-            self.note_set_aside(arn, entry).await;
+            for e in &settlement.set_aside {
+                self.note_set_aside(arn, e).await;
+            }
         }
         Ok(after)
     }
 }
 
 impl DynamoJobStore {
-    /// An update of one outbox entry (`#o.#t`) on the condition that `token`
-    /// holds its claim: only the holder releases, completes or sets it aside.
-    fn held_entry(
-        &self,
-        arn: &JobArn,
-        transition_id: &str,
-        token: &str,
-    ) -> UpdateItemFluentBuilder {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(arn)))
-            .condition_expression("#o.#t.#b = :token")
-            .expression_attribute_names("#o", OUTBOX)
-            .expression_attribute_names("#t", transition_id)
-            .expression_attribute_names("#b", CLAIMED_BY)
-            .expression_attribute_values(":token", s(token))
-    }
-
     /// Sends a holder's write; the job afterwards, or `None` when the claim was
     /// no longer ours.
     async fn job_after_held_write(
@@ -152,6 +136,7 @@ pub(super) fn set_aside_note(v: &AttributeValue) -> Option<SetAsideNote> {
     Some(SetAsideNote {
         job_arn: text("jobArn")?.parse().ok()?,
         transition_id: text("transitionId")?.clone(),
+        destination: text("destination").map_or_else(|| TOPIC.to_owned(), String::clone),
         status: crate::domain::JobStatus::parse(text("status")?),
         at: DateTime::parse_from_rfc3339(text("setAsideAt")?)
             .ok()?
@@ -166,9 +151,13 @@ impl DynamoJobStore {
         let note = AttributeValue::M(HashMap::from([
             ("jobArn".to_owned(), s(arn.as_str())),
             ("transitionId".to_owned(), s(entry.transition_id.as_str())),
+            ("destination".to_owned(), s(entry.destination.as_str())),
             ("status".to_owned(), s(entry.status.as_str())),
             ("setAsideAt".to_owned(), ts(entry.set_aside_at)),
         ]));
+        // One note per notification and destination (the job topic's keyed
+        // by the transition alone, as before destinations).
+        let note_key = delivery_attr(&entry.transition_id, &entry.destination);
         let expires = entry.set_aside_at + chrono::Duration::days(400);
         let r = self
             .client
@@ -190,7 +179,7 @@ impl DynamoJobStore {
                 .key(ARN, s(set_aside_key(entry.set_aside_at.date_naive())))
                 .update_expression("SET #n.#t = :note")
                 .expression_attribute_names("#n", SET_ASIDE_NOTES)
-                .expression_attribute_names("#t", entry.transition_id.as_str())
+                .expression_attribute_names("#t", note_key)
                 .expression_attribute_values(":note", note)
                 .send()
                 .await

@@ -86,19 +86,52 @@ impl Update {
         let v = self.value(v);
         self.add.push(format!("{a} {v}"));
     }
-    fn path(&mut self, path: &[&str]) -> String {
+    /// Removes `path` (an attribute or a map's entry).
+    pub(super) fn remove_path(&mut self, path: &[&str]) {
+        let p = self.path(path);
+        self.remove.push(p);
+    }
+    /// `path = if_not_exists(path, 0) + 1`.
+    pub(super) fn increment(&mut self, path: &[&str]) {
+        let p = self.path(path);
+        let zero = self.value(n(0));
+        let one = self.value(n(1));
+        self.set
+            .push(format!("{p} = if_not_exists({p}, {zero}) + {one}"));
+    }
+    /// Adds `v` (a set) to the set at `path`.
+    pub(super) fn add_to_set_at(&mut self, path: &[&str], v: AttributeValue) {
+        let p = self.path(path);
+        let v = self.value(v);
+        self.add.push(format!("{p} {v}"));
+    }
+    /// The placeholder form of `path`, for a condition.
+    pub(super) fn path(&mut self, path: &[&str]) -> String {
         let steps: Vec<String> = path.iter().map(|p| self.name(p)).collect();
         steps.join(".")
     }
+    /// The expression, its names and its values, for a request built elsewhere.
+    pub(super) fn into_parts(
+        self,
+    ) -> (
+        String,
+        HashMap<String, String>,
+        HashMap<String, AttributeValue>,
+    ) {
+        (self.expression(), self.names.into_map(), self.values)
+    }
     fn expression(&self) -> String {
-        let mut expr = format!("SET {}", self.set.join(", "));
+        let mut clauses = Vec::new();
+        if !self.set.is_empty() {
+            clauses.push(format!("SET {}", self.set.join(", ")));
+        }
         if !self.remove.is_empty() {
-            expr.push_str(&format!(" REMOVE {}", self.remove.join(", ")));
+            clauses.push(format!("REMOVE {}", self.remove.join(", ")));
         }
         if !self.add.is_empty() {
-            expr.push_str(&format!(" ADD {}", self.add.join(", ")));
+            clauses.push(format!("ADD {}", self.add.join(", ")));
         }
-        expr
+        clauses.join(" ")
     }
 }
 
