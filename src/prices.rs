@@ -557,6 +557,24 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_figure_keeps_its_reason_through_the_outbox() {
+        // The pending notification is stored as JSON and read back for its retries.
+        let c = Costing::NoTokens {
+            why: "the manifest s3://b/k could not be read: AccessDenied: Access Denied".into(),
+        };
+        let stored = serde_json::to_value(&c).unwrap();
+        assert_eq!(stored["kind"], "noTokens");
+        assert_eq!(serde_json::from_value::<Costing>(stored).unwrap(), c);
+        assert!(c.json(&JobStatus::Completed).is_null());
+        assert_eq!(
+            c.note().as_deref(),
+            Some(
+                "no estimate: no token totals, as the manifest s3://b/k could not be read: AccessDenied: Access Denied"
+            )
+        );
+    }
+
+    #[test]
     fn cents_round_half_up_once() {
         // 1,000,000 input tokens at $0.125/M and 1,000,000 output at $0.625/M.
         assert_eq!(cents(tokens(1_000_000, 1_000_000), 125_000, 625_000), 75);
