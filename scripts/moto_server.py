@@ -13,8 +13,8 @@ concurrent).
 Faults: `POST /_faults` with a JSON rule makes matching requests fail the way
 the real service fails, before moto sees them:
 
-    {"service": "sns" | "dynamodb", "action": "Publish" | "Query" | ...,
-     "contains": "<text>" | ["<text>", ...],   # the request body must contain each
+    {"service": "sns" | "dynamodb" | "s3", "action": "Publish" | "Query" | "GetObject" | ...,
+     "contains": "<text>" | ["<text>", ...],   # the request body (for S3 its path) must contain each
      "status": 400, "code": "InvalidParameter", "message": "...",
      "times": 3,                      # omitted or null: every match
      "delay_ms": 1500,                # wait first; without "code", then pass the request on
@@ -25,7 +25,17 @@ It answers `{"id": N}`; `DELETE /_faults/N` removes the rule, `GET /_faults`
 lists the rules with how many requests each failed. `contains` scopes a rule to
 one test (a table name; a topic and a job id), so tests sharing the server do not
 disturb each other. SNS errors come as awsQuery XML, DynamoDB's as JSON with
-`__type`, as the SDKs parse them.
+`__type`, S3's as its `<Error>` XML, as the SDKs parse them. An S3 request's
+action is GetObject, PutObject or HeadObject for an object (path-style
+`/bucket/key`), the HTTP method otherwise.
+
+S3 regions: moto keeps each bucket's region but serves every bucket to a
+request signed for any region. Real S3 does not: a request for a bucket in
+another region is refused with a redirect naming the bucket's region (301
+PermanentRedirect, the region in the `x-amz-bucket-region` header:
+https://docs.aws.amazon.com/AmazonS3/latest/API/UsingRouting.html), and the
+Rust SDK does not follow it. So this front answers the same way when an S3
+request's SigV4 scope names another region than its (path-style) bucket's.
 
 Counts: `GET /_stats` answers the requests served so far by service and
 action (`{"dynamodb": {"Query": 4, ...}, "sns": {"Publish": 2}}`), and the
@@ -126,6 +136,60 @@ def signing_service(environ) -> str:
     return parts[3] if len(parts) > 3 else ""
 
 
+def signing_region(environ) -> str:
+    """The region of the request's SigV4 credential scope: .../REGION/service/aws4_request."""
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    scope = auth.split("Credential=", 1)[1].split(",", 1)[0] if "Credential=" in auth else ""
+    parts = scope.split("/")
+    return parts[2] if len(parts) > 3 else ""
+
+
+def s3_bucket_region(name: str) -> str | None:
+    """The region moto created bucket `name` in, or None when there is no such bucket."""
+    from moto.s3.models import s3_backends
+
+    found = s3_backends.bucket_accounts.get(name)
+    if not found:
+        return None
+    partition, account = found
+    bucket = s3_backends[account][partition].buckets.get(name)
+    return bucket.region_name if bucket is not None else None
+
+
+def s3_wrong_region(environ) -> tuple[str, str] | None:
+    """(bucket, its region) when an S3 request is signed for another region than the bucket's."""
+    if signing_service(environ) != "s3":
+        return None
+    bucket = environ.get("PATH_INFO", "").lstrip("/").split("/", 1)[0]
+    if not bucket:
+        return None
+    region = s3_bucket_region(bucket)
+    if region is None or region == signing_region(environ):
+        return None
+    return bucket, region
+
+
+def s3_action(environ) -> str:
+    """GetObject, PutObject or HeadObject for a path-style object request; the method otherwise."""
+    method = environ.get("REQUEST_METHOD", "")
+    has_key = "/" in environ.get("PATH_INFO", "").lstrip("/")
+    names = {"GET": "GetObject", "PUT": "PutObject", "HEAD": "HeadObject"}
+    return names.get(method, method) if has_key else method
+
+
+def redirect_response(start_response, environ, bucket: str, region: str):
+    body = b""
+    if environ.get("REQUEST_METHOD") != "HEAD":
+        body = ("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>PermanentRedirect</Code>"
+                "<Message>The bucket you are attempting to access must be addressed using the specified "
+                "endpoint. Please send all future requests to this endpoint.</Message>"
+                f"<Bucket>{escape(bucket)}</Bucket><Endpoint>s3.{escape(region)}.amazonaws.com</Endpoint>"
+                "<RequestId>moto-front</RequestId></Error>").encode()
+    start_response("301 Moved Permanently", [("Content-Type", "application/xml"), ("x-amz-bucket-region", region),
+                                             ("Content-Length", str(len(body)))])
+    return [body]
+
+
 def fault_response(start_response, service: str, rule: dict):
     status = int(rule["status"])
     reason = "Bad Request" if status < 500 else "Internal Server Error"
@@ -133,6 +197,10 @@ def fault_response(start_response, service: str, rule: dict):
         body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{rule['code']}",
                            "message": rule["message"]}).encode()
         headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", rule["code"])]
+    elif service == "s3":
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{escape(rule['code'])}</Code>"
+                f"<Message>{escape(rule['message'])}</Message><RequestId>fault-{rule['id']}</RequestId></Error>").encode()
+        headers = [("Content-Type", "application/xml")]
     else:
         kind = "Sender" if status < 500 else "Receiver"
         body = (f'<ErrorResponse xmlns="http://sns.amazonaws.com/doc/2010-03-31/"><Error><Type>{kind}</Type>'
@@ -201,12 +269,17 @@ def main() -> None:
         if environ.get("PATH_INFO", "").startswith("/_stats"):
             return stats_admin(environ, start_response)
         count(environ, None)
+        wrong = s3_wrong_region(environ)
+        if wrong is not None:
+            return redirect_response(start_response, environ, *wrong)
         if faults.rules:
             raw = read_body(environ)
             environ["wsgi.input"] = io.BytesIO(raw)
             target = environ.get("HTTP_X_AMZ_TARGET", "")
             if target.startswith("DynamoDB_"):
                 service, action, text = "dynamodb", target.rsplit(".", 1)[-1], raw.decode("utf-8", "replace")
+            elif signing_service(environ) == "s3":
+                service, action, text = "s3", s3_action(environ), environ.get("PATH_INFO", "")
             else:
                 text = urllib.parse.unquote_plus(raw.decode("utf-8", "replace"))
                 form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))

@@ -146,7 +146,7 @@ impl Spend {
                     s.priced += 1;
                 }
                 Some(Costing::NoPrice { .. }) => s.no_price += 1,
-                None => s.no_tokens += 1,
+                Some(Costing::NoTokens { .. }) | None => s.no_tokens += 1,
             }
         }
         s

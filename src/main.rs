@@ -47,17 +47,16 @@ async fn main() -> Result<(), Error> {
         .unwrap_or_else(|_| "bedrock-batch-monitor".to_owned());
     let metrics =
         EmfMetrics::new(&config.metrics_namespace, function_name).with_set(config.metrics);
-    // Manifests are read only from OUTPUT_BUCKETS. A local S3 stand-in behind an
-    // endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) needs path-style
-    // addresses: bucket names are not DNS names there.
+    // Manifests are read only from OUTPUT_BUCKETS, by clients the source makes
+    // from this configuration in each bucket's region. A local S3 stand-in
+    // behind an endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) needs
+    // path-style addresses: bucket names are not DNS names there.
     let local_s3 = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|v| std::env::var(v).is_ok_and(|u| !u.trim().is_empty()));
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(local_s3)
-            .build(),
-    );
+    let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+        .force_path_style(local_s3)
+        .build();
     let source = BedrockJobSource::new(sdk.clone())
         .with_rate_limit(config.bedrock_max_rps)
         .with_manifests(s3, config.output_buckets.clone());

@@ -104,6 +104,42 @@ impl SourceError {
     }
 }
 
+/// Why a finished job's manifest gave no token totals. The text is what the
+/// final notification's cost line says: short, stable, naming the object.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ManifestError {
+    /// S3 has no such object (or bucket).
+    #[error("the manifest {uri} is not there: {message}")]
+    Missing {
+        uri: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// S3 (or KMS through it) refused, redirected or did not answer.
+    #[error("the manifest {uri} could not be read: {message}")]
+    Unreadable {
+        uri: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The object is not a manifest as Bedrock writes it.
+    #[error("the manifest {uri} is not one Bedrock writes: {message}")]
+    Malformed { uri: String, message: String },
+}
+
+impl ManifestError {
+    /// A stable name for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing { .. } => "ManifestMissing",
+            Self::Unreadable { .. } => "ManifestUnreadable",
+            Self::Malformed { .. } => "ManifestMalformed",
+        }
+    }
+}
+
 /// Bedrock, as far as the monitor needs it.
 pub trait JobSource: Send + Sync {
     fn get_job(
@@ -128,12 +164,13 @@ pub trait JobSource: Send + Sync {
     ) -> impl Future<Output = Result<JobPage, SourceError>> + Send;
 
     /// Bedrock's token totals for a finished job, from the manifest it writes
-    /// next to the output; `None` when there is none to read (no manifest, or a
-    /// bucket the function is not configured to read).
+    /// next to the output; `None` when none is to be read (no output URI, or a
+    /// bucket the function is not configured to read), an error saying why
+    /// when one should be and cannot.
     fn token_totals(
         &self,
         job: &JobSnapshot,
-    ) -> impl Future<Output = Result<Option<TokenTotals>, SourceError>> + Send;
+    ) -> impl Future<Output = Result<Option<TokenTotals>, ManifestError>> + Send;
 }
 
 /// Which of Bedrock's jobs a listing asks for.

@@ -191,6 +191,11 @@ pub enum Costing {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         why: Option<String>,
     },
+    /// No token totals: the manifest the function should have read could
+    /// not be, and why (the object, and S3's or KMS's own words).
+    NoTokens {
+        why: String,
+    },
 }
 
 /// The estimate: tokens x price, and where the price came from.
@@ -304,7 +309,7 @@ impl Costing {
     pub fn json(&self, status: &JobStatus) -> Value {
         match self {
             Self::Estimated(e) => e.json(status),
-            Self::NoPrice { .. } => Value::Null,
+            Self::NoPrice { .. } | Self::NoTokens { .. } => Value::Null,
         }
     }
 
@@ -317,30 +322,45 @@ impl Costing {
                 region,
                 why,
             } => no_price_text(model_id.as_deref(), region, why.as_deref()),
+            Self::NoTokens { why } => no_tokens_text(why),
         }
     }
 
     pub fn estimate(&self) -> Option<&Estimate> {
         match self {
             Self::Estimated(e) => Some(e),
-            Self::NoPrice { .. } => None,
+            Self::NoPrice { .. } | Self::NoTokens { .. } => None,
+        }
+    }
+
+    /// Why there is no figure, when there is none: the `costNote`.
+    pub fn note(&self) -> Option<String> {
+        match self {
+            Self::Estimated(_) => None,
+            Self::NoPrice {
+                model_id,
+                region,
+                why,
+            } => Some(no_price_text(model_id.as_deref(), region, why.as_deref())),
+            Self::NoTokens { why } => Some(no_tokens_text(why)),
         }
     }
 }
 
 /// Sets `estimatedCost` on a job's JSON (null without a figure: no token
-/// totals, or no price) and, with token totals but no price, `costNote`,
-/// which says which setting would give one.
+/// totals, or no price) and, where there is no figure for a known reason,
+/// `costNote`: the setting that would give a price, or why the manifest
+/// could not be read.
 pub fn annotate(out: &mut Value, cost: Option<&Costing>, status: &JobStatus) {
     out["estimatedCost"] = cost.map_or(Value::Null, |c| c.json(status));
-    if let Some(Costing::NoPrice {
-        model_id,
-        region,
-        why,
-    }) = cost
-    {
-        out["costNote"] = json!(no_price_text(model_id.as_deref(), region, why.as_deref()));
+    if let Some(note) = cost.and_then(Costing::note) {
+        out["costNote"] = json!(note);
     }
+}
+
+/// Why a job that should have token totals has none.
+pub fn no_tokens_text(why: &str) -> String {
+    format!("no estimate: no token totals, as {why}")
 }
 
 /// Why there is no figure, and the setting that would give one.
@@ -533,6 +553,24 @@ mod tests {
         assert!(
             book.find("anthropic.claude-3-haiku-20240307-v1:0", "eu-west-1")
                 .is_none()
+        );
+    }
+
+    #[test]
+    fn a_missing_figure_keeps_its_reason_through_the_outbox() {
+        // The pending notification is stored as JSON and read back for its retries.
+        let c = Costing::NoTokens {
+            why: "the manifest s3://b/k could not be read: AccessDenied: Access Denied".into(),
+        };
+        let stored = serde_json::to_value(&c).unwrap();
+        assert_eq!(stored["kind"], "noTokens");
+        assert_eq!(serde_json::from_value::<Costing>(stored).unwrap(), c);
+        assert!(c.json(&JobStatus::Completed).is_null());
+        assert_eq!(
+            c.note().as_deref(),
+            Some(
+                "no estimate: no token totals, as the manifest s3://b/k could not be read: AccessDenied: Access Denied"
+            )
         );
     }
 

@@ -341,3 +341,276 @@ async fn publish_should_send_json_structure_with_attributes_and_map_errors() {
         "{e:?}"
     );
 }
+
+// ---- Manifests: read in the bucket's region, and why not when not ----
+
+use aws_sdk_s3::primitives::SdkBody;
+use aws_smithy_http_client::test_util::{ReplayEvent, StaticReplayClient};
+use bedrock_batch_monitor::ports::ManifestError;
+
+const BUCKET: &str = "team-batch-out";
+
+/// An HTTP answer as S3 gives it.
+fn s3_answer(status: u16, headers: &[(&str, &str)], body: &str) -> ReplayEvent {
+    let request = http::Request::builder()
+        .uri("https://placeholder.invalid/")
+        .body(SdkBody::empty())
+        .unwrap();
+    let mut response = http::Response::builder().status(status);
+    for (k, v) in headers {
+        response = response.header(*k, *v);
+    }
+    ReplayEvent::new(
+        request,
+        response.body(SdkBody::from(body.to_owned())).unwrap(),
+    )
+}
+
+fn s3_error(status: u16, headers: &[(&str, &str)], code: &str, message: &str) -> ReplayEvent {
+    s3_answer(
+        status,
+        headers,
+        &format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{message}</Message>\
+             <RequestId>r1</RequestId></Error>"
+        ),
+    )
+}
+
+const MANIFEST: &str = r#"{"totalRecordCount": 10, "processedRecordCount": 10, "successRecordCount": 10,
+    "errorRecordCount": 0, "inputTokenCount": 1200, "outputTokenCount": 340}"#;
+
+/// The source as main.rs wires it, its S3 configuration in the home region
+/// (us-east-1) and its HTTP answered by `http`.
+fn manifest_source(http: &StaticReplayClient) -> BedrockJobSource {
+    let s3 = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            "AKIDTEST", "secret", None, None, "test",
+        ))
+        .http_client(http.clone())
+        .build();
+    BedrockJobSource::new(aws_config::SdkConfig::builder().build())
+        .with_manifests(s3, vec![BUCKET.to_owned()])
+}
+
+/// A job of `region` that ended with its output in `s3://team-batch-out/runs/`.
+fn ended_in(region: &str, id: &str) -> JobSnapshot {
+    JobSnapshot {
+        job_arn: format!("arn:aws:bedrock:{region}:123456789012:model-invocation-job/{id}")
+            .parse()
+            .unwrap(),
+        job_name: Some("nightly".into()),
+        model_id: Some("anthropic.claude-3-haiku-20240307-v1:0".into()),
+        status: JobStatus::Completed,
+        message: None,
+        submit_time: None,
+        last_modified_time: None,
+        end_time: None,
+        records: None,
+        input_s3_uri: None,
+        output_s3_uri: Some(format!("s3://{BUCKET}/runs/")),
+        job_expiration_time: None,
+    }
+}
+
+/// Where a request went (its URI) and the region it was signed for (its
+/// `authorization` header's credential scope).
+fn host_and_scope(uri: &str, auth: Option<&str>) -> (String, String) {
+    let host = uri.split('/').nth(2).unwrap_or_default().to_owned();
+    let auth = auth.unwrap_or_default();
+    let scope = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or_default()
+        .to_owned();
+    (host, scope)
+}
+
+#[tokio::test]
+async fn when_a_job_is_in_another_region_its_manifest_should_be_read_there_with_one_client_per_region()
+ {
+    // GIVEN a monitor in us-east-1 and two jobs that ended in us-west-2
+    let http = StaticReplayClient::new(vec![
+        s3_answer(200, &[], MANIFEST),
+        s3_answer(200, &[], MANIFEST),
+    ]);
+    let source = manifest_source(&http);
+
+    // WHEN their manifests are read
+    for id in ["abcdefghwxy1", "abcdefghwxy2"] {
+        let totals = source.token_totals(&ended_in("us-west-2", id)).await;
+        assert_eq!(
+            totals.unwrap().map(|t| (t.input, t.output)),
+            Some((1200, 340))
+        );
+    }
+
+    // THEN each request went to S3 in us-west-2, signed for us-west-2, for
+    // the object Bedrock writes
+    let sent: Vec<_> = http.actual_requests().collect();
+    assert_eq!(sent.len(), 2);
+    for (r, id) in sent.iter().zip(["abcdefghwxy1", "abcdefghwxy2"]) {
+        let (host, scope) = host_and_scope(r.uri(), r.headers().get("authorization"));
+        assert_eq!(
+            host,
+            format!("{BUCKET}.s3.us-west-2.amazonaws.com"),
+            "{}",
+            r.uri()
+        );
+        assert_eq!(scope, "us-west-2");
+        let path = r.uri().split('?').next().unwrap_or_default();
+        assert!(
+            path.ends_with(&format!("/runs/{id}/manifest.json.out")),
+            "{}",
+            r.uri()
+        );
+    }
+    // AND one client served both
+    assert_eq!(source.manifest_regions(), 1);
+}
+
+#[tokio::test]
+async fn when_s3_names_another_region_for_the_bucket_should_read_it_once_more_there() {
+    for (first, says) in [
+        // A redirect naming the region in its header.
+        (
+            s3_error(
+                301,
+                &[("x-amz-bucket-region", "eu-west-1")],
+                "PermanentRedirect",
+                "The bucket you are attempting to access must be addressed using the specified endpoint.",
+            ),
+            "header",
+        ),
+        // A 400 (regions launched after March 2019) naming it in the body.
+        (
+            s3_answer(
+                400,
+                &[],
+                "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-west-2' is wrong; \
+                 expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>",
+            ),
+            "body",
+        ),
+    ] {
+        // GIVEN a job of us-west-2 whose output bucket S3 says is in eu-west-1
+        let http = StaticReplayClient::new(vec![first, s3_answer(200, &[], MANIFEST)]);
+        let source = manifest_source(&http);
+
+        // WHEN its manifest is read
+        let totals = source
+            .token_totals(&ended_in("us-west-2", "abcdefghwxyz"))
+            .await;
+
+        // THEN it is read, the second time in eu-west-1
+        assert_eq!(
+            totals.unwrap().map(|t| t.input),
+            Some(1200),
+            "region in the {says}"
+        );
+        let sent: Vec<_> = http
+            .actual_requests()
+            .map(|r| host_and_scope(r.uri(), r.headers().get("authorization")))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                (
+                    format!("{BUCKET}.s3.us-west-2.amazonaws.com"),
+                    "us-west-2".to_owned()
+                ),
+                (
+                    format!("{BUCKET}.s3.eu-west-1.amazonaws.com"),
+                    "eu-west-1".to_owned()
+                ),
+            ],
+            "region in the {says}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_that_cannot_be_read_should_say_why_in_a_short_stable_text() {
+    let uri = format!("s3://{BUCKET}/runs/abcdefghwxyz/manifest.json.out");
+    for (answer, kind, says) in [
+        (
+            s3_error(403, &[], "AccessDenied", "Access Denied"),
+            "ManifestUnreadable",
+            format!(
+                "the manifest {uri} could not be read: AccessDenied: Access Denied (S3 says so of a \
+                 missing object too, to a role that may not list the bucket)"
+            ),
+        ),
+        (
+            s3_error(
+                403,
+                &[],
+                "AccessDenied",
+                "User: arn:aws:sts::123456789012:assumed-role/monitor/fn is not authorized to perform: \
+                 kms:Decrypt on the resource associated with this ciphertext",
+            ),
+            "ManifestUnreadable",
+            format!(
+                "the manifest {uri} could not be read: AccessDenied: User: \
+                 arn:aws:sts::123456789012:assumed-role/monitor/fn is not authorized to perform: kms:Decrypt"
+            ),
+        ),
+        (
+            s3_error(404, &[], "NoSuchKey", "The specified key does not exist."),
+            "ManifestMissing",
+            format!(
+                "the manifest {uri} is not there: NoSuchKey: The specified key does not exist."
+            ),
+        ),
+        (
+            s3_error(
+                404,
+                &[],
+                "NoSuchBucket",
+                "The specified bucket does not exist",
+            ),
+            "ManifestMissing",
+            format!("the manifest {uri} is not there: NoSuchBucket"),
+        ),
+        (
+            s3_answer(200, &[], "{not json"),
+            "ManifestMalformed",
+            format!("the manifest {uri} is not one Bedrock writes: key must be a string"),
+        ),
+        (
+            s3_answer(200, &[], r#"{"inputTokenCount": 10}"#),
+            "ManifestMalformed",
+            format!("the manifest {uri} is not one Bedrock writes: no outputTokenCount"),
+        ),
+    ] {
+        // GIVEN S3 answering the read of a job's manifest so
+        let http = StaticReplayClient::new(vec![answer]);
+        let source = manifest_source(&http);
+
+        // WHEN it is read
+        let got = source
+            .token_totals(&ended_in("us-east-1", "abcdefghwxyz"))
+            .await;
+
+        // THEN the error names the object and says why
+        let e: ManifestError = got.expect_err(&says);
+        assert_eq!(e.kind(), kind, "{e}");
+        assert!(e.to_string().starts_with(&says), "{e}\nwanted: {says}");
+        assert!(e.to_string().chars().count() < 500, "{e}");
+    }
+}
+
+#[tokio::test]
+async fn a_bucket_outside_output_buckets_or_a_job_without_output_should_not_be_read() {
+    let http = StaticReplayClient::new(vec![]);
+    let source = manifest_source(&http);
+    let mut elsewhere = ended_in("us-east-1", "abcdefghwxyz");
+    elsewhere.output_s3_uri = Some("s3://someone-else/out/".into());
+    assert!(source.token_totals(&elsewhere).await.unwrap().is_none());
+    elsewhere.output_s3_uri = None;
+    assert!(source.token_totals(&elsewhere).await.unwrap().is_none());
+    assert_eq!(http.actual_requests().count(), 0);
+}

@@ -8,7 +8,7 @@ mod support;
 
 use fake_bedrock::SeedJob;
 use serde_json::{Value, json};
-use support::{World, moto_sent, put_manifest, unique};
+use support::{MotoFault, World, moto_sent, put_manifest, unique};
 
 /// A negotiated price for one model, as a team would set `PRICES`.
 const PRICES: &str = r#"{"meta.llama3-1-8b-instruct-v1:0": {"input": 0.05, "output": 0.08, "pricesOf": "2026-10-01"}}"#;
@@ -59,7 +59,7 @@ const JOBS: [Job; 6] = [
         end: "Completed",
         tokens: Some((3_000_000_000, 1_000_000_000)),
     },
-    // No manifest: no token totals, no estimate, no note.
+    // No manifest: no token totals, no estimate, and a note saying so.
     Job {
         name: "no-manifest",
         model: "anthropic.claude-3-haiku-20240307-v1:0",
@@ -186,6 +186,14 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
                 note.contains("mistral.mistral-large-2407-v1:0") && note.contains("PRICES"),
                 "{note}"
             );
+        } else if name == "no-manifest" {
+            let note = note.unwrap_or_else(|| panic!("no-manifest: no costNote in {}", m.body));
+            assert!(
+                note.starts_with(&format!(
+                    "no estimate: no token totals, as the manifest s3://{bucket}/runs/"
+                )) && note.contains("/manifest.json.out is not there: NoSuchKey"),
+                "{note}"
+            );
         } else {
             assert!(note.is_none(), "{name}: {note:?}");
         }
@@ -246,8 +254,14 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
     );
     let (email, slack) = forms_of("no-manifest");
     assert!(
-        !email.contains("Cost:") && !slack.contains("*Cost:*"),
+        email.contains(&format!(
+            "Cost:      no estimate: no token totals, as the manifest s3://{bucket}/runs/"
+        )) && email.contains("is not there: NoSuchKey"),
         "{email}"
+    );
+    assert!(
+        slack.contains("*Cost:* no estimate: no token totals"),
+        "{slack}"
     );
 
     // AND describe carries the same estimate
@@ -290,6 +304,199 @@ async fn each_ended_job_says_what_it_cost_wherever_it_is_shown() {
         text.contains("Estimated spend: $231.59 for 4 ended jobs (estimate, before taxes and discounts); 1 ended job had no price for its model (the setting PRICES gives one); 1 ended job without token totals"),
         "{text}"
     );
+}
+
+/// The final notification's forms of the job named `name`, as SNS was given
+/// them: (email text, Slack description).
+fn email_and_slack(topic_arn: &str, name: &str) -> (String, String) {
+    let message: Value = moto_sent(topic_arn)
+        .iter()
+        .rev()
+        .map(|p| serde_json::from_str::<Value>(p["message"].as_str().unwrap()).unwrap())
+        .find(|m| {
+            serde_json::from_str::<Value>(m["sqs"].as_str().unwrap()).unwrap()["jobName"] == name
+        })
+        .unwrap_or_else(|| panic!("{name} not published"));
+    let slack: Value = serde_json::from_str(message["https"].as_str().unwrap()).unwrap();
+    (
+        message["email"].as_str().unwrap().to_owned(),
+        slack["content"]["description"].as_str().unwrap().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_manifest_that_cannot_be_read_says_why_in_the_final_notifications_cost_line() {
+    // GIVEN jobs whose output is in buckets the function is set to read, where
+    // S3 refuses one manifest (its key denied through KMS), another is not
+    // JSON, and the third job's bucket does not exist
+    let bucket = unique("cost-why").to_lowercase();
+    let gone = unique("cost-gone").to_lowercase();
+    let w = World::with_env(&[("OUTPUT_BUCKETS", &format!("{bucket},{gone}"))]).await;
+    let s3 = w.output_bucket(&bucket).await;
+    let seed = |name: &str, out: &str| {
+        w.bedrock.seed(
+            SeedJob::named(name)
+                .with_model("anthropic.claude-3-haiku-20240307-v1:0")
+                .with_status("InProgress")
+                .with_output(out),
+        )
+    };
+    let denied = seed("kms-denied", &format!("s3://{bucket}/runs/"));
+    put_manifest(&s3, &bucket, "runs/", &denied, 1_000, 100).await;
+    let garbled = seed("not-json", &format!("s3://{bucket}/runs/"));
+    let garbled_key = format!(
+        "runs/{}/manifest.json.out",
+        garbled.rsplit('/').next().unwrap()
+    );
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&garbled_key)
+        .body(br#"{"inputTokenCount": 12,"#.to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let no_bucket = seed("no-bucket", &format!("s3://{gone}/runs/"));
+    let kms = concat!(
+        "User: arn:aws:sts::123456789012:assumed-role/monitor/fn is not authorized to perform: ",
+        "kms:Decrypt on the resource associated with this ciphertext because no identity-based ",
+        "policy allows the kms:Decrypt action"
+    );
+    let _fault = MotoFault::add(json!({
+        "service": "s3", "action": "GetObject",
+        // Job ids repeat between fake Bedrocks: the bucket scopes it to this test.
+        "contains": [&bucket, denied.rsplit('/').next().unwrap()],
+        "status": 403, "code": "AccessDenied", "message": kms,
+    }));
+    let tracked = w
+        .ok(json!({"track": [&denied, &garbled, &no_bucket]}))
+        .await;
+    assert_eq!(
+        tracked["tracked"].as_array().map(Vec::len),
+        Some(3),
+        "{tracked}"
+    );
+    w.drain().await;
+
+    // WHEN they complete and the monitor polls
+    for arn in [&denied, &garbled, &no_bucket] {
+        w.bedrock.set(arn, "Completed");
+    }
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["failed"], 0, "{s}");
+
+    // THEN each final notification, read from the queue, has no estimate and
+    // says why in its cost note: the object and S3's (or KMS's) own words
+    let got = w.drain().await;
+    assert_eq!(got.len(), 3, "{got:?}");
+    let uri = |b: &str, arn: &str| {
+        format!(
+            "s3://{b}/runs/{}/manifest.json.out",
+            arn.rsplit('/').next().unwrap()
+        )
+    };
+    let why = |name: &str| -> String {
+        match name {
+            "kms-denied" => format!(
+                "no estimate: no token totals, as the manifest {} could not be read: AccessDenied: {}",
+                uri(&bucket, &denied),
+                &kms[..60]
+            ),
+            "not-json" => format!(
+                "no estimate: no token totals, as the manifest {} is not one Bedrock writes: EOF while parsing",
+                uri(&bucket, &garbled)
+            ),
+            "no-bucket" => format!(
+                "no estimate: no token totals, as the manifest {} is not there: NoSuchBucket",
+                uri(&gone, &no_bucket)
+            ),
+            other => panic!("unexpected job {other}"),
+        }
+    };
+    for m in &got {
+        let name = m.attributes["jobName"].as_str();
+        assert!(m.body["estimatedCost"].is_null(), "{name}: {}", m.body);
+        assert!(m.body["tokens"].is_null(), "{name}: {}", m.body);
+        let note = m.body["costNote"].as_str().unwrap_or_default();
+        assert!(
+            note.starts_with(&why(name)),
+            "{name}: {note}
+wanted: {}",
+            why(name)
+        );
+
+        // AND the email's Cost: line and Slack's *Cost:* say the same
+        let (email, slack) = email_and_slack(&w.topic_arn, name);
+        let line = email
+            .lines()
+            .find(|l| l.starts_with("Cost:"))
+            .unwrap_or_else(|| panic!("{name}: no Cost: line in {email}"));
+        assert_eq!(line, format!("Cost:      {note}"), "{name}");
+        let slack_line = slack
+            .lines()
+            .find(|l| l.starts_with("*Cost:*"))
+            .unwrap_or_else(|| panic!("{name}: no *Cost:* in {slack}"));
+        assert!(
+            slack_line.starts_with("*Cost:* no estimate: no token totals, as the manifest s3://"),
+            "{slack_line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_job_in_another_region_is_priced_from_its_manifest_read_in_that_region() {
+    // GIVEN a monitor in us-east-1 and a job of us-west-2 whose output bucket
+    // is in us-west-2, where S3 refuses a client of the home region
+    let bucket = unique("cost-west").to_lowercase();
+    let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket), ("PRICES", PRICES)]).await;
+    let west = w.output_bucket_in(&bucket, "us-west-2").await;
+    let arn = w.bedrock.seed(
+        SeedJob::named("west-llama")
+            .in_region("us-west-2")
+            .with_model("meta.llama3-1-8b-instruct-v1:0")
+            .with_status("InProgress")
+            .with_output(&format!("s3://{bucket}/runs/")),
+    );
+    put_manifest(&west, &bucket, "runs/", &arn, 2_000_000, 1_000_000).await;
+    let home = w
+        .output_bucket_in(&unique("cost-home").to_lowercase(), "us-east-1")
+        .await;
+    let refused = home
+        .get_object()
+        .bucket(&bucket)
+        .key(format!(
+            "runs/{}/manifest.json.out",
+            arn.rsplit('/').next().unwrap()
+        ))
+        .send()
+        .await
+        .expect_err("S3 (the moto front) refuses a client of another region");
+    assert_eq!(
+        refused.raw_response().map(|r| r.status().as_u16()),
+        Some(301),
+        "{refused:?}"
+    );
+    let tracked = w.ok(json!({"track": [&arn]})).await;
+    assert_eq!(
+        tracked["tracked"].as_array().map(Vec::len),
+        Some(1),
+        "{tracked}"
+    );
+    w.drain().await;
+
+    // WHEN it completes and the monitor polls
+    w.bedrock.set(&arn, "Completed");
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["failed"], 0, "{s}");
+
+    // THEN its final notification carries the estimate from that manifest:
+    // 2,000,000 x $0.05/M + 1,000,000 x $0.08/M = $0.18, priced for us-west-2
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let cost = &got[0].body["estimatedCost"];
+    assert_eq!(cost["usd"], json!(0.18), "{}", got[0].body);
+    assert_eq!(cost["inputTokens"], json!(2_000_000));
+    assert_eq!(cost["region"], "us-west-2");
+    assert!(got[0].body.get("costNote").is_none(), "{}", got[0].body);
 }
 
 /// The function itself, started as Lambda starts it, stops before taking

@@ -195,3 +195,68 @@ fn invoke_examples_should_name_the_function_by_the_stacks_output() {
     }
     assert!(examples >= 3, "{examples}");
 }
+
+/// "Which price" says how a job run through an application inference profile
+/// is priced, with a `PRICES` example: the example prices such a job under
+/// its ARN, and without it nothing does (not even a guess at the model
+/// behind it); a provisioned model gets no figure at all.
+#[test]
+fn the_inference_profile_and_provisioned_model_pricing_should_do_what_the_page_says() {
+    use bedrock_batch_monitor::domain::TokenTotals;
+    use bedrock_batch_monitor::prices::{Costing, PriceBook};
+
+    let page = std::fs::read_to_string(root().join("docs/notifications.md")).unwrap();
+    let mut blocks = Vec::new();
+    let mut block: Option<String> = None;
+    for line in page.lines() {
+        match (&mut block, line.trim_start().starts_with("```")) {
+            (None, true) => block = Some(String::new()),
+            (Some(b), true) => {
+                blocks.push(std::mem::take(b));
+                block = None;
+            }
+            (Some(b), false) => {
+                b.push_str(line);
+                b.push('\n');
+            }
+            (None, false) => {}
+        }
+    }
+    let example = blocks
+        .iter()
+        .find(|b| b.contains(":application-inference-profile/"))
+        .expect("a PRICES example for an application inference profile");
+    let v: serde_json::Value = serde_json::from_str(example).expect("the example is JSON");
+    let arn = v.as_object().unwrap().keys().next().unwrap().clone();
+    let region = arn.split(':').nth(3).unwrap().to_owned();
+    let tokens = TokenTotals {
+        input: 1_000_000,
+        output: 1_000_000,
+    };
+
+    // With the example as PRICES, the job is priced under its ARN.
+    let book = PriceBook::with_overrides(example).expect("the example is a valid PRICES");
+    match book.costing_of(Some(&arn), &region, tokens) {
+        Costing::Estimated(e) => {
+            assert_eq!(e.priced_as, arn);
+            assert_eq!(e.cents, 75, "$0.125 + $0.625 for a million of each");
+        }
+        other => panic!("the example does not price {arn}: {other:?}"),
+    }
+    // Without it, no price: the table names no application profile.
+    assert!(
+        matches!(
+            PriceBook::built_in().costing_of(Some(&arn), &region, tokens),
+            Costing::NoPrice { .. }
+        ),
+        "{arn} priced without PRICES"
+    );
+    // A provisioned model gets no figure from the table.
+    let provisioned =
+        format!("arn:aws:bedrock:{region}:123456789012:provisioned-model/abc123def456");
+    assert!(matches!(
+        PriceBook::built_in().costing_of(Some(&provisioned), &region, tokens),
+        Costing::NoPrice { .. }
+    ));
+    assert!(page.contains("**Provisioned models** (`...:provisioned-model/<id>`)"));
+}

@@ -448,6 +448,37 @@ fn a_final_notification_says_what_the_job_cost_in_every_form() {
     }
 }
 
+/// The final notification of a job whose manifest the function may read but
+/// could not: no figure, and the cost line says why in every form.
+#[test]
+fn a_final_notification_says_why_an_unreadable_manifest_gave_no_cost_in_every_form() {
+    let mut t = transition("Completed", None);
+    t.job.model_id = Some("anthropic.claude-3-haiku-20240307-v1:0".to_owned());
+    t.job.output_s3_uri = Some("s3://team-batch-out/runs/".to_owned());
+    let why = bedrock_batch_monitor::ports::ManifestError::Unreadable {
+        uri: format!(
+            "s3://team-batch-out/runs/{}/manifest.json.out",
+            t.job.job_arn.job_id()
+        ),
+        message: "AccessDenied: User: arn:aws:sts::123456789012:assumed-role/monitor/fn is not \
+                  authorized to perform: kms:Decrypt on the resource associated with this ciphertext"
+            .to_owned(),
+        cause: None,
+    };
+    t.cost = Some(bedrock_batch_monitor::prices::Costing::NoTokens {
+        why: why.to_string(),
+    });
+    let m = notification::machine_json(&t);
+    assert!(m["estimatedCost"].is_null(), "{m}");
+    assert!(
+        m["costNote"]
+            .as_str()
+            .is_some_and(|n| n.contains("could not be read: AccessDenied")),
+        "{m}"
+    );
+    insta::assert_snapshot!("cost_unreadable_manifest", all_forms(&t));
+}
+
 /// A stored job in `status` at `now`, for the warnings' own words.
 fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress>) -> StoredJob {
     let mut t = transition(status, None);

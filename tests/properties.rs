@@ -177,7 +177,10 @@ impl JobSource for Untouchable {
     async fn token_totals(
         &self,
         _: &JobSnapshot,
-    ) -> Result<Option<bedrock_batch_monitor::domain::TokenTotals>, SourceError> {
+    ) -> Result<
+        Option<bedrock_batch_monitor::domain::TokenTotals>,
+        bedrock_batch_monitor::ports::ManifestError,
+    > {
         panic!("a refused event read S3")
     }
 }

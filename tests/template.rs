@@ -204,6 +204,8 @@ fn the_security_page_should_list_the_functions_permissions_action_by_action() {
     let t = template();
     let mut allowed: BTreeSet<String> = BTreeSet::new();
     let mut unscoped: BTreeSet<String> = BTreeSet::new();
+    // Each statement's actions, as one row of the page lists them.
+    let mut statements: Vec<BTreeSet<String>> = Vec::new();
     for policy in function(&t)["Properties"]["Policies"]
         .as_sequence()
         .expect("Policies")
@@ -216,6 +218,7 @@ fn the_security_page_should_list_the_functions_permissions_action_by_action() {
             if strings(&st["Resource"]).iter().any(|r| r == "*") {
                 unscoped.extend(actions.iter().cloned());
             }
+            statements.push(actions.iter().cloned().collect());
             allowed.extend(actions);
         }
     }
@@ -230,6 +233,7 @@ fn the_security_page_should_list_the_functions_permissions_action_by_action() {
         .collect();
     let mut documented: BTreeSet<String> = BTreeSet::new();
     let mut documented_unscoped: BTreeSet<String> = BTreeSet::new();
+    let mut documented_rows: Vec<BTreeSet<String>> = Vec::new();
     for row in rows {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         let actions: Vec<String> = cells[1]
@@ -240,8 +244,17 @@ fn the_security_page_should_list_the_functions_permissions_action_by_action() {
         if cells[2] == "`*`" {
             documented_unscoped.extend(actions.iter().cloned());
         }
+        documented_rows.push(actions.iter().cloned().collect());
         documented.extend(actions);
     }
+    // One row a statement: an action granted twice, for two reasons (kms:Decrypt
+    // for the topic and for the manifests), is said twice.
+    statements.sort();
+    documented_rows.sort();
+    assert_eq!(
+        documented_rows, statements,
+        "docs/security.md's rows vs. the function's policy statements"
+    );
     assert_eq!(
         documented, allowed,
         "docs/security.md vs. the function's policies"
@@ -488,6 +501,169 @@ fn the_manifest_permission_should_name_exactly_the_output_buckets() {
         "{p}"
     );
     assert!(!p.contains("s3:::*"), "no bucket wildcard: {p}");
+}
+
+/// The value of a template expression for a stack whose parameters and
+/// pseudo parameters are `refs` and whose conditions are `cond`: the
+/// intrinsic functions the function's policies use (Ref, Sub, Join, Split, If).
+fn evaluate(
+    v: &Value,
+    refs: &BTreeMap<&str, &str>,
+    cond: &dyn Fn(&str) -> bool,
+) -> serde_json::Value {
+    use serde_json::Value as J;
+    let text = |v: &Value| match evaluate(v, refs, cond) {
+        J::String(s) => s,
+        other => panic!("not a string: {other}"),
+    };
+    let list = |v: &Value| match evaluate(v, refs, cond) {
+        J::Array(items) => items
+            .into_iter()
+            .map(|i| i.as_str().unwrap().to_owned())
+            .collect::<Vec<_>>(),
+        other => panic!("not a list: {other}"),
+    };
+    let substitute = |template: &str, vars: &BTreeMap<String, String>| {
+        let mut out = template.to_owned();
+        for (k, val) in vars
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .chain(refs.iter().map(|(k, v)| (*k, *v)))
+        {
+            out = out.replace(&format!("${{{k}}}"), val);
+        }
+        assert!(!out.contains("${"), "unresolved: {out}");
+        out
+    };
+    match v {
+        Value::String(s) => J::String(s.clone()),
+        Value::Sequence(items) => J::Array(items.iter().map(|i| evaluate(i, refs, cond)).collect()),
+        Value::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
+            "Ref" => J::String(
+                refs.get(t.value.as_str().unwrap())
+                    .unwrap_or_else(|| panic!("no value for {:?}", t.value))
+                    .to_string(),
+            ),
+            "If" => {
+                let branch = if cond(t.value[0].as_str().unwrap()) {
+                    &t.value[1]
+                } else {
+                    &t.value[2]
+                };
+                evaluate(branch, refs, cond)
+            }
+            "Join" => J::String(list(&t.value[1]).join(t.value[0].as_str().unwrap())),
+            "Split" => {
+                let sep = t.value[0].as_str().unwrap();
+                J::Array(
+                    text(&t.value[1])
+                        .split(sep)
+                        .map(|p| J::String(p.to_owned()))
+                        .collect(),
+                )
+            }
+            "Sub" => match &t.value {
+                Value::String(template) => J::String(substitute(template, &BTreeMap::new())),
+                Value::Sequence(parts) => {
+                    let vars = parts[1]
+                        .as_mapping()
+                        .unwrap()
+                        .iter()
+                        .map(|(k, v)| (k.as_str().unwrap().to_owned(), text(v)))
+                        .collect();
+                    J::String(substitute(parts[0].as_str().unwrap(), &vars))
+                }
+                other => panic!("Sub of {other:?}"),
+            },
+            other => panic!("no evaluation of !{other}"),
+        },
+        other => panic!("no evaluation of {other:?}"),
+    }
+}
+
+#[test]
+fn manifests_under_a_customer_key_may_be_decrypted_only_through_s3_in_the_regions_watched() {
+    let t = template();
+    let policy = function(&t)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|p| serde_yaml::to_string(p).unwrap().contains("s3:GetObject"))
+        .expect("the manifests' policy");
+    // Only with OutputBuckets: the same policy as s3:GetObject on them.
+    let Value::Tagged(on) = policy else {
+        panic!("the manifests' policy is not conditional: {policy:?}")
+    };
+    assert_eq!(on.value[0].as_str(), Some("HasOutputBuckets"));
+    let statements = on.value[1]["Statement"].as_sequence().unwrap();
+    let decrypt: Vec<&Value> = statements
+        .iter()
+        .filter(|st| strings(&st["Action"]).iter().any(|a| a.starts_with("kms:")))
+        .collect();
+    assert_eq!(decrypt.len(), 1, "{statements:?}");
+    let st = decrypt[0];
+    assert_eq!(strings(&st["Action"]), ["kms:Decrypt"]);
+    let conditions = st["Condition"].as_mapping().expect("a condition");
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    let via = &st["Condition"]["StringEquals"]["kms:ViaService"];
+    assert!(!via.is_null(), "{:?}", st["Condition"]);
+
+    for (partition, suffix, discovery, want) in [
+        (
+            "aws",
+            "amazonaws.com",
+            "",
+            vec!["s3.eu-central-1.amazonaws.com"],
+        ),
+        (
+            "aws",
+            "amazonaws.com",
+            "us-west-2,ap-south-1",
+            vec![
+                "s3.eu-central-1.amazonaws.com",
+                "s3.us-west-2.amazonaws.com",
+                "s3.ap-south-1.amazonaws.com",
+            ],
+        ),
+        (
+            "aws-cn",
+            "amazonaws.com.cn",
+            "cn-northwest-1",
+            vec![
+                "s3.cn-north-1.amazonaws.com.cn",
+                "s3.cn-northwest-1.amazonaws.com.cn",
+            ],
+        ),
+    ] {
+        let region = if partition == "aws-cn" {
+            "cn-north-1"
+        } else {
+            "eu-central-1"
+        };
+        let refs = BTreeMap::from([
+            ("AWS::Region", region),
+            ("AWS::URLSuffix", suffix),
+            ("AWS::Partition", partition),
+            ("DiscoveryRegions", discovery),
+        ]);
+        let cond = |c: &str| match c {
+            "HasDiscoveryRegions" => !discovery.is_empty(),
+            "IsAwsCn" => partition == "aws-cn",
+            "IsAwsUsGov" => partition == "aws-us-gov",
+            other => panic!("condition {other} in the ViaService values"),
+        };
+        assert_eq!(
+            evaluate(via, &refs, &cond),
+            serde_json::json!(want),
+            "{partition} with DiscoveryRegions {discovery:?}"
+        );
+        let resource = evaluate(&st["Resource"], &refs, &cond);
+        assert_eq!(
+            resource,
+            serde_json::json!(format!("arn:{partition}:kms:*:*:key/*")),
+            "keys only, never \"*\""
+        );
+    }
 }
 
 /// Resolves `!If [Cond, a, b]` (nested) for the given condition values.

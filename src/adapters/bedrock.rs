@@ -1,7 +1,8 @@
 //! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob and
 //! ListModelInvocationJobs with a client for the job's own region, built once
 //! per region from the shared SDK configuration; and Bedrock's output manifest
-//! of a finished job, read with aws-sdk-s3 from the buckets configured.
+//! of a finished job, read with aws-sdk-s3 from the buckets configured, with
+//! an S3 client in the bucket's region (also built once per region).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
@@ -23,7 +24,7 @@ use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
 };
-use crate::ports::{JobPage, JobSource, ListQuery, SourceError};
+use crate::ports::{JobPage, JobSource, ListQuery, ManifestError, SourceError};
 
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
 pub const LIST_PAGE_SIZE: i32 = 1000;
@@ -87,9 +88,177 @@ pub struct BedrockJobSource {
     base: SdkConfig,
     limit: RateLimit,
     clients: RwLock<HashMap<String, Client>>,
-    /// Where finished jobs' manifests may be read: the S3 client and the
-    /// buckets the function's role may read (`OUTPUT_BUCKETS`).
-    manifests: Option<(aws_sdk_s3::Client, Vec<String>)>,
+    /// Where finished jobs' manifests may be read (`OUTPUT_BUCKETS`).
+    manifests: Option<Manifests>,
+}
+
+/// The buckets the function's role may read manifests from, and an S3 client
+/// per region, each built once from `base` (credentials, retries, endpoints:
+/// `AWS_ENDPOINT_URL_S3` and the like) with only the region changed. The Rust
+/// SDK does not follow S3's redirect to a bucket's own region, so one client
+/// in the home region could not read a bucket elsewhere.
+struct Manifests {
+    base: aws_sdk_s3::Config,
+    buckets: Vec<String>,
+    clients: RwLock<HashMap<String, aws_sdk_s3::Client>>,
+}
+
+/// Longest S3 or KMS message carried into a notification's cost line.
+const MAX_REASON_CHARS: usize = 300;
+
+impl Manifests {
+    /// The client for `region`, built once; `None` for a region that is not
+    /// well-formed. Past [`MAX_CACHED_REGIONS`] clients are built, not kept.
+    fn client(&self, region: &str) -> Option<aws_sdk_s3::Client> {
+        partition_of(region)?;
+        if let Some(c) = self
+            .clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(region)
+        {
+            return Some(c.clone());
+        }
+        let client = aws_sdk_s3::Client::from_conf(
+            self.base
+                .to_builder()
+                .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+                .build(),
+        );
+        let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
+        if clients.len() >= MAX_CACHED_REGIONS {
+            return Some(client);
+        }
+        Some(clients.entry(region.to_owned()).or_insert(client).clone())
+    }
+
+    /// The regions a client has been built for (tests: one client a region).
+    fn regions(&self) -> usize {
+        self.clients.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The manifest's bytes, read in `region` (the job's: where Bedrock
+    /// writes its output). When S3 answers that the bucket is in another
+    /// region (a 301 PermanentRedirect, or a 400 in regions launched after
+    /// March 2019, naming it in the `x-amz-bucket-region` header or the body:
+    /// https://docs.aws.amazon.com/AmazonS3/latest/API/UsingRouting.html),
+    /// it is read once more there.
+    async fn read(&self, region: &str, bucket: &str, key: &str) -> Result<Vec<u8>, ManifestError> {
+        let uri = format!("s3://{bucket}/{key}");
+        let Some(client) = self.client(region) else {
+            return Err(ManifestError::Unreadable {
+                message: format!("{region:?} is not a well-formed AWS region"),
+                uri,
+                cause: None,
+            });
+        };
+        let err = match get_object(&client, bucket, key).await {
+            Ok(out) => return body_of(out, &uri).await,
+            Err(e) => e,
+        };
+        let elsewhere = bucket_region(&err).filter(|r| r != region);
+        match elsewhere.as_deref().and_then(|r| self.client(r)) {
+            Some(there) => match get_object(&there, bucket, key).await {
+                Ok(out) => body_of(out, &uri).await,
+                Err(e) => Err(manifest_error(uri, e, None)),
+            },
+            None => Err(manifest_error(uri, err, elsewhere.map(|r| (r, region)))),
+        }
+    }
+}
+
+type GetObjectFailure = SdkError<aws_sdk_s3::operation::get_object::GetObjectError>;
+
+async fn get_object(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<aws_sdk_s3::operation::get_object::GetObjectOutput, GetObjectFailure> {
+    s3.get_object().bucket(bucket).key(key).send().await
+}
+
+async fn body_of(
+    out: aws_sdk_s3::operation::get_object::GetObjectOutput,
+    uri: &str,
+) -> Result<Vec<u8>, ManifestError> {
+    match out.body.collect().await {
+        Ok(b) => Ok(b.into_bytes().to_vec()),
+        Err(e) => Err(ManifestError::Unreadable {
+            uri: uri.to_owned(),
+            message: short(&format!("its body did not arrive: {e}")),
+            cause: Some(std::sync::Arc::new(e)),
+        }),
+    }
+}
+
+/// The region S3 says the bucket is in, from an answer that refused the
+/// request: the `x-amz-bucket-region` header, or `<Region>` in the body.
+fn bucket_region(e: &GetObjectFailure) -> Option<String> {
+    let raw = e.raw_response()?;
+    let named = raw
+        .headers()
+        .get("x-amz-bucket-region")
+        .map(str::to_owned)
+        .or_else(|| {
+            let body = std::str::from_utf8(raw.body().bytes()?).ok()?;
+            let start = body.find("<Region>")? + "<Region>".len();
+            let len = body[start..].find("</Region>")?;
+            Some(body[start..start + len].to_owned())
+        })?;
+    let named = named.trim().to_owned();
+    partition_of(&named).map(|_| named)
+}
+
+/// A GetObject failure as the reason a notification gives. `moved` is the
+/// bucket's region and the job's, when they differ and the bucket's could
+/// not be tried.
+fn manifest_error(
+    uri: String,
+    e: GetObjectFailure,
+    moved: Option<(String, &str)>,
+) -> ManifestError {
+    let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
+        || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
+    let denied = e.code() == Some("AccessDenied");
+    let f = facts(e);
+    let mut message = short(&if f.dispatch {
+        format!("S3 did not answer: {}", f.message)
+    } else {
+        f.message
+    });
+    if let Some((bucket, job)) = moved {
+        message.push_str(&format!(" (the bucket is in {bucket}, the job in {job})"));
+    }
+    if denied && !message.contains("kms:") {
+        // Without s3:ListBucket (which the function is not given), S3 answers
+        // AccessDenied for an object that does not exist too:
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html
+        // (KMS's refusal names kms:Decrypt in S3's message instead.)
+        message.push_str(
+            " (S3 says so of a missing object too, to a role that may not list the bucket)",
+        );
+    }
+    if missing {
+        ManifestError::Missing {
+            uri,
+            message,
+            cause: f.cause,
+        }
+    } else {
+        ManifestError::Unreadable {
+            uri,
+            message,
+            cause: f.cause,
+        }
+    }
+}
+
+/// `text` cut to [`MAX_REASON_CHARS`] characters, with a marker.
+fn short(text: &str) -> String {
+    match text.char_indices().nth(MAX_REASON_CHARS) {
+        Some((i, _)) => format!("{}...", &text[..i]),
+        None => text.to_owned(),
+    }
 }
 
 impl BedrockJobSource {
@@ -125,12 +294,23 @@ impl BedrockJobSource {
         result
     }
 
-    /// Reads the manifests of jobs whose output is in one of `buckets`.
-    pub fn with_manifests(mut self, s3: aws_sdk_s3::Client, buckets: Vec<String>) -> Self {
+    /// Reads the manifests of jobs whose output is in one of `buckets`, with
+    /// clients made from `s3` in each bucket's region.
+    pub fn with_manifests(mut self, s3: aws_sdk_s3::Config, buckets: Vec<String>) -> Self {
         if !buckets.is_empty() {
-            self.manifests = Some((s3, buckets));
+            self.manifests = Some(Manifests {
+                base: s3,
+                buckets,
+                clients: RwLock::default(),
+            });
         }
         self
+    }
+
+    /// How many regions an S3 client was built for (one per region, however
+    /// many manifests are read there).
+    pub fn manifest_regions(&self) -> usize {
+        self.manifests.as_ref().map_or(0, Manifests::regions)
     }
 
     /// Uses `client` for `region` instead of building one (tests, custom clients).
@@ -244,8 +424,8 @@ impl JobSource for BedrockJobSource {
         Ok(page)
     }
 
-    async fn token_totals(&self, job: &JobSnapshot) -> Result<Option<TokenTotals>, SourceError> {
-        let Some((s3, buckets)) = &self.manifests else {
+    async fn token_totals(&self, job: &JobSnapshot) -> Result<Option<TokenTotals>, ManifestError> {
+        let Some(manifests) = &self.manifests else {
             return Ok(None);
         };
         let Some((bucket, key)) = job
@@ -255,32 +435,18 @@ impl JobSource for BedrockJobSource {
         else {
             return Ok(None);
         };
-        if !buckets.contains(&bucket) {
+        if !manifests.buckets.contains(&bucket) {
             return Ok(None);
         }
-        let out = match s3.get_object().bucket(&bucket).key(&key).send().await {
-            Ok(out) => out,
-            Err(e) => {
-                let missing = e.as_service_error().is_some_and(|s| s.is_no_such_key())
-                    || e.raw_response().is_some_and(|r| r.status().as_u16() == 404);
-                if missing {
-                    return Ok(None);
-                }
-                let facts = facts(e);
-                return Err(SourceError::Other {
-                    message: format!("reading s3://{bucket}/{key}: {}", facts.message),
-                    cause: facts.cause,
-                });
-            }
-        };
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| SourceError::other(format!("reading s3://{bucket}/{key}: {e}")))?;
-        parse_manifest(&body.into_bytes())
+        // The job's region first: Bedrock writes a job's output there (and
+        // `read` follows S3's word where the bucket is elsewhere).
+        let body = manifests.read(job.job_arn.region(), &bucket, &key).await?;
+        parse_manifest(&body)
             .map(Some)
-            .map_err(|e| SourceError::other(format!("s3://{bucket}/{key} is not a manifest: {e}")))
+            .map_err(|message| ManifestError::Malformed {
+                uri: format!("s3://{bucket}/{key}"),
+                message: short(&message),
+            })
     }
 }
 

@@ -15,6 +15,7 @@ use crate::domain::{
 use crate::ports::{
     Claim, JobSource, Jobs, Notifier, Outbox, Record, Settlement, SourceError, StoreError, Write,
 };
+use crate::prices::Costing;
 use crate::warnings::Subject;
 
 /// How [`Monitor::start_tracking`] went.
@@ -275,8 +276,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         };
         if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
-            t.tokens = self.tokens(&t.job).await;
-            t.cost = self.config.prices.costing(&t.job, t.tokens);
+            (t.tokens, t.cost) = self.tokens_and_cost(&t.job).await;
             if !self.record(&mut job, t, basis, false, out).await {
                 out.note_pending(&job.outbox);
                 return None;
@@ -478,18 +478,22 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// Token totals from Bedrock's manifest for a job that has ended. They are
-    /// a bonus: a manifest that cannot be read is logged, and the notification
-    /// goes without them.
-    pub(super) async fn tokens(&self, job: &JobSnapshot) -> Option<TokenTotals> {
+    /// Token totals from Bedrock's manifest for a job that has ended, and what
+    /// they cost. They are a bonus: a manifest that cannot be read is logged,
+    /// and the notification goes without them, its cost line saying why.
+    pub(super) async fn tokens_and_cost(
+        &self,
+        job: &JobSnapshot,
+    ) -> (Option<TokenTotals>, Option<Costing>) {
         if !job.status.is_terminal() {
-            return None;
+            return (None, None);
         }
         match self.source.token_totals(job).await {
-            Ok(totals) => totals,
+            Ok(totals) => (totals, self.config.prices.costing(job, totals)),
             Err(e) => {
                 warn!(job_arn = %job.job_arn, error_kind = e.kind(), error = %e, "could not read the job's manifest; notifying without token totals");
-                None
+                let why = e.to_string();
+                (None, Some(Costing::NoTokens { why }))
             }
         }
     }
@@ -623,8 +627,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         };
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
         let mut first = Self::first_observation(snapshot, version, labels);
-        first.tokens = self.tokens(&first.job).await;
-        first.cost = self.config.prices.costing(&first.job, first.tokens);
+        (first.tokens, first.cost) = self.tokens_and_cost(&first.job).await;
         let write = match basis {
             None => self.store.create(&first).await,
             Some(basis) => self.store.rearm(&first, basis).await,

@@ -52,7 +52,8 @@ pub struct Summary {
     pub untracked: usize,
     /// Jobs that started being tracked (native events for new jobs).
     pub tracked: usize,
-    /// Bedrock events for jobs someone untracked: left alone.
+    /// Bedrock events left alone: for jobs someone untracked, or for new
+    /// jobs outside `WATCH`.
     pub ignored: usize,
     /// Early warnings recorded (each job and kind once).
     pub warnings: usize,

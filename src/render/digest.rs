@@ -49,7 +49,7 @@ fn ended_outcome(e: &Ended) -> String {
             }
         }
         Some(prices::Costing::NoPrice { .. }) => s.push_str(", no price for its model"),
-        None => {}
+        Some(prices::Costing::NoTokens { .. }) | None => {}
     }
     s
 }

@@ -326,11 +326,9 @@ impl World {
 
     pub fn monitor_with_sns(&self, sns: aws_sdk_sns::Client) -> RealMonitor {
         // As main.rs wires it: manifests from OUTPUT_BUCKETS, path-style (moto's S3).
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.moto)
-                .force_path_style(true)
-                .build(),
-        );
+        let s3 = aws_sdk_s3::config::Builder::from(&self.moto)
+            .force_path_style(true)
+            .build();
         Monitor::new(
             BedrockJobSource::new(self.bedrock_sdk.clone())
                 .with_rate_limit(self.config.bedrock_max_rps)
@@ -365,6 +363,31 @@ impl World {
         );
         s3.create_bucket()
             .bucket(name)
+            .send()
+            .await
+            .expect("create bucket");
+        s3
+    }
+
+    /// A bucket in moto's S3 created in `region` (its LocationConstraint), and a
+    /// client in that region to fill it: the moto front refuses an S3 request
+    /// signed for another region than the bucket's, as S3 does.
+    pub async fn output_bucket_in(&self, name: &str, region: &str) -> aws_sdk_s3::Client {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.moto)
+                .region(aws_sdk_s3::config::Region::new(region.to_owned()))
+                .force_path_style(true)
+                .build(),
+        );
+        // us-east-1 takes no LocationConstraint; every other region its own.
+        let elsewhere = (region != "us-east-1").then(|| {
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build()
+        });
+        s3.create_bucket()
+            .bucket(name)
+            .set_create_bucket_configuration(elsewhere)
             .send()
             .await
             .expect("create bucket");
