@@ -278,13 +278,20 @@ fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
         .collect();
     assert_eq!(documented, variables_read());
 
-    // The page's defaults are the ones the config applies: one table, read
-    // the way the page reads (`32`, or nothing/(none) for no default).
-    let settings: BTreeSet<(String, String)> = bedrock_batch_monitor::config::SETTINGS
+    // The page's defaults, and what each setting does with a value the
+    // function cannot use, are the config's: one table, read the way the
+    // page reads (`32`, or nothing/(none) for no default).
+    let settings: BTreeSet<(String, String, String)> = bedrock_batch_monitor::config::SETTINGS
         .iter()
-        .map(|s| (s.name.to_owned(), s.default.unwrap_or_default().to_owned()))
+        .map(|s| {
+            (
+                s.name.to_owned(),
+                s.default.unwrap_or_default().to_owned(),
+                s.if_unusable.to_owned(),
+            )
+        })
         .collect();
-    let rows: BTreeSet<(String, String)> = section
+    let rows: BTreeSet<(String, String, String)> = section
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
@@ -292,7 +299,7 @@ fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
             let name = cells[1].trim_matches('`').to_owned();
             let default = cells[3].trim_matches('`');
             let default = if default == "(none)" { "" } else { default };
-            (name, default.to_owned())
+            (name, default.to_owned(), cells[5].to_owned())
         })
         .collect();
     assert_eq!(

@@ -266,7 +266,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             .store
             .set_aside_between(window.since, window.until)
             .await?;
-        let d = digest::build(
+        let mut d = digest::build(
             digest::Fleet {
                 prices: &self.config.prices,
                 running: &running,
@@ -279,6 +279,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             health,
             now,
         );
+        d.unusable_settings = self.config.unusable.clone();
         let mut form = "full";
         let mut published = self.notifier.publish_digest(&d).await;
         if let Err(e) = &published
