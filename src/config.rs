@@ -311,8 +311,7 @@ pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 /// failures, warnings (early warnings, Stopped, PartiallyCompleted, Completed
 /// with failed records, untracked jobs), every other end (Completed) and the
 /// digest; not Submitted, Validating, Scheduled, InProgress or Stopping.
-pub const DEFAULT_SLACK_FILTER_POLICY: &str =
-    r#"{"$or": [{"severity": ["error", "warning", "success"]}, {"event": ["digest"]}]}"#;
+pub const DEFAULT_SLACK_FILTER_POLICY: &str = "error,warning,success,digest";
 
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
@@ -456,7 +455,7 @@ pub const SETTINGS: [Setting; 28] = [
     setting(
         "SLACK_FILTER_POLICY",
         Some(DEFAULT_SLACK_FILTER_POLICY),
-        "an SNS filter policy (JSON) on message attributes that this function can evaluate",
+        "comma-separated severities and events (error, warning, success, info, digest, statusChanged, untracked), or an SNS filter policy in JSON on message attributes that this function can evaluate",
         SLACK_OFF,
     ),
     setting(
@@ -664,7 +663,7 @@ impl Config {
             // evaluate is said at once, not when Slack is added.
             let policy = v.text("SLACK_FILTER_POLICY").unwrap_or_default();
             v.or_off(
-                FilterPolicy::parse(&policy)
+                FilterPolicy::parse_setting(&policy)
                     .map(Some)
                     .map_err(|e| v.malformed("SLACK_FILTER_POLICY", format!("{policy}: {e}"))),
                 || None,
@@ -1024,7 +1023,7 @@ mod tests {
         assert_eq!(topic, TOPIC);
         assert_eq!(
             policy,
-            FilterPolicy::parse(DEFAULT_SLACK_FILTER_POLICY).unwrap()
+            FilterPolicy::parse_setting(DEFAULT_SLACK_FILTER_POLICY).unwrap()
         );
         let (_, w) = unusable("SLACK_FILTER_POLICY", r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#);
         assert!(w.error.contains("cidr"), "{w:?}");
