@@ -191,5 +191,34 @@ class ParameterOverridesTest(unittest.TestCase):
         self.assertEqual(len(problems(bad, template_parameters())), 2)
 
 
+class GuidedTest(unittest.TestCase):
+    def test_guided_asks_every_parameter_in_template_order_and_enter_keeps_each_default(self):
+        # SAM CLI 1.170's `sam deploy --guided` prompts for every parameter of the
+        # template, in its order, whatever its default (GuidedContext.prompt_parameters,
+        # over get_template_parameters). Ask it, answering Enter every time.
+        from unittest import mock
+
+        from samcli.commands._utils.template import get_template_parameters
+        from samcli.commands.deploy import guided_context
+
+        asked = []
+
+        def enter(text, default=None, **_):
+            asked.append(text.split("Parameter ", 1)[1].strip("\x1b[0m").strip())
+            return default
+
+        params = get_template_parameters(str(ROOT / "template.yaml"))
+        context = guided_context.GuidedContext.__new__(guided_context.GuidedContext)
+        with mock.patch.object(guided_context, "prompt", enter):
+            answers = context.prompt_parameters(params, {}, "", "")
+        self.assertEqual(asked, list(template_parameters()))
+        # What a first deploy needs comes first (the first interface group), then the schedules.
+        self.assertEqual(asked[:3], ["AlertEmail", "SlackWorkspaceId", "SlackChannelId"])
+        self.assertLess(asked.index("DigestSchedule"), asked.index("Watch"))
+        # Enter keeps the template's default for each; every parameter has one.
+        for key, answer in answers.items():
+            self.assertEqual(str(answer["Value"]), str(params[key]["Default"]), key)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1302,3 +1302,71 @@ fn the_email_filter_policy_should_be_built_from_a_list_as_the_function_builds_it
         assert!(is_json(json), "{json}");
     }
 }
+
+/// The console groups the parameters (`AWS::CloudFormation::Interface`) and
+/// `sam deploy --guided` asks for them in the template's order: every
+/// parameter is in exactly one group, the template lists them group by
+/// group, and the first group is what a first deploy needs to set.
+#[test]
+fn every_parameter_should_be_in_exactly_one_group_in_the_order_guided_asks() {
+    let t = template();
+    let interface = &t["Metadata"]["AWS::CloudFormation::Interface"];
+    let groups = interface["ParameterGroups"]
+        .as_sequence()
+        .expect("ParameterGroups");
+    let grouped: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g["Parameters"].as_sequence().unwrap().iter())
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let declared: Vec<String> = t["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        grouped, declared,
+        "the groups, in order, are the template's parameters, in order, each once"
+    );
+    assert_eq!(
+        grouped.iter().collect::<BTreeSet<_>>().len(),
+        grouped.len(),
+        "a parameter in two groups"
+    );
+    for g in groups {
+        assert!(
+            g["Label"]["default"]
+                .as_str()
+                .is_some_and(|l| !l.is_empty()),
+            "{g:?}"
+        );
+    }
+    let first: Vec<&str> = groups[0]["Parameters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for needed in ["AlertEmail", "SlackWorkspaceId", "SlackChannelId"] {
+        assert!(first.contains(&needed), "{needed} not in the first group");
+    }
+    let schedules: Vec<&str> = groups[1]["Parameters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(schedules.contains(&"PollRate") && schedules.contains(&"DigestSchedule"));
+    for (label, _) in interface["ParameterLabels"].as_mapping().unwrap() {
+        let label = label.as_str().unwrap();
+        assert!(t["Parameters"][label].is_mapping(), "label for {label}");
+    }
+    // Every parameter has a default, so Enter keeps it in --guided.
+    for name in &declared {
+        assert!(
+            !t["Parameters"][name.as_str()]["Default"].is_null(),
+            "{name} has no default"
+        );
+    }
+}
