@@ -55,9 +55,9 @@ FREE_TIER = {
 MONTH_MINUTES = 30 * 24 * 60
 # What the stack holds besides the polls.
 MEMORY_GB = 0.25           # MemorySize 256
-ALARMS = 6
+ALARMS = 7
 DASHBOARDS = 1
-METRICS = {"lean": 8, "full": 22}
+METRICS = {"lean": 9, "full": 23}
 LOG_RETENTION_MONTHS = 1   # LogRetentionDays default 30
 DIGESTS_A_MONTH = 30       # DigestSchedule: daily
 DIGEST_EMAILS = 30         # one email subscriber to the digest
@@ -196,7 +196,7 @@ def summary(figures: dict, default_minutes: int) -> str:
     know = figures["time_to_know"]
     return (f"{SUMMARY_BEGIN}\nAt 1,000 active jobs polled {every} (the default), the monitor's own work "
             f"(Lambda, DynamoDB, SNS, logs, the schedule) costs about {money(work_total(b))} a month; the "
-            f"8 metrics, 6 alarms, the dashboard and the KMS key add {money(watch)} "
+            f"{METRICS['lean']} metrics, {ALARMS} alarms, the dashboard and the KMS key add {money(watch)} "
             f"(prices of {PRICES_AS_OF}, before the free tier). A status change reached the subscriber's "
             f"queue {know['event_median_s']:.2f} s (median; at most {know['event_max_s']:.2f} s) after "
             f"Bedrock's event reached the function, and {know['poll_median_s']:.1f} s (at most "

@@ -1,5 +1,6 @@
 //! Typed configuration from the environment, parsed once at start-up.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::level_filters::LevelFilter;
@@ -96,6 +97,9 @@ pub struct Config {
     /// (`prices/bedrock-batch.json`): the batch prices a finished job's cost is
     /// estimated with ([`crate::prices`]).
     pub prices: PriceBook,
+    /// The settings given a value the function cannot use, each turned off
+    /// or to its default instead of stopping the function.
+    pub unusable: Vec<SettingWarning>,
 }
 
 /// Which jobs are tracked without being asked.
@@ -127,6 +131,8 @@ impl Discovery {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Watch {
     pub terms: Vec<WatchTerm>,
+    /// No job at all: what a `WATCH` the function cannot read stands for.
+    nothing: bool,
 }
 
 /// One term of `WATCH`; a job matching any term is watched.
@@ -139,8 +145,16 @@ pub enum WatchTerm {
 }
 
 impl Watch {
+    /// Watches no job: taken for a `WATCH` the function cannot read.
+    pub fn nothing() -> Self {
+        Self {
+            terms: Vec::new(),
+            nothing: true,
+        }
+    }
+
     pub fn is_all(&self) -> bool {
-        self.terms.is_empty()
+        self.terms.is_empty() && !self.nothing
     }
 
     /// Whether deciding may need the job's tags (a `tag:` term).
@@ -168,6 +182,9 @@ impl Watch {
 
     /// `WATCH` written back, for messages.
     pub fn text(&self) -> String {
+        if self.nothing {
+            return "none, the value set being unusable (see settingWarnings)".to_owned();
+        }
         if self.is_all() {
             return "all".to_owned();
         }
@@ -201,7 +218,10 @@ impl Watch {
             };
             terms.push(parsed?);
         }
-        (!terms.is_empty()).then_some(Self { terms })
+        (!terms.is_empty()).then_some(Self {
+            terms,
+            nothing: false,
+        })
     }
 }
 
@@ -226,25 +246,59 @@ pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_BEDROCK_MAX_RPS: u32 = 20;
 
 /// One variable the function reads: its name, its default as
-/// docs/configuration.md writes it (`None`: required, or nothing), and what a
-/// malformed value is told it should be.
+/// docs/configuration.md writes it (`None`: required, or nothing), what a
+/// malformed value is told it should be, and what the function does instead
+/// of a value it cannot use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Setting {
     pub name: &'static str,
     pub default: Option<&'static str>,
     pub expected: &'static str,
+    /// What a value the function cannot use turns into: only `TABLE_NAME`
+    /// and `TOPIC_ARN` stop the function ([`STOPS`]); any other setting's
+    /// feature is off, or at its default, and every answer, the digest and
+    /// the `UnusableSettings` metric say so.
+    pub if_unusable: &'static str,
 }
 
 const fn setting(
     name: &'static str,
     default: Option<&'static str>,
     expected: &'static str,
+    if_unusable: &'static str,
 ) -> Setting {
     Setting {
         name,
         default,
         expected,
+        if_unusable,
     }
+}
+
+/// What a missing or malformed required setting does.
+pub const STOPS: &str = "the function stops at start-up";
+/// A tuning or presentation setting: its default is always usable.
+const DEFAULT: &str = "its default";
+const WARNING_OFF: &str = "this warning is off";
+/// Not the default (every Slack notification) and not everything: a channel
+/// whose policy cannot be read is told nothing rather than too much.
+const SLACK_OFF: &str = "nothing is published to the Slack topic";
+/// Not `all`: a monitor that cannot tell which jobs are its own takes in no
+/// new job rather than every team's (which would send their names and
+/// Bedrock's messages to this monitor's subscribers).
+const WATCH_NOTHING: &str = "no job starts being tracked (events, discovery and a track of a job not tracked yet are refused as NotWatched); tracked jobs go on";
+
+/// A setting the function cannot use, what it does instead, and why: in
+/// every answer (`settingWarnings`), in the digest and in the
+/// `UnusableSettings` metric, for as long as the value stays.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SettingWarning {
+    pub setting: &'static str,
+    /// The setting's name, the value and what it should be.
+    pub error: String,
+    /// What the function does instead ([`Setting::if_unusable`]).
+    pub instead: &'static str,
 }
 
 const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off";
@@ -257,8 +311,7 @@ pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 /// failures, warnings (early warnings, Stopped, PartiallyCompleted, Completed
 /// with failed records, untracked jobs), every other end (Completed) and the
 /// digest; not Submitted, Validating, Scheduled, InProgress or Stopping.
-pub const DEFAULT_SLACK_FILTER_POLICY: &str =
-    r#"{"$or": [{"severity": ["error", "warning", "success"]}, {"event": ["digest"]}]}"#;
+pub const DEFAULT_SLACK_FILTER_POLICY: &str = "error,warning,success,digest";
 
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
@@ -268,135 +321,182 @@ pub const SETTINGS: [Setting; 28] = [
         "TABLE_NAME",
         None,
         "a DynamoDB table name: 3 to 255 of a-z A-Z 0-9 _ - .",
+        STOPS,
     ),
     setting(
         "TOPIC_ARN",
         None,
         "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
+        STOPS,
     ),
     setting(
         "MAX_CONCURRENCY",
         Some("32"),
         "a whole number from 1 to 1000",
+        DEFAULT,
     ),
     setting(
         "BEDROCK_MAX_RPS",
         Some("20"),
         "a whole number of requests per second from 1 to 10000",
+        DEFAULT,
     ),
     setting(
         "BULK_READ_MIN",
         Some("2"),
         "a whole number of active jobs in a region from 1, or off",
+        DEFAULT,
     ),
     setting(
         "RETENTION_DAYS",
         Some("30"),
         "a whole number of days from 1 to 3650",
+        DEFAULT,
     ),
-    setting("NOT_FOUND_LIMIT", Some("3"), "a whole number from 1 to 100"),
+    setting(
+        "NOT_FOUND_LIMIT",
+        Some("3"),
+        "a whole number from 1 to 100",
+        DEFAULT,
+    ),
     setting(
         "DEADLINE_MARGIN_MS",
         Some("5000"),
         "milliseconds from 500 (the answer needs the last quarter of it) to 600000",
+        DEFAULT,
     ),
     setting(
         "CLAIM_SECONDS",
         Some("60"),
         "seconds from 30 (the publish's timeout: a claim must outlive its publish) to 3600",
+        DEFAULT,
     ),
     setting(
         "DIGEST_SETTLE_SECONDS",
         Some("300"),
         "seconds from 0 to 3600 (above the function's timeout, so late writes land before a digest reads them)",
+        DEFAULT,
     ),
     setting(
         "PUBLISH_MAX_ATTEMPTS",
         Some("5"),
         "a whole number from 1 to 100",
+        DEFAULT,
     ),
     setting(
         "METRICS_NAMESPACE",
         Some("BedrockBatchMonitor"),
         "a CloudWatch namespace: 1 to 255 of a-z A-Z 0-9 . - _ / # :, not starting with AWS/",
+        DEFAULT,
     ),
     setting(
         "METRICS",
         Some("lean"),
         "lean (the metrics the alarms and the dashboard use) or full (every count)",
+        DEFAULT,
     ),
     setting(
         "LABEL_TAGS",
         Some("team"),
         "up to 3 comma-separated tag keys usable as SNS attribute names (not status, severity, ...)",
+        "no tag is copied as a label",
     ),
     setting(
         "WATCH",
         Some("all"),
         "all, or comma-separated name:<prefix> and tag:<key>=<value> terms",
+        WATCH_NOTHING,
     ),
     setting(
         "DISCOVERY",
         Some("off"),
         "off, all, or a text of up to 63 characters that job names must contain",
+        "off: no job is tracked without a track",
     ),
     setting(
         "DISCOVERY_REGIONS",
         None,
         "comma-separated AWS regions such as us-west-2,eu-west-1",
+        "discovery lists the function's own region only",
     ),
-    setting("WARN_QUEUED_AFTER", Some("12h"), DURATION),
-    setting("WARN_EXPIRY_WITHIN", Some("6h"), DURATION),
-    setting("WARN_STALLED_AFTER", Some("2h"), DURATION),
+    setting("WARN_QUEUED_AFTER", Some("12h"), DURATION, WARNING_OFF),
+    setting("WARN_EXPIRY_WITHIN", Some("6h"), DURATION, WARNING_OFF),
+    setting("WARN_STALLED_AFTER", Some("2h"), DURATION, WARNING_OFF),
     setting(
         "WARN_ERROR_RATE",
         Some("0.05"),
         "a share of the processed records between 0 and 1 (0.05 is 5%), or off",
+        WARNING_OFF,
     ),
     setting(
         "WARN_ERROR_MIN_RECORDS",
         Some("100"),
         "a whole number of processed records from 1",
+        "the error-rate warning is off",
     ),
     setting(
         "OUTPUT_BUCKETS",
         None,
         "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
+        "no manifest is read: no token totals, no cost",
     ),
     setting(
         "ENVIRONMENT",
         Some(DEFAULT_ENVIRONMENT),
         "1 to 128 of a-z A-Z 0-9 . _ -",
+        DEFAULT,
     ),
     setting(
         "SLACK_TOPIC_ARN",
         None,
         "an SNS topic ARN: arn:<partition>:sns:<region>:<account>:<topic>",
+        SLACK_OFF,
     ),
     setting(
         "SLACK_FILTER_POLICY",
         Some(DEFAULT_SLACK_FILTER_POLICY),
-        "an SNS filter policy (JSON) on message attributes that this function can evaluate",
+        "comma-separated severities and events (error, warning, success, info, digest, statusChanged, untracked), or an SNS filter policy in JSON on message attributes that this function can evaluate",
+        SLACK_OFF,
     ),
     setting(
         "LOG_LEVEL",
         Some("INFO"),
         "TRACE, DEBUG, INFO, WARN or ERROR",
+        DEFAULT,
     ),
     setting(
         "PRICES",
         None,
         "a JSON object of model or inference profile ids to batch prices in USD per million tokens, such as {\"anthropic.claude-3-haiku-20240307-v1:0\": {\"input\": 0.125, \"output\": 0.625}}, with optional regions and pricesOf",
+        "the built-in price table alone",
     ),
 ];
 
-/// The settings as `lookup` gives them: a value or its default, and an error
-/// naming the variable and what it should be.
-struct Values<F> {
-    lookup: F,
+/// The settings as `lookup` gives them: a value or its default, an error
+/// naming the variable and what it should be, and the settings the function
+/// could not use, noted as they are met.
+struct Values<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+    unusable: RefCell<Vec<SettingWarning>>,
 }
 
-impl<F: Fn(&str) -> Option<String>> Values<F> {
+fn nothing_set(_: &str) -> Option<String> {
+    None
+}
+
+impl<'a> Values<'a> {
+    fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self {
+            lookup,
+            unusable: RefCell::default(),
+        }
+    }
+
+    /// Every setting at its default.
+    fn defaults() -> Values<'static> {
+        Values::new(&nothing_set)
+    }
+
     fn setting(name: &'static str) -> &'static Setting {
         SETTINGS
             .iter()
@@ -418,6 +518,40 @@ impl<F: Fn(&str) -> Option<String>> Values<F> {
             value: value.into(),
             expected: Self::setting(name).expected,
         }
+    }
+
+    /// Notes a setting the function cannot use; it is logged once, at start-up.
+    fn note(&self, e: &ConfigError) {
+        let name = match e {
+            ConfigError::Missing(name) | ConfigError::Malformed { name, .. } => *name,
+        };
+        self.unusable.borrow_mut().push(SettingWarning {
+            setting: name,
+            error: e.to_string(),
+            instead: Self::setting(name).if_unusable,
+        });
+    }
+
+    /// What `got` holds, or, for a value the function cannot use, what
+    /// `instead` gives (the feature off), noted.
+    fn or_off<T>(&self, got: Result<T, ConfigError>, instead: impl FnOnce() -> T) -> T {
+        got.unwrap_or_else(|e| {
+            self.note(&e);
+            instead()
+        })
+    }
+
+    /// What `parse` makes of the value, or, for a value the function cannot
+    /// use, what it makes of the default, noted. A default always parses
+    /// (a test holds every one).
+    fn or_default<T>(
+        &self,
+        parse: impl Fn(&Values<'_>) -> Result<T, ConfigError>,
+    ) -> Result<T, ConfigError> {
+        parse(self).or_else(|e| {
+            self.note(&e);
+            parse(&Values::defaults())
+        })
     }
 
     fn required(&self, name: &'static str, valid: fn(&str) -> bool) -> Result<String, ConfigError> {
@@ -443,7 +577,7 @@ impl<F: Fn(&str) -> Option<String>> Values<F> {
     }
 
     /// `off`, or what `parse` makes of the value.
-    fn or_off<T>(
+    fn optional<T>(
         &self,
         name: &'static str,
         parse: impl Fn(&str) -> Option<T>,
@@ -477,98 +611,160 @@ impl Config {
     }
 
     /// Reads settings through `lookup`, so tests need not touch the process
-    /// environment; each through [`SETTINGS`]' default and error text.
+    /// environment; each through [`SETTINGS`]' default and error text. Only
+    /// a missing or malformed `TABLE_NAME` or `TOPIC_ARN` is an error: any
+    /// other value the function cannot use turns its feature off (or to its
+    /// default) and is listed in [`Config::unusable`].
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let v = Values { lookup };
+        let v = Values::new(&lookup);
+        let table_name = v.required("TABLE_NAME", is_table_name)?;
+        let topic_arn = v.required("TOPIC_ARN", is_topic_arn)?;
         // Set but blank: no labels (the default applies only when unset).
-        let label_tags = v.list("LABEL_TAGS", |t| crate::labels::validate(t, "x").is_ok())?;
-        if label_tags.len() > crate::labels::MAX_LABELS {
-            return Err(v.malformed("LABEL_TAGS", label_tags.join(",")));
-        }
-        let threshold = |name: &'static str| -> Result<Option<Duration>, ConfigError> {
+        let label_tags = v.or_off(
+            v.list("LABEL_TAGS", |t| crate::labels::validate(t, "x").is_ok())
+                .and_then(|tags| {
+                    if tags.len() > crate::labels::MAX_LABELS {
+                        Err(v.malformed("LABEL_TAGS", tags.join(",")))
+                    } else {
+                        Ok(tags)
+                    }
+                }),
+            Vec::new,
+        );
+        let threshold = |name: &'static str| -> Option<Duration> {
             let given = v.text(name).unwrap_or_default();
-            parse_threshold(&given).map_err(|_| v.malformed(name, given))
+            v.or_off(
+                parse_threshold(&given).map_err(|_| v.malformed(name, given)),
+                || None,
+            )
         };
+        let error_min_records = v.or_off(
+            v.number("WARN_ERROR_MIN_RECORDS", 1..=1_000_000_000)
+                .map(|n| Some(n as i64)),
+            || None,
+        );
         let warnings = Thresholds {
-            queued_after: threshold("WARN_QUEUED_AFTER")?,
-            expiry_within: threshold("WARN_EXPIRY_WITHIN")?,
-            stalled_after: threshold("WARN_STALLED_AFTER")?,
-            error_rate: v.or_off("WARN_ERROR_RATE", |s| {
-                s.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0)
-            })?,
-            error_min_records: v.number("WARN_ERROR_MIN_RECORDS", 1..=1_000_000_000)? as i64,
+            queued_after: threshold("WARN_QUEUED_AFTER"),
+            expiry_within: threshold("WARN_EXPIRY_WITHIN"),
+            stalled_after: threshold("WARN_STALLED_AFTER"),
+            // Without a usable minimum, the error-rate warning is off too.
+            error_rate: error_min_records.and_then(|_| {
+                v.or_off(
+                    v.optional("WARN_ERROR_RATE", |s| {
+                        s.parse::<f64>().ok().filter(|r| *r > 0.0 && *r < 1.0)
+                    }),
+                    || None,
+                )
+            }),
+            error_min_records: error_min_records.unwrap_or(i64::MAX),
         };
-        Ok(Self {
-            table_name: v.required("TABLE_NAME", is_table_name)?,
-            topic_arn: v.required("TOPIC_ARN", is_topic_arn)?,
-            max_concurrency: v.number("MAX_CONCURRENCY", 1..=1000)? as usize,
-            bedrock_max_rps: v.number("BEDROCK_MAX_RPS", 1..=10_000)? as u32,
-            bulk_read_min: v.or_off("BULK_READ_MIN", |s| {
-                s.parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1_000_000).contains(n))
-            })?,
-            retention: Duration::from_secs(86_400 * v.number("RETENTION_DAYS", 1..=3650)?),
-            not_found_limit: v.number("NOT_FOUND_LIMIT", 1..=100)? as u32,
-            deadline_margin: Duration::from_millis(v.number("DEADLINE_MARGIN_MS", 500..=600_000)?),
-            claim_duration: Duration::from_secs(
-                v.number("CLAIM_SECONDS", SDK_OPERATION_TIMEOUT.as_secs()..=3600)?,
-            ),
-            digest_settle: Duration::from_secs(v.number("DIGEST_SETTLE_SECONDS", 0..=3600)?),
-            publish_max_attempts: v.number("PUBLISH_MAX_ATTEMPTS", 1..=100)? as u32,
-            metrics_namespace: v.required("METRICS_NAMESPACE", is_namespace)?,
-            metrics: match v.text("METRICS").unwrap_or_default() {
-                m if m.eq_ignore_ascii_case("lean") => MetricSet::Lean,
-                m if m.eq_ignore_ascii_case("full") => MetricSet::Full,
-                other => return Err(v.malformed("METRICS", other)),
+        let slack_policy = {
+            // Read even without a Slack topic: a policy the function cannot
+            // evaluate is said at once, not when Slack is added.
+            let policy = v.text("SLACK_FILTER_POLICY").unwrap_or_default();
+            v.or_off(
+                FilterPolicy::parse_setting(&policy)
+                    .map(Some)
+                    .map_err(|e| v.malformed("SLACK_FILTER_POLICY", format!("{policy}: {e}"))),
+                || None,
+            )
+        };
+        let slack_topic = v.or_off(
+            match v.text("SLACK_TOPIC_ARN") {
+                None => Ok(None),
+                Some(arn) if is_topic_arn(&arn) => Ok(Some(arn)),
+                Some(other) => Err(v.malformed("SLACK_TOPIC_ARN", other)),
             },
+            || None,
+        );
+        let config = Self {
+            table_name,
+            topic_arn,
+            max_concurrency: v.or_default(|v| v.number("MAX_CONCURRENCY", 1..=1000))? as usize,
+            bedrock_max_rps: v.or_default(|v| v.number("BEDROCK_MAX_RPS", 1..=10_000))? as u32,
+            bulk_read_min: v.or_default(|v| {
+                v.optional("BULK_READ_MIN", |s| {
+                    s.parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1_000_000).contains(n))
+                })
+            })?,
+            retention: Duration::from_secs(
+                86_400 * v.or_default(|v| v.number("RETENTION_DAYS", 1..=3650))?,
+            ),
+            not_found_limit: v.or_default(|v| v.number("NOT_FOUND_LIMIT", 1..=100))? as u32,
+            deadline_margin: Duration::from_millis(
+                v.or_default(|v| v.number("DEADLINE_MARGIN_MS", 500..=600_000))?,
+            ),
+            claim_duration: Duration::from_secs(v.or_default(|v| {
+                v.number("CLAIM_SECONDS", SDK_OPERATION_TIMEOUT.as_secs()..=3600)
+            })?),
+            digest_settle: Duration::from_secs(
+                v.or_default(|v| v.number("DIGEST_SETTLE_SECONDS", 0..=3600))?,
+            ),
+            publish_max_attempts: v.or_default(|v| v.number("PUBLISH_MAX_ATTEMPTS", 1..=100))?
+                as u32,
+            metrics_namespace: v.or_default(|v| v.required("METRICS_NAMESPACE", is_namespace))?,
+            metrics: v.or_default(|v| match v.text("METRICS").unwrap_or_default() {
+                m if m.eq_ignore_ascii_case("lean") => Ok(MetricSet::Lean),
+                m if m.eq_ignore_ascii_case("full") => Ok(MetricSet::Full),
+                other => Err(v.malformed("METRICS", other)),
+            })?,
             label_tags,
             watch: {
                 let text = v.text("WATCH").unwrap_or_default();
-                Watch::parse(&text).ok_or_else(|| v.malformed("WATCH", text))?
+                v.or_off(
+                    Watch::parse(&text).ok_or_else(|| v.malformed("WATCH", text)),
+                    Watch::nothing,
+                )
             },
-            discovery: match v.text("DISCOVERY").unwrap_or_default() {
-                d if d.eq_ignore_ascii_case("off") => Discovery::Off,
-                d if d.eq_ignore_ascii_case("all") => Discovery::All,
-                d if d.len() <= 63 => Discovery::NameContains(d),
-                other => return Err(v.malformed("DISCOVERY", other)),
-            },
-            discovery_regions: v.list("DISCOVERY_REGIONS", |r| {
-                crate::domain::partition_of(r).is_some()
-            })?,
+            discovery: v.or_off(
+                match v.text("DISCOVERY").unwrap_or_default() {
+                    d if d.eq_ignore_ascii_case("off") => Ok(Discovery::Off),
+                    d if d.eq_ignore_ascii_case("all") => Ok(Discovery::All),
+                    d if d.len() <= 63 => Ok(Discovery::NameContains(d)),
+                    other => Err(v.malformed("DISCOVERY", other)),
+                },
+                || Discovery::Off,
+            ),
+            discovery_regions: v.or_off(
+                v.list("DISCOVERY_REGIONS", |r| {
+                    crate::domain::partition_of(r).is_some()
+                }),
+                Vec::new,
+            ),
             warnings,
-            output_buckets: v.list("OUTPUT_BUCKETS", is_bucket_name)?,
-            environment: v.required("ENVIRONMENT", is_environment)?,
-            slack: {
-                // Checked even without a Slack topic: a policy that cannot be
-                // evaluated is refused at once, not when Slack is added.
-                let policy = v.text("SLACK_FILTER_POLICY").unwrap_or_default();
-                let policy = FilterPolicy::parse(&policy)
-                    .map_err(|e| v.malformed("SLACK_FILTER_POLICY", format!("{policy}: {e}")))?;
-                match v.text("SLACK_TOPIC_ARN") {
-                    None => None,
-                    Some(arn) if is_topic_arn(&arn) => Some((arn, policy)),
-                    Some(other) => return Err(v.malformed("SLACK_TOPIC_ARN", other)),
+            output_buckets: v.or_off(v.list("OUTPUT_BUCKETS", is_bucket_name), Vec::new),
+            environment: v.or_default(|v| v.required("ENVIRONMENT", is_environment))?,
+            slack: slack_topic.zip(slack_policy),
+            prices: v.or_off(
+                match v.text("PRICES") {
+                    None => Ok(PriceBook::built_in()),
+                    Some(text) => PriceBook::with_overrides(&text)
+                        .map_err(|e| v.malformed("PRICES", format!("{text}: {e}"))),
+                },
+                PriceBook::built_in,
+            ),
+            log_level: v.or_default(|v| {
+                match v
+                    .text("LOG_LEVEL")
+                    .unwrap_or_default()
+                    .to_ascii_uppercase()
+                    .as_str()
+                {
+                    "TRACE" => Ok(LevelFilter::TRACE),
+                    "DEBUG" => Ok(LevelFilter::DEBUG),
+                    "INFO" => Ok(LevelFilter::INFO),
+                    "WARN" => Ok(LevelFilter::WARN),
+                    "ERROR" => Ok(LevelFilter::ERROR),
+                    _ => Err(v.malformed("LOG_LEVEL", v.text("LOG_LEVEL").unwrap_or_default())),
                 }
-            },
-            prices: match v.text("PRICES") {
-                None => PriceBook::built_in(),
-                Some(text) => PriceBook::with_overrides(&text)
-                    .map_err(|e| v.malformed("PRICES", format!("{text}: {e}")))?,
-            },
-            log_level: match v
-                .text("LOG_LEVEL")
-                .unwrap_or_default()
-                .to_ascii_uppercase()
-                .as_str()
-            {
-                "TRACE" => LevelFilter::TRACE,
-                "DEBUG" => LevelFilter::DEBUG,
-                "INFO" => LevelFilter::INFO,
-                "WARN" => LevelFilter::WARN,
-                "ERROR" => LevelFilter::ERROR,
-                _ => return Err(v.malformed("LOG_LEVEL", v.text("LOG_LEVEL").unwrap_or_default())),
-            },
+            })?,
+            unusable: Vec::new(),
+        };
+        Ok(Self {
+            unusable: v.unusable.into_inner(),
+            ..config
         })
     }
 }
@@ -643,6 +839,85 @@ mod tests {
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
+    /// The configuration with `name` set to `value` beside the required
+    /// settings, and the one warning that value gives.
+    fn unusable(name: &str, value: &str) -> (Config, SettingWarning) {
+        let c = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC), (name, value)])
+            .unwrap_or_else(|e| panic!("{name}={value} stopped the function: {e}"));
+        assert_eq!(c.unusable.len(), 1, "{name}={value}: {:?}", c.unusable);
+        let w = c.unusable[0].clone();
+        assert_eq!(w.setting, name);
+        assert!(
+            w.error.starts_with(&format!("{name} is malformed")),
+            "{}",
+            w.error
+        );
+        (c, w)
+    }
+
+    #[test]
+    fn every_default_should_be_usable() {
+        let c = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)]).unwrap();
+        assert!(c.unusable.is_empty(), "{:?}", c.unusable);
+    }
+
+    #[test]
+    fn only_the_table_and_the_topic_should_stop_the_function() {
+        for s in SETTINGS {
+            let stops = s.if_unusable == STOPS;
+            assert_eq!(
+                stops,
+                matches!(s.name, "TABLE_NAME" | "TOPIC_ARN"),
+                "{}",
+                s.name
+            );
+            if stops {
+                continue;
+            }
+            // A value no setting can use: every other setting goes on.
+            let (_, w) = unusable(s.name, &format!("\u{1}{}", "x".repeat(300)));
+            assert_eq!(w.instead, s.if_unusable);
+        }
+    }
+
+    #[test]
+    fn an_unusable_optional_setting_should_turn_its_feature_off_not_on() {
+        let (c, _) = unusable("PRICES", "{not json");
+        assert_eq!(c.prices, PriceBook::built_in());
+        let (c, _) = unusable("OUTPUT_BUCKETS", "s3://my-output");
+        assert!(c.output_buckets.is_empty());
+        let (c, _) = unusable("DISCOVERY_REGIONS", "us-west-2,mars-1");
+        assert!(c.discovery_regions.is_empty());
+        let (c, _) = unusable("DISCOVERY", &"x".repeat(64));
+        assert_eq!(c.discovery, Discovery::Off);
+        let (c, _) = unusable("WARN_EXPIRY_WITHIN", "6 hours");
+        assert_eq!(c.warnings.expiry_within, None);
+        assert_eq!(c.warnings.queued_after, Thresholds::default().queued_after);
+        let (c, _) = unusable("WARN_ERROR_MIN_RECORDS", "many");
+        assert_eq!(c.warnings.error_rate, None);
+        let (c, _) = unusable("LABEL_TAGS", "a,b,c,d");
+        assert!(c.label_tags.is_empty());
+        let (c, _) = unusable("MAX_CONCURRENCY", "0");
+        assert_eq!(c.max_concurrency, 32);
+        let (c, _) = unusable("ENVIRONMENT", "has spaces");
+        assert_eq!(c.environment, DEFAULT_ENVIRONMENT);
+        // WATCH: nothing new is taken in, rather than every team's jobs.
+        let (c, w) = unusable("WATCH", "owner:ana");
+        assert!(!c.watch.is_all() && !c.watch.has_tag_terms());
+        let tags = BTreeMap::from([("team".to_owned(), "search".to_owned())]);
+        assert!(!c.watch.by_name(Some("search-1")) && !c.watch.admits(Some("x"), &tags));
+        assert!(w.instead.contains("NotWatched"), "{}", w.instead);
+        // A Slack policy it cannot evaluate: nothing goes to Slack, rather than everything.
+        let mut vars = vec![("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
+        vars.push(("SLACK_TOPIC_ARN", TOPIC));
+        vars.push(("SLACK_FILTER_POLICY", r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#));
+        let c = config(&vars).unwrap();
+        assert!(c.slack.is_none());
+        assert_eq!(c.unusable[0].setting, "SLACK_FILTER_POLICY");
+        assert!(c.unusable[0].error.contains("cidr"), "{:?}", c.unusable);
+        assert_eq!(c.unusable[0].instead, SLACK_OFF);
+    }
+
     #[test]
     fn when_only_required_settings_are_given_should_use_documented_defaults() {
         let c = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)]).unwrap();
@@ -688,18 +963,14 @@ mod tests {
         assert_eq!(c.warnings.error_rate, Some(0.2));
         assert_eq!(c.warnings.error_min_records, 10);
         assert_eq!(c.output_buckets, ["my-output", "other.bucket"]);
+        assert!(c.unusable.is_empty());
         for (name, value) in [
             ("DISCOVERY_REGIONS", "us-west-2,mars-1"),
             ("WARN_EXPIRY_WITHIN", "6 hours"),
             ("WARN_ERROR_RATE", "5%"),
             ("OUTPUT_BUCKETS", "s3://my-output"),
         ] {
-            let err =
-                config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC), (name, value)]).unwrap_err();
-            assert!(
-                err.to_string().starts_with(&format!("{name} is malformed")),
-                "{err}"
-            );
+            unusable(name, value);
         }
     }
 
@@ -718,17 +989,9 @@ mod tests {
             ("LABEL_TAGS", ""),
         ])
         .unwrap();
+        assert!(c.label_tags.is_empty() && c.unusable.is_empty());
+        let (c, _) = unusable("LABEL_TAGS", "status");
         assert!(c.label_tags.is_empty());
-        let err = config(&[
-            ("TABLE_NAME", "jobs"),
-            ("TOPIC_ARN", TOPIC),
-            ("LABEL_TAGS", "status"),
-        ])
-        .unwrap_err();
-        assert!(
-            err.to_string().starts_with("LABEL_TAGS is malformed"),
-            "{err}"
-        );
     }
 
     #[test]
@@ -742,16 +1005,16 @@ mod tests {
         };
         assert_eq!(with("full").unwrap().metrics, MetricSet::Full);
         assert_eq!(with("LEAN").unwrap().metrics, MetricSet::Lean);
-        let err = with("some").unwrap_err();
+        let (c, w) = unusable("METRICS", "some");
+        assert_eq!(c.metrics, MetricSet::Lean);
         assert!(
-            err.to_string()
-                .starts_with("METRICS is malformed (\"some\")"),
-            "{err}"
+            w.error.starts_with("METRICS is malformed (\"some\")"),
+            "{w:?}"
         );
     }
 
     #[test]
-    fn the_slack_topic_gets_the_default_policy_and_a_bad_policy_is_refused_by_name() {
+    fn the_slack_topic_gets_the_default_policy_and_a_bad_policy_is_named() {
         let base = [("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)];
         assert!(config(&base).unwrap().slack.is_none());
         let mut vars = base.to_vec();
@@ -760,14 +1023,10 @@ mod tests {
         assert_eq!(topic, TOPIC);
         assert_eq!(
             policy,
-            FilterPolicy::parse(DEFAULT_SLACK_FILTER_POLICY).unwrap()
+            FilterPolicy::parse_setting(DEFAULT_SLACK_FILTER_POLICY).unwrap()
         );
-        vars.push(("SLACK_FILTER_POLICY", r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#));
-        let err = config(&vars).unwrap_err().to_string();
-        assert!(
-            err.starts_with("SLACK_FILTER_POLICY is malformed") && err.contains("cidr"),
-            "{err}"
-        );
+        let (_, w) = unusable("SLACK_FILTER_POLICY", r#"{"ip": [{"cidr": "10.0.0.0/8"}]}"#);
+        assert!(w.error.contains("cidr"), "{w:?}");
     }
 
     #[test]
@@ -792,8 +1051,8 @@ mod tests {
         assert!(w.by_name(Some("search-index")) && !w.by_name(Some("ads")));
         assert!(w.admits(Some("ads"), &tags) && !w.admits(Some("ads"), &BTreeMap::new()));
         for bad in ["search-", "name:", "tag:team", "tag:=x", "owner:ana"] {
-            let err = with(bad).unwrap_err().to_string();
-            assert!(err.starts_with("WATCH is malformed"), "{bad}: {err}");
+            let (c, _) = unusable("WATCH", bad);
+            assert_eq!(c.watch, Watch::nothing(), "{bad}");
         }
     }
 
@@ -809,11 +1068,11 @@ mod tests {
         assert_eq!(with("warn").unwrap().log_level, LevelFilter::WARN);
         assert_eq!(with("ERROR").unwrap().log_level, LevelFilter::ERROR);
         assert_eq!(with("TRACE").unwrap().log_level, LevelFilter::TRACE);
-        let err = with("verbose").unwrap_err();
+        let (c, w) = unusable("LOG_LEVEL", "verbose");
+        assert_eq!(c.log_level, LevelFilter::INFO);
         assert!(
-            err.to_string()
-                .starts_with("LOG_LEVEL is malformed (\"verbose\")"),
-            "{err}"
+            w.error.starts_with("LOG_LEVEL is malformed (\"verbose\")"),
+            "{w:?}"
         );
     }
 
@@ -838,16 +1097,11 @@ mod tests {
             err.to_string().starts_with("TABLE_NAME is malformed"),
             "{err}"
         );
-        let err = config(&[
-            ("TABLE_NAME", "jobs"),
-            ("TOPIC_ARN", TOPIC),
-            ("MAX_CONCURRENCY", "0"),
-        ])
-        .unwrap_err();
+        let (c, w) = unusable("MAX_CONCURRENCY", "0");
+        assert_eq!(c.max_concurrency, 32);
         assert!(
-            err.to_string()
-                .starts_with("MAX_CONCURRENCY is malformed (\"0\")"),
-            "{err}"
+            w.error.starts_with("MAX_CONCURRENCY is malformed (\"0\")"),
+            "{w:?}"
         );
     }
 
@@ -873,33 +1127,24 @@ mod tests {
     }
 
     #[test]
-    fn when_the_deadline_margin_leaves_no_time_to_answer_should_refuse_it() {
-        let err = config(&[
-            ("TABLE_NAME", "jobs"),
-            ("TOPIC_ARN", TOPIC),
-            ("DEADLINE_MARGIN_MS", "0"),
-        ])
-        .unwrap_err();
+    fn when_the_deadline_margin_leaves_no_time_to_answer_should_take_the_default() {
+        let (c, w) = unusable("DEADLINE_MARGIN_MS", "0");
+        assert_eq!(c.deadline_margin, Duration::from_secs(5));
         assert!(
-            err.to_string()
+            w.error
                 .starts_with("DEADLINE_MARGIN_MS is malformed (\"0\")"),
-            "{err}"
+            "{w:?}"
         );
     }
 
     #[test]
-    fn when_the_claim_is_shorter_than_the_publish_timeout_should_refuse_it() {
-        let err = config(&[
-            ("TABLE_NAME", "jobs"),
-            ("TOPIC_ARN", TOPIC),
-            ("CLAIM_SECONDS", "29"),
-        ])
-        .unwrap_err();
+    fn when_the_claim_is_shorter_than_the_publish_timeout_should_take_the_default() {
+        let (c, w) = unusable("CLAIM_SECONDS", "29");
+        assert_eq!(c.claim_duration, Duration::from_secs(60));
         assert!(
-            err.to_string()
-                .starts_with("CLAIM_SECONDS is malformed (\"29\")")
-                && err.to_string().contains("publish"),
-            "{err}"
+            w.error.starts_with("CLAIM_SECONDS is malformed (\"29\")")
+                && w.error.contains("publish"),
+            "{w:?}"
         );
     }
 }

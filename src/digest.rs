@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::config::SettingWarning;
 use crate::prices::{Costing, PriceBook};
 
 use crate::domain::{
@@ -192,6 +193,8 @@ pub struct Digest {
     pub set_aside_total: usize,
     /// The health counts read, for the mark saved once it is published.
     pub health: Health,
+    /// The settings the function could not use, each off or at its default.
+    pub unusable_settings: Vec<SettingWarning>,
 }
 
 impl Digest {
@@ -201,6 +204,7 @@ impl Digest {
             && self.ended_total == 0
             && self.failed_invocations == 0
             && self.set_aside_total == 0
+            && self.unusable_settings.is_empty()
     }
 
     /// The running jobs with an open warning.
@@ -349,5 +353,6 @@ pub fn build(
         set_aside,
         set_aside_total,
         health,
+        unusable_settings: Vec::new(),
     }
 }

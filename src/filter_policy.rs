@@ -12,12 +12,59 @@
 //! `{"equals-ignore-case": s}`, `{"anything-but": s | [s, ...] | {"prefix": s}
 //! | {"suffix": s}}`, `{"exists": true | false}` and `{"numeric": [...]}` (which
 //! never matches: every attribute the monitor sends is a String). Any other
-//! operator is refused when the function starts, naming it; a policy that SNS
-//! would take and this would not is a refusal, never a silent difference.
+//! operator is refused, naming it (the Slack topic then gets nothing, and
+//! every answer says why); a policy that SNS would take and this would not
+//! is a refusal, never a silent difference. A setting may also be a list of
+//! severities and events ([`list_json`]), which survives a shell and SAM
+//! CLI's `--parameter-overrides` parser where JSON does not.
 //! tests/filters.rs holds this evaluator to moto's SNS on the documented recipes
 //! and many policy and message pairs.
 
 use serde_json::Value;
+
+/// The words of a policy's list form (`error,warning,digest`): each a value
+/// of the `severity` attribute or of the `event` attribute.
+pub const LIST_WORDS: [&str; 7] = [
+    "error",
+    "warning",
+    "success",
+    "info",
+    "digest",
+    "statusChanged",
+    "untracked",
+];
+
+/// A policy setting (`SLACK_FILTER_POLICY`, and the template's
+/// `AlertEmailFilterPolicy`) in its list form, as the JSON it stands for: a
+/// message passes when its `severity` or its `event` is one of the words.
+/// The list form exists because a shell and SAM CLI's parameter parser
+/// cannot carry JSON through `--parameter-overrides` unharmed; the template
+/// builds the same JSON from the same list for the email subscription with
+/// `!Join` and `!Split` (`tests/template.rs` holds the two equal).
+pub fn list_json(list: &str) -> Result<String, PolicyError> {
+    let words: Vec<&str> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.is_empty() {
+        return refuse("a list names at least one severity or event");
+    }
+    if let Some(bad) = words.iter().find(|w| !LIST_WORDS.contains(w)) {
+        return refuse(format!(
+            "{bad:?} is neither a severity nor an event (a list takes {}; a value starting with {{ is a policy in JSON)",
+            LIST_WORDS.join(", ")
+        ));
+    }
+    let quoted = words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(format!(
+        r#"{{"$or": [{{"severity": [{quoted}]}}, {{"event": [{quoted}]}}]}}"#
+    ))
+}
 
 /// A parsed policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,6 +105,17 @@ fn refuse<T>(why: impl Into<String>) -> Result<T, PolicyError> {
 }
 
 impl FilterPolicy {
+    /// Parses a policy setting: JSON when it starts with `{`, else the list
+    /// form ([`list_json`]).
+    pub fn parse_setting(text: &str) -> Result<Self, PolicyError> {
+        let text = text.trim();
+        if text.starts_with('{') {
+            Self::parse(text)
+        } else {
+            Self::parse(&list_json(text)?)
+        }
+    }
+
     /// Parses a policy in SNS's language (a JSON object).
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
         let value: Value =
@@ -200,6 +258,30 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_list_should_pass_a_message_whose_severity_or_event_it_names() {
+        let p = FilterPolicy::parse_setting("error, warning,digest").unwrap();
+        assert!(p.matches(&attrs(&[("severity", "error"), ("event", "statusChanged")])));
+        assert!(p.matches(&attrs(&[("severity", "info"), ("event", "digest")])));
+        assert!(!p.matches(&attrs(&[
+            ("severity", "success"),
+            ("event", "statusChanged")
+        ])));
+        assert_eq!(
+            list_json("error,digest").unwrap(),
+            r#"{"$or": [{"severity": ["error", "digest"]}, {"event": ["error", "digest"]}]}"#
+        );
+        let json = FilterPolicy::parse_setting(r#" {"severity": ["error"]}"#).unwrap();
+        assert_eq!(
+            json,
+            FilterPolicy::parse(r#"{"severity": ["error"]}"#).unwrap()
+        );
+        for bad in ["errors", "error,,{", "", "severity=error"] {
+            let err = FilterPolicy::parse_setting(bad).unwrap_err().to_string();
+            assert!(err.contains("severity"), "{bad}: {err}");
+        }
     }
 
     #[test]

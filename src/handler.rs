@@ -7,6 +7,7 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, warn};
 
+use crate::config::SettingWarning;
 use crate::event::{self, EventError};
 use crate::monitor::{Invocation, Monitor, MonitorError};
 use crate::ports::{
@@ -65,7 +66,9 @@ where
 {
     let started = Instant::now();
     let (command, result) = dispatch(monitor, payload, invocation).await;
-    metrics.emit(&report(command, &result, started.elapsed()));
+    let mut r = report(command, &result, started.elapsed());
+    r.unusable_settings = monitor.config().unusable.len() as u64;
+    metrics.emit(&r);
     result
 }
 
@@ -91,8 +94,24 @@ where
         .handle(command, invocation)
         .await
         .inspect_err(|e| error!(error = %e, "systemic fault"))
-        .map_err(HandlerError::from);
+        .map_err(HandlerError::from)
+        .map(|answer| with_setting_warnings(answer, &monitor.config().unusable));
     (name, result)
+}
+
+/// Every answer says which settings the function could not use and what it
+/// does instead (`settingWarnings`, present while there are any): whoever
+/// invokes it, a person or a script, hears of a feature turned off.
+fn with_setting_warnings(mut answer: Value, unusable: &[SettingWarning]) -> Value {
+    if !unusable.is_empty()
+        && let Value::Object(o) = &mut answer
+    {
+        o.insert(
+            "settingWarnings".to_owned(),
+            serde_json::to_value(unusable).unwrap_or(Value::Null),
+        );
+    }
+    answer
 }
 
 /// The invocation's counts, read from its answer (or from the summary a
@@ -161,6 +180,8 @@ pub fn report(
             // Other commands see only their jobs, so they say nothing.
             .or((command == "Poll" && result.is_ok()).then_some(Duration::ZERO)),
         bedrock_errors,
+        // Not in the answer: the caller knows it from the configuration.
+        unusable_settings: 0,
         duration,
     }
 }

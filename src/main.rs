@@ -25,6 +25,10 @@ async fn main() -> Result<(), Error> {
         tracing::error!(error = %e, "invalid configuration");
         e
     })?;
+    // Each answer, the digest and the UnusableSettings metric say it too.
+    for w in &config.unusable {
+        tracing::error!(setting = w.setting, error = %w.error, instead = w.instead, "a setting the function cannot use; its feature is off");
+    }
     // Region, credentials, retries (AWS_MAX_ATTEMPTS) and endpoints
     // (AWS_ENDPOINT_URL_*) come from the SDK's standard sources. The timeouts
     // bound each call; the invocation's own budget bounds each job (docs/capacity-and-cost.md).

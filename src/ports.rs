@@ -739,6 +739,9 @@ pub struct InvocationReport {
     pub oldest_pending_age: Option<std::time::Duration>,
     /// Per-job Bedrock errors by kind (`BedrockThrottling`, ...).
     pub bedrock_errors: BTreeMap<String, u64>,
+    /// Settings the function cannot use (each turned off or to its
+    /// default), in every invocation's report while the value stays.
+    pub unusable_settings: u64,
     pub duration: std::time::Duration,
 }
 

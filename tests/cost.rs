@@ -499,10 +499,12 @@ async fn a_job_in_another_region_is_priced_from_its_manifest_read_in_that_region
     assert!(got[0].body.get("costNote").is_none(), "{}", got[0].body);
 }
 
-/// The function itself, started as Lambda starts it, stops before taking
-/// any event when `PRICES` cannot be read, and its log says why.
-#[test]
-fn malformed_prices_refuse_to_start_and_say_why() {
+/// The function itself, started as Lambda starts it, with a `PRICES` it
+/// cannot read: it starts, says so in every answer (and its log and
+/// metrics), estimates with the built-in table alone, and polls, tracks and
+/// notifies as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_prices_turn_off_only_the_overrides_and_say_why() {
     for (prices, says) in [
         ("{not json", "not JSON"),
         (
@@ -518,22 +520,217 @@ fn malformed_prices_refuse_to_start_and_say_why() {
             "unknown field",
         ),
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-batch-monitor"))
+        // GIVEN the function started as Lambda starts it, PRICES malformed
+        let w = World::new().await;
+        let arn = w.bedrock.seed(
+            SeedJob::named("haiku-run")
+                .with_model("anthropic.claude-3-haiku-20240307-v1:0")
+                .with_status("InProgress"),
+        );
+        let api = RuntimeApi::start().await;
+        let mut function = std::process::Command::new(env!("CARGO_BIN_EXE_bedrock-batch-monitor"))
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("TABLE_NAME", "jobs")
-            .env("TOPIC_ARN", "arn:aws:sns:us-east-1:123456789012:alerts")
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "bedrock-batch-monitor")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "test")
             .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_ENDPOINT_URL_DYNAMODB", support::moto_endpoint())
+            .env("AWS_ENDPOINT_URL_SNS", support::moto_endpoint())
+            .env("AWS_ENDPOINT_URL_BEDROCK", w.bedrock.url())
+            .env("TABLE_NAME", &w.table)
+            .env("TOPIC_ARN", &w.topic_arn)
             .env("PRICES", prices)
-            .output()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .expect("run the function");
+
+        // WHEN a job is tracked, ends, and a poll runs
+        let tracked = api.invoke(&mut function, json!({"track": [arn]})).await;
+        w.drain().await;
+        w.bedrock.set(&arn, "Completed");
+        let polled = api.invoke(&mut function, json!({})).await;
+        let _ = function.kill();
+        let out = function.wait_with_output().expect("the function's output");
         let said = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(!out.status.success(), "{prices}: started anyway: {said}");
-        assert!(said.contains("PRICES is malformed"), "{prices}: {said}");
-        assert!(said.contains(says), "{prices}: {said}");
+
+        // THEN every answer names the setting, why, and what is done instead
+        for answer in [&tracked, &polled] {
+            let warning = &answer["settingWarnings"][0];
+            assert_eq!(warning["setting"], "PRICES", "{prices}: {answer}");
+            let error = warning["error"].as_str().unwrap_or_default();
+            assert!(
+                error.starts_with("PRICES is malformed") && error.contains(says),
+                "{prices}: {answer}"
+            );
+            assert_eq!(
+                warning["instead"], "the built-in price table alone",
+                "{answer}"
+            );
+        }
+        // AND the track and the poll did their work, and the subscriber heard of the end
+        assert_eq!(tracked["tracked"][0], arn.as_str(), "{tracked}");
+        assert_eq!(polled["transitions"], 1, "{polled}");
+        let got = w.drain().await;
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].body["status"], "Completed", "{:?}", got[0].body);
+        // AND the log says it at start-up, and each metrics document counts it
+        assert!(
+            said.contains("a setting the function cannot use") && said.contains(says),
+            "{prices}: {said}"
+        );
+        let documents: Vec<Value> = said
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|d| d.get("_aws").is_some())
+            .collect();
+        assert_eq!(documents.len(), 2, "{said}");
+        for d in &documents {
+            assert_eq!(d["UnusableSettings"], 1, "{d}");
+        }
+    }
+}
+
+/// Lambda's runtime API, as far as the function uses it: it hands out the
+/// events `invoke` is given, one per `next` request, and returns the answer
+/// the function posts back.
+struct RuntimeApi {
+    address: String,
+    events: tokio::sync::mpsc::Sender<Value>,
+    answers: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(String, Value)>>,
+}
+
+impl RuntimeApi {
+    async fn start() -> Self {
+        use std::sync::Arc;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a local port");
+        let address = listener.local_addr().unwrap().to_string();
+        let (events, event_rx) = tokio::sync::mpsc::channel::<Value>(4);
+        let (answer_tx, answers) = tokio::sync::mpsc::channel(4);
+        let event_rx = Arc::new(tokio::sync::Mutex::new(event_rx));
+        tokio::spawn(async move {
+            let mut next_id = 0u32;
+            while let Ok((stream, _)) = listener.accept().await {
+                let (event_rx, answer_tx) = (event_rx.clone(), answer_tx.clone());
+                next_id += 1000;
+                let first_id = next_id;
+                tokio::spawn(serve(stream, event_rx, answer_tx, first_id));
+            }
+        });
+        Self {
+            address,
+            events,
+            answers: tokio::sync::Mutex::new(answers),
+        }
+    }
+
+    /// One invocation of `function`: its answer. Fails at once, with what
+    /// the function said, if it stops instead.
+    async fn invoke(&self, function: &mut std::process::Child, event: Value) -> Value {
+        self.events
+            .send(event.clone())
+            .await
+            .expect("queue the event");
+        let mut answers = self.answers.lock().await;
+        let started = std::time::Instant::now();
+        loop {
+            if let Ok(answer) =
+                tokio::time::timeout(std::time::Duration::from_millis(100), answers.recv()).await
+            {
+                let (kind, answer) = answer.expect("the runtime API is up");
+                assert_eq!(kind, "response", "{event}: {answer}");
+                return answer;
+            }
+            if let Ok(Some(status)) = function.try_wait() {
+                let mut said = String::new();
+                if let Some(mut err) = function.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut err, &mut said);
+                }
+                panic!("the function stopped ({status}) instead of answering {event}: {said}");
+            }
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "no answer to {event} within 60 s"
+            );
+        }
+    }
+}
+
+/// One connection: HTTP/1.1 requests one after the other (the runtime
+/// client keeps its connection).
+async fn serve(
+    stream: tokio::net::TcpStream,
+    events: std::sync::Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Value>>>,
+    answers: tokio::sync::mpsc::Sender<(String, Value)>,
+    mut request_id: u32,
+) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut stream = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if stream.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if stream.read_line(&mut header).await.unwrap_or(0) == 0 {
+                return;
+            }
+            if header.trim().is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.trim().eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if stream.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        let path = request_line.split_whitespace().nth(1).unwrap_or_default();
+        let reply = if path.ends_with("/invocation/next") {
+            let Some(event) = events.lock().await.recv().await else {
+                return;
+            };
+            request_id += 1;
+            let body = event.to_string();
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 60_000;
+            format!(
+                "HTTP/1.1 200 OK\r\nLambda-Runtime-Aws-Request-Id: req-{request_id}\r\n\
+                 Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                 Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:123456789012:function:bedrock-batch-monitor\r\n\
+                 Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        } else {
+            let kind = path.rsplit('/').next().unwrap_or_default().to_owned();
+            let answer = serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+            let _ = answers.send((kind, answer)).await;
+            "HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}".to_owned()
+        };
+        if stream.get_mut().write_all(reply.as_bytes()).await.is_err() {
+            return;
+        }
     }
 }

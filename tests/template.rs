@@ -291,13 +291,20 @@ fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
         .collect();
     assert_eq!(documented, variables_read());
 
-    // The page's defaults are the ones the config applies: one table, read
-    // the way the page reads (`32`, or nothing/(none) for no default).
-    let settings: BTreeSet<(String, String)> = bedrock_batch_monitor::config::SETTINGS
+    // The page's defaults, and what each setting does with a value the
+    // function cannot use, are the config's: one table, read the way the
+    // page reads (`32`, or nothing/(none) for no default).
+    let settings: BTreeSet<(String, String, String)> = bedrock_batch_monitor::config::SETTINGS
         .iter()
-        .map(|s| (s.name.to_owned(), s.default.unwrap_or_default().to_owned()))
+        .map(|s| {
+            (
+                s.name.to_owned(),
+                s.default.unwrap_or_default().to_owned(),
+                s.if_unusable.to_owned(),
+            )
+        })
         .collect();
-    let rows: BTreeSet<(String, String)> = section
+    let rows: BTreeSet<(String, String, String)> = section
         .lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
@@ -305,7 +312,7 @@ fn the_configuration_page_should_list_exactly_the_variables_the_config_reads() {
             let name = cells[1].trim_matches('`').to_owned();
             let default = cells[3].trim_matches('`');
             let default = if default == "(none)" { "" } else { default };
-            (name, default.to_owned())
+            (name, default.to_owned(), cells[5].to_owned())
         })
         .collect();
     assert_eq!(
@@ -1242,25 +1249,55 @@ fn filter_policy_examples_should_mean_the_same_in_the_template_the_readme_and_th
             );
             seen += 1;
         }
+        // "<list> for <what a subscriber wants>": the list lets through what the recipe does.
+        let words: Vec<&str> = text.split_whitespace().collect();
+        for pair in words.windows(2) {
+            let list = pair[0];
+            let is_list = list
+                .split(',')
+                .all(|w| bedrock_batch_monitor::filter_policy::LIST_WORDS.contains(&w));
+            if !is_list || pair[1] != "for" {
+                continue;
+            }
+            let after = text.split(&format!("{list} for ")).nth(1).unwrap();
+            let label = after.split([',', '.', '(']).next().unwrap().trim();
+            let recipe = recipes
+                .get(label)
+                .unwrap_or_else(|| panic!("{name:?}: {list} for {label:?}: no such recipe"));
+            assert_same_messages(list, &recipe.to_string());
+            seen += 1;
+        }
     }
-    // The Slack default is the recipe it says it is, and the function's own default.
-    let slack_default: serde_json::Value = serde_json::from_str(
-        t["Parameters"]["SlackFilterPolicy"]["Default"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        recipes.get("failures, warnings, ends and the digest"),
-        Some(&slack_default)
-    );
+    // The Slack default (a list) lets through what the recipe it says it is
+    // lets through, and is the function's own default.
+    let slack_default = t["Parameters"]["SlackFilterPolicy"]["Default"]
+        .as_str()
+        .unwrap();
     assert_eq!(
         slack_default,
-        serde_json::from_str::<serde_json::Value>(
-            bedrock_batch_monitor::config::DEFAULT_SLACK_FILTER_POLICY
-        )
-        .unwrap()
+        bedrock_batch_monitor::config::DEFAULT_SLACK_FILTER_POLICY
     );
+    assert_same_messages(
+        slack_default,
+        &recipes["failures, warnings, ends and the digest"].to_string(),
+    );
+    // docs/notifications.md's list form of each recipe lets through what its JSON does.
+    let page = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/notifications.md"),
+    )
+    .unwrap();
+    let mut lists = 0;
+    for row in page.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.trim_matches('|').split(" | ").map(str::trim).collect();
+        if cells.len() == 3
+            && let Some(json) = recipes.get(cells[0])
+            && let Some(list) = cells[2].strip_prefix('`').and_then(|c| c.strip_suffix('`'))
+        {
+            assert_same_messages(list, &json.to_string());
+            lists += 1;
+        }
+    }
+    assert!(lists >= 6, "list forms found: {lists}");
     // The README: "<what a subscriber wants> (is) `<policy>`".
     let readme =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
@@ -1350,4 +1387,162 @@ fn discovery_scope_and_regions_should_be_said_the_same_everywhere() {
         readme.contains("warnings-and-discovery.md#regions"),
         "the README links the Regions section"
     );
+}
+
+/// A policy setting (a list) lets through the same messages as a policy in
+/// JSON, of every kind the monitor sends: a status change of any severity, an
+/// untracked job or an early warning (severity warning), the digest (info).
+fn assert_same_messages(setting: &str, json: &str) {
+    use bedrock_batch_monitor::filter_policy::FilterPolicy;
+    let list = FilterPolicy::parse_setting(setting).unwrap();
+    let recipe = FilterPolicy::parse(json).unwrap();
+    for (severity, event) in [
+        ("error", "statusChanged"),
+        ("warning", "statusChanged"),
+        ("success", "statusChanged"),
+        ("info", "statusChanged"),
+        ("warning", "untracked"),
+        ("warning", "warning"),
+        ("info", "digest"),
+    ] {
+        let attrs = [
+            ("severity".to_owned(), severity.to_owned()),
+            ("event".to_owned(), event.to_owned()),
+        ];
+        assert_eq!(
+            list.matches(&attrs),
+            recipe.matches(&attrs),
+            "{setting} and {json} differ on {attrs:?}"
+        );
+    }
+}
+
+/// The email subscription's filter policy, as CloudFormation resolves it for
+/// a list: `!Sub` over `!Join` over `!Split`, evaluated here as the
+/// intrinsic functions' pages describe them, must be the very policy the
+/// function builds from the same list for Slack, and JSON passes as given.
+#[test]
+fn the_email_filter_policy_should_be_built_from_a_list_as_the_function_builds_it() {
+    let t = template();
+    let policy = &t["Resources"]["EmailSubscription"]["Properties"]["FilterPolicy"];
+    let tagged = |v: &Value, tag: &str| -> Value {
+        match v {
+            Value::Tagged(t) if t.tag == tag || t.tag == format!("!{tag}") => t.value.clone(),
+            _ => panic!("expected !{tag}: {v:?}"),
+        }
+    };
+    let outer = tagged(policy, "If");
+    assert_eq!(outer[0].as_str(), Some("HasEmailFilter"));
+    let inner = tagged(&outer[1], "If");
+    assert_eq!(inner[0].as_str(), Some("EmailFilterIsJson"));
+    assert_eq!(
+        ref_target(&inner[1]).as_deref(),
+        Some("AlertEmailFilterPolicy")
+    );
+    let sub = tagged(&inner[2], "Sub");
+    let body = sub[0].as_str().unwrap();
+    let join = tagged(&sub[1]["Words"], "Join");
+    let separator = join[0].as_str().unwrap();
+    let split = tagged(&join[1], "Split");
+    let delimiter = split[0].as_str().unwrap();
+    assert_eq!(
+        ref_target(&split[1]).as_deref(),
+        Some("AlertEmailFilterPolicy")
+    );
+    // The condition: the part before the first "{" is empty.
+    let condition = tagged(&t["Conditions"]["EmailFilterIsJson"], "Equals");
+    let select = tagged(&condition[0], "Select");
+    let on = tagged(&select[1], "Split")[0].as_str().unwrap().to_owned();
+    let is_json = |v: &str| v.split(on.as_str()).next() == Some(condition[1].as_str().unwrap());
+
+    for list in [
+        "error",
+        "error,warning",
+        "error,warning,success,digest",
+        "untracked,statusChanged",
+    ] {
+        assert!(!is_json(list), "{list}");
+        let words: Vec<&str> = list.split(delimiter).collect();
+        let built = body.replace("${Words}", &words.join(separator));
+        assert_eq!(
+            built,
+            bedrock_batch_monitor::filter_policy::list_json(list).unwrap(),
+            "{list}"
+        );
+        serde_json::from_str::<serde_json::Value>(&built).expect("the built policy is JSON");
+    }
+    for json in [
+        r#"{"severity": ["error"]}"#,
+        "{\n  \"event\": [\"digest\"]\n}",
+    ] {
+        assert!(is_json(json), "{json}");
+    }
+}
+
+/// The console groups the parameters (`AWS::CloudFormation::Interface`) and
+/// `sam deploy --guided` asks for them in the template's order: every
+/// parameter is in exactly one group, the template lists them group by
+/// group, and the first group is what a first deploy needs to set.
+#[test]
+fn every_parameter_should_be_in_exactly_one_group_in_the_order_guided_asks() {
+    let t = template();
+    let interface = &t["Metadata"]["AWS::CloudFormation::Interface"];
+    let groups = interface["ParameterGroups"]
+        .as_sequence()
+        .expect("ParameterGroups");
+    let grouped: Vec<String> = groups
+        .iter()
+        .flat_map(|g| g["Parameters"].as_sequence().unwrap().iter())
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    let declared: Vec<String> = t["Parameters"]
+        .as_mapping()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        grouped, declared,
+        "the groups, in order, are the template's parameters, in order, each once"
+    );
+    assert_eq!(
+        grouped.iter().collect::<BTreeSet<_>>().len(),
+        grouped.len(),
+        "a parameter in two groups"
+    );
+    for g in groups {
+        assert!(
+            g["Label"]["default"]
+                .as_str()
+                .is_some_and(|l| !l.is_empty()),
+            "{g:?}"
+        );
+    }
+    let first: Vec<&str> = groups[0]["Parameters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    for needed in ["AlertEmail", "SlackWorkspaceId", "SlackChannelId"] {
+        assert!(first.contains(&needed), "{needed} not in the first group");
+    }
+    let schedules: Vec<&str> = groups[1]["Parameters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    assert!(schedules.contains(&"PollRate") && schedules.contains(&"DigestSchedule"));
+    for (label, _) in interface["ParameterLabels"].as_mapping().unwrap() {
+        let label = label.as_str().unwrap();
+        assert!(t["Parameters"][label].is_mapping(), "label for {label}");
+    }
+    // Every parameter has a default, so Enter keeps it in --guided.
+    for name in &declared {
+        assert!(
+            !t["Parameters"][name.as_str()]["Default"].is_null(),
+            "{name} has no default"
+        );
+    }
 }

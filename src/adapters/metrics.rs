@@ -31,7 +31,7 @@ const BEDROCK_KINDS: [&str; 7] = [
 /// The metric names of the lean set (`METRICS=lean`, the default): what the
 /// alarms and the dashboard use. Every other count is a property of the same
 /// document. `tests/template.rs` checks the alarms and the dashboard against it.
-pub const LEAN_METRICS: [&str; 8] = [
+pub const LEAN_METRICS: [&str; 9] = [
     "Polled",
     "Transitions",
     "Notified",
@@ -40,6 +40,7 @@ pub const LEAN_METRICS: [&str; 8] = [
     "Undeliverable",
     "Failed",
     "BedrockErrors",
+    "UnusableSettings",
 ];
 
 /// One invocation's EMF entry. Generated twice: the counts outside
@@ -73,6 +74,11 @@ macro_rules! invocation_metrics {
             failed: u64,
             #[metrics(unit = Count)]
             bedrock_errors: u64,
+            /// Settings turned off (or to their default) for a value the
+            /// function cannot use: the same number in every document while
+            /// the value stays (UnusableSettingsAlarm).
+            #[metrics(unit = Count)]
+            unusable_settings: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
             deferred: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
@@ -120,6 +126,7 @@ macro_rules! invocation_metrics {
                     undeliverable: r.undeliverable,
                     failed: r.failed,
                     bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
+                    unusable_settings: r.unusable_settings,
                     deferred: r.deferred,
                     warnings: r.warnings,
                     discovered: r.discovered,
@@ -252,6 +259,7 @@ mod tests {
                 ("BedrockThrottling".to_owned(), 2),
                 ("BedrockAccessDenied".to_owned(), 1),
             ]),
+            unusable_settings: 1,
             duration: Duration::from_millis(1234),
         };
 
@@ -286,6 +294,7 @@ mod tests {
             ("BedrockErrors", 3.0),
             ("BedrockErrorsThrottling", 2.0),
             ("BedrockErrorsAccessDenied", 1.0),
+            ("UnusableSettings", 1.0),
             ("Duration", 1234.0),
         ] {
             assert_eq!(doc[name].as_f64(), Some(value), "{name} in {doc}");
@@ -308,7 +317,7 @@ mod tests {
             .collect();
         match set {
             MetricSet::Lean => assert_eq!(declared, LEAN_METRICS, "{doc}"),
-            MetricSet::Full => assert_eq!(declared.len(), 22, "{declared:?}"),
+            MetricSet::Full => assert_eq!(declared.len(), 23, "{declared:?}"),
         }
         assert!(declared.len() <= 10 || set == MetricSet::Full);
     }

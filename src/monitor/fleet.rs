@@ -268,7 +268,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             .store
             .set_aside_between(window.since, window.until)
             .await?;
-        let d = digest::build(
+        let mut d = digest::build(
             digest::Fleet {
                 prices: &self.config.prices,
                 running: &running,
@@ -281,6 +281,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             health,
             now,
         );
+        d.unusable_settings = self.config.unusable.clone();
         // The job topic first: until it has the digest, no destination gets
         // it (so none hears it twice when it is tried again). Another
         // destination that fails misses this digest, loudly, and the digest

@@ -354,6 +354,11 @@ impl<S, T, N> Monitor<S, T, N> {
         }
     }
 
+    /// The configuration it runs with (the settings it could not use among it).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// Bedrock, counted for `inv`.
     pub(crate) fn bedrock<'a>(&'a self, inv: &'a Invocation) -> Counted<'a, S> {
         Counted {

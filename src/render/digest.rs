@@ -138,6 +138,13 @@ pub fn subject(d: &Digest) -> String {
     if d.set_aside_total > 0 {
         parts.push(format!("{} set aside", d.set_aside_total));
     }
+    if !d.unusable_settings.is_empty() {
+        let n = d.unusable_settings.len();
+        parts.push(format!(
+            "{n} {} unusable",
+            if n == 1 { "setting" } else { "settings" }
+        ));
+    }
     format!("[info] Bedrock batch digest: {}", parts.join(", "))
 }
 
@@ -302,6 +309,14 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
             s.transition_id, s.status, s.job_arn
         ));
     }
+    for w in &d.unusable_settings {
+        line(format!(
+            "- setting {} cannot be used, so {}: {}",
+            w.setting,
+            w.instead,
+            truncate(&w.error, 300)
+        ));
+    }
     line(String::new());
     line(format!(
         "Digest id {}. To stop digests, set the subscription's filter policy to {{\"event\": [{{\"anything-but\": \"digest\"}}]}} (see docs/notifications.md).",
@@ -376,6 +391,7 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
             "polls": d.polls,
             "failedInvocations": d.failed_invocations,
             "setAside": d.set_aside_total,
+            "unusableSettings": d.unusable_settings,
             "setAsideNotifications": d.set_aside.iter().take(shape.list_max).map(|s| json!({
                 "jobArn": s.job_arn,
                 "transitionId": s.transition_id,
@@ -425,13 +441,20 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
         "*Monitor:* {} polls, {} failed invocations, {} notifications set aside",
         d.polls, d.failed_invocations, d.set_aside_total
     ));
+    for w in &d.unusable_settings {
+        desc.push_str(&format!(
+            "\n*Setting {} cannot be used:* {}",
+            escape_slack(w.setting),
+            escape_slack(w.instead)
+        ));
+    }
     let mut steps = Vec::new();
     if d.running_total > shown || d.ended_total > shown {
         steps.push(
             "Invoke the function with {\"list\": {\"ended\": true}} for every job".to_owned(),
         );
     }
-    if d.failed_invocations > 0 || d.set_aside_total > 0 {
+    if d.failed_invocations > 0 || d.set_aside_total > 0 || !d.unusable_settings.is_empty() {
         steps.push("Check the operations alarms and the runbook (docs/operating.md)".to_owned());
     }
     json!({
