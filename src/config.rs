@@ -89,6 +89,13 @@ pub struct Config {
     /// the later ones are in the next digest. Keep it above the function's
     /// timeout.
     pub digest_settle: Duration,
+    /// `POLL_RATE` (the template's `PollRate`; none by default) and
+    /// `POLL_SCHEDULES` (default 1): how often the schedules poll, each one
+    /// over its share of the work, so the digest knows how many polls a
+    /// window should have seen. `None`: unknown (the digest then only asks
+    /// that some poll ran).
+    pub poll_every: Option<Duration>,
+    pub poll_schedules: u32,
     /// `BULK_READ_MIN` (default 2, or `off`): a poll reads the state of a
     /// region's jobs with ListModelInvocationJobs once it has this many active
     /// jobs there, and calls GetModelInvocationJob only for those not listed.
@@ -279,6 +286,8 @@ const fn setting(
 pub const STOPS: &str = "the function stops at start-up";
 /// A tuning or presentation setting: its default is always usable.
 const DEFAULT: &str = "its default";
+/// Without the schedule's rate the digest cannot tell how many polls to expect.
+const POLL_RATE_OFF: &str = "the digest's polling check asks only that some poll ran";
 const WARNING_OFF: &str = "this warning is off";
 /// Not the default (every Slack notification) and not everything: a channel
 /// whose policy cannot be read is told nothing rather than too much.
@@ -316,7 +325,7 @@ pub const DEFAULT_SLACK_FILTER_POLICY: &str = "error,warning,success,digest";
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 28] = [
+pub const SETTINGS: [Setting; 30] = [
     setting(
         "TABLE_NAME",
         None,
@@ -377,6 +386,13 @@ pub const SETTINGS: [Setting; 28] = [
         "seconds from 0 to 3600 (above the function's timeout, so late writes land before a digest reads them)",
         DEFAULT,
     ),
+    setting(
+        "POLL_RATE",
+        None,
+        "an EventBridge rate expression: rate(<n> minute|minutes|hour|hours|day|days)",
+        POLL_RATE_OFF,
+    ),
+    setting("POLL_SCHEDULES", Some("1"), "1, 2 or 4", DEFAULT),
     setting(
         "PUBLISH_MAX_ATTEMPTS",
         Some("5"),
@@ -702,6 +718,19 @@ impl Config {
             digest_settle: Duration::from_secs(
                 v.or_default(|v| v.number("DIGEST_SETTLE_SECONDS", 0..=3600))?,
             ),
+            poll_every: v.or_off(
+                match v.text("POLL_RATE") {
+                    None => Ok(None),
+                    Some(rate) => rate_of(&rate)
+                        .map(Some)
+                        .ok_or_else(|| v.malformed("POLL_RATE", rate)),
+                },
+                || None,
+            ),
+            poll_schedules: v.or_default(|v| match v.number("POLL_SCHEDULES", 1..=4)? {
+                n @ (1 | 2 | 4) => Ok(n as u32),
+                other => Err(v.malformed("POLL_SCHEDULES", other.to_string())),
+            })?,
             publish_max_attempts: v.or_default(|v| v.number("PUBLISH_MAX_ATTEMPTS", 1..=100))?
                 as u32,
             metrics_namespace: v.or_default(|v| v.required("METRICS_NAMESPACE", is_namespace))?,
@@ -767,6 +796,21 @@ impl Config {
             ..config
         })
     }
+}
+
+/// The interval of an EventBridge rate expression, `rate(<n> <unit>)`
+/// (https://docs.aws.amazon.com/scheduler/latest/UserGuide/schedule-types.html#rate-based).
+fn rate_of(expression: &str) -> Option<Duration> {
+    let inner = expression.strip_prefix("rate(")?.strip_suffix(')')?;
+    let (n, unit) = inner.trim().split_once(' ')?;
+    let n: u64 = n.parse().ok().filter(|n| *n > 0)?;
+    let unit = match (n, unit.trim()) {
+        (1, "minute") | (2.., "minutes") => 60,
+        (1, "hour") | (2.., "hours") => 3_600,
+        (1, "day") | (2.., "days") => 86_400,
+        _ => return None,
+    };
+    Some(Duration::from_secs(n.checked_mul(unit)?))
 }
 
 /// Up to 128 characters: the template's default is the stack name, which

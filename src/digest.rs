@@ -28,6 +28,9 @@ pub struct Health {
     /// Invocations that failed (a systemic fault), as far as the table could
     /// record them.
     pub failed_invocations: u64,
+    /// Publishes that failed at a destination other than the job topic
+    /// (the Slack topic): that destination's own health.
+    pub destination_failures: u64,
 }
 
 /// The ends one digest reports: those recorded in `(since, until]`. Windows
@@ -188,7 +191,11 @@ pub struct Digest {
     /// Running jobs with a warning sent.
     pub warnings_total: usize,
     pub polls: u64,
+    /// The polls the schedule implies over the window (`POLL_RATE` x
+    /// `POLL_SCHEDULES`), when known; none for a first digest.
+    pub expected_polls: Option<u64>,
     pub failed_invocations: u64,
+    pub destination_failures: u64,
     pub set_aside: Vec<SetAsideNote>,
     pub set_aside_total: usize,
     /// The health counts read, for the mark saved once it is published.
@@ -198,13 +205,34 @@ pub struct Digest {
 }
 
 impl Digest {
-    /// Nothing ran, ended, warned or went wrong in the window.
+    /// Nothing ran, ended, warned or went wrong in the window, and the
+    /// monitor polled as its schedule says: "all quiet" needs polls.
     pub fn is_quiet(&self) -> bool {
         self.running_total == 0
             && self.ended_total == 0
             && self.failed_invocations == 0
+            && self.destination_failures == 0
             && self.set_aside_total == 0
             && self.unusable_settings.is_empty()
+            && self.polling_warning().is_none()
+    }
+
+    /// What is wrong with the monitor's polling, if anything: no poll since
+    /// the last digest, or fewer than half of those its schedule implies.
+    pub fn polling_warning(&self) -> Option<String> {
+        if self.polls == 0 {
+            return Some(
+                "the monitor is not polling: no poll ran since the last digest (is the schedule disabled, or are its invocations failing? see docs/operating.md)"
+                    .to_owned(),
+            );
+        }
+        match self.expected_polls {
+            Some(expected) if expected >= 4 && self.polls * 2 < expected => Some(format!(
+                "the monitor is not polling as scheduled: {} polls ran since the last digest, where its schedule implies about {expected} (see docs/operating.md)",
+                self.polls
+            )),
+            _ => None,
+        }
     }
 
     /// The running jobs with an open warning.
@@ -347,9 +375,13 @@ pub fn build(
             .filter(|e| !e.warned.is_empty())
             .count(),
         polls: health.polls.saturating_sub(base.polls),
+        expected_polls: None,
         failed_invocations: health
             .failed_invocations
             .saturating_sub(base.failed_invocations),
+        destination_failures: health
+            .destination_failures
+            .saturating_sub(base.destination_failures),
         set_aside,
         set_aside_total,
         health,

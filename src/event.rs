@@ -46,6 +46,10 @@ pub struct ListRequest {
     pub limit: usize,
     /// Where the previous page stopped.
     pub next: Option<ListToken>,
+    /// When the listing's first page was read (carried by its tokens): the
+    /// ended part shows only the ends recorded by then, so a job that ends
+    /// between two pages is not shown twice (running, then ended).
+    pub as_of: Option<DateTime<Utc>>,
 }
 
 /// At most this many jobs in one `list` answer.
@@ -84,6 +88,28 @@ impl ListToken {
             Self::Ended {
                 after: Some((ended_at, job_arn)),
             } => format!("ended|{}|{job_arn}", iso(ended_at)),
+        }
+    }
+
+    /// The token as a `next` carries it: `<token>#<as of>`, the time the
+    /// listing's first page was read.
+    pub fn encode_as_of(&self, as_of: DateTime<Utc>) -> String {
+        format!(
+            "{}#{}",
+            self.encode(),
+            as_of.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        )
+    }
+
+    /// A `next` split into its token and its time (tokens from before the
+    /// time was carried have none); `None` when the time is unreadable.
+    pub fn split_as_of(s: &str) -> Option<(&str, Option<DateTime<Utc>>)> {
+        match s.rsplit_once('#') {
+            None => Some((s, None)),
+            Some((token, at)) => {
+                let at = DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc);
+                Some((token, Some(at)))
+            }
         }
     }
 
@@ -424,12 +450,16 @@ fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, Strin
             .ok_or_else(|| format!("\"limit\" takes a whole number from 1 to {MAX_LIST_LIMIT}"))?
             as usize,
     };
-    let next = match o.get("next") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(t)) => Some(ListToken::decode(t).ok_or_else(|| {
-            "\"next\" is not a token from a previous list answer: pass its \"next\" as it came"
-                .to_owned()
-        })?),
+    let bad_token = || {
+        "\"next\" is not a token from a previous list answer: pass its \"next\" as it came"
+            .to_owned()
+    };
+    let (next, as_of) = match o.get("next") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::String(t)) => {
+            let (token, as_of) = ListToken::split_as_of(t).ok_or_else(bad_token)?;
+            (Some(ListToken::decode(token).ok_or_else(bad_token)?), as_of)
+        }
         Some(_) => {
             return Err("\"next\" takes the \"next\" string of the previous answer".to_owned());
         }
@@ -440,6 +470,7 @@ fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, Strin
         ended,
         limit,
         next,
+        as_of,
     })
 }
 

@@ -182,6 +182,7 @@ pub fn report(
         bedrock_errors,
         // Not in the answer: the caller knows it from the configuration.
         unusable_settings: 0,
+        destination_failures: answer.map_or(0, crate::monitor::destination_failures),
         duration,
     }
 }

@@ -327,10 +327,13 @@ pub trait Jobs: Send + Sync {
     /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
     /// first observation of a new tracking, appended to the history, the job back
     /// in the work list. Conditional on the version `basis` was judged on.
+    /// With `same_end` (the item recorded this very end before), the end keeps
+    /// the time it was first recorded at: one digest reports it.
     fn rearm(
         &self,
         first: &Transition,
         basis: Fresh,
+        same_end: bool,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Records a transition with its history entry and pending notification,
@@ -573,11 +576,13 @@ pub trait Fleet: Send + Sync {
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SetAsideNote>, StoreError>> + Send;
 
-    /// Counts one invocation in the health record: a poll, a failed one.
+    /// Counts one invocation in the health record: a poll, a failed one, and
+    /// the publishes that failed at a destination other than the job topic.
     fn count_invocation(
         &self,
         poll: bool,
         failed: bool,
+        destination_failures: u64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The health counts as they stand.
@@ -742,6 +747,8 @@ pub struct InvocationReport {
     /// Settings the function cannot use (each turned off or to its
     /// default), in every invocation's report while the value stays.
     pub unusable_settings: u64,
+    /// Errors of the answer at a destination other than the job topic.
+    pub destination_failures: u64,
     pub duration: std::time::Duration,
 }
 

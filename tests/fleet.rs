@@ -187,7 +187,9 @@ async fn two_digests_in_a_row_report_each_end_once_and_an_empty_one_says_so() {
     // Ends count from the moment they are recorded (no settle time), so the
     // test need not wait.
     let w = World::with_env(&[("DIGEST_SETTLE_SECONDS", "0")]).await;
-    // The first digest of an empty table: it still goes out, and says so.
+    // The first digest of an empty table (after a poll: "all quiet" needs
+    // polls): it still goes out, and says so.
+    w.ok(json!({"poll": {}})).await;
     let first = w.ok(json!({"digest": {}})).await;
     assert_eq!(first["published"], true, "{first}");
     let got = w.drain().await;

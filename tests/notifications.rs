@@ -798,12 +798,14 @@ fn a_digest_in_every_form() {
         health: Health {
             polls: 100,
             failed_invocations: 1,
+            destination_failures: 0,
         },
         pending: None,
     };
     let health = Health {
         polls: 388,
         failed_invocations: 1,
+        destination_failures: 0,
     };
     let window = digest::Window::after(Some(&previous), at, Duration::minutes(5));
     assert_eq!(
@@ -902,6 +904,7 @@ fn a_quiet_digest_still_goes_out_and_says_so() {
         Health {
             polls: 288,
             failed_invocations: 0,
+            destination_failures: 0,
         },
         at,
     );
@@ -913,4 +916,94 @@ fn a_quiet_digest_still_goes_out_and_says_so() {
         "[info] Bedrock batch digest: all quiet"
     );
     insta::assert_snapshot!("digest_quiet", digest_forms(&d));
+}
+
+/// A digest built at `at` from `polls` polls since the previous one, an hour
+/// of window, with `expected` polls the schedule implies.
+fn digest_after(
+    polls: u64,
+    failed: u64,
+    expected: Option<u64>,
+) -> bedrock_batch_monitor::digest::Digest {
+    use bedrock_batch_monitor::digest::{self, DigestMark, Health};
+    let at = t0();
+    let previous = DigestMark {
+        at: at - Duration::hours(1),
+        until: at - Duration::hours(1),
+        health: Health::default(),
+        pending: None,
+    };
+    let window = digest::Window::after(Some(&previous), at, Duration::zero());
+    let mut d = digest::build(
+        FleetReads::of(&[]).fleet(),
+        &window,
+        Health::default(),
+        Health {
+            polls,
+            failed_invocations: failed,
+            destination_failures: 0,
+        },
+        at,
+    );
+    d.expected_polls = expected;
+    d
+}
+
+#[test]
+fn a_digest_after_no_poll_should_say_in_its_subject_that_the_monitor_is_not_polling() {
+    use bedrock_batch_monitor::render::digest;
+    // GIVEN nothing running or ended, and no poll since the last digest
+    let d = digest_after(0, 0, None);
+
+    // THEN it is no "all quiet": the subject warns, and so does every form
+    assert!(!d.is_quiet());
+    let subject = digest::subject_in(&d, "prod");
+    assert!(
+        subject.starts_with("[warning] [prod] Bedrock batch digest: not polling"),
+        "{subject}"
+    );
+    let text = digest::plain_text(&d);
+    assert!(
+        text.contains("Warning: the monitor is not polling"),
+        "{text}"
+    );
+    assert!(!text.contains("All quiet"), "{text}");
+    let r = digest::render(&d, "prod");
+    assert!(
+        r.attributes
+            .contains(&("severity".to_owned(), "warning".to_owned())),
+        "{:?}",
+        r.attributes
+    );
+
+    // AND far fewer polls than the schedule implies warn too; about as many do not
+    let d = digest_after(3, 0, Some(60));
+    assert!(
+        digest::subject(&d).contains("not polling"),
+        "{}",
+        digest::subject(&d)
+    );
+    let d = digest_after(58, 0, Some(60));
+    assert_eq!(
+        digest::subject(&d),
+        "[info] Bedrock batch digest: all quiet"
+    );
+}
+
+#[test]
+fn a_long_environment_should_be_shortened_before_any_count_of_the_digest_subject() {
+    use bedrock_batch_monitor::render::digest;
+    // GIVEN a digest with failed runs, from a monitor whose environment
+    // takes the 128 characters allowed
+    let d = digest_after(60, 3, Some(60));
+    let env = "e".repeat(128);
+
+    // THEN the subject fits and still says every count
+    let subject = digest::subject_in(&d, &env);
+    assert!(subject.len() < 100, "{subject}");
+    assert!(
+        subject.ends_with(": 0 running, 0 ended, 3 failed runs"),
+        "{subject}"
+    );
+    assert!(subject.contains("eee...] digest: "), "{subject}");
 }

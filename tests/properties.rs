@@ -196,6 +196,7 @@ impl Jobs for Untouchable {
         &self,
         _: &Transition,
         _: bedrock_batch_monitor::domain::Fresh,
+        _: bool,
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
@@ -315,7 +316,7 @@ impl Fleet for Untouchable {
     ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
         panic!("a refused event read the table")
     }
-    async fn count_invocation(&self, _: bool, _: bool) -> Result<(), StoreError> {
+    async fn count_invocation(&self, _: bool, _: bool, _: u64) -> Result<(), StoreError> {
         panic!("a refused event wrote")
     }
     async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {

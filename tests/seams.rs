@@ -538,3 +538,87 @@ async fn when_slack_fails_the_digest_the_job_topic_should_have_it_once() {
         assert_eq!(a["errors"][0]["destination"], "slack", "{a}");
     }
 }
+
+// The digest keeps its word, and list pages never repeat.
+
+/// The ARNs of the ended jobs the next digest reports.
+async fn digest_ends(w: &World) -> Vec<String> {
+    w.ok(json!({"digest": {}})).await;
+    let got = w.drain().await;
+    let digest = got
+        .iter()
+        .find(|m| m.attributes["event"] == "digest")
+        .expect("a digest");
+    digest.body["ended"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["jobArn"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_end_a_digest_reported_should_not_be_reported_again_whatever_track_and_untrack_do() {
+    // GIVEN a job whose end one digest reported
+    let w = World::with_env(&[("DIGEST_SETTLE_SECONDS", "0")]).await;
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [arn]})).await;
+    w.bedrock.set(&arn, "Completed");
+    w.ok(json!({})).await;
+    assert_eq!(digest_ends(&w).await, vec![arn.clone()]);
+
+    // WHEN the unchanged job is tracked again, then untracked and tracked again
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+    w.ok(json!({})).await;
+    let first = digest_ends(&w).await;
+    w.ok(json!({"untrack": [arn]})).await;
+    w.ok(json!({"track": [arn]})).await;
+    w.ok(json!({})).await;
+    let second = digest_ends(&w).await;
+
+    // THEN no later digest reports the end again
+    assert!(first.is_empty(), "reported again after a track: {first:?}");
+    assert!(
+        second.is_empty(),
+        "reported again after untrack and track: {second:?}"
+    );
+    // AND list still shows it ended
+    let listed = w.ok(json!({"list": {"ended": true}})).await;
+    assert_eq!(listed["jobs"][0]["jobArn"], arn, "{listed}");
+}
+
+#[tokio::test]
+async fn a_job_that_ends_between_two_list_pages_should_not_be_shown_twice() {
+    // GIVEN three running jobs, listed one a page with the ended ones
+    let w = World::new().await;
+    let mut arns = Vec::new();
+    for i in 0..3 {
+        let arn = w.bedrock.seed(SeedJob::named(&format!("job-{i}")));
+        arns.push(arn);
+    }
+    w.ok(json!({"track": arns})).await;
+    let page = w.ok(json!({"list": {"ended": true, "limit": 1}})).await;
+    let mut shown = vec![page["jobs"][0]["jobArn"].as_str().unwrap().to_owned()];
+
+    // WHEN the job the first page showed ends before the next pages are read
+    w.bedrock.set(&shown[0], "Completed");
+    w.ok(json!({})).await;
+    let mut next = page["next"].clone();
+    while !next.is_null() {
+        let page = w
+            .ok(json!({"list": {"ended": true, "limit": 1, "next": next}}))
+            .await;
+        for j in page["jobs"].as_array().unwrap() {
+            shown.push(j["jobArn"].as_str().unwrap().to_owned());
+        }
+        next = page["next"].clone();
+    }
+
+    // THEN every job is shown once
+    let mut unique = shown.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), shown.len(), "shown twice: {shown:?}");
+    assert_eq!(shown.len(), 3, "{shown:?}");
+}

@@ -73,14 +73,20 @@ fn actions_called() -> BTreeSet<String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/adapters");
     let mut out = BTreeSet::new();
     // (file, the name the client goes by there, its service)
-    for (file, needle, service) in [
-        ("bedrock.rs", "client", "bedrock"),
-        ("bedrock.rs", "s3", "s3"),
-        ("dynamodb/mod.rs", "client", "dynamodb"),
-        ("dynamodb/item.rs", "client", "dynamodb"),
-        ("sns.rs", "client", "sns"),
-    ] {
-        let src: String = std::fs::read_to_string(dir.join(file))
+    // The DynamoDB adapter is one file per capability: every one of them.
+    let mut files: Vec<(String, &str, &str)> = vec![
+        ("bedrock.rs".into(), "client", "bedrock"),
+        ("bedrock.rs".into(), "s3", "s3"),
+        ("sns.rs".into(), "client", "sns"),
+    ];
+    for entry in std::fs::read_dir(dir.join("dynamodb")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".rs") {
+            files.push((format!("dynamodb/{name}"), "client", "dynamodb"));
+        }
+    }
+    for (file, needle, service) in files {
+        let src: String = std::fs::read_to_string(dir.join(&file))
             .unwrap()
             .lines()
             .filter(|l| !l.trim_start().starts_with("//"))

@@ -31,7 +31,7 @@ const BEDROCK_KINDS: [&str; 7] = [
 /// The metric names of the lean set (`METRICS=lean`, the default): what the
 /// alarms and the dashboard use. Every other count is a property of the same
 /// document. `tests/template.rs` checks the alarms and the dashboard against it.
-pub const LEAN_METRICS: [&str; 9] = [
+pub const LEAN_METRICS: [&str; 10] = [
     "Polled",
     "Transitions",
     "Notified",
@@ -41,6 +41,7 @@ pub const LEAN_METRICS: [&str; 9] = [
     "Failed",
     "BedrockErrors",
     "UnusableSettings",
+    "DestinationFailures",
 ];
 
 /// One invocation's EMF entry. Generated twice: the counts outside
@@ -79,6 +80,10 @@ macro_rules! invocation_metrics {
             /// the value stays (UnusableSettingsAlarm).
             #[metrics(unit = Count)]
             unusable_settings: u64,
+            /// Publishes that failed at a destination other than the job
+            /// topic (the Slack topic): DestinationFailuresAlarm.
+            #[metrics(unit = Count)]
+            destination_failures: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
             deferred: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
@@ -127,6 +132,7 @@ macro_rules! invocation_metrics {
                     failed: r.failed,
                     bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
                     unusable_settings: r.unusable_settings,
+                    destination_failures: r.destination_failures,
                     deferred: r.deferred,
                     warnings: r.warnings,
                     discovered: r.discovered,
@@ -260,6 +266,7 @@ mod tests {
                 ("BedrockAccessDenied".to_owned(), 1),
             ]),
             unusable_settings: 1,
+            destination_failures: 2,
             duration: Duration::from_millis(1234),
         };
 
@@ -295,6 +302,7 @@ mod tests {
             ("BedrockErrorsThrottling", 2.0),
             ("BedrockErrorsAccessDenied", 1.0),
             ("UnusableSettings", 1.0),
+            ("DestinationFailures", 2.0),
             ("Duration", 1234.0),
         ] {
             assert_eq!(doc[name].as_f64(), Some(value), "{name} in {doc}");
@@ -317,7 +325,7 @@ mod tests {
             .collect();
         match set {
             MetricSet::Lean => assert_eq!(declared, LEAN_METRICS, "{doc}"),
-            MetricSet::Full => assert_eq!(declared.len(), 23, "{declared:?}"),
+            MetricSet::Full => assert_eq!(declared.len(), 24, "{declared:?}"),
         }
         assert!(declared.len() <= 10 || set == MetricSet::Full);
     }

@@ -76,6 +76,10 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
 
     pub(super) async fn list_jobs(&self, req: &ListRequest) -> Result<Value, MonitorError> {
         let now = Utc::now();
+        // The ends a listing shows are those recorded by its first page: a
+        // job that ends while it is paged through was shown running, or is
+        // in the next listing, never twice in this one.
+        let as_of = req.as_of.unwrap_or(now);
         let wanted_status =
             |status: &str| req.status.is_empty() || req.status.iter().any(|s| s == status);
         let wanted_labels = |labels: &std::collections::BTreeMap<String, String>| {
@@ -150,7 +154,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                     .store
                     .ended_page(&EndedQuery {
                         since: None,
-                        until: None,
+                        until: Some(as_of),
                         after: ended_after.clone(),
                         limit: room,
                     })
@@ -178,7 +182,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
         }
         Ok(json!({
             "jobs": page,
-            "next": next.map(|t| t.encode()),
+            "next": next.map(|t| t.encode_as_of(as_of)),
         }))
     }
 
@@ -282,6 +286,15 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             now,
         );
         d.unusable_settings = self.config.unusable.clone();
+        // The polls the schedules imply over the window; a first digest has
+        // no previous one to count from.
+        d.expected_polls = match (window.first, self.config.poll_every) {
+            (false, Some(every)) => {
+                let secs = u64::try_from((window.until - window.since).num_seconds()).unwrap_or(0);
+                Some(secs / every.as_secs().max(1) * u64::from(self.config.poll_schedules))
+            }
+            _ => None,
+        };
         // The job topic first: until it has the digest, no destination gets
         // it (so none hears it twice when it is tried again). Another
         // destination that fails misses this digest, loudly, and the digest

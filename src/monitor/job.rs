@@ -630,7 +630,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         (first.tokens, first.cost) = self.tokens_and_cost(&first.job).await;
         let write = match basis {
             None => self.store.create(&first).await,
-            Some(basis) => self.store.rearm(&first, basis).await,
+            Some(basis) => {
+                let same_end = existing.as_ref().is_some_and(|old| {
+                    old.snapshot.status.is_terminal() && old.snapshot.status == first.job.status
+                });
+                self.store.rearm(&first, basis, same_end).await
+            }
         };
         match write {
             Ok(Write::Done) => {}

@@ -106,6 +106,20 @@ impl MonitorError {
     }
 }
 
+/// The errors of an answer that name a destination other than the job
+/// topic: that destination's failed publishes, for the health record.
+pub fn destination_failures(answer: &Value) -> u64 {
+    answer
+        .get("errors")
+        .and_then(Value::as_array)
+        .map_or(0, |errors| {
+            errors
+                .iter()
+                .filter(|e| e.get("destination").and_then(Value::as_str).is_some())
+                .count() as u64
+        })
+}
+
 /// One invocation: who it is (claims are taken in its name), when it must
 /// have answered, and the Bedrock calls it made.
 #[derive(Debug, Clone)]
@@ -380,8 +394,12 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
         let poll = matches!(command, Command::Poll(_));
         // Boxed: the commands' futures are deep enough to strain the compiler's layout limit.
         let result = Box::pin(self.run(command, inv)).await;
-        if (poll || result.is_err())
-            && let Err(e) = self.store.count_invocation(poll, result.is_err()).await
+        let destination_failures = result.as_ref().map_or(0, destination_failures);
+        if (poll || result.is_err() || destination_failures > 0)
+            && let Err(e) = self
+                .store
+                .count_invocation(poll, result.is_err(), destination_failures)
+                .await
         {
             tracing::warn!(error_kind = e.kind(), error = %e, "the health record was not updated; the next digest undercounts");
         }

@@ -121,19 +121,35 @@ fn running_line(r: &Running, now: DateTime<Utc>) -> String {
     s
 }
 
-pub fn subject(d: &Digest) -> String {
-    if d.is_quiet() {
-        return "[info] Bedrock batch digest: all quiet".to_owned();
+/// The digest's severity: `warning` when the monitor is not polling as it
+/// should (the subject and the `severity` attribute say so), else `info`.
+pub fn severity(d: &Digest) -> &'static str {
+    if d.polling_warning().is_some() {
+        "warning"
+    } else {
+        "info"
     }
-    let mut parts = vec![
-        format!("{} running", d.running_total),
-        format!("{} ended", d.ended_total),
-    ];
+}
+
+/// What the digest counts, for its subject: "not polling" first when so.
+fn counts(d: &Digest) -> String {
+    if d.is_quiet() {
+        return "all quiet".to_owned();
+    }
+    let mut parts = Vec::new();
+    if d.polling_warning().is_some() {
+        parts.push("not polling".to_owned());
+    }
+    parts.push(format!("{} running", d.running_total));
+    parts.push(format!("{} ended", d.ended_total));
     if d.warnings_total > 0 {
         parts.push(format!("{} warned", d.warnings_total));
     }
     if d.failed_invocations > 0 {
         parts.push(format!("{} failed runs", d.failed_invocations));
+    }
+    if d.destination_failures > 0 {
+        parts.push(format!("{} failed deliveries", d.destination_failures));
     }
     if d.set_aside_total > 0 {
         parts.push(format!("{} set aside", d.set_aside_total));
@@ -145,7 +161,34 @@ pub fn subject(d: &Digest) -> String {
             if n == 1 { "setting" } else { "settings" }
         ));
     }
-    format!("[info] Bedrock batch digest: {}", parts.join(", "))
+    parts.join(", ")
+}
+
+/// The subject without an environment: the Slack title and summary.
+pub fn subject(d: &Digest) -> String {
+    format!("[{}] Bedrock batch digest: {}", severity(d), counts(d))
+}
+
+/// The subject as the monitor of environment `env` sends it. Too long, the
+/// noun is shortened, then the environment (to 8 characters at least): the
+/// counts are never cut while anything else can be.
+pub fn subject_in(d: &Digest, env: &str) -> String {
+    let env = crate::render::notification::ascii_subject(env);
+    let (severity, counts) = (severity(d), counts(d));
+    let form = |noun: &str, env: &str| format!("[{severity}] [{env}] {noun}: {counts}");
+    let full = form("Bedrock batch digest", &env);
+    if full.len() <= crate::render::notification::SUBJECT_MAX {
+        return full;
+    }
+    let short = form("digest", &env);
+    let over = short
+        .len()
+        .saturating_sub(crate::render::notification::SUBJECT_MAX);
+    if over == 0 {
+        return short;
+    }
+    let env = crate::render::notification::shorten(&env, env.len().saturating_sub(over).max(8));
+    crate::render::notification::ascii_subject(&form("digest", &env))
 }
 
 /// How much of a digest's lists a rendering shows: at most `list_max` jobs
@@ -236,6 +279,10 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
         iso(d.until)
     ));
     line(String::new());
+    if let Some(w) = d.polling_warning() {
+        line(format!("Warning: {w}."));
+        line(String::new());
+    }
     if d.is_quiet() {
         line(format!(
             "All quiet: no job is running, none ended, and the monitor ran {} polls without a failed invocation. This digest is sent even so, so that silence means the monitor is alive.",
@@ -301,7 +348,16 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
     line(String::new());
     line("The monitor since the last digest:".into());
     line(format!("- polls run: {}", d.polls));
+    if let Some(expected) = d.expected_polls {
+        line(format!("- polls the schedule implies: about {expected}"));
+    }
     line(format!("- failed invocations: {}", d.failed_invocations));
+    if d.destination_failures > 0 {
+        line(format!(
+            "- publishes that failed at another destination (the Slack topic): {} (see each poll's errors, destination)",
+            d.destination_failures
+        ));
+    }
     line(format!("- notifications set aside: {}", d.set_aside_total));
     for s in d.set_aside.iter().take(shape.list_max) {
         line(format!(
@@ -389,7 +445,10 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
         "warningsTotal": d.warnings_total,
         "health": {
             "polls": d.polls,
+            "expectedPolls": d.expected_polls,
+            "pollingWarning": d.polling_warning(),
             "failedInvocations": d.failed_invocations,
+            "destinationFailures": d.destination_failures,
             "setAside": d.set_aside_total,
             "unusableSettings": d.unusable_settings,
             "setAsideNotifications": d.set_aside.iter().take(shape.list_max).map(|s| json!({
@@ -410,6 +469,9 @@ pub fn chatbot_json(d: &Digest) -> Value {
 fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
     let shown = shape.list_max.min(10);
     let mut desc = String::new();
+    if let Some(w) = d.polling_warning() {
+        desc.push_str(&format!("*Warning:* {}\n", escape_slack(&w)));
+    }
     if d.is_quiet() {
         desc.push_str(&format!(
             "*All quiet:* nothing running or ended; {} polls, no failed invocation.\n",
@@ -441,6 +503,12 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
         "*Monitor:* {} polls, {} failed invocations, {} notifications set aside",
         d.polls, d.failed_invocations, d.set_aside_total
     ));
+    if d.destination_failures > 0 {
+        desc.push_str(&format!(
+            ", {} failed deliveries to the Slack topic",
+            d.destination_failures
+        ));
+    }
     for w in &d.unusable_settings {
         desc.push_str(&format!(
             "\n*Setting {} cannot be used:* {}",
@@ -454,7 +522,12 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
             "Invoke the function with {\"list\": {\"ended\": true}} for every job".to_owned(),
         );
     }
-    if d.failed_invocations > 0 || d.set_aside_total > 0 || !d.unusable_settings.is_empty() {
+    if d.failed_invocations > 0
+        || d.set_aside_total > 0
+        || d.destination_failures > 0
+        || !d.unusable_settings.is_empty()
+        || d.polling_warning().is_some()
+    {
         steps.push("Check the operations alarms and the runbook (docs/operating.md)".to_owned());
     }
     json!({
@@ -463,7 +536,11 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
         "id": d.id,
         "content": {
             "textType": "client-markdown",
-            "title": format!(":information_source: {}", subject(d).trim_start_matches("[info] ")),
+            "title": format!(
+                "{} {}",
+                if severity(d) == "warning" { ":warning:" } else { ":information_source:" },
+                subject(d).split_once("] ").map_or("", |(_, rest)| rest)
+            ),
             "description": truncate(&desc, 3_500),
             "nextSteps": steps,
             "keywords": ["digest"],
@@ -506,13 +583,13 @@ pub fn render_shaped(d: &Digest, shape: Shape, env: &str) -> Rendered {
     chatbot["metadata"]["threadId"] = json!(format!("bedrock-batch-monitor-digest-{env}"));
     Rendered::stamped(
         env,
-        crate::render::notification::tag_subject(&subject(d), env),
+        subject_in(d, env),
         plain_text_shaped(d, shape),
         machine_json_shaped(d, shape),
         chatbot,
         vec![
             ("event".to_owned(), DIGEST_EVENT.to_owned()),
-            ("severity".to_owned(), "info".to_owned()),
+            ("severity".to_owned(), severity(d).to_owned()),
             ("transitionId".to_owned(), d.id.clone()),
         ],
     )

@@ -210,7 +210,7 @@ pub fn subject_in(t: &Transition, env: Option<&str>) -> String {
 }
 
 /// `s` cut to `max` bytes (ASCII) with "..." at the end, when longer.
-fn shorten(s: &str, max: usize) -> String {
+pub(crate) fn shorten(s: &str, max: usize) -> String {
     if s.len() <= max {
         s.to_owned()
     } else {
@@ -220,7 +220,7 @@ fn shorten(s: &str, max: usize) -> String {
 
 /// SNS's rules for a subject: ASCII without control characters, under 100
 /// characters (the end cut, marked, when it is longer).
-fn ascii_subject(raw: &str) -> String {
+pub(crate) fn ascii_subject(raw: &str) -> String {
     let ascii: String = raw
         .chars()
         .map(|c| {

@@ -592,9 +592,9 @@ impl<T: Jobs> Jobs for CountingStore<T> {
             .set_progress(arn, v, progress, records, previous)
             .await
     }
-    async fn rearm(&self, first: &Transition, v: Fresh) -> Result<Write, StoreError> {
+    async fn rearm(&self, first: &Transition, v: Fresh, same: bool) -> Result<Write, StoreError> {
         self.count();
-        self.inner.rearm(first, v).await
+        self.inner.rearm(first, v, same).await
     }
     async fn record(&self, change: Record<'_>) -> Result<Write, StoreError> {
         self.count();
@@ -715,9 +715,9 @@ impl<T: Fleet> Fleet for CountingStore<T> {
     ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
         self.inner.set_aside_between(since, until).await
     }
-    async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
+    async fn count_invocation(&self, poll: bool, failed: bool, d: u64) -> Result<(), StoreError> {
         self.health_writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.count_invocation(poll, failed).await
+        self.inner.count_invocation(poll, failed, d).await
     }
     async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {
         self.inner.health().await

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::fleet::health_of;
+use super::fleet::{DESTINATION_FAILURES, health_of};
 use super::item::*;
 use super::{DynamoJobStore, write_result};
 use crate::digest::{DigestMark, Health, Window};
@@ -165,13 +165,14 @@ impl DynamoJobStore {
         let r = self
             .held_digest(id, token)
             .update_expression(
-                "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed \
+                "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed, #dest = :dest \
                  REMOVE #pid, #pat, #psince, #puntil, #pfirst, #by, #till, #reported",
             )
             .expression_attribute_names("#at", "at")
             .expression_attribute_names("#until", "until")
             .expression_attribute_names("#polls", "polls")
             .expression_attribute_names("#failed", "failedInvocations")
+            .expression_attribute_names("#dest", DESTINATION_FAILURES)
             .expression_attribute_names("#pat", DIGEST_PENDING_AT)
             .expression_attribute_names("#psince", DIGEST_PENDING_SINCE)
             .expression_attribute_names("#puntil", DIGEST_PENDING_UNTIL)
@@ -182,6 +183,7 @@ impl DynamoJobStore {
             .expression_attribute_values(":until", ts(mark.until))
             .expression_attribute_values(":polls", n(mark.health.polls))
             .expression_attribute_values(":failed", n(mark.health.failed_invocations))
+            .expression_attribute_values(":dest", n(mark.health.destination_failures))
             .send()
             .await;
         write_result(r, &self.table)

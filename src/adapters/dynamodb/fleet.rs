@@ -184,17 +184,24 @@ impl Fleet for DynamoJobStore {
         Ok(notes)
     }
 
-    async fn count_invocation(&self, poll: bool, failed: bool) -> Result<(), StoreError> {
+    async fn count_invocation(
+        &self,
+        poll: bool,
+        failed: bool,
+        destination_failures: u64,
+    ) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key(ARN, s(HEALTH_KEY))
-            .update_expression("ADD #p :p, #f :f SET #u = :now")
+            .update_expression("ADD #p :p, #f :f, #d :d SET #u = :now")
             .expression_attribute_names("#p", "polls")
             .expression_attribute_names("#f", "failedInvocations")
+            .expression_attribute_names("#d", DESTINATION_FAILURES)
             .expression_attribute_names("#u", "updatedAt")
             .expression_attribute_values(":p", n(u8::from(poll)))
             .expression_attribute_values(":f", n(u8::from(failed)))
+            .expression_attribute_values(":d", n(destination_failures))
             .expression_attribute_values(":now", ts(Utc::now()))
             .send()
             .await
@@ -238,6 +245,10 @@ impl Fleet for DynamoJobStore {
     }
 }
 
+/// Publishes that failed at a destination other than the job topic, in the
+/// health record and in the last digest's mark.
+pub(super) const DESTINATION_FAILURES: &str = "destinationFailures";
+
 pub(super) fn health_of(item: &HashMap<String, AttributeValue>) -> Health {
     let count = |k: &str| {
         item.get(k)
@@ -248,5 +259,6 @@ pub(super) fn health_of(item: &HashMap<String, AttributeValue>) -> Health {
     Health {
         polls: count("polls"),
         failed_invocations: count("failedInvocations"),
+        destination_failures: count(DESTINATION_FAILURES),
     }
 }

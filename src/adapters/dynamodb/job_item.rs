@@ -26,12 +26,31 @@ pub(super) struct JobFacts<'a> {
     /// Bedrock no longer knows the job (its loss is what is recorded).
     pub gone: bool,
     pub tracking: Tracking,
+    /// A re-arm at the very end the item recorded before (the same terminal
+    /// status): the end keeps the time it was first recorded at, so the
+    /// digest that reported it is the only one that does.
+    pub same_end: bool,
+}
+
+/// What a write does with one attribute.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Fact {
+    Set(AttributeValue),
+    /// Set only when the item has none (`if_not_exists`).
+    Keep(AttributeValue),
+    Remove,
+}
+
+impl Fact {
+    fn of(v: Option<AttributeValue>) -> Self {
+        v.map_or(Self::Remove, Self::Set)
+    }
 }
 
 impl JobFacts<'_> {
-    /// Every attribute the write decides: `Some` is stored, `None` removed
-    /// (a new item simply leaves it out).
-    pub(super) fn attributes(&self) -> Vec<(&'static str, Option<AttributeValue>)> {
+    /// Every attribute the write decides (a new item leaves out what is
+    /// removed).
+    pub(super) fn attributes(&self) -> Vec<(&'static str, Fact)> {
         let t = self.transition;
         let j = &t.job;
         let ended = has_ended(&j.status, self.gone);
@@ -64,12 +83,34 @@ impl JobFacts<'_> {
         if self.tracking == Tracking::Starts {
             a.push((TRACKED_AT, Some(ts(t.observed_at))));
         }
-        a
+        a.into_iter()
+            .map(|(name, v)| match (name, v) {
+                (ENDED_AT, Some(at)) if self.same_end => (name, Fact::Keep(at)),
+                (name, v) => (name, Fact::of(v)),
+            })
+            .collect()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn when_a_rearm_meets_the_same_end_should_keep_the_time_it_was_recorded() {
+        let t = transition(JobStatus::Completed, None);
+        let facts = JobFacts {
+            transition: &t,
+            gone: false,
+            tracking: Tracking::Starts,
+            same_end: true,
+        };
+        let ended_at = facts
+            .attributes()
+            .into_iter()
+            .find(|(k, _)| *k == ENDED_AT)
+            .map(|(_, v)| v);
+        assert!(matches!(ended_at, Some(Fact::Keep(_))), "{ended_at:?}");
+    }
+
     use super::*;
     use crate::domain::fixtures::*;
     use crate::domain::{JobStatus, TokenTotals, TransitionKind};
@@ -98,7 +139,7 @@ mod tests {
         facts
             .attributes()
             .iter()
-            .filter(|(_, v)| v.is_some())
+            .filter(|(_, v)| *v != Fact::Remove)
             .map(|(k, _)| *k)
             .collect()
     }
@@ -117,6 +158,7 @@ mod tests {
                 transition: &t,
                 gone: false,
                 tracking,
+                same_end: false,
             };
             let stored = names(&facts);
             for wanted in [TOKENS, ENDED_IN, ENDED_AT, LABELS, VERSION, SHARD, STATUS] {
@@ -133,11 +175,12 @@ mod tests {
             transition: &t,
             gone: false,
             tracking: Tracking::Starts,
+            same_end: false,
         };
         let removed: Vec<_> = facts
             .attributes()
             .into_iter()
-            .filter(|(_, v)| v.is_none())
+            .filter(|(_, v)| *v == Fact::Remove)
             .map(|(k, _)| k)
             .collect();
         for attr in [ENDED_IN, ENDED_AT, TOKENS, EXPIRES, UNTRACKED_AT] {

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
 use super::item::*;
-use super::job_item::{JobFacts, Tracking};
+use super::job_item::{Fact, JobFacts, Tracking};
 use super::update::Update;
 use super::{DynamoJobStore, fail, write_result};
 use crate::domain::{Fresh, JobArn, Progress, RecordCounts, StoredJob, Transition};
@@ -71,11 +71,17 @@ impl Jobs for DynamoJobStore {
         self.update_on_version(arn, u, basis.version()).await
     }
 
-    async fn rearm(&self, first: &Transition, basis: Fresh) -> Result<Write, StoreError> {
+    async fn rearm(
+        &self,
+        first: &Transition,
+        basis: Fresh,
+        same_end: bool,
+    ) -> Result<Write, StoreError> {
         let facts = JobFacts {
             transition: first,
             gone: false,
             tracking: Tracking::Starts,
+            same_end,
         };
         self.record_facts(&facts, basis).await
     }
@@ -85,6 +91,7 @@ impl Jobs for DynamoJobStore {
             transition: change.transition,
             gone: change.gone,
             tracking: Tracking::Goes,
+            same_end: false,
         };
         self.record_facts(&facts, change.basis).await
     }
@@ -135,11 +142,11 @@ impl Jobs for DynamoJobStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(arn)))
-            .update_expression(
-                "SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s, #ei, #ea",
-            )
+            .update_expression("SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s, #ei")
+            // Out of the index of ends (endedIn is its key), but the time an
+            // end was recorded stays: tracked again at the same end, the job
+            // is not reported by a second digest.
             .expression_attribute_names("#ei", ENDED_IN)
-            .expression_attribute_names("#ea", ENDED_AT)
             .condition_expression("attribute_exists(#k) AND attribute_not_exists(#u)")
             .expression_attribute_names("#k", ARN)
             .expression_attribute_names("#u", UNTRACKED_AT)
@@ -168,11 +175,15 @@ impl DynamoJobStore {
             transition: first,
             gone: false,
             tracking: Tracking::Starts,
+            same_end: false,
         };
         let mut item: HashMap<String, AttributeValue> = facts
             .attributes()
             .into_iter()
-            .filter_map(|(k, v)| Some((k.to_owned(), v?)))
+            .filter_map(|(k, v)| match v {
+                Fact::Set(v) | Fact::Keep(v) => Some((k.to_owned(), v)),
+                Fact::Remove => None,
+            })
             .collect();
         item.insert(ARN.to_owned(), s(first.job.job_arn.as_str()));
         item.insert(
@@ -204,7 +215,11 @@ impl DynamoJobStore {
         let t = facts.transition;
         let mut u = Update::default();
         for (attr, v) in facts.attributes() {
-            u.put(attr, v);
+            match v {
+                Fact::Set(v) => u.set(&[attr], v),
+                Fact::Keep(v) => u.set_if_absent(attr, v),
+                Fact::Remove => u.remove(attr),
+            }
         }
         u.append(HISTORY, vec![history_value(&t.history_entry())]);
         u.set(&[OUTBOX, &t.id], pending_value(t)?);
