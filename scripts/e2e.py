@@ -239,8 +239,9 @@ def kill_checks(stack: Stack) -> None:
     proc, api = start()
     api.invoke({"track": [arn]}, timeout=60)
     stack.drain()
-    # Hold the outbox removal (`REMOVE #o.#t` alone) of this table back, and fail it.
-    rule = stack.fault({"service": "dynamodb", "action": "UpdateItem", "contains": [stack.table, '"REMOVE #o.#t"'],
+    # Hold the outbox removal (the settlement that finishes a notification,
+    # `REMOVE outbox.<id>` alone: `REMOVE #a0.#a1`) of this table back, and fail it.
+    rule = stack.fault({"service": "dynamodb", "action": "UpdateItem", "contains": [stack.table, '"REMOVE #a0.#a1"'],
                         "delay_ms": 5000, "status": 500, "code": "InternalServerError"})
     stack.admin("POST", f"/_admin/jobs/{job}/status", {"status": "InProgress"})
     api.send({"poll": {}})

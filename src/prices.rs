@@ -8,9 +8,10 @@
 //! in whole units (micro-dollars per million tokens, so picodollars per token)
 //! and rounds once, to the cent, half up.
 
+/// What a job cost is a domain fact; the price book computes and renders it.
+pub use crate::domain::{Costing, Estimate, PriceSource};
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::domain::{JobSnapshot, JobStatus, TokenTotals};
@@ -31,15 +32,6 @@ const MICROS: u64 = 1_000_000;
 
 /// Picodollars in a cent.
 const PICO_PER_CENT: u128 = 10_000_000_000;
-
-/// Where a price came from: the `source` of `estimatedCost`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PriceSource {
-    #[serde(rename = "table")]
-    Table,
-    #[serde(rename = "PRICES")]
-    Override,
-}
 
 impl PriceSource {
     pub fn as_str(self) -> &'static str {
@@ -175,44 +167,6 @@ pub fn cents(tokens: TokenTotals, input_price: u64, output_price: u64) -> u64 {
     // cents at most ~1.8 x 10^18, inside u64 (MAX_PRICE_PER_MILLION).
     let pico = input * u128::from(input_price) + output * u128::from(output_price);
     u64::try_from((pico + PICO_PER_CENT / 2) / PICO_PER_CENT).unwrap_or(u64::MAX)
-}
-
-/// A job's cost, or why it has none.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-pub enum Costing {
-    Estimated(Estimate),
-    /// Token totals, but no price for the model in the job's region.
-    #[serde(rename_all = "camelCase")]
-    NoPrice {
-        model_id: Option<String>,
-        region: String,
-        /// Why the table has no price for the model, when it lists it.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        why: Option<String>,
-    },
-    /// No token totals: the manifest the function should have read could
-    /// not be, and why (the object, and S3's or KMS's own words).
-    NoTokens {
-        why: String,
-    },
-}
-
-/// The estimate: tokens x price, and where the price came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Estimate {
-    pub cents: u64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    /// Micro-dollars per million tokens.
-    pub input_price: u64,
-    pub output_price: u64,
-    pub prices_of: Option<String>,
-    pub source: PriceSource,
-    /// The model or inference profile id whose price was used.
-    pub priced_as: String,
-    pub region: String,
 }
 
 /// Whether a job that ended with `status` ran only part of its records: its

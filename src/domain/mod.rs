@@ -2,6 +2,7 @@
 //! SDK types. One file a concept, each saying in its first line which.
 
 mod arn;
+mod cost;
 mod job;
 mod pending;
 mod progress;
@@ -11,6 +12,7 @@ mod transition;
 mod warning;
 
 pub use arn::*;
+pub use cost::*;
 pub use job::*;
 pub use pending::*;
 pub use progress::*;

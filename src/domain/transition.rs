@@ -75,7 +75,7 @@ pub struct Transition {
     /// What the job cost, from `tokens` and the price of its model in its
     /// region (or why there is no figure); on the notification of its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cost: Option<crate::prices::Costing>,
+    pub cost: Option<super::Costing>,
     /// When a running job should end at its current rate ([`eta`]); `None`
     /// without two readings of a moving count.
     #[serde(default, skip_serializing_if = "Option::is_none")]

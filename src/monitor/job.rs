@@ -18,6 +18,26 @@ use crate::ports::{
 use crate::prices::Costing;
 use crate::warnings::Subject;
 
+/// How one conditional write for a job went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Step {
+    Written,
+    /// Another invocation wrote the item first: nothing more to do with
+    /// what this one read (Bedrock's event reads the item again).
+    Raced,
+    /// A store error, recorded in the outcome.
+    Failed,
+}
+
+/// How recording a read of Bedrock went ([`Monitor::refresh_with`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refreshed {
+    /// Recorded (or nothing to record), and what is pending delivered.
+    Done,
+    /// Another invocation wrote the item meanwhile: the read was not recorded.
+    Raced,
+}
+
 /// How [`Monitor::start_tracking`] went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Started {
@@ -188,12 +208,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         read: Result<JobSnapshot, SourceError>,
         inv: &Invocation,
         out: &mut Outcome,
-    ) {
+    ) -> Refreshed {
         out.polled |= read.is_ok();
         if !job.needs_polling() {
             // Ended, untracked or lost meanwhile (the whole item was read
             // after the listing): nothing to record, only what is pending.
-            return self.deliver(job, inv, out).await;
+            self.deliver(job, inv, out).await;
+            return Refreshed::Done;
         }
         match read {
             Ok(snapshot) if snapshot.job_arn != *job.arn() => {
@@ -204,8 +225,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 )));
             }
             Ok(snapshot) => match self.apply_read(job, snapshot, out).await {
-                Some(current) => job = current,
-                None => return,
+                Ok(current) => job = current,
+                Err(Step::Raced) => return Refreshed::Raced,
+                Err(_) => return Refreshed::Done,
             },
             Err(SourceError::NotFound { .. })
                 if job.not_found_count + 1 >= self.config.not_found_limit =>
@@ -213,14 +235,21 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 info!(job_arn = %job.arn(), count = job.not_found_count + 1, "Bedrock keeps answering NotFound; untracking");
                 let snapshot = job.snapshot.clone();
                 let Some(basis) = Fresh::judge(&job, &snapshot) else {
-                    return self.deliver(job, inv, out).await;
+                    self.deliver(job, inv, out).await;
+                    return Refreshed::Done;
                 };
                 let t = self.next_transition(&job, snapshot, TransitionKind::Untracked);
-                if !self.record(&mut job, t, basis, true, out).await {
-                    out.note_pending(&job.outbox);
-                    return;
+                match self.record(&mut job, t, basis, true, out).await {
+                    Step::Written => out.untracked = true,
+                    other => {
+                        out.note_pending(&job.outbox);
+                        return if other == Step::Raced {
+                            Refreshed::Raced
+                        } else {
+                            Refreshed::Done
+                        };
+                    }
                 }
-                out.untracked = true;
             }
             Err(SourceError::NotFound { message, cause }) => {
                 self.not_found_again(
@@ -236,6 +265,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             Err(e) => out.fail(e),
         }
         self.deliver(job, inv, out).await;
+        Refreshed::Done
     }
 
     /// One more NotFound, below the limit: the job's error, and the count kept.
@@ -263,26 +293,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// Records what a read of Bedrock says about `job`, unless it is older
     /// than what is stored ([`freshness`]): a new status as a transition, the
     /// same status's counters as progress, and the warnings now due. The job
-    /// as it is afterwards, or `None` when there is nothing more to do for it
+    /// as it is afterwards, or the step that left nothing more to do for it
     /// now (another invocation changed it, or the table failed).
     async fn apply_read(
         &self,
         mut job: StoredJob,
         read: JobSnapshot,
         out: &mut Outcome,
-    ) -> Option<StoredJob> {
+    ) -> Result<StoredJob, Step> {
         let Some(mut basis) = self.judged(&job, &read) else {
-            return Some(job);
+            return Ok(job);
         };
         if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
             (t.tokens, t.cost) = self.tokens_and_cost(&t.job).await;
-            if !self.record(&mut job, t, basis, false, out).await {
+            let step = self.record(&mut job, t, basis, false, out).await;
+            if step != Step::Written {
                 out.note_pending(&job.outbox);
-                return None;
+                return Err(step);
             }
             // The job is now what was just written: the next write's basis.
-            basis = Fresh::judge(&job, &job.snapshot)?;
+            basis = Fresh::judge(&job, &job.snapshot).ok_or(Step::Failed)?;
         } else {
             if job.not_found_count > 0 {
                 // Found again after a NotFound blip: forget the count.
@@ -296,13 +327,15 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             job.snapshot = read;
         }
         let now = Utc::now();
-        if !self.note_progress(&mut job, basis, now, out).await
-            || !self.send_warnings(&mut job, now, out).await
-        {
-            out.note_pending(&job.outbox);
-            return None;
+        let mut step = self.note_progress(&mut job, basis, now, out).await;
+        if step == Step::Written {
+            step = self.send_warnings(&mut job, now, out).await;
         }
-        Some(job)
+        if step != Step::Written {
+            out.note_pending(&job.outbox);
+            return Err(step);
+        }
+        Ok(job)
     }
 
     /// The verdict on `read` against what `job` holds ([`Fresh::judge`]);
@@ -386,11 +419,11 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         basis: Fresh,
         now: DateTime<Utc>,
         out: &mut Outcome,
-    ) -> bool {
+    ) -> Step {
         let Some((progress, records, previous)) =
             self.progress_due(&job.snapshot, job.progress, job.rate_from, now)
         else {
-            return true;
+            return Step::Written;
         };
         match self
             .store
@@ -403,15 +436,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     job.rate_from = previous;
                 }
                 job.progress = Some(progress);
-                true
+                Step::Written
             }
-            Ok(Write::Lost) => {
-                out.raced = true;
-                false
-            }
+            Ok(Write::Lost) => Step::Raced,
             Err(e) => {
                 out.fail(e);
-                false
+                Step::Failed
             }
         }
     }
@@ -424,7 +454,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         job: &mut StoredJob,
         now: DateTime<Utc>,
         out: &mut Outcome,
-    ) -> bool {
+    ) -> Step {
         for warning in self.config.warnings.due(job, now) {
             let kind = warning.kind;
             let version = job.version + 1;
@@ -453,17 +483,14 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     job.warned.push(kind);
                     job.outbox.push(Pending::new(t));
                 }
-                Ok(Write::Lost) => {
-                    out.raced = true;
-                    return false;
-                }
+                Ok(Write::Lost) => return Step::Raced,
                 Err(e) => {
                     out.fail(e);
-                    return false;
+                    return Step::Failed;
                 }
             }
         }
-        true
+        Step::Written
     }
 
     /// The whole item of a job; `None` when it is gone (nothing to do) or
@@ -555,7 +582,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
-    /// Records `t` conditionally; false when there is nothing more to do for this job.
+    /// Records `t` conditionally; anything but `Written` leaves nothing more
+    /// to do for this job now.
     async fn record(
         &self,
         job: &mut StoredJob,
@@ -563,7 +591,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         basis: Fresh,
         gone: bool,
         out: &mut Outcome,
-    ) -> bool {
+    ) -> Step {
         // A status change resets progress; a job entering InProgress keeps
         // its count then as where its rate is measured from.
         let change = Record {
@@ -584,17 +612,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 job.rate_from = t.entry_reading();
                 job.tokens = t.tokens.or(job.tokens);
                 job.outbox.push(Pending::new(t));
-                true
+                Step::Written
             }
             Ok(Write::Lost) => {
                 // Another invocation recorded this job first; it delivers what it recorded.
                 info!(job_arn = %job.arn(), "transition already recorded by another invocation");
-                out.raced = true;
-                false
+                Step::Raced
             }
             Err(e) => {
                 out.fail(e);
-                false
+                Step::Failed
             }
         }
     }

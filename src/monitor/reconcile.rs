@@ -128,9 +128,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let read = self.bedrock(inv).get_job(&JobRef::Arn(arn.clone())).await;
         let mut job = job;
         for attempt in 0..4 {
-            out.raced = false;
-            self.refresh_with(job, read.clone(), inv, out).await;
-            if !out.raced || attempt == 3 {
+            let refreshed = self.refresh_with(job, read.clone(), inv, out).await;
+            if refreshed == super::job::Refreshed::Done || attempt == 3 {
                 return;
             }
             info!(job_arn = %arn, "the item changed while the event's answer was recorded; recording it on the item as it is now");

@@ -151,9 +151,6 @@ pub(crate) struct Outcome {
     pub ignored: bool,
     pub warnings: usize,
     pub discovered: bool,
-    /// A write made on what this job's item held lost its condition: another
-    /// invocation changed the item meanwhile (Bedrock's event reads it again).
-    pub raced: bool,
     pub undeliverable: usize,
     /// The job's notifications still pending, as last seen, and when the oldest
     /// was recorded.
