@@ -142,6 +142,7 @@ pub fn check(request: &Request) -> Outcome {
                     tracing::warn!(setting = w.setting, error = %w.error, "a setting the function cannot use, kept from the previous deploy: not refused, so that a rollback can pass");
                     continue;
                 }
+                tracing::error!(setting = w.setting, error = %w.error, instead = w.instead, "a setting the function cannot use: the deploy is refused");
                 problems.push(elide(
                     &format!(
                         "{} (the function would set it aside: {})",
