@@ -207,7 +207,16 @@ NAMES: dict[str, tuple[str | None, int, str]] = {
     "AWS::SQS::QueuePolicy": (None, 0, "regional"),
     "AWS::Lambda::Permission": (None, 0, "regional"),
     "AWS::Lambda::EventInvokeConfig": (None, 0, "regional"),
+    # The function's own custom resource (the settings check): no name at all.
+    "Custom::SettingsCheck": (None, 0, "regional"),
 }
+
+
+def registry_type(rtype: str) -> str:
+    """The registry's type of a resource: a `Custom::` type is an
+    AWS::CloudFormation::CustomResource under the template's own name
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-cloudformation-customresource.html)."""
+    return "AWS::CloudFormation::CustomResource" if rtype.startswith("Custom::") else rtype
 
 
 def registry_schema(rtype: str) -> dict:
@@ -324,7 +333,7 @@ def check_partitions(cfn: dict, offered: dict[str, set[str]]) -> None:
     for region, types in offered.items():
         ev = Evaluator(cfn, region, STACK_40, ALL_ON)
         active = {lid: r["Type"] for lid, r in cfn["Resources"].items() if ev.condition(r.get("Condition"))}
-        missing = sorted({t for t in active.values() if t not in types})
+        missing = sorted({t for t in active.values() if registry_type(t) not in types})
         if missing:
             cannot.append((region, missing))
         has_slack = any(t.startswith("AWS::Chatbot::") for t in active.values())

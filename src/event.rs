@@ -32,6 +32,9 @@ pub enum Command {
     /// Publish the digest: what runs, what ended since the last one, the
     /// warnings still open and the monitor's own health.
     Digest,
+    /// CloudFormation's request for a custom resource the function serves
+    /// (`Custom::SettingsCheck`, ...); answered at its `ResponseURL`.
+    CustomResource(Box<crate::custom_resource::Request>),
 }
 
 /// `{"list": {...}}`: which tracked jobs, and which page of them.
@@ -149,6 +152,7 @@ impl Command {
             Self::Describe(_) => "Describe",
             Self::List(_) => "List",
             Self::Digest => "Digest",
+            Self::CustomResource(_) => "CustomResource",
         }
     }
 }
@@ -211,7 +215,7 @@ pub enum EventError {
     #[error(
         "unrecognized event {received}: expected a scheduled event, a Bedrock \"Batch Inference Job State Change\" event, \
          {{}}, {{\"poll\": {{}}}}, {{\"track\": [...]}}, {{\"untrack\": [...]}}, {{\"describe\": \"<job ARN>\"}}, \
-         {{\"list\": {{}}}} or {{\"digest\": {{}}}}"
+         {{\"list\": {{}}}}, {{\"digest\": {{}}}} or a CloudFormation custom resource request"
     )]
     Unrecognized { received: String },
     #[error("malformed {command:?} event: {reason} (received {received})")]
@@ -227,6 +231,8 @@ pub enum EventError {
         event_source: String,
         detail_type: String,
     },
+    #[error("CloudFormation custom resource request that cannot be answered: {0}")]
+    CustomResource(#[from] crate::custom_resource::RequestError),
     #[error("Bedrock state-change event names no usable job: {0}")]
     BadJobArn(#[from] ArnError),
     #[error(
@@ -310,6 +316,11 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
     }
     if obj.contains_key("detail-type") && obj.contains_key("source") {
         return parse_eventbridge(event);
+    }
+    if crate::custom_resource::is_request(obj) {
+        return Ok(Command::CustomResource(Box::new(
+            crate::custom_resource::Request::parse(obj)?,
+        )));
     }
     let malformed = |command: &'static str, reason: &str| EventError::Malformed {
         command,
@@ -753,6 +764,27 @@ mod tests {
         }
         let ok: Vec<String> = arns[..MAX_ITEMS_PER_REQUEST].to_vec();
         assert!(parse(&json!({ "track": ok })).is_ok());
+    }
+
+    #[test]
+    fn a_cloudformation_request_should_be_a_custom_resource_command() {
+        let ev = json!({"RequestType": "Create", "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "ResponseURL": "https://example.invalid/r?X-Amz-Signature=s", "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/s/1",
+            "RequestId": "r", "LogicalResourceId": "SettingsCheck", "ResourceType": "Custom::SettingsCheck",
+            "ResourceProperties": {"ServiceToken": "arn", "Variables": {"TABLE_NAME": "jobs"}}});
+        let Command::CustomResource(r) = parse(&ev).unwrap() else {
+            panic!("not a custom resource")
+        };
+        assert_eq!(r.resource_type, "Custom::SettingsCheck");
+        assert_eq!(r.properties["Variables"]["TABLE_NAME"], "jobs");
+        // One that cannot be answered is refused as an event.
+        let mut bad = ev.clone();
+        bad["RequestType"] = json!("Replace");
+        let err = parse(&bad).unwrap_err();
+        assert!(
+            matches!(err, EventError::CustomResource(_)) && err.to_string().contains("Replace"),
+            "{err}"
+        );
     }
 
     #[test]

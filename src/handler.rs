@@ -7,11 +7,14 @@ use lambda_runtime::Diagnostic;
 use serde_json::Value;
 use tracing::{error, warn};
 
+use crate::adapters::cloudformation::PresignedUrl;
 use crate::config::SettingWarning;
-use crate::event::{self, EventError};
+use crate::custom_resource;
+use crate::event::{self, Command, EventError};
 use crate::monitor::{Invocation, Monitor, MonitorError};
 use crate::ports::{
-    Fleet, InvocationReport, JobSource, Jobs, MetricsSink, Notifier, Outbox, WorkList,
+    AnswerError, CloudFormation, Fleet, InvocationReport, JobSource, Jobs, MetricsSink, Notifier,
+    Outbox, WorkList,
 };
 
 /// Why an invocation failed. `errorType` in Lambda's answer names the variant.
@@ -21,6 +24,10 @@ pub enum HandlerError {
     Event(#[from] EventError),
     #[error(transparent)]
     Systemic(#[from] MonitorError),
+    /// CloudFormation's answer could not be sent: the invocation fails so
+    /// that Lambda retries it (the request is checked and answered again).
+    #[error("{0}; Lambda retries the request")]
+    Unanswered(#[from] AnswerError),
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -28,6 +35,7 @@ impl From<HandlerError> for Diagnostic {
         let error_type = match &e {
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::Systemic(m) => m.kind(),
+            HandlerError::Unanswered(_) => "CloudFormationUnanswered",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -36,7 +44,9 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
-/// Routes one event to its use case.
+/// Routes one event to its use case; CloudFormation's custom resource
+/// requests are answered at their `ResponseURL` as `main.rs` wires it
+/// ([`PresignedUrl`]).
 pub async fn handle<S, T, N>(
     monitor: &Monitor<S, T, N>,
     payload: &Value,
@@ -47,13 +57,16 @@ where
     T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
 {
-    dispatch(monitor, payload, invocation).await.1
+    dispatch(monitor, &PresignedUrl::new(), payload, invocation)
+        .await
+        .1
 }
 
 /// Routes one event to its use case and emits the invocation's metrics,
 /// however it ends (one document per invocation).
-pub async fn handle_and_report<S, T, N, M>(
+pub async fn handle_and_report<S, T, N, C, M>(
     monitor: &Monitor<S, T, N>,
+    cloudformation: &C,
     metrics: &M,
     payload: &Value,
     invocation: &Invocation,
@@ -62,18 +75,20 @@ where
     S: JobSource,
     T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
+    C: CloudFormation,
     M: MetricsSink,
 {
     let started = Instant::now();
-    let (command, result) = dispatch(monitor, payload, invocation).await;
+    let (command, result) = dispatch(monitor, cloudformation, payload, invocation).await;
     let mut r = report(command, &result, started.elapsed());
     r.unusable_settings = monitor.config().unusable.len() as u64;
     metrics.emit(&r);
     result
 }
 
-async fn dispatch<S, T, N>(
+async fn dispatch<S, T, N, C>(
     monitor: &Monitor<S, T, N>,
+    cloudformation: &C,
     payload: &Value,
     invocation: &Invocation,
 ) -> (&'static str, Result<Value, HandlerError>)
@@ -81,6 +96,7 @@ where
     S: JobSource,
     T: Jobs + Outbox + WorkList + Fleet,
     N: Notifier,
+    C: CloudFormation,
 {
     let command = match event::parse(payload) {
         Ok(c) => c,
@@ -90,6 +106,17 @@ where
         }
     };
     let name = command.name();
+    // Decided by the resource from the request alone (not from the function's
+    // own settings), and always answered, FAILED included.
+    if let Command::CustomResource(request) = command {
+        let outcome = monitor.provide(&request).await;
+        let result = custom_resource::answer(cloudformation, &request, outcome)
+            .await
+            .inspect_err(|e| error!(error = %e, "CloudFormation was not answered"))
+            .map_err(HandlerError::from)
+            .map(|answer| with_setting_warnings(answer, &monitor.config().unusable));
+        return (name, result);
+    }
     let result = monitor
         .handle(command, invocation)
         .await
@@ -124,6 +151,7 @@ pub fn report(
     let (outcome, answer) = match result {
         Ok(v) => ("Ok".to_owned(), Some(v)),
         Err(HandlerError::Event(_)) => ("InvalidEvent".to_owned(), None),
+        Err(HandlerError::Unanswered(_)) => ("CloudFormationUnanswered".to_owned(), None),
         Err(HandlerError::Systemic(m)) => (m.kind().to_owned(), Some(m.summary())),
     };
     let count = |field: &str| {

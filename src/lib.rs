@@ -3,6 +3,7 @@
 
 pub mod adapters;
 pub mod config;
+pub mod custom_resource;
 pub mod digest;
 pub mod domain;
 pub mod event;
@@ -14,4 +15,5 @@ pub mod monitor;
 pub mod ports;
 pub mod prices;
 pub mod render;
+pub mod settings_check;
 pub mod warnings;

@@ -3,7 +3,8 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bedrock_batch_monitor::adapters::{
-    bedrock::BedrockJobSource, dynamodb::DynamoJobStore, metrics::EmfMetrics, sns::SnsNotifier,
+    bedrock::BedrockJobSource, cloudformation::PresignedUrl, dynamodb::DynamoJobStore,
+    metrics::EmfMetrics, sns::SnsNotifier,
 };
 use bedrock_batch_monitor::config::{
     Config, SDK_ATTEMPT_TIMEOUT, SDK_CONNECT_TIMEOUT, SDK_OPERATION_TIMEOUT,
@@ -71,13 +72,16 @@ async fn main() -> Result<(), Error> {
         config.clone(),
         home_region,
     );
-    let (monitor, metrics) = (&monitor, &metrics);
+    // CloudFormation's custom resource requests are answered at their
+    // pre-signed ResponseURL (no credentials).
+    let cloudformation = PresignedUrl::new();
+    let (monitor, metrics, cloudformation) = (&monitor, &metrics, &cloudformation);
     lambda_runtime::run(service_fn(move |ev: LambdaEvent<Value>| async move {
         let invocation = Invocation::new(
             ev.context.request_id.clone(),
             deadline_instant(ev.context.deadline),
         );
-        handler::handle_and_report(monitor, metrics, &ev.payload, &invocation).await
+        handler::handle_and_report(monitor, cloudformation, metrics, &ev.payload, &invocation).await
     }))
     .await
 }

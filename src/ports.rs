@@ -756,3 +756,29 @@ pub struct InvocationReport {
 pub trait MetricsSink: Send + Sync {
     fn emit(&self, report: &InvocationReport);
 }
+
+/// Why CloudFormation did not get a custom resource's answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AnswerError {
+    /// No answer came from the response URL (connection, timeout), or it
+    /// failed for a while: the invocation fails, and Lambda retries it.
+    #[error("the custom resource's response URL could not be reached: {message}")]
+    Unreachable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+    /// The response URL refused the answer (an expired or altered pre-signed URL).
+    #[error("the custom resource's response URL refused the answer (HTTP {status}): {message}")]
+    Refused { status: u16, message: String },
+}
+
+/// CloudFormation, waiting for a custom resource's answer at the request's
+/// pre-signed `ResponseURL`.
+pub trait CloudFormation: Send + Sync {
+    fn answer(
+        &self,
+        response_url: &str,
+        response: &crate::custom_resource::Response,
+    ) -> impl Future<Output = Result<(), AnswerError>> + Send;
+}

@@ -409,6 +409,9 @@ proptest! {
                     prop_assert!(bedrock_batch_monitor::domain::JobStatus::KNOWN.contains(&s.as_str()));
                 }
             }
+            Ok(Command::CustomResource(request)) => {
+                prop_assert!(!request.response_url.is_empty() && !request.request_id.is_empty());
+            }
             Ok(Command::Poll(_) | Command::Describe(_) | Command::Digest) | Err(_) => {}
         }
     }

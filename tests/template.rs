@@ -1552,3 +1552,93 @@ fn every_parameter_should_be_in_exactly_one_group_in_the_order_guided_asks() {
         );
     }
 }
+
+/// The resource the deploy check is: the function's own custom resource.
+fn settings_check(t: &Value) -> (String, &Value) {
+    let checks = t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(bedrock_batch_monitor::settings_check::TYPE))
+        .map(|(k, r)| (k.as_str().unwrap(), r))
+        .collect::<Vec<_>>();
+    assert_eq!(checks.len(), 1, "one Custom::SettingsCheck");
+    let (id, r) = checks[0];
+    (id.to_owned(), r)
+}
+
+/// Every setting a deploy sets is checked: the check's `Variables` are the
+/// function's environment, expression for expression (a variable left out
+/// would pass unchecked; one changed would check another value), and the
+/// function itself serves it.
+#[test]
+fn the_settings_check_should_carry_exactly_the_functions_environment_to_the_function() {
+    let t = template();
+    let (_, check) = settings_check(&t);
+    let props = &check["Properties"];
+    assert_eq!(
+        props[bedrock_batch_monitor::settings_check::VARIABLES],
+        function(&t)["Properties"]["Environment"]["Variables"],
+        "SettingsCheck's Variables and MonitorFunction's Environment.Variables differ"
+    );
+    let token: Value = serde_yaml::from_str("!GetAtt MonitorFunction.Arn").unwrap();
+    assert_eq!(props["ServiceToken"], token);
+    assert!(
+        t["Resources"]["MonitorFunction"]["Type"].as_str() == Some("AWS::Serverless::Function")
+    );
+    // At most ten minutes without an answer, which covers Lambda's retries.
+    let timeout = props["ServiceTimeout"].as_u64().expect("ServiceTimeout");
+    assert!((300..=900).contains(&timeout), "{timeout}");
+}
+
+/// What CloudFormation gets after SAM's transform (the pinned
+/// `samtranslator`, as `sam deploy` and CloudFormation's transform expand
+/// it): the check still names the function's ARN and still carries exactly
+/// the expanded function's environment.
+#[test]
+fn the_sam_translator_should_keep_the_check_on_the_functions_environment() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the project's venv is missing: run `make setup`"
+    );
+    let script = r#"
+import copy, json, sys
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+tpl = yaml_parse(open("template.yaml").read())
+tpl["Resources"]["MonitorFunction"]["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+class NoManagedPolicies:
+    def load(self):
+        return {}
+print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
+"#;
+    let out = std::process::Command::new(python)
+        .current_dir(root)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run the SAM translator");
+    assert!(
+        out.status.success(),
+        "the SAM translator refused the template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfn: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let (id, _) = settings_check(&template());
+    let check = &cfn["Resources"][id.as_str()];
+    assert_eq!(check["Type"], "Custom::SettingsCheck", "{check}");
+    assert_eq!(
+        check["Properties"]["ServiceToken"],
+        serde_json::json!({"Fn::GetAtt": ["MonitorFunction", "Arn"]}),
+        "{check}"
+    );
+    let function = &cfn["Resources"]["MonitorFunction"];
+    assert_eq!(function["Type"], "AWS::Lambda::Function");
+    assert_eq!(
+        check["Properties"]["Variables"],
+        function["Properties"]["Environment"]["Variables"]
+    );
+}

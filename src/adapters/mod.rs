@@ -1,6 +1,7 @@
 //! Adapters: the ports over the AWS SDK. They translate; they decide nothing.
 
 pub mod bedrock;
+pub mod cloudformation;
 pub mod dynamodb;
 pub mod metrics;
 pub mod sns;

@@ -406,6 +406,20 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
         result
     }
 
+    /// What the custom resource a CloudFormation request names decides, by
+    /// its `ResourceType`. A second type the function serves (routes, say)
+    /// plugs in here, with the ports it needs.
+    pub async fn provide(
+        &self,
+        request: &crate::custom_resource::Request,
+    ) -> crate::custom_resource::Outcome {
+        use crate::{custom_resource::Outcome, settings_check};
+        match request.resource_type.as_str() {
+            settings_check::TYPE => settings_check::check(request),
+            _ => Outcome::unknown_type(request, &[settings_check::TYPE]),
+        }
+    }
+
     async fn run(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
         let to_value = |s: Summary| serde_json::to_value(s).unwrap_or(Value::Null);
         let mut answer = match command {
@@ -417,6 +431,11 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::Describe(reference) => self.describe(&reference).await,
             Command::List(req) => self.list_jobs(&req).await,
             Command::Digest => Box::pin(self.digest(inv)).await,
+            // The decision alone: the handler sends it to CloudFormation
+            // (`handler::handle` does both).
+            Command::CustomResource(request) => Ok(serde_json::json!({
+                "customResource": self.provide(&request).await,
+            })),
         }?;
         if let Value::Object(o) = &mut answer {
             o.insert("bedrockCalls".to_owned(), inv.calls.as_json());

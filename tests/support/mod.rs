@@ -4,6 +4,8 @@
 //! loud failure naming the fix, never a skip.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod runtime_api;
+
 use std::collections::HashMap;
 use std::net::TcpStream;
 use std::path::PathBuf;
