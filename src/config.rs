@@ -1,7 +1,6 @@
 //! Typed configuration from the environment, parsed once at start-up.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tracing::level_filters::LevelFilter;
 
@@ -133,104 +132,7 @@ impl Discovery {
     }
 }
 
-/// Which jobs this monitor watches (`WATCH`): the one rule for Bedrock's
-/// events, discovery and `track`. Empty: every job of the account.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Watch {
-    pub terms: Vec<WatchTerm>,
-    /// No job at all: what a `WATCH` the function cannot read stands for.
-    nothing: bool,
-}
-
-/// One term of `WATCH`; a job matching any term is watched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WatchTerm {
-    /// `name:<prefix>`: the job's name starts with it.
-    NamePrefix(String),
-    /// `tag:<key>=<value>`: the job carries this tag.
-    Tag(String, String),
-}
-
-impl Watch {
-    /// Watches no job: taken for a `WATCH` the function cannot read.
-    pub fn nothing() -> Self {
-        Self {
-            terms: Vec::new(),
-            nothing: true,
-        }
-    }
-
-    pub fn is_all(&self) -> bool {
-        self.terms.is_empty() && !self.nothing
-    }
-
-    /// Whether deciding may need the job's tags (a `tag:` term).
-    pub fn has_tag_terms(&self) -> bool {
-        self.terms.iter().any(|t| matches!(t, WatchTerm::Tag(..)))
-    }
-
-    /// Whether a job of this name is watched on its name alone.
-    pub fn by_name(&self, job_name: Option<&str>) -> bool {
-        self.is_all()
-            || self.terms.iter().any(|t| match t {
-                WatchTerm::NamePrefix(p) => job_name.is_some_and(|n| n.starts_with(p.as_str())),
-                WatchTerm::Tag(..) => false,
-            })
-    }
-
-    /// Whether a job of this name and these tags is watched.
-    pub fn admits(&self, job_name: Option<&str>, tags: &BTreeMap<String, String>) -> bool {
-        self.by_name(job_name)
-            || self.terms.iter().any(|t| match t {
-                WatchTerm::Tag(k, v) => tags.get(k) == Some(v),
-                WatchTerm::NamePrefix(_) => false,
-            })
-    }
-
-    /// `WATCH` written back, for messages.
-    pub fn text(&self) -> String {
-        if self.nothing {
-            return "none, the value set being unusable (see settingWarnings)".to_owned();
-        }
-        if self.is_all() {
-            return "all".to_owned();
-        }
-        self.terms
-            .iter()
-            .map(|t| match t {
-                WatchTerm::NamePrefix(p) => format!("name:{p}"),
-                WatchTerm::Tag(k, v) => format!("tag:{k}={v}"),
-            })
-            .collect::<Vec<_>>()
-            .join(",")
-    }
-
-    /// `WATCH` as written: `all`, or comma-separated `name:<prefix>` and
-    /// `tag:<key>=<value>` terms.
-    fn parse(text: &str) -> Option<Self> {
-        if text.eq_ignore_ascii_case("all") {
-            return Some(Self::default());
-        }
-        let mut terms = Vec::new();
-        for term in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-            let parsed = if let Some(prefix) = term.strip_prefix("name:") {
-                (!prefix.is_empty() && prefix.len() <= 63)
-                    .then(|| WatchTerm::NamePrefix(prefix.to_owned()))
-            } else if let Some(tag) = term.strip_prefix("tag:") {
-                tag.split_once('=')
-                    .filter(|(k, v)| !k.is_empty() && k.len() <= 128 && v.len() <= 256)
-                    .map(|(k, v)| WatchTerm::Tag(k.to_owned(), v.to_owned()))
-            } else {
-                None
-            };
-            terms.push(parsed?);
-        }
-        (!terms.is_empty()).then_some(Self {
-            terms,
-            nothing: false,
-        })
-    }
-}
+pub use crate::domain::{Watch, WatchTerm};
 
 /// Which counts of an invocation are CloudWatch metrics (each costs money a
 /// month); the rest are properties of the same EMF document, for Logs Insights.
@@ -871,6 +773,7 @@ fn is_topic_arn(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
     use std::collections::HashMap;
 
     const TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:bedrock-batch-alerts";

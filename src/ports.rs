@@ -327,13 +327,14 @@ pub trait Jobs: Send + Sync {
     /// Tracks again a job that was untracked, lost by Bedrock, or finished: the
     /// first observation of a new tracking, appended to the history, the job back
     /// in the work list. Conditional on the version `basis` was judged on.
-    /// With `same_end` (the item recorded this very end before), the end keeps
-    /// the time it was first recorded at: one digest reports it.
+    /// With `recorded_end` (the time the item recorded this very end at),
+    /// the end keeps that time, so the digest that reported it is the only
+    /// one; otherwise it is recorded at the first observation's time.
     fn rearm(
         &self,
         first: &Transition,
         basis: Fresh,
-        same_end: bool,
+        reported_end: Option<DateTime<Utc>>,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 
     /// Records a transition with its history entry and pending notification,
@@ -369,6 +370,9 @@ pub trait Jobs: Send + Sync {
     /// Stops tracking: the item becomes a marker that keeps Bedrock's events
     /// from tracking the job again, and expires at `expires_at`. Pending
     /// notifications are dropped; the version is bumped so in-flight work loses.
+    /// The job leaves the index of ends; the time its end was recorded stays
+    /// only when a digest has reported it (so a later tracking at the same
+    /// end is not reported again, and one no digest reported is, once).
     fn untrack(
         &self,
         arn: &JobArn,
@@ -407,13 +411,15 @@ pub struct Settlement {
 
 /// The pending notifications of a job.
 pub trait Outbox: Send + Sync {
-    /// Claims a pending notification unless another holder's claim is still valid.
+    /// Claims a pending notification unless another holder's claim is still
+    /// valid: the job as the claim left it (the entry's deliveries as they
+    /// stand now), or `None` when it was not ours to take.
     fn claim(
         &self,
         arn: &JobArn,
         transition_id: &str,
         claim: &Claim,
-    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<StoredJob>, StoreError>> + Send;
 
     /// Writes what a delivery attempt came to ([`Settlement`]) and gives up
     /// the claim, if we still hold it: a finished notification leaves the

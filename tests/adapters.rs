@@ -279,6 +279,7 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
         progress: None,
         rate_from: None,
         tokens: None,
+        ended_at: None,
     };
     let basis = Fresh::judge(&stored, &t.job).expect("a newer status is fresh");
     let record = || Record {

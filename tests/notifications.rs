@@ -499,6 +499,7 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         progress,
         rate_from: None,
         tokens: None,
+        ended_at: None,
     }
 }
 

@@ -196,7 +196,7 @@ impl Jobs for Untouchable {
         &self,
         _: &Transition,
         _: bedrock_batch_monitor::domain::Fresh,
-        _: bool,
+        _: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
@@ -244,7 +244,7 @@ impl Jobs for Untouchable {
 }
 
 impl Outbox for Untouchable {
-    async fn claim(&self, _: &JobArn, _: &str, _: &Claim) -> Result<Write, StoreError> {
+    async fn claim(&self, _: &JobArn, _: &str, _: &Claim) -> Result<Option<StoredJob>, StoreError> {
         panic!("a refused event wrote")
     }
     async fn settle(

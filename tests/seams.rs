@@ -622,3 +622,102 @@ async fn a_job_that_ends_between_two_list_pages_should_not_be_shown_twice() {
     assert_eq!(unique.len(), shown.len(), "shown twice: {shown:?}");
     assert_eq!(shown.len(), 3, "{shown:?}");
 }
+
+#[tokio::test]
+async fn an_end_untracked_before_any_digest_reported_it_should_be_reported_once_tracked_again() {
+    // GIVEN a job whose end was recorded, then untracked before a digest ran
+    let w = World::with_env(&[("DIGEST_SETTLE_SECONDS", "0")]).await;
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [arn]})).await;
+    w.bedrock.set(&arn, "Completed");
+    w.ok(json!({})).await;
+    w.ok(json!({"untrack": [arn]})).await;
+    assert!(
+        digest_ends(&w).await.is_empty(),
+        "an untracked job in a digest"
+    );
+
+    // WHEN it is tracked again, at the same end
+    w.ok(json!({"track": [arn]})).await;
+    w.ok(json!({})).await;
+
+    // THEN the next digest reports its end, and the one after does not
+    assert_eq!(digest_ends(&w).await, vec![arn.clone()]);
+    w.ok(json!({})).await;
+    assert!(digest_ends(&w).await.is_empty());
+}
+
+#[tokio::test]
+async fn tracked_again_at_its_end_with_the_manifest_gone_a_job_should_keep_its_cost() {
+    // GIVEN a completed job whose cost was recorded, then its manifest deleted
+    let (w, s3, bucket) = world(&[]).await;
+    let arn = seed(&w, &s3, &bucket, "Completed").await;
+    w.ok(json!({"track": [arn]})).await;
+    let id = arn.rsplit('/').next().unwrap();
+    s3.delete_object()
+        .bucket(&bucket)
+        .key(format!("runs/{id}/manifest.json.out"))
+        .send()
+        .await
+        .unwrap();
+
+    // WHEN it is tracked again
+    w.drain().await;
+    let t = w.ok(json!({"track": [arn]})).await;
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+
+    // THEN every view keeps the estimate
+    assert_one_estimate_everywhere(&w, &arn).await;
+}
+
+#[tokio::test]
+async fn when_only_labels_hang_on_tags_bedrock_refuses_for_good_the_job_should_be_tracked_and_it_said()
+ {
+    // GIVEN every job watched, labels from tags, and a role that may not read tags
+    let w = World::with_env(&[("LABEL_TAGS", "team")]).await;
+    let arn = w.bedrock.seed(
+        SeedJob::named("nightly")
+            .with_status("Completed")
+            .with_tag("team", "search"),
+    );
+    w.bedrock
+        .inject(Fault::new(FaultKind::AccessDenied).on("ListTagsForResource"));
+
+    // WHEN Bedrock's event for its end arrives
+    let s = w.ok(native_event(&arn, "Completed")).await;
+
+    // THEN it is tracked and told, and the answer says its labels are missing
+    assert_eq!(s["tracked"], 1, "{s}");
+    assert_eq!(s["errors"][0]["kind"], "LabelsUnavailable", "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].attributes["status"], "Completed");
+}
+
+#[tokio::test]
+async fn a_track_after_untrack_without_labels_should_read_the_tags_again() {
+    // GIVEN a job tracked with a label of its own before its tag was set,
+    // then untracked
+    let w = World::with_env(&[("LABEL_TAGS", "team")]).await;
+    let arn = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [{"jobArn": arn, "labels": {"owner": "ops"}}]}))
+        .await;
+    w.ok(json!({"untrack": [arn]})).await;
+    w.bedrock.remove(&arn);
+    let mut again = SeedJob::named("nightly").with_tag("team", "search");
+    again.id = Some(arn.rsplit('/').next().unwrap().to_owned());
+    w.bedrock.seed(again);
+    w.drain().await;
+
+    // WHEN it is tracked again without labels
+    let t = w.ok(json!({"track": [arn]})).await;
+
+    // THEN its labels come from its tags as they are now
+    assert_eq!(t["tracked"], json!([arn]), "{t}");
+    let got = w.drain().await;
+    assert_eq!(
+        got[0].attributes.get("team").map(String::as_str),
+        Some("search"),
+        "{got:?}"
+    );
+}

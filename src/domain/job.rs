@@ -105,6 +105,8 @@ pub struct StoredJob {
     pub rate_from: Option<Progress>,
     /// Bedrock's token totals, recorded with the job's end when known.
     pub tokens: Option<TokenTotals>,
+    /// When the end (or loss) the item holds was recorded (`endedAt`).
+    pub ended_at: Option<DateTime<Utc>>,
 }
 
 impl StoredJob {

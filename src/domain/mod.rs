@@ -10,6 +10,7 @@ mod snapshot;
 mod status;
 mod transition;
 mod warning;
+mod watch;
 
 pub use arn::*;
 pub use cost::*;
@@ -20,6 +21,7 @@ pub use snapshot::*;
 pub use status::*;
 pub use transition::*;
 pub use warning::*;
+pub use watch::*;
 
 /// What the domain's tests share: a job, a snapshot, times and readings.
 #[cfg(test)]
@@ -82,6 +84,7 @@ pub(crate) mod fixtures {
             progress: None,
             rate_from: None,
             tokens: None,
+            ended_at: None,
         }
     }
 }

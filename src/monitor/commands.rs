@@ -231,14 +231,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 }
                 stored => {
                     // Tracking starts only for a job this monitor watches, with
-                    // labels from its tags unless the request or the item has some.
-                    let want_labels = labels.is_empty();
+                    // labels from its tags unless the request gives some (a
+                    // re-track reads them again, over the labels it had).
+                    let want_labels = req.labels.is_empty();
                     let labels = match self
                         .admit(&arn, snapshot.job_name.as_deref(), want_labels, inv)
                         .await
                     {
-                        Admission::Watched(from_tags) if want_labels => from_tags,
+                        Admission::Watched(from_tags) if want_labels => {
+                            match crate::labels::merge(&labels, &from_tags) {
+                                Ok(merged) => merged,
+                                Err(e) => {
+                                    out.fail(e);
+                                    return (key, TrackResult::Failed);
+                                }
+                            }
+                        }
                         Admission::Watched(_) => labels,
+                        Admission::Unlabelled(e) => {
+                            out.fail(Failure::LabelsUnavailable(e));
+                            labels
+                        }
                         Admission::NotWatched => {
                             out.fail(Failure::NotWatched {
                                 job_name: snapshot.job_name.clone().unwrap_or_else(|| key.clone()),

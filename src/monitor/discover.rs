@@ -341,6 +341,10 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             .await
         {
             super::reconcile::Admission::Watched(labels) => labels,
+            super::reconcile::Admission::Unlabelled(e) => {
+                out.fail(Failure::LabelsUnavailable(e));
+                std::collections::BTreeMap::new()
+            }
             super::reconcile::Admission::NotWatched => return Found::NotWatched,
             super::reconcile::Admission::Undecided(e) => {
                 out.fail(Failure::TagsUnavailable(e));

@@ -655,13 +655,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
         let mut first = Self::first_observation(snapshot, version, labels);
         (first.tokens, first.cost) = self.tokens_and_cost(&first.job).await;
+        // Tracked again at the very end the item holds: the tokens it read
+        // then stand when the manifest cannot be read now.
+        let same_end = existing.as_ref().filter(|old| {
+            old.snapshot.status.is_terminal() && old.snapshot.status == first.job.status
+        });
+        if let Some(old) = same_end
+            && first.tokens.is_none()
+            && old.tokens.is_some()
+        {
+            first.tokens = old.tokens;
+            first.cost = self.config.prices.costing(&first.job, first.tokens);
+        }
         let write = match basis {
             None => self.store.create(&first).await,
             Some(basis) => {
-                let same_end = existing.as_ref().is_some_and(|old| {
-                    old.snapshot.status.is_terminal() && old.snapshot.status == first.job.status
-                });
-                self.store.rearm(&first, basis, same_end).await
+                // The same end keeps the time it was recorded at, so only the
+                // digest whose window holds that time reports it. (Untracking
+                // drops the time of an end no digest has reported yet: then
+                // the end is recorded now, and the next digest reports it.)
+                let recorded_end = same_end.and_then(|old| old.ended_at);
+                self.store.rearm(&first, basis, recorded_end).await
             }
         };
         match write {
@@ -697,6 +711,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             progress: None,
             rate_from: first.entry_reading(),
             tokens: first.tokens,
+            ended_at: None,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked
@@ -768,17 +783,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             turns -= 1;
             let id = p.transition.id.clone();
             handled.insert(id.clone());
-            let wanted: Vec<String> = self
-                .notifier
-                .destinations(&p.transition)
-                .into_iter()
-                .filter(|d| !p.delivery(d).done)
-                .collect();
-            let now_to: Vec<String> = wanted
-                .iter()
-                .filter(|d| !blocked.contains(*d))
-                .cloned()
-                .collect();
+            let (wanted, now_to) = self.owed(&p, &blocked);
             if now_to.is_empty() && !wanted.is_empty() {
                 // Every destination it still needs waits for an earlier one.
                 continue;
@@ -789,9 +794,17 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 now,
                 until: now + self.config.claim_duration,
             };
-            match self.store.claim(&arn, &id, &claim).await {
-                Ok(Write::Done) => {}
-                Ok(Write::Lost) => {
+            // What is owed is decided on the entry as the claim found it: an
+            // entry read before another invocation delivered part of it
+            // would send those destinations a repeat.
+            let p = match self.store.claim(&arn, &id, &claim).await {
+                Ok(Some(claimed)) => {
+                    match claimed.outbox.into_iter().find(|q| q.transition.id == id) {
+                        Some(entry) => entry,
+                        None => continue,
+                    }
+                }
+                Ok(None) => {
                     // Held by someone else, or delivered meanwhile: look again.
                     match self.store.get(&arn).await {
                         Ok(Some(fresh)) => {
@@ -818,7 +831,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     out.fail(e);
                     return current;
                 }
-            }
+            };
+            let (wanted, now_to) = self.owed(&p, &blocked);
             let settlement = self.deliver_one(&arn, &p, &now_to, &wanted, out).await;
             let unfinished: Vec<String> = wanted
                 .iter()
@@ -845,6 +859,23 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             blocked.extend(unfinished);
         }
         current
+    }
+
+    /// The destinations `p` still goes to, and those of them it may go to
+    /// now (none that waits for an earlier notification of the job).
+    fn owed(&self, p: &Pending, blocked: &HashSet<String>) -> (Vec<String>, Vec<String>) {
+        let wanted: Vec<String> = self
+            .notifier
+            .destinations(&p.transition)
+            .into_iter()
+            .filter(|d| !p.delivery(d).done)
+            .collect();
+        let now_to = wanted
+            .iter()
+            .filter(|d| !blocked.contains(*d))
+            .cloned()
+            .collect();
+        (wanted, now_to)
     }
 
     /// Publishes `p` to each destination of `now_to`, and says what came of

@@ -10,16 +10,8 @@ use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::StateChange;
 use crate::ports::{JobSource, Jobs, Notifier, Outbox};
 
-/// What `WATCH` says of a job about to be tracked.
-pub(super) enum Admission {
-    /// Watched: track it, with these labels from its tags.
-    Watched(BTreeMap<String, String>),
-    /// Not one of this monitor's jobs.
-    NotWatched,
-    /// Its tags decide (whether it is watched, or its labels), and they
-    /// could not be read: never taken as a "no", nor as "no labels".
-    Undecided(crate::ports::SourceError),
-}
+/// What `WATCH` says of a job about to be tracked (the domain's decision).
+pub(super) type Admission = crate::domain::Admission<crate::ports::SourceError>;
 
 impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// Reads the job back from Bedrock (the event is only a hint) and records
@@ -93,6 +85,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     .await
                 {
                     Admission::Watched(labels) => labels,
+                    Admission::Unlabelled(e) => {
+                        out.fail(Failure::LabelsUnavailable(e));
+                        BTreeMap::new()
+                    }
                     Admission::NotWatched => {
                         info!(job_arn = %arn, job_name = ?snapshot.job_name, "not a job this monitor watches (WATCH); ignoring Bedrock's event");
                         out.ignored = true;
@@ -152,28 +148,27 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         inv: &Invocation,
     ) -> Admission {
         let watch = &self.config.watch;
-        let by_name = watch.by_name(job_name);
-        let tags_decide = !by_name && watch.has_tag_terms();
-        if !by_name && !tags_decide {
-            return Admission::NotWatched;
-        }
-        if !tags_decide && (!want_labels || self.config.label_tags.is_empty()) {
-            return Admission::Watched(BTreeMap::new());
-        }
-        match self.bedrock(inv).tags(arn).await {
-            Ok(tags) => {
-                if !watch.admits(job_name, &tags) {
-                    return Admission::NotWatched;
-                }
-                Admission::Watched(self.labels_of(&tags))
-            }
-            // Neither WATCH nor the labels are guessed without the tags: the
-            // job is not tracked now, and whoever asked decides again (Lambda's
-            // retry of an event, the next discovery, the next track).
-            Err(e) => {
+        let want_labels = want_labels && !self.config.label_tags.is_empty();
+        let tags = if watch.needs_tags(job_name, want_labels) {
+            let read = self.bedrock(inv).tags(arn).await;
+            if let Err(e) = &read {
+                // Neither WATCH nor the labels are guessed without the tags:
+                // the job is not tracked now, and whoever asked decides again
+                // (Lambda's retry of an event, the next discovery, the next track).
                 warn!(job_arn = %arn, error_kind = e.kind(), error = %e, "could not read the job's tags; not tracked on a guess");
-                Admission::Undecided(e)
             }
+            Some(read)
+        } else {
+            None
+        };
+        match watch.admission(job_name, tags, |tags| self.labels_of(tags)) {
+            // Only the labels hang on the tags, and Bedrock refused them for a
+            // reason a retry does not mend: the job is not left untracked for
+            // an optional label (the failure is reported, LabelsUnavailable).
+            Admission::Undecided(e) if watch.by_name(job_name) && !e.is_outage() => {
+                Admission::Unlabelled(e)
+            }
+            other => other,
         }
     }
 

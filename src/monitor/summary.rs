@@ -112,6 +112,12 @@ pub(crate) enum Failure {
         "the job's tags could not be read (after the SDK's retries), and they decide whether this monitor watches it (WATCH) or what its labels are (LABEL_TAGS); it was not tracked on a guess: {0}"
     )]
     TagsUnavailable(SourceError),
+    /// Tracked, without the labels its tags would give: Bedrock refused the
+    /// tag read for a reason a retry does not mend (access denied).
+    #[error(
+        "the job is tracked, but without labels from its tags (LABEL_TAGS): Bedrock refused to read its tags, and trying again does not mend that (check the role's bedrock:ListTagsForResource): {0}"
+    )]
+    LabelsUnavailable(SourceError),
 }
 
 impl Failure {
@@ -126,6 +132,7 @@ impl Failure {
             Self::Deadline => "DeadlineReached",
             Self::NotWatched { .. } => "NotWatched",
             Self::TagsUnavailable(_) => "TagsUnavailable",
+            Self::LabelsUnavailable(_) => "LabelsUnavailable",
         }
     }
 
@@ -177,10 +184,18 @@ impl Outcome {
         }
     }
 
-    /// Notes what a job still has pending (its last known outbox).
+    /// Notes what a job still has pending for the job topic (its last known
+    /// outbox): what `PendingNotificationsAlarm` watches. An entry only
+    /// another destination still owes is that destination's
+    /// (`DestinationFailures`).
     pub fn note_pending(&mut self, outbox: &[Pending]) {
-        self.pending = outbox.len();
-        self.oldest_pending = outbox.iter().map(|p| p.transition.observed_at).min();
+        let owed = || {
+            outbox
+                .iter()
+                .filter(|p| !p.delivery(crate::domain::TOPIC).done)
+        };
+        self.pending = owed().count();
+        self.oldest_pending = owed().map(|p| p.transition.observed_at).min();
     }
 }
 

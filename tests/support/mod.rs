@@ -594,7 +594,12 @@ impl<T: Jobs> Jobs for CountingStore<T> {
             .set_progress(arn, v, progress, records, previous)
             .await
     }
-    async fn rearm(&self, first: &Transition, v: Fresh, same: bool) -> Result<Write, StoreError> {
+    async fn rearm(
+        &self,
+        first: &Transition,
+        v: Fresh,
+        same: Option<DateTime<Utc>>,
+    ) -> Result<Write, StoreError> {
         self.count();
         self.inner.rearm(first, v, same).await
     }
@@ -631,7 +636,12 @@ impl<T: Jobs> Jobs for CountingStore<T> {
 }
 
 impl<T: Outbox> Outbox for CountingStore<T> {
-    async fn claim(&self, arn: &JobArn, id: &str, claim: &Claim) -> Result<Write, StoreError> {
+    async fn claim(
+        &self,
+        arn: &JobArn,
+        id: &str,
+        claim: &Claim,
+    ) -> Result<Option<StoredJob>, StoreError> {
         self.count();
         self.inner.claim(arn, id, claim).await
     }

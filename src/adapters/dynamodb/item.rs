@@ -580,6 +580,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             progress: r.progress()?,
             rate_from: r.reading(RATE_FROM_COUNT, RATE_FROM_AT)?,
             tokens: r.tokens(),
+            ended_at: r.time(ENDED_AT)?,
         })
     }
 }

@@ -26,18 +26,15 @@ pub(super) struct JobFacts<'a> {
     /// Bedrock no longer knows the job (its loss is what is recorded).
     pub gone: bool,
     pub tracking: Tracking,
-    /// A re-arm at the very end the item recorded before (the same terminal
-    /// status): the end keeps the time it was first recorded at, so the
-    /// digest that reported it is the only one that does.
-    pub same_end: bool,
+    /// A re-arm at an end a digest already reported: the time it was
+    /// recorded at, kept, so no later digest reports it again.
+    pub reported_end: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// What a write does with one attribute.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Fact {
     Set(AttributeValue),
-    /// Set only when the item has none (`if_not_exists`).
-    Keep(AttributeValue),
     Remove,
 }
 
@@ -84,9 +81,9 @@ impl JobFacts<'_> {
             a.push((TRACKED_AT, Some(ts(t.observed_at))));
         }
         a.into_iter()
-            .map(|(name, v)| match (name, v) {
-                (ENDED_AT, Some(at)) if self.same_end => (name, Fact::Keep(at)),
-                (name, v) => (name, Fact::of(v)),
+            .map(|(name, v)| match (name, v, self.reported_end) {
+                (ENDED_AT, Some(_), Some(at)) => (name, Fact::Set(ts(at))),
+                (name, v, _) => (name, Fact::of(v)),
             })
             .collect()
     }
@@ -95,20 +92,21 @@ impl JobFacts<'_> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn when_a_rearm_meets_the_same_end_should_keep_the_time_it_was_recorded() {
+    fn when_a_rearm_meets_an_end_already_reported_should_keep_the_time_it_was_recorded() {
         let t = transition(JobStatus::Completed, None);
+        let reported = chrono::Utc::now() - chrono::Duration::days(2);
         let facts = JobFacts {
             transition: &t,
             gone: false,
             tracking: Tracking::Starts,
-            same_end: true,
+            reported_end: Some(reported),
         };
         let ended_at = facts
             .attributes()
             .into_iter()
             .find(|(k, _)| *k == ENDED_AT)
             .map(|(_, v)| v);
-        assert!(matches!(ended_at, Some(Fact::Keep(_))), "{ended_at:?}");
+        assert_eq!(ended_at, Some(Fact::Set(ts(reported))));
     }
 
     use super::*;
@@ -158,7 +156,7 @@ mod tests {
                 transition: &t,
                 gone: false,
                 tracking,
-                same_end: false,
+                reported_end: None,
             };
             let stored = names(&facts);
             for wanted in [TOKENS, ENDED_IN, ENDED_AT, LABELS, VERSION, SHARD, STATUS] {
@@ -175,7 +173,7 @@ mod tests {
             transition: &t,
             gone: false,
             tracking: Tracking::Starts,
-            same_end: false,
+            reported_end: None,
         };
         let removed: Vec<_> = facts
             .attributes()

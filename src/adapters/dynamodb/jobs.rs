@@ -75,13 +75,13 @@ impl Jobs for DynamoJobStore {
         &self,
         first: &Transition,
         basis: Fresh,
-        same_end: bool,
+        recorded_end: Option<DateTime<Utc>>,
     ) -> Result<Write, StoreError> {
         let facts = JobFacts {
             transition: first,
             gone: false,
             tracking: Tracking::Starts,
-            same_end,
+            reported_end: recorded_end,
         };
         self.record_facts(&facts, basis).await
     }
@@ -91,7 +91,7 @@ impl Jobs for DynamoJobStore {
             transition: change.transition,
             gone: change.gone,
             tracking: Tracking::Goes,
-            same_end: false,
+            reported_end: None,
         };
         self.record_facts(&facts, change.basis).await
     }
@@ -143,9 +143,8 @@ impl Jobs for DynamoJobStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(arn)))
             .update_expression("SET #u = :at, #e = :exp, #o = :none, #v = #v + :one REMOVE #s, #ei")
-            // Out of the index of ends (endedIn is its key), but the time an
-            // end was recorded stays: tracked again at the same end, the job
-            // is not reported by a second digest.
+            // Out of the index of ends (endedIn is its key); the end's time
+            // is decided below.
             .expression_attribute_names("#ei", ENDED_IN)
             .condition_expression("attribute_exists(#k) AND attribute_not_exists(#u)")
             .expression_attribute_names("#k", ARN)
@@ -160,10 +159,31 @@ impl Jobs for DynamoJobStore {
             .expression_attribute_values(":one", n(1))
             .send()
             .await;
-        Ok(match write_result(r, &self.table)? {
-            Write::Done => Untrack::Untracked,
-            Write::Lost => Untrack::NotTracked,
-        })
+        if write_result(r, &self.table)? == Write::Lost {
+            return Ok(Untrack::NotTracked);
+        }
+        // The end's time stays only when a digest has reported it (its window
+        // reached that time while the job was in the index of ends): an end
+        // no digest reported is recorded again at a later tracking, and the
+        // next digest reports it.
+        let reported_until = self.load_digest_mark().await?.map(|m| m.until);
+        let req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(arn)))
+            .update_expression("REMOVE #ea")
+            .expression_attribute_names("#ea", ENDED_AT)
+            .expression_attribute_names("#u", UNTRACKED_AT);
+        let req = match reported_until {
+            // Times are RFC 3339 in UTC with milliseconds: they compare as text.
+            Some(until) => req
+                .condition_expression("attribute_exists(#u) AND #ea > :until")
+                .expression_attribute_values(":until", ts(until)),
+            None => req.condition_expression("attribute_exists(#u) AND attribute_exists(#ea)"),
+        };
+        write_result(req.send().await, &self.table)?;
+        Ok(Untrack::Untracked)
     }
 }
 
@@ -175,13 +195,13 @@ impl DynamoJobStore {
             transition: first,
             gone: false,
             tracking: Tracking::Starts,
-            same_end: false,
+            reported_end: None,
         };
         let mut item: HashMap<String, AttributeValue> = facts
             .attributes()
             .into_iter()
             .filter_map(|(k, v)| match v {
-                Fact::Set(v) | Fact::Keep(v) => Some((k.to_owned(), v)),
+                Fact::Set(v) => Some((k.to_owned(), v)),
                 Fact::Remove => None,
             })
             .collect();
@@ -217,7 +237,6 @@ impl DynamoJobStore {
         for (attr, v) in facts.attributes() {
             match v {
                 Fact::Set(v) => u.set(&[attr], v),
-                Fact::Keep(v) => u.set_if_absent(attr, v),
                 Fact::Remove => u.remove(attr),
             }
         }

@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 
 use super::item::*;
 use super::update::Update;
-use super::{DynamoJobStore, classify, fail, write_result};
+use super::{DynamoJobStore, classify, fail};
 use crate::digest::SetAsideNote;
 use crate::domain::{JobArn, SetAside, StoredJob, TOPIC};
-use crate::ports::{Claim, Outbox, Settlement, StoreError, Write};
+use crate::ports::{Claim, Outbox, Settlement, StoreError};
 
 impl Outbox for DynamoJobStore {
     async fn claim(
@@ -22,8 +22,8 @@ impl Outbox for DynamoJobStore {
         arn: &JobArn,
         transition_id: &str,
         claim: &Claim,
-    ) -> Result<Write, StoreError> {
-        let r = self
+    ) -> Result<Option<StoredJob>, StoreError> {
+        let req = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -38,10 +38,8 @@ impl Outbox for DynamoJobStore {
             .expression_attribute_names("#b", CLAIMED_BY)
             .expression_attribute_values(":until", n(claim.until.timestamp_millis()))
             .expression_attribute_values(":now", n(claim.now.timestamp_millis()))
-            .expression_attribute_values(":token", s(claim.token.as_str()))
-            .send()
-            .await;
-        write_result(r, &self.table)
+            .expression_attribute_values(":token", s(claim.token.as_str()));
+        self.job_after_held_write(req).await
     }
 
     async fn settle(

@@ -60,12 +60,6 @@ impl Update {
         let rhs = self.value(v);
         self.set.push(format!("{lhs} = {rhs}"));
     }
-    /// `attr = if_not_exists(attr, v)`: set only when the item has none.
-    pub(super) fn set_if_absent(&mut self, attr: &str, v: AttributeValue) {
-        let a = self.name(attr);
-        let v = self.value(v);
-        self.set.push(format!("{a} = if_not_exists({a}, {v})"));
-    }
     pub(super) fn remove(&mut self, attr: &str) {
         let n = self.name(attr);
         self.remove.push(n);
