@@ -323,25 +323,8 @@ async fn the_slack_topic_should_get_only_what_its_policy_lets_through() {
     let slack_name = support::unique("slack");
     let slack_arn = format!("arn:aws:sns:us-east-1:123456789012:{slack_name}");
     let w = World::with_env(&[("SLACK_TOPIC_ARN", &slack_arn), ("ENVIRONMENT", "prod")]).await;
-    let created = w.sns.create_topic().name(&slack_name).send().await.unwrap();
-    assert_eq!(created.topic_arn.as_deref(), Some(slack_arn.as_str()));
-    let channel = w
-        .sqs
-        .create_queue()
-        .queue_name(support::unique("channel"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    w.sns
-        .subscribe()
-        .topic_arn(&slack_arn)
-        .protocol("sqs")
-        .endpoint(support::queue_arn(&w.sqs, &channel).await)
-        .send()
-        .await
-        .unwrap();
+    let (created, channel) = w.topic_with_queue(&slack_name).await;
+    assert_eq!(created, slack_arn);
 
     // WHEN one job runs to Completed and another fails, and a digest goes out
     let a = w.bedrock.seed(SeedJob::named("search-index"));

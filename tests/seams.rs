@@ -373,33 +373,7 @@ async fn with_slack(extra: &[(&str, &str)]) -> (World, String, String) {
 
 /// Creates the Slack topic and a queue subscribed to it, as the channel is.
 async fn mend_slack(w: &World, name: &str) -> String {
-    let arn = w
-        .sns
-        .create_topic()
-        .name(name)
-        .send()
-        .await
-        .unwrap()
-        .topic_arn
-        .unwrap();
-    let channel = w
-        .sqs
-        .create_queue()
-        .queue_name(unique("channel"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url
-        .unwrap();
-    w.sns
-        .subscribe()
-        .topic_arn(&arn)
-        .protocol("sqs")
-        .endpoint(support::queue_arn(&w.sqs, &channel).await)
-        .send()
-        .await
-        .unwrap();
-    channel
+    w.topic_with_queue(name).await.1
 }
 
 #[tokio::test]

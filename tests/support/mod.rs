@@ -401,6 +401,39 @@ impl World {
         self.drain_queue(&self.queue_url).await
     }
 
+    /// Creates the topic `name` (a Slack channel's own topic, say) with a new
+    /// queue subscribed to it without a filter, as Amazon Q Developer is:
+    /// the topic's ARN and the queue's URL.
+    pub async fn topic_with_queue(&self, name: &str) -> (String, String) {
+        let topic = self
+            .sns
+            .create_topic()
+            .name(name)
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue = self
+            .sqs
+            .create_queue()
+            .queue_name(unique("channel"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        self.sns
+            .subscribe()
+            .topic_arn(&topic)
+            .protocol("sqs")
+            .endpoint(queue_arn(&self.sqs, &queue).await)
+            .send()
+            .await
+            .expect("subscribe queue");
+        (topic, queue)
+    }
+
     /// Subscribes a new queue to the topic with a filter policy on message attributes.
     pub async fn subscribe_filtered(&self, filter_policy: &str) -> String {
         let url = self
