@@ -414,47 +414,40 @@ impl World {
             .expect("create topic")
             .topic_arn
             .expect("topic arn");
-        let queue = self
-            .sqs
-            .create_queue()
-            .queue_name(unique("channel"))
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue url");
-        self.sns
-            .subscribe()
-            .topic_arn(&topic)
-            .protocol("sqs")
-            .endpoint(queue_arn(&self.sqs, &queue).await)
-            .send()
-            .await
-            .expect("subscribe queue");
+        let queue = self.subscribe_queue(&topic, "channel", None).await;
         (topic, queue)
     }
 
     /// Subscribes a new queue to the topic with a filter policy on message attributes.
     pub async fn subscribe_filtered(&self, filter_policy: &str) -> String {
+        self.subscribe_queue(&self.topic_arn, "filtered", Some(filter_policy))
+            .await
+    }
+
+    /// A new queue (named from `prefix`) subscribed to `topic`, with a filter
+    /// policy on message attributes when given: its URL.
+    async fn subscribe_queue(&self, topic: &str, prefix: &str, filter: Option<&str>) -> String {
         let url = self
             .sqs
             .create_queue()
-            .queue_name(unique("filtered"))
+            .queue_name(unique(prefix))
             .send()
             .await
             .expect("create queue")
             .queue_url
             .expect("queue url");
-        self.sns
+        let mut req = self
+            .sns
             .subscribe()
-            .topic_arn(&self.topic_arn)
+            .topic_arn(topic)
             .protocol("sqs")
-            .endpoint(queue_arn(&self.sqs, &url).await)
-            .attributes("FilterPolicy", filter_policy)
-            .attributes("FilterPolicyScope", "MessageAttributes")
-            .send()
-            .await
-            .expect("subscribe with a filter policy");
+            .endpoint(queue_arn(&self.sqs, &url).await);
+        if let Some(policy) = filter {
+            req = req
+                .attributes("FilterPolicy", policy)
+                .attributes("FilterPolicyScope", "MessageAttributes");
+        }
+        req.send().await.expect("subscribe queue");
         url
     }
 
