@@ -176,7 +176,10 @@ impl Jobs for DynamoJobStore {
             .expression_attribute_names("#ea", ENDED_AT)
             .expression_attribute_names("#u", UNTRACKED_AT);
         let req = match reported_until {
-            // Times are RFC 3339 in UTC with milliseconds: they compare as text.
+            // Times are RFC 3339 in UTC with milliseconds, so they compare as
+            // text: "String value comparisons for greater than, equals, or less
+            // than are based on ASCII character code values" (Condition, DynamoDB
+            // API reference, https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Condition.html).
             Some(until) => req
                 .condition_expression("attribute_exists(#u) AND #ea > :until")
                 .expression_attribute_values(":until", ts(until)),
