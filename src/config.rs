@@ -63,6 +63,12 @@ pub struct Config {
     pub discovery: Discovery,
     /// `DISCOVERY_REGIONS` (default none): regions listed besides the function's own.
     pub discovery_regions: Vec<String>,
+    /// `MEMBER_ACCOUNTS` (default none: this account alone): the other
+    /// accounts whose jobs this monitor reads, each with the role
+    /// `MEMBER_ROLE_NAME` assumed in it. Sorted, each once.
+    pub member_accounts: Vec<String>,
+    /// `MEMBER_ROLE_NAME`: the role's name in every member account.
+    pub member_role_name: String,
     /// `WARN_*`: when the early warnings fire.
     pub warnings: Thresholds,
     /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
@@ -224,10 +230,19 @@ pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 /// digest; not Submitted, Validating, Scheduled, InProgress or Stopping.
 pub const DEFAULT_SLACK_FILTER_POLICY: &str = "error,warning,success,digest";
 
+/// The role the monitor assumes in each member account when
+/// `MEMBER_ROLE_NAME` is not set (member-account/template.yaml creates it).
+pub const DEFAULT_MEMBER_ROLE_NAME: &str = "bedrock-batch-monitor-reader";
+
+/// Not every account in the ARNs it meets: a list that cannot be read reads
+/// no other account, as before member accounts existed.
+const MEMBERS_OFF: &str =
+    "this account alone: jobs of other accounts are refused as AccountNotMember";
+
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 30] = [
+pub const SETTINGS: [Setting; 32] = [
     setting(
         "TABLE_NAME",
         None,
@@ -336,6 +351,18 @@ pub const SETTINGS: [Setting; 30] = [
         None,
         "comma-separated AWS regions such as us-west-2,eu-west-1",
         "discovery lists the function's own region only",
+    ),
+    setting(
+        "MEMBER_ACCOUNTS",
+        None,
+        "comma-separated 12-digit AWS account ids such as 111122223333,444455556666",
+        MEMBERS_OFF,
+    ),
+    setting(
+        "MEMBER_ROLE_NAME",
+        Some(DEFAULT_MEMBER_ROLE_NAME),
+        "an IAM role name: 1 to 64 of A-Z a-z 0-9 + = , . @ _ -",
+        DEFAULT,
     ),
     setting("WARN_QUEUED_AFTER", Some("12h"), DURATION, WARNING_OFF),
     setting("WARN_EXPIRY_WITHIN", Some("6h"), DURATION, WARNING_OFF),
@@ -664,6 +691,12 @@ impl Config {
                 }),
                 Vec::new,
             ),
+            member_accounts: {
+                let mut ids = v.or_off(v.list("MEMBER_ACCOUNTS", is_account_id), Vec::new);
+                ids.sort();
+                ids
+            },
+            member_role_name: v.or_default(|v| v.required("MEMBER_ROLE_NAME", is_role_name))?,
             warnings,
             output_buckets: v.or_off(v.list("OUTPUT_BUCKETS", is_bucket_name), Vec::new),
             environment: v.or_default(|v| v.required("ENVIRONMENT", is_environment))?,
@@ -722,6 +755,20 @@ fn is_environment(env: &str) -> bool {
         && env
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// An AWS account id: 12 digits.
+pub fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// An IAM role name (IAM's CreateRole: `[\w+=,.@-]+`, 1 to 64 characters,
+/// https://docs.aws.amazon.com/IAM/latest/APIReference/API_CreateRole.html).
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
 }
 
 fn is_table_name(name: &str) -> bool {
@@ -835,6 +882,12 @@ mod tests {
         assert!(c.output_buckets.is_empty());
         let (c, _) = unusable("DISCOVERY_REGIONS", "us-west-2,mars-1");
         assert!(c.discovery_regions.is_empty());
+        // A member list it cannot read: this account alone, not some of the list.
+        let (c, w) = unusable("MEMBER_ACCOUNTS", "111122223333,4444");
+        assert!(c.member_accounts.is_empty());
+        assert!(w.instead.contains("AccountNotMember"), "{}", w.instead);
+        let (c, _) = unusable("MEMBER_ROLE_NAME", "has spaces");
+        assert_eq!(c.member_role_name, DEFAULT_MEMBER_ROLE_NAME);
         let (c, _) = unusable("DISCOVERY", &"x".repeat(64));
         assert_eq!(c.discovery, Discovery::Off);
         let (c, _) = unusable("WARN_EXPIRY_WITHIN", "6 hours");
@@ -866,6 +919,20 @@ mod tests {
     }
 
     #[test]
+    fn member_accounts_should_be_read_sorted_and_once_each() {
+        let c = config(&[
+            ("TABLE_NAME", "jobs"),
+            ("TOPIC_ARN", TOPIC),
+            ("MEMBER_ACCOUNTS", "444455556666, 111122223333,444455556666"),
+            ("MEMBER_ROLE_NAME", "monitor-reader@org"),
+        ])
+        .unwrap();
+        assert_eq!(c.member_accounts, ["111122223333", "444455556666"]);
+        assert_eq!(c.member_role_name, "monitor-reader@org");
+        assert!(c.unusable.is_empty(), "{:?}", c.unusable);
+    }
+
+    #[test]
     fn when_only_required_settings_are_given_should_use_documented_defaults() {
         let c = config(&[("TABLE_NAME", "jobs"), ("TOPIC_ARN", TOPIC)]).unwrap();
         assert_eq!(c.max_concurrency, 32);
@@ -881,6 +948,8 @@ mod tests {
         assert_eq!(c.bedrock_max_rps, 20);
         assert_eq!(c.bulk_read_min, Some(2));
         assert!(c.discovery_regions.is_empty() && c.output_buckets.is_empty());
+        assert!(c.member_accounts.is_empty());
+        assert_eq!(c.member_role_name, "bedrock-batch-monitor-reader");
         assert_eq!(c.warnings, Thresholds::default());
         assert_eq!(
             c.warnings.queued_after,
