@@ -31,6 +31,9 @@ pub struct Health {
     /// Publishes that failed at a destination other than the job topic
     /// (the Slack topic): that destination's own health.
     pub destination_failures: u64,
+    /// Reads of a member account whose role could not be assumed
+    /// (`MemberRoleUnavailable`).
+    pub member_role_failures: u64,
 }
 
 /// The ends one digest reports: those recorded in `(since, until]`. Windows
@@ -196,6 +199,7 @@ pub struct Digest {
     pub expected_polls: Option<u64>,
     pub failed_invocations: u64,
     pub destination_failures: u64,
+    pub member_role_failures: u64,
     pub set_aside: Vec<SetAsideNote>,
     pub set_aside_total: usize,
     /// The health counts read, for the mark saved once it is published.
@@ -212,6 +216,7 @@ impl Digest {
             && self.ended_total == 0
             && self.failed_invocations == 0
             && self.destination_failures == 0
+            && self.member_role_failures == 0
             && self.set_aside_total == 0
             && self.unusable_settings.is_empty()
             && self.polling_warning().is_none()
@@ -382,6 +387,9 @@ pub fn build(
         destination_failures: health
             .destination_failures
             .saturating_sub(base.destination_failures),
+        member_role_failures: health
+            .member_role_failures
+            .saturating_sub(base.member_role_failures),
         set_aside,
         set_aside_total,
         health,

@@ -211,6 +211,7 @@ pub fn report(
         // Not in the answer: the caller knows it from the configuration.
         unusable_settings: 0,
         destination_failures: answer.map_or(0, crate::monitor::destination_failures),
+        member_role_failures: answer.map_or(0, crate::monitor::member_role_failures),
         duration,
     }
 }

@@ -596,13 +596,10 @@ pub trait Fleet: Send + Sync {
         until: DateTime<Utc>,
     ) -> impl Future<Output = Result<Vec<SetAsideNote>, StoreError>> + Send;
 
-    /// Counts one invocation in the health record: a poll, a failed one, and
-    /// the publishes that failed at a destination other than the job topic.
+    /// Counts one invocation in the health record (for the digest).
     fn count_invocation(
         &self,
-        poll: bool,
-        failed: bool,
-        destination_failures: u64,
+        counts: &InvocationCounts,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The health counts as they stand.
@@ -769,7 +766,22 @@ pub struct InvocationReport {
     pub unusable_settings: u64,
     /// Errors of the answer at a destination other than the job topic.
     pub destination_failures: u64,
+    /// Errors of the answer whose kind is `MemberRoleUnavailable`.
+    pub member_role_failures: u64,
     pub duration: std::time::Duration,
+}
+
+/// What one invocation adds to the health record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InvocationCounts {
+    /// It was a poll.
+    pub poll: bool,
+    /// It failed (a systemic fault).
+    pub failed: bool,
+    /// Publishes that failed at a destination other than the job topic.
+    pub destination_failures: u64,
+    /// Reads a member account's role could not be assumed for.
+    pub member_role_failures: u64,
 }
 
 /// Where an invocation's metrics go: written whatever the log level.

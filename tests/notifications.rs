@@ -800,6 +800,7 @@ fn a_digest_in_every_form() {
             polls: 100,
             failed_invocations: 1,
             destination_failures: 0,
+            member_role_failures: 0,
         },
         pending: None,
     };
@@ -807,6 +808,7 @@ fn a_digest_in_every_form() {
         polls: 388,
         failed_invocations: 1,
         destination_failures: 0,
+        member_role_failures: 0,
     };
     let window = digest::Window::after(Some(&previous), at, Duration::minutes(5));
     assert_eq!(
@@ -906,6 +908,7 @@ fn a_quiet_digest_still_goes_out_and_says_so() {
             polls: 288,
             failed_invocations: 0,
             destination_failures: 0,
+            member_role_failures: 0,
         },
         at,
     );
@@ -943,6 +946,7 @@ fn digest_after(
             polls,
             failed_invocations: failed,
             destination_failures: 0,
+            member_role_failures: 0,
         },
         at,
     );

@@ -316,7 +316,10 @@ impl Fleet for Untouchable {
     ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
         panic!("a refused event read the table")
     }
-    async fn count_invocation(&self, _: bool, _: bool, _: u64) -> Result<(), StoreError> {
+    async fn count_invocation(
+        &self,
+        _: &bedrock_batch_monitor::ports::InvocationCounts,
+    ) -> Result<(), StoreError> {
         panic!("a refused event wrote")
     }
     async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {

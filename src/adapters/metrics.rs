@@ -31,7 +31,7 @@ const BEDROCK_KINDS: [&str; 7] = [
 /// The metric names of the lean set (`METRICS=lean`, the default): what the
 /// alarms and the dashboard use. Every other count is a property of the same
 /// document. `tests/template.rs` checks the alarms and the dashboard against it.
-pub const LEAN_METRICS: [&str; 10] = [
+pub const LEAN_METRICS: [&str; 11] = [
     "Polled",
     "Transitions",
     "Notified",
@@ -42,6 +42,7 @@ pub const LEAN_METRICS: [&str; 10] = [
     "BedrockErrors",
     "UnusableSettings",
     "DestinationFailures",
+    "MemberRoleFailures",
 ];
 
 /// One invocation's EMF entry. Generated twice: the counts outside
@@ -84,6 +85,10 @@ macro_rules! invocation_metrics {
             /// topic (the Slack topic): DestinationFailuresAlarm.
             #[metrics(unit = Count)]
             destination_failures: u64,
+            /// Reads of a member account whose role could not be assumed
+            /// (MemberRoleUnavailable): MemberRoleAlarm.
+            #[metrics(unit = Count)]
+            member_role_failures: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
             deferred: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
@@ -133,6 +138,7 @@ macro_rules! invocation_metrics {
                     bedrock_errors: BEDROCK_KINDS.iter().map(|k| by_kind(k)).sum(),
                     unusable_settings: r.unusable_settings,
                     destination_failures: r.destination_failures,
+                    member_role_failures: r.member_role_failures,
                     deferred: r.deferred,
                     warnings: r.warnings,
                     discovered: r.discovered,
@@ -267,6 +273,7 @@ mod tests {
             ]),
             unusable_settings: 1,
             destination_failures: 2,
+            member_role_failures: 3,
             duration: Duration::from_millis(1234),
         };
 
@@ -303,6 +310,7 @@ mod tests {
             ("BedrockErrorsAccessDenied", 1.0),
             ("UnusableSettings", 1.0),
             ("DestinationFailures", 2.0),
+            ("MemberRoleFailures", 3.0),
             ("Duration", 1234.0),
         ] {
             assert_eq!(doc[name].as_f64(), Some(value), "{name} in {doc}");
@@ -325,8 +333,8 @@ mod tests {
             .collect();
         match set {
             MetricSet::Lean => assert_eq!(declared, LEAN_METRICS, "{doc}"),
-            MetricSet::Full => assert_eq!(declared.len(), 24, "{declared:?}"),
+            MetricSet::Full => assert_eq!(declared.len(), 25, "{declared:?}"),
         }
-        assert!(declared.len() <= 10 || set == MetricSet::Full);
+        assert!(declared.len() <= 11 || set == MetricSet::Full);
     }
 }

@@ -109,14 +109,25 @@ impl MonitorError {
 /// The errors of an answer that name a destination other than the job
 /// topic: that destination's failed publishes, for the health record.
 pub fn destination_failures(answer: &Value) -> u64 {
+    errors_where(answer, |e| {
+        e.get("destination").and_then(Value::as_str).is_some()
+    })
+}
+
+/// The errors of an answer of kind `MemberRoleUnavailable`: reads of a
+/// member account whose role could not be assumed.
+pub fn member_role_failures(answer: &Value) -> u64 {
+    errors_where(answer, |e| {
+        e.get("kind").and_then(Value::as_str) == Some("MemberRoleUnavailable")
+    })
+}
+
+fn errors_where(answer: &Value, which: impl Fn(&Value) -> bool) -> u64 {
     answer
         .get("errors")
         .and_then(Value::as_array)
         .map_or(0, |errors| {
-            errors
-                .iter()
-                .filter(|e| e.get("destination").and_then(Value::as_str).is_some())
-                .count() as u64
+            errors.iter().filter(|e| which(e)).count() as u64
         })
 }
 
@@ -410,12 +421,14 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
         let poll = matches!(command, Command::Poll(_));
         // Boxed: the commands' futures are deep enough to strain the compiler's layout limit.
         let result = Box::pin(self.run(command, inv)).await;
-        let destination_failures = result.as_ref().map_or(0, destination_failures);
-        if (poll || result.is_err() || destination_failures > 0)
-            && let Err(e) = self
-                .store
-                .count_invocation(poll, result.is_err(), destination_failures)
-                .await
+        let counts = crate::ports::InvocationCounts {
+            poll,
+            failed: result.is_err(),
+            destination_failures: result.as_ref().map_or(0, destination_failures),
+            member_role_failures: result.as_ref().map_or(0, member_role_failures),
+        };
+        if counts != crate::ports::InvocationCounts::default()
+            && let Err(e) = self.store.count_invocation(&counts).await
         {
             tracing::warn!(error_kind = e.kind(), error = %e, "the health record was not updated; the next digest undercounts");
         }

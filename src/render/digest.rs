@@ -151,6 +151,9 @@ fn counts(d: &Digest) -> String {
     if d.destination_failures > 0 {
         parts.push(format!("{} failed deliveries", d.destination_failures));
     }
+    if d.member_role_failures > 0 {
+        parts.push(format!("{} member reads failed", d.member_role_failures));
+    }
     if d.set_aside_total > 0 {
         parts.push(format!("{} set aside", d.set_aside_total));
     }
@@ -358,6 +361,12 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
             d.destination_failures
         ));
     }
+    if d.member_role_failures > 0 {
+        line(format!(
+            "- reads of member accounts whose role could not be assumed: {} (each poll's errors of kind MemberRoleUnavailable name the role; see the runbook, MemberRoleAlarm)",
+            d.member_role_failures
+        ));
+    }
     line(format!("- notifications set aside: {}", d.set_aside_total));
     for s in d.set_aside.iter().take(shape.list_max) {
         line(format!(
@@ -449,6 +458,7 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
             "pollingWarning": d.polling_warning(),
             "failedInvocations": d.failed_invocations,
             "destinationFailures": d.destination_failures,
+            "memberRoleFailures": d.member_role_failures,
             "setAside": d.set_aside_total,
             "unusableSettings": d.unusable_settings,
             "setAsideNotifications": d.set_aside.iter().take(shape.list_max).map(|s| json!({
@@ -509,6 +519,12 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
             d.destination_failures
         ));
     }
+    if d.member_role_failures > 0 {
+        desc.push_str(&format!(
+            ", {} reads of member accounts whose role could not be assumed",
+            d.member_role_failures
+        ));
+    }
     for w in &d.unusable_settings {
         desc.push_str(&format!(
             "\n*Setting {} cannot be used:* {}",
@@ -525,6 +541,7 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
     if d.failed_invocations > 0
         || d.set_aside_total > 0
         || d.destination_failures > 0
+        || d.member_role_failures > 0
         || !d.unusable_settings.is_empty()
         || d.polling_warning().is_some()
     {

@@ -754,9 +754,12 @@ impl<T: Fleet> Fleet for CountingStore<T> {
     ) -> Result<Vec<bedrock_batch_monitor::digest::SetAsideNote>, StoreError> {
         self.inner.set_aside_between(since, until).await
     }
-    async fn count_invocation(&self, poll: bool, failed: bool, d: u64) -> Result<(), StoreError> {
+    async fn count_invocation(
+        &self,
+        counts: &bedrock_batch_monitor::ports::InvocationCounts,
+    ) -> Result<(), StoreError> {
         self.health_writes.fetch_add(1, Ordering::SeqCst);
-        self.inner.count_invocation(poll, failed, d).await
+        self.inner.count_invocation(counts).await
     }
     async fn health(&self) -> Result<bedrock_batch_monitor::digest::Health, StoreError> {
         self.inner.health().await

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 
-use super::fleet::{DESTINATION_FAILURES, health_of};
+use super::fleet::{DESTINATION_FAILURES, MEMBER_ROLE_FAILURES, health_of};
 use super::item::*;
 use super::{DynamoJobStore, write_result};
 use crate::digest::{DigestMark, Health, Window};
@@ -165,7 +165,7 @@ impl DynamoJobStore {
         let r = self
             .held_digest(id, token)
             .update_expression(
-                "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed, #dest = :dest \
+                "SET #at = :at, #until = :until, #polls = :polls, #failed = :failed, #dest = :dest, #member = :member \
                  REMOVE #pid, #pat, #psince, #puntil, #pfirst, #by, #till, #reported",
             )
             .expression_attribute_names("#at", "at")
@@ -173,6 +173,7 @@ impl DynamoJobStore {
             .expression_attribute_names("#polls", "polls")
             .expression_attribute_names("#failed", "failedInvocations")
             .expression_attribute_names("#dest", DESTINATION_FAILURES)
+            .expression_attribute_names("#member", MEMBER_ROLE_FAILURES)
             .expression_attribute_names("#pat", DIGEST_PENDING_AT)
             .expression_attribute_names("#psince", DIGEST_PENDING_SINCE)
             .expression_attribute_names("#puntil", DIGEST_PENDING_UNTIL)
@@ -184,6 +185,7 @@ impl DynamoJobStore {
             .expression_attribute_values(":polls", n(mark.health.polls))
             .expression_attribute_values(":failed", n(mark.health.failed_invocations))
             .expression_attribute_values(":dest", n(mark.health.destination_failures))
+            .expression_attribute_values(":member", n(mark.health.member_role_failures))
             .send()
             .await;
         write_result(r, &self.table)

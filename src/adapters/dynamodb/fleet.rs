@@ -14,7 +14,9 @@ use super::update::Names;
 use super::{DynamoJobStore, ENDED_INDEX, fail};
 use crate::digest::{DigestMark, Health, SetAsideNote, Window};
 use crate::domain::{EndedJob, JobArn, StoredJob};
-use crate::ports::{Claim, EndedKey, EndedPage, EndedQuery, Fleet, ItemError, StoreError, Write};
+use crate::ports::{
+    Claim, EndedKey, EndedPage, EndedQuery, Fleet, InvocationCounts, ItemError, StoreError, Write,
+};
 
 impl Fleet for DynamoJobStore {
     async fn jobs_shown(
@@ -184,24 +186,21 @@ impl Fleet for DynamoJobStore {
         Ok(notes)
     }
 
-    async fn count_invocation(
-        &self,
-        poll: bool,
-        failed: bool,
-        destination_failures: u64,
-    ) -> Result<(), StoreError> {
+    async fn count_invocation(&self, counts: &InvocationCounts) -> Result<(), StoreError> {
         self.client
             .update_item()
             .table_name(&self.table)
             .key(ARN, s(HEALTH_KEY))
-            .update_expression("ADD #p :p, #f :f, #d :d SET #u = :now")
+            .update_expression("ADD #p :p, #f :f, #d :d, #m :m SET #u = :now")
             .expression_attribute_names("#p", "polls")
             .expression_attribute_names("#f", "failedInvocations")
             .expression_attribute_names("#d", DESTINATION_FAILURES)
+            .expression_attribute_names("#m", MEMBER_ROLE_FAILURES)
             .expression_attribute_names("#u", "updatedAt")
-            .expression_attribute_values(":p", n(u8::from(poll)))
-            .expression_attribute_values(":f", n(u8::from(failed)))
-            .expression_attribute_values(":d", n(destination_failures))
+            .expression_attribute_values(":p", n(u8::from(counts.poll)))
+            .expression_attribute_values(":f", n(u8::from(counts.failed)))
+            .expression_attribute_values(":d", n(counts.destination_failures))
+            .expression_attribute_values(":m", n(counts.member_role_failures))
             .expression_attribute_values(":now", ts(Utc::now()))
             .send()
             .await
@@ -248,6 +247,8 @@ impl Fleet for DynamoJobStore {
 /// Publishes that failed at a destination other than the job topic, in the
 /// health record and in the last digest's mark.
 pub(super) const DESTINATION_FAILURES: &str = "destinationFailures";
+/// Reads of a member account whose role could not be assumed, likewise.
+pub(super) const MEMBER_ROLE_FAILURES: &str = "memberRoleFailures";
 
 pub(super) fn health_of(item: &HashMap<String, AttributeValue>) -> Health {
     let count = |k: &str| {
@@ -260,5 +261,6 @@ pub(super) fn health_of(item: &HashMap<String, AttributeValue>) -> Health {
         polls: count("polls"),
         failed_invocations: count("failedInvocations"),
         destination_failures: count(DESTINATION_FAILURES),
+        member_role_failures: count(MEMBER_ROLE_FAILURES),
     }
 }
