@@ -550,6 +550,31 @@ impl<'a> Values<'a> {
 }
 
 impl Config {
+    /// The monitor's own account: its topic's (the stack creates the topic
+    /// in the account it runs in). Jobs of this account are read with the
+    /// function's own credentials.
+    pub fn home_account(&self) -> &str {
+        self.topic_arn.split(':').nth(4).unwrap_or_default()
+    }
+
+    /// Whether this monitor may read `account`'s jobs: its own, or one of
+    /// `MEMBER_ACCOUNTS`.
+    pub fn reads_account(&self, account: &str) -> bool {
+        account == self.home_account() || self.member_accounts.iter().any(|m| m == account)
+    }
+
+    /// Every account this monitor reads, its own first.
+    pub fn accounts(&self) -> Vec<&str> {
+        let mut all = vec![self.home_account()];
+        all.extend(
+            self.member_accounts
+                .iter()
+                .map(String::as_str)
+                .filter(|m| *m != self.home_account()),
+        );
+        all
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())

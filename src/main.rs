@@ -62,9 +62,12 @@ async fn main() -> Result<(), Error> {
     let s3 = aws_sdk_s3::config::Builder::from(&sdk)
         .force_path_style(local_s3)
         .build();
+    // Member accounts' jobs through their role, assumed with STS
+    // (AWS_ENDPOINT_URL_STS like every other endpoint).
     let source = BedrockJobSource::new(sdk.clone())
         .with_rate_limit(config.bedrock_max_rps)
-        .with_manifests(s3, config.output_buckets.clone());
+        .with_manifests(s3, config.output_buckets.clone())
+        .with_members_of(&config);
     let monitor = Monitor::new(
         source,
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),

@@ -68,6 +68,15 @@ pub enum SourceError {
         #[source]
         cause: Option<Cause>,
     },
+    /// STS would not give credentials of the member account's role: every
+    /// call for that account fails until the role can be assumed.
+    #[error("the member account's role {role_arn} could not be assumed: {message}")]
+    MemberRoleUnavailable {
+        role_arn: String,
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
 }
 
 impl SourceError {
@@ -100,6 +109,7 @@ impl SourceError {
             Self::Internal { .. } => "BedrockInternal",
             Self::Unreachable { .. } => "BedrockUnreachable",
             Self::Other { .. } => "BedrockOther",
+            Self::MemberRoleUnavailable { .. } => "MemberRoleUnavailable",
         }
     }
 }
@@ -154,7 +164,7 @@ pub trait JobSource: Send + Sync {
         job: &JobArn,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 
-    /// One page of the jobs of `query.region` submitted after
+    /// One page of the jobs of `query.account` in `query.region` submitted after
     /// `query.submitted_after` (all of them when `None`) whose name contains
     /// `query.name_contains`, oldest first; `token` is the previous page's `next`.
     fn list_page(
@@ -176,6 +186,8 @@ pub trait JobSource: Send + Sync {
 /// Which of Bedrock's jobs a listing asks for.
 #[derive(Debug, Clone, Copy)]
 pub struct ListQuery<'a> {
+    /// Whose jobs: the function's own account, or a member's (read with its role).
+    pub account: &'a str,
     pub region: &'a str,
     pub submitted_after: Option<DateTime<Utc>>,
     pub name_contains: Option<&'a str>,
@@ -478,8 +490,10 @@ pub trait WorkList: Send + Sync {
         cursor: Option<&ListPosition>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Discovery's watermark for `region`: jobs submitted before it were
-    /// seen, and when a quiet backlog began there, if one is being taken in.
+    /// Discovery's watermark for `scope` (a region for the monitor's own
+    /// account, `<account>#<region>` for a member account's): jobs submitted
+    /// before it were seen, and when a quiet backlog began there, if one is
+    /// being taken in.
     fn load_watermark(
         &self,
         region: &str,

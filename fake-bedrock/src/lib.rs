@@ -8,6 +8,13 @@
 //! jobs, move them through their lifecycle, add latency, inject faults and
 //! count calls. Tests drive it in-process through [`FakeBedrock`]; the demo runs
 //! the `fake-bedrock` binary and drives it over HTTP under `/_admin`.
+//!
+//! Accounts are kept apart as on AWS. It also answers STS `AssumeRole`
+//! (`POST /`, the Query protocol, reached with `AWS_ENDPOINT_URL_STS`) for
+//! the member roles a test allows ([`FakeBedrock::allow_role`]), issuing keys
+//! of that account. A request signed with such a key acts in that account,
+//! any other key in [`HOME_ACCOUNT`]: it sees and lists only that account's
+//! jobs, and a job of another account is `AccessDeniedException`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +29,14 @@ use axum::routing::{get, post, put};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+/// The account of a request signed with any key the fake did not issue (the
+/// function's own credentials, in tests `test`/`test`), and of a seeded job
+/// unless it names another.
+pub const HOME_ACCOUNT: &str = "123456789012";
+
+/// How long the credentials AssumeRole issues last, unless a test sets it.
+pub const DEFAULT_SESSION: Duration = Duration::from_secs(3600);
 
 /// Every status Bedrock reports for a batch inference job.
 pub const STATUSES: [&str; 10] = [
@@ -148,7 +163,7 @@ fn default_region() -> String {
     "us-east-1".into()
 }
 fn default_account() -> String {
-    "123456789012".into()
+    HOME_ACCOUNT.into()
 }
 fn default_status() -> String {
     "Submitted".into()
@@ -195,6 +210,11 @@ impl SeedJob {
         self.model_id = model_id.into();
         self
     }
+    pub fn in_account(mut self, account: &str) -> Self {
+        self.account = account.into();
+        self
+    }
+
     pub fn in_region(mut self, region: &str) -> Self {
         self.region = region.into();
         self
@@ -236,6 +256,11 @@ pub struct Call {
     pub region: Option<String>,
     /// When it arrived, in milliseconds since the fake started.
     pub at_ms: u64,
+    /// The account the request's credentials act in.
+    pub account: String,
+    /// AssumeRole's `RoleSessionName`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_name: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -322,13 +347,35 @@ struct Inner {
     calls: Vec<Call>,
     next_id: u64,
     started: Option<std::time::Instant>,
+    /// The roles AssumeRole grants: (account, role name).
+    roles: std::collections::BTreeSet<(String, String)>,
+    /// The access keys AssumeRole issued, and the account each acts in.
+    keys: BTreeMap<String, String>,
+    /// How long issued credentials last (`None`: [`DEFAULT_SESSION`]).
+    session: Option<Duration>,
 }
 
 impl Inner {
+    /// [`Inner::find`] among `account`'s jobs only.
+    fn find_of(&self, account: &str, ident: &str, region: Option<&str>) -> Option<usize> {
+        self.jobs.iter().position(|j| {
+            (j.arn == ident || j.id == ident)
+                && region.is_none_or(|r| r == j.region)
+                && account_of(&j.arn) == account
+        })
+    }
+
     fn find(&self, ident: &str, region: Option<&str>) -> Option<usize> {
         self.jobs
             .iter()
             .position(|j| (j.arn == ident || j.id == ident) && region.is_none_or(|r| r == j.region))
+    }
+
+    /// The account a request signed with `key` acts in.
+    fn account_of_key(&self, key: Option<&str>) -> String {
+        key.and_then(|k| self.keys.get(k))
+            .cloned()
+            .unwrap_or_else(default_account)
     }
 
     fn take_fault(&mut self, operation: &str, job_id: Option<&str>) -> Option<FaultKind> {
@@ -448,6 +495,19 @@ impl FakeBedrock {
             life: vec![seed.status],
         });
         arn
+    }
+
+    /// Lets AssumeRole grant `role_name` in `account` (to any caller: the
+    /// trust policy is the member template's business, tested there).
+    pub fn allow_role(&self, account: &str, role_name: &str) {
+        self.lock()
+            .roles
+            .insert((account.to_owned(), role_name.to_owned()));
+    }
+
+    /// How long the credentials AssumeRole issues from now on last.
+    pub fn set_session_length(&self, length: Duration) {
+        self.lock().session = Some(length);
     }
 
     /// Every status the job has had, oldest first (the seeded one, then each
@@ -577,6 +637,9 @@ fn router(fake: FakeBedrock) -> Router {
         .route("/model-invocation-job", post(create_job))
         .route("/model-invocation-jobs", get(list_jobs))
         .route("/listTagsForResource", post(list_tags))
+        .route("/", post(sts))
+        .route("/_admin/roles", post(admin_role))
+        .route("/_admin/session-length", put(admin_session_length))
         .route("/_admin/jobs", post(admin_seed).get(admin_list))
         .route("/_admin/jobs/{ident}/status", post(admin_status))
         .route("/_admin/jobs/{ident}/records", post(admin_records))
@@ -599,6 +662,35 @@ fn signing_region(headers: &HeaderMap) -> Option<String> {
     let auth = headers.get("authorization")?.to_str().ok()?;
     let cred = auth.split("Credential=").nth(1)?;
     cred.split('/').nth(2).map(str::to_owned)
+}
+
+/// Access key of the SigV4 credential scope: `Credential=AKID/...`.
+fn access_key(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get("authorization")?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    cred.split('/').next().map(str::to_owned)
+}
+
+/// The account the request acts in, by its access key.
+fn caller(fake: &FakeBedrock, headers: &HeaderMap) -> String {
+    fake.lock().account_of_key(access_key(headers).as_deref())
+}
+
+/// Bedrock's answer to a request for a job of another account.
+fn denied(account: &str, operation: &str, ident: &str) -> Response {
+    aws_error(
+        StatusCode::FORBIDDEN,
+        Some("AccessDeniedException"),
+        &format!(
+            "User: arn:aws:sts::{account}:assumed-role/caller is not authorized to perform: bedrock:{operation} on resource: {ident}"
+        ),
+    )
+}
+
+/// `ident` names a job of another account than `account` (an ARN; an id is
+/// looked up among the caller's own jobs).
+fn foreign(ident: &str, account: &str) -> bool {
+    ident.starts_with("arn:") && account_of(ident) != account
 }
 
 fn aws_error(status: StatusCode, error_type: Option<&str>, message: &str) -> Response {
@@ -630,11 +722,14 @@ async fn enter(
             .get_or_insert_with(std::time::Instant::now)
             .elapsed()
             .as_millis() as u64;
+        let account = inner.account_of_key(access_key(headers).as_deref());
         inner.calls.push(Call {
             operation: operation.into(),
             target: target.map(str::to_owned),
             region: region.clone(),
             at_ms,
+            account,
+            session_name: None,
         });
         let job_id = target.map(|t| t.rsplit('/').next().unwrap_or(t));
         let extra = job_id
@@ -669,9 +764,13 @@ async fn get_job(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    let account = caller(&fake, &headers);
+    if foreign(&ident, &account) {
+        return denied(&account, "GetModelInvocationJob", &ident);
+    }
     let (answer, delay) = {
         let inner = fake.lock();
-        let answer = match inner.find(&ident, region.as_deref()) {
+        let answer = match inner.find_of(&account, &ident, region.as_deref()) {
             Some(i) => axum::Json(inner.jobs[i].to_json()).into_response(),
             None => not_found(&ident),
         };
@@ -692,8 +791,12 @@ async fn stop_job(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    let account = caller(&fake, &headers);
+    if foreign(&ident, &account) {
+        return denied(&account, "StopModelInvocationJob", &ident);
+    }
     let mut inner = fake.lock();
-    let Some(i) = inner.find(&ident, region.as_deref()) else {
+    let Some(i) = inner.find_of(&account, &ident, region.as_deref()) else {
         return not_found(&ident);
     };
     let job = &mut inner.jobs[i];
@@ -747,6 +850,7 @@ async fn create_job(
         }
     };
     let mut seed = SeedJob::named(&body.job_name);
+    seed.account = caller(&fake, &headers);
     seed.model_id = body.model_id;
     seed.region = region.unwrap_or_else(default_region);
     seed.tags = body.tags.into_iter().map(|t| (t.key, t.value)).collect();
@@ -814,12 +918,14 @@ async fn list_jobs(
             );
         }
     };
+    let account = caller(&fake, &headers);
     let (body, delay) = {
         let inner = fake.lock();
         let delay = inner.list_delay;
         let mut matching: Vec<&Job> = inner
             .jobs
             .iter()
+            .filter(|j| account_of(&j.arn) == account)
             .filter(|j| region.as_deref().is_none_or(|r| r == j.region))
             .filter(|j| q.status_equals.as_deref().is_none_or(|s| s == j.status))
             .filter(|j| {
@@ -885,8 +991,12 @@ async fn list_tags(
         Ok(r) => r,
         Err(resp) => return resp,
     };
+    let account = caller(&fake, &headers);
+    if foreign(&body.resource_arn, &account) {
+        return denied(&account, "ListTagsForResource", &body.resource_arn);
+    }
     let inner = fake.lock();
-    match inner.find(&body.resource_arn, region.as_deref()) {
+    match inner.find_of(&account, &body.resource_arn, region.as_deref()) {
         Some(i) => {
             let tags: Vec<Tag> = inner.jobs[i]
                 .tags
@@ -1022,5 +1132,168 @@ async fn admin_calls(State(fake): State<FakeBedrock>) -> Response {
 
 async fn admin_reset(State(fake): State<FakeBedrock>) -> StatusCode {
     fake.reset();
+    StatusCode::NO_CONTENT
+}
+
+/// STS's Query-protocol error document.
+fn sts_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<ErrorResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><Error><Type>Sender</Type>\
+         <Code>{code}</Code><Message>{}</Message></Error><RequestId>fake</RequestId></ErrorResponse>",
+        xml_escape(message)
+    );
+    (status, [("content-type", "text/xml")], body).into_response()
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A form field of an `application/x-www-form-urlencoded` body.
+fn form_field(body: &str, name: &str) -> Option<String> {
+    body.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then(|| percent_decode(v))
+    })
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// STS `AssumeRole`: credentials of the role's account, for a role a test
+/// allowed; `AccessDenied` for any other, as STS answers a role that does
+/// not exist or does not trust the caller
+/// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
+async fn sts(State(fake): State<FakeBedrock>, headers: HeaderMap, body: String) -> Response {
+    let action = form_field(&body, "Action").unwrap_or_default();
+    let role_arn = form_field(&body, "RoleArn").unwrap_or_default();
+    let session_name = form_field(&body, "RoleSessionName").unwrap_or_default();
+    let region = signing_region(&headers);
+    let mut inner = fake.lock();
+    let at_ms = inner
+        .started
+        .get_or_insert_with(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64;
+    let account = inner.account_of_key(access_key(&headers).as_deref());
+    inner.calls.push(Call {
+        operation: if action.is_empty() {
+            "Sts".into()
+        } else {
+            action.clone()
+        },
+        target: Some(role_arn.clone()).filter(|r| !r.is_empty()),
+        region,
+        at_ms,
+        account: account.clone(),
+        session_name: Some(session_name.clone()).filter(|s| !s.is_empty()),
+    });
+    if action != "AssumeRole" {
+        return sts_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            &format!("the fake answers AssumeRole only, not {action:?}"),
+        );
+    }
+    if session_name.is_empty() || session_name.len() > 64 {
+        return sts_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationError",
+            "RoleSessionName must be 2 to 64 characters",
+        );
+    }
+    if let Some(kind) = inner.take_fault("AssumeRole", None) {
+        let (status, _) = kind.status_and_type();
+        return sts_error(status, "Throttling", &format!("injected fault: {kind:?}"));
+    }
+    // arn:<partition>:iam::<account>:role/<name>
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    let target = match parts[..] {
+        ["arn", _, "iam", "", acct, resource] => resource.strip_prefix("role/").map(|name| {
+            (
+                acct.to_owned(),
+                name.rsplit('/').next().unwrap_or(name).to_owned(),
+            )
+        }),
+        _ => None,
+    };
+    let Some((role_account, role_name)) = target.filter(|t| inner.roles.contains(t)) else {
+        return sts_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            &format!(
+                "User: arn:aws:sts::{account}:assumed-role/caller is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            ),
+        );
+    };
+    inner.next_id += 1;
+    let key = format!("ASIAFAKE{role_account}{:06}", inner.next_id);
+    inner.keys.insert(key.clone(), role_account.clone());
+    let length = inner.session.unwrap_or(DEFAULT_SESSION);
+    let expires = Utc::now() + chrono::Duration::from_std(length).unwrap_or_default();
+    let body = format!(
+        "<AssumeRoleResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><AssumeRoleResult>\
+         <Credentials><AccessKeyId>{key}</AccessKeyId><SecretAccessKey>fake-secret</SecretAccessKey>\
+         <SessionToken>fake-session-{key}</SessionToken><Expiration>{}</Expiration></Credentials>\
+         <AssumedRoleUser><AssumedRoleId>AROAFAKE:{session}</AssumedRoleId>\
+         <Arn>arn:aws:sts::{role_account}:assumed-role/{role_name}/{session}</Arn></AssumedRoleUser>\
+         </AssumeRoleResult><ResponseMetadata><RequestId>fake</RequestId></ResponseMetadata></AssumeRoleResponse>",
+        expires.to_rfc3339_opts(SecondsFormat::Secs, true),
+        session = xml_escape(&session_name),
+    );
+    (StatusCode::OK, [("content-type", "text/xml")], body).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoleBody {
+    account: String,
+    role_name: String,
+}
+
+async fn admin_role(
+    State(fake): State<FakeBedrock>,
+    axum::Json(r): axum::Json<RoleBody>,
+) -> StatusCode {
+    fake.allow_role(&r.account, &r.role_name);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+struct SecondsBody {
+    seconds: u64,
+}
+
+async fn admin_session_length(
+    State(fake): State<FakeBedrock>,
+    axum::Json(b): axum::Json<SecondsBody>,
+) -> StatusCode {
+    fake.set_session_length(Duration::from_secs(b.seconds));
     StatusCode::NO_CONTENT
 }

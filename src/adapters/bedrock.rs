@@ -1,14 +1,26 @@
 //! [`JobSource`] over aws-sdk-bedrock: GetModelInvocationJob and
-//! ListModelInvocationJobs with a client for the job's own region, built once
-//! per region from the shared SDK configuration; and Bedrock's output manifest
-//! of a finished job, read with aws-sdk-s3 from the buckets configured, with
-//! an S3 client in the bucket's region (also built once per region).
+//! ListModelInvocationJobs with a client for the job's own account and
+//! region, built once per account and region from the shared SDK
+//! configuration; and Bedrock's output manifest of a finished job, read with
+//! aws-sdk-s3 from the buckets configured, with an S3 client in the bucket's
+//! region (also built once per account and region).
+//!
+//! A job of another account than the function's own is read with the
+//! credentials of a role in that account ([`MemberRoles`]), assumed with STS
+//! by aws-config's `AssumeRoleProvider` (reached through the SDK's endpoint
+//! variables, `AWS_ENDPOINT_URL_STS`). One provider per account and region,
+//! shared by that pair's Bedrock and S3 clients; the SDK's identity cache
+//! keeps its credentials until shortly before they expire, so a poll assumes
+//! each role at most once an hour, not once a job.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
+use aws_config::sts::AssumeRoleProvider;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_bedrock::Client;
 use aws_sdk_bedrock::config::Region;
 use aws_sdk_bedrock::error::{ProvideErrorMetadata, SdkError};
@@ -29,8 +41,44 @@ use crate::ports::{JobPage, JobSource, ListQuery, ManifestError, SourceError};
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
 pub const LIST_PAGE_SIZE: i32 = 1000;
 
-/// More regions than any deployment tracks jobs in; past it clients are not kept.
-pub const MAX_CACHED_REGIONS: usize = 32;
+/// More (account, region) pairs than any deployment reads (member accounts
+/// times the regions they run jobs in); past it clients are not kept.
+pub const MAX_CACHED_CLIENTS: usize = 4096;
+
+/// The role the source assumes in every account but its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRoles {
+    /// The function's own account: its jobs are read with its own credentials.
+    pub home_account: String,
+    /// `MEMBER_ROLE_NAME`.
+    pub role_name: String,
+    /// STS's `RoleSessionName`, saying which monitor assumed the role (it is
+    /// in the member account's CloudTrail).
+    pub session_name: String,
+}
+
+impl MemberRoles {
+    /// `session_name` is `bedrock-batch-monitor-<environment>`, cut to STS's 64 characters.
+    pub fn new(home_account: &str, role_name: &str, environment: &str) -> Self {
+        let mut session_name = format!("bedrock-batch-monitor-{environment}");
+        session_name.truncate(64);
+        Self {
+            home_account: home_account.to_owned(),
+            role_name: role_name.to_owned(),
+            session_name,
+        }
+    }
+
+    /// The role's ARN in `account`, in the partition of `region`.
+    pub fn role_arn(&self, account: &str, region: &str) -> String {
+        let partition = partition_of(region).unwrap_or("aws");
+        format!("arn:{partition}:iam::{account}:role/{}", self.role_name)
+    }
+}
+
+/// Whose credentials a client carries: the function's own (`None`), or a
+/// member account's role.
+type ClientKey = (Option<String>, String);
 
 /// A ceiling on the requests per second this process sends Bedrock, shared by
 /// every operation and region (Bedrock's API quotas are per account and
@@ -87,7 +135,11 @@ impl RateLimit {
 pub struct BedrockJobSource {
     base: SdkConfig,
     limit: RateLimit,
-    clients: RwLock<HashMap<String, Client>>,
+    clients: RwLock<HashMap<ClientKey, Client>>,
+    /// Without it every account is read with the function's own credentials.
+    roles: Option<MemberRoles>,
+    /// The assumed-role credentials of each member account and region.
+    providers: RwLock<HashMap<(String, String), SharedCredentialsProvider>>,
     /// Where finished jobs' manifests may be read (`OUTPUT_BUCKETS`).
     manifests: Option<Manifests>,
 }
@@ -100,36 +152,44 @@ pub struct BedrockJobSource {
 struct Manifests {
     base: aws_sdk_s3::Config,
     buckets: Vec<String>,
-    clients: RwLock<HashMap<String, aws_sdk_s3::Client>>,
+    clients: RwLock<HashMap<ClientKey, aws_sdk_s3::Client>>,
 }
 
 /// Longest S3 or KMS message carried into a notification's cost line.
 const MAX_REASON_CHARS: usize = 300;
 
 impl Manifests {
-    /// The client for `region`, built once; `None` for a region that is not
-    /// well-formed. Past [`MAX_CACHED_REGIONS`] clients are built, not kept.
-    fn client(&self, region: &str) -> Option<aws_sdk_s3::Client> {
+    /// The client for `region` with `as_member`'s credentials (the
+    /// function's own when `None`), built once; `None` for a region that is
+    /// not well-formed. Past [`MAX_CACHED_CLIENTS`] clients are built, not kept.
+    fn client(
+        &self,
+        region: &str,
+        as_member: Option<(&str, &SharedCredentialsProvider)>,
+    ) -> Option<aws_sdk_s3::Client> {
         partition_of(region)?;
+        let key: ClientKey = (as_member.map(|(a, _)| a.to_owned()), region.to_owned());
         if let Some(c) = self
             .clients
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(region)
+            .get(&key)
         {
             return Some(c.clone());
         }
-        let client = aws_sdk_s3::Client::from_conf(
-            self.base
-                .to_builder()
-                .region(aws_sdk_s3::config::Region::new(region.to_owned()))
-                .build(),
-        );
+        let mut conf = self
+            .base
+            .to_builder()
+            .region(aws_sdk_s3::config::Region::new(region.to_owned()));
+        if let Some((_, credentials)) = as_member {
+            conf = conf.credentials_provider(credentials.clone());
+        }
+        let client = aws_sdk_s3::Client::from_conf(conf.build());
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
-        if clients.len() >= MAX_CACHED_REGIONS {
+        if clients.len() >= MAX_CACHED_CLIENTS {
             return Some(client);
         }
-        Some(clients.entry(region.to_owned()).or_insert(client).clone())
+        Some(clients.entry(key).or_insert(client).clone())
     }
 
     /// The regions a client has been built for (tests: one client a region).
@@ -143,9 +203,15 @@ impl Manifests {
     /// March 2019, naming it in the `x-amz-bucket-region` header or the body:
     /// https://docs.aws.amazon.com/AmazonS3/latest/API/UsingRouting.html),
     /// it is read once more there.
-    async fn read(&self, region: &str, bucket: &str, key: &str) -> Result<Vec<u8>, ManifestError> {
+    async fn read(
+        &self,
+        region: &str,
+        as_member: Option<(&str, &SharedCredentialsProvider)>,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Vec<u8>, ManifestError> {
         let uri = format!("s3://{bucket}/{key}");
-        let Some(client) = self.client(region) else {
+        let Some(client) = self.client(region, as_member) else {
             return Err(ManifestError::Unreadable {
                 message: format!("{region:?} is not a well-formed AWS region"),
                 uri,
@@ -157,7 +223,7 @@ impl Manifests {
             Err(e) => e,
         };
         let elsewhere = bucket_region(&err).filter(|r| r != region);
-        match elsewhere.as_deref().and_then(|r| self.client(r)) {
+        match elsewhere.as_deref().and_then(|r| self.client(r, as_member)) {
             Some(there) => match get_object(&there, bucket, key).await {
                 Ok(out) => body_of(out, &uri).await,
                 Err(e) => Err(manifest_error(uri, e, None)),
@@ -269,8 +335,87 @@ impl BedrockJobSource {
             base,
             limit: RateLimit::per_second(crate::config::DEFAULT_BEDROCK_MAX_RPS),
             clients: RwLock::default(),
+            roles: None,
+            providers: RwLock::default(),
             manifests: None,
         }
+    }
+
+    /// Reads the jobs of every account but `roles.home_account` with the role
+    /// `roles.role_name` assumed in that account. (Which accounts may be read
+    /// at all is the monitor's decision: `MEMBER_ACCOUNTS`.)
+    pub fn with_member_roles(mut self, roles: MemberRoles) -> Self {
+        self.roles = Some(roles);
+        self
+    }
+
+    /// Member roles as `config` sets them (`MEMBER_ACCOUNTS`,
+    /// `MEMBER_ROLE_NAME`, `ENVIRONMENT`); none without member accounts, so
+    /// a monitor of one account works exactly as before they existed.
+    pub fn with_members_of(self, config: &crate::config::Config) -> Self {
+        if config.member_accounts.is_empty() {
+            return self;
+        }
+        self.with_member_roles(MemberRoles::new(
+            config.home_account(),
+            &config.member_role_name,
+            &config.environment,
+        ))
+    }
+
+    /// The member account `account` names, `None` for the function's own
+    /// (or every account, without member roles; and a bare id's).
+    fn member<'a>(&self, account: Option<&'a str>) -> Option<&'a str> {
+        let roles = self.roles.as_ref()?;
+        account.filter(|a| *a != roles.home_account)
+    }
+
+    /// The credentials of `account`'s role for calls in `region`: one
+    /// provider per pair, built once.
+    async fn provider(&self, account: &str, region: &str) -> Option<SharedCredentialsProvider> {
+        let roles = self.roles.as_ref()?;
+        let key = (account.to_owned(), region.to_owned());
+        if let Some(p) = self
+            .providers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Some(p.clone());
+        }
+        // STS in the job's own region (a regional endpoint), with the
+        // function's own credentials, retries, timeouts and endpoints.
+        let provider = AssumeRoleProvider::builder(roles.role_arn(account, region))
+            .session_name(roles.session_name.clone())
+            .region(Region::new(region.to_owned()))
+            .configure(&self.base)
+            .build()
+            .await;
+        let provider = SharedCredentialsProvider::new(provider);
+        let mut providers = self.providers.write().unwrap_or_else(|e| e.into_inner());
+        if providers.len() >= MAX_CACHED_CLIENTS {
+            return Some(provider);
+        }
+        Some(providers.entry(key).or_insert(provider).clone())
+    }
+
+    /// Maps a failed call for `account` in `region`: a role that could not be
+    /// assumed is [`SourceError::MemberRoleUnavailable`], anything else as
+    /// [`map_error`] maps it.
+    fn failure<E>(&self, account: Option<&str>, region: &str, e: SdkError<E>) -> SourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        if let (Some(member), Some(roles)) = (self.member(account), &self.roles)
+            && let Some(why) = credentials_failure(&e)
+        {
+            return SourceError::MemberRoleUnavailable {
+                role_arn: roles.role_arn(member, region),
+                message: why,
+                cause: Some(std::sync::Arc::new(e)),
+            };
+        }
+        map_error(e)
     }
 
     /// At most `rps` Bedrock requests a second (`BEDROCK_MAX_RPS`).
@@ -307,54 +452,94 @@ impl BedrockJobSource {
         self
     }
 
-    /// How many regions an S3 client was built for (one per region, however
-    /// many manifests are read there).
+    /// How many (account, region) pairs an S3 client was built for (one per
+    /// pair, however many manifests are read there).
     pub fn manifest_regions(&self) -> usize {
         self.manifests.as_ref().map_or(0, Manifests::regions)
     }
 
-    /// Uses `client` for `region` instead of building one (tests, custom clients).
+    /// Uses `client` for `region` and the function's own account instead of
+    /// building one (tests, custom clients).
     pub fn with_client(self, region: &str, client: Client) -> Self {
         self.clients
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(region.to_owned(), client);
+            .insert((None, region.to_owned()), client);
         self
     }
 
-    /// The client for `region`, built once. Only well-formed regions get one
-    /// (ARNs are checked when parsed; this guards every other way in), and the
-    /// cache stops growing at [`MAX_CACHED_REGIONS`].
-    fn client(&self, region: &str) -> Result<Client, SourceError> {
+    /// The client for `account`'s jobs in `region`, built once. Only
+    /// well-formed regions get one (ARNs are checked when parsed; this guards
+    /// every other way in), and the cache stops growing at [`MAX_CACHED_CLIENTS`].
+    async fn client(&self, account: Option<&str>, region: &str) -> Result<Client, SourceError> {
         if partition_of(region).is_none() {
             return Err(SourceError::Validation {
                 message: format!("{region:?} is not a well-formed AWS region"),
                 cause: None,
             });
         }
+        let member = self.member(account);
+        let key: ClientKey = (member.map(str::to_owned), region.to_owned());
         if let Some(c) = self
             .clients
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(region)
+            .get(&key)
         {
             return Ok(c.clone());
         }
-        let conf = aws_sdk_bedrock::config::Builder::from(&self.base)
-            .region(Region::new(region.to_owned()))
-            .build();
-        let client = Client::from_conf(conf);
+        let mut conf = aws_sdk_bedrock::config::Builder::from(&self.base)
+            .region(Region::new(region.to_owned()));
+        if let Some(member) = member
+            && let Some(credentials) = self.provider(member, region).await
+        {
+            conf = conf.credentials_provider(credentials);
+        }
+        let client = Client::from_conf(conf.build());
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
-        if clients.len() >= MAX_CACHED_REGIONS {
+        if clients.len() >= MAX_CACHED_CLIENTS {
             return Ok(client);
         }
-        Ok(clients.entry(region.to_owned()).or_insert(client).clone())
+        Ok(clients.entry(key).or_insert(client).clone())
     }
+}
+
+/// Why the credentials of a call could not be had, when that is why it
+/// failed: the SDK reports a credentials provider's failure (STS refusing
+/// AssumeRole, say) as a dispatch failure whose sources hold the provider's
+/// `CredentialsError`.
+fn credentials_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    type AssumeRoleFailure = SdkError<
+        aws_sdk_sts::operation::assume_role::AssumeRoleError,
+        aws_smithy_runtime_api::http::Response,
+    >;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<CredentialsError>().is_some() {
+            // STS's own code and words when it answered (AccessDenied: the
+            // role is missing or does not trust this function's role).
+            let mut inner = err.source();
+            while let Some(i) = inner {
+                if let Some(sts) = i.downcast_ref::<AssumeRoleFailure>()
+                    && let (Some(code), message) = (sts.code(), sts.message())
+                {
+                    return Some(format!(
+                        "STS AssumeRole: {code}: {}",
+                        message.unwrap_or_default()
+                    ));
+                }
+                inner = i.source();
+            }
+            return Some(super::aws_smithy_error_chain(err));
+        }
+        cur = err.source();
+    }
+    None
 }
 
 impl JobSource for BedrockJobSource {
     async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
-        let client = self.client(job.region())?;
+        let client = self.client(job.account(), job.region()).await?;
         let out = self
             .limited(async {
                 client
@@ -362,14 +547,14 @@ impl JobSource for BedrockJobSource {
                     .job_identifier(job.identifier())
                     .send()
                     .await
-                    .map_err(map_error)
+                    .map_err(|e| self.failure(job.account(), job.region(), e))
             })
             .await?;
         snapshot(&out)
     }
 
     async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
-        let client = self.client(job.region())?;
+        let client = self.client(Some(job.account()), job.region()).await?;
         let out = self
             .limited(async {
                 client
@@ -377,7 +562,7 @@ impl JobSource for BedrockJobSource {
                     .resource_arn(job.as_str())
                     .send()
                     .await
-                    .map_err(map_error)
+                    .map_err(|e| self.failure(Some(job.account()), job.region(), e))
             })
             .await?;
         Ok(out
@@ -392,7 +577,8 @@ impl JobSource for BedrockJobSource {
         query: &ListQuery<'_>,
         token: Option<&str>,
     ) -> Result<JobPage, SourceError> {
-        let client = self.client(query.region)?;
+        let account = Some(query.account);
+        let client = self.client(account, query.region).await?;
         let request = client
             .list_model_invocation_jobs()
             .set_submit_time_after(
@@ -406,7 +592,12 @@ impl JobSource for BedrockJobSource {
             .max_results(LIST_PAGE_SIZE)
             .set_next_token(token.map(str::to_owned));
         let out = self
-            .limited(async { request.send().await.map_err(map_error) })
+            .limited(async {
+                request
+                    .send()
+                    .await
+                    .map_err(|e| self.failure(account, query.region, e))
+            })
             .await?;
         let mut page = JobPage::default();
         for summary in out.invocation_job_summaries() {
@@ -440,7 +631,14 @@ impl JobSource for BedrockJobSource {
         }
         // The job's region first: Bedrock writes a job's output there (and
         // `read` follows S3's word where the bucket is elsewhere).
-        let body = manifests.read(job.job_arn.region(), &bucket, &key).await?;
+        let region = job.job_arn.region();
+        let member = self.member(Some(job.job_arn.account()));
+        let credentials = match member {
+            Some(account) => self.provider(account, region).await,
+            None => None,
+        };
+        let as_member = member.zip(credentials.as_ref());
+        let body = manifests.read(region, as_member, &bucket, &key).await?;
         parse_manifest(&body)
             .map(Some)
             .map_err(|message| ManifestError::Malformed {

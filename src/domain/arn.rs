@@ -189,6 +189,14 @@ impl JobRef {
         }
     }
 
+    /// The account an ARN names; `None` for a bare id (the function's own).
+    pub fn account(&self) -> Option<&str> {
+        match self {
+            Self::Arn(a) => Some(a.account()),
+            Self::Id { .. } => None,
+        }
+    }
+
     /// What GetModelInvocationJob takes as `jobIdentifier`.
     pub fn identifier(&self) -> &str {
         match self {

@@ -122,6 +122,13 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 return (given, TrackResult::Failed);
             }
         };
+        // Another account's job is read with its role only if it is a member.
+        if let Some(account) = reference.account()
+            && let Err(not_member) = self.member_check(account)
+        {
+            out.fail(not_member);
+            return (given, TrackResult::Failed);
+        }
         // The item as the request found it (a bare id has no ARN to look up
         // before Bedrock answers: then the first read after the answer).
         let mut on_arrival = match &reference {

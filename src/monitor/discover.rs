@@ -35,6 +35,34 @@ use crate::ports::{
     JobSource, Jobs, Judged, ListQuery, Notifier, Outbox, SourceError, StoreError, WorkList, Write,
 };
 
+/// One account in one region, as discovery lists it.
+struct Scope<'a> {
+    account: &'a str,
+    region: &'a str,
+    /// The monitor's own account (its keys stay as before member accounts).
+    home: bool,
+}
+
+impl Scope<'_> {
+    /// The key of its errors in the summary: `discovery/<region>` for the
+    /// monitor's own account, `discovery/<account>/<region>` for a member's.
+    fn error_key(&self) -> String {
+        match self.home {
+            true => format!("discovery/{}", self.region),
+            false => format!("discovery/{}/{}", self.account, self.region),
+        }
+    }
+
+    /// What the store keeps its watermark under: the region for the
+    /// monitor's own account, `<account>#<region>` for a member's.
+    fn watermark_key(&self) -> String {
+        match self.home {
+            true => self.region.to_owned(),
+            false => format!("{}#{}", self.account, self.region),
+        }
+    }
+}
+
 /// How far before the watermark each listing starts.
 pub const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 
@@ -92,17 +120,33 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 regions.push(r.clone());
             }
         }
+        // Every account it reads, in every region: each pair its own listing,
+        // watermark and errors, so one that cannot be read holds up no other.
+        let scopes: Vec<Scope<'_>> = self
+            .config
+            .accounts()
+            .into_iter()
+            .flat_map(|account| {
+                let home = account == self.config.home_account();
+                regions.iter().map(move |region| Scope {
+                    account,
+                    region,
+                    home,
+                })
+            })
+            .collect();
         let until = budget.listing_share();
         let results = Mutex::new(Vec::<(String, Outcome)>::new());
-        let each = regions.iter().map(|region| {
+        let each = scopes.iter().map(|scope| {
             let results = &results;
             async move {
                 let done = budget
-                    .within(self.discover_region(region, until, inv, results))
+                    .within(self.discover_region(scope, until, inv, results))
                     .await;
                 if !done {
                     info!(
-                        region,
+                        account = scope.account,
+                        region = scope.region,
                         "discovery abandoned at the deadline; the watermark did not move"
                     );
                 }
@@ -114,12 +158,16 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
 
     async fn discover_region(
         &self,
-        region: &str,
+        scope: &Scope<'_>,
         until: Option<std::time::Instant>,
         inv: &Invocation,
         results: &Mutex<Vec<(String, Outcome)>>,
     ) {
-        let key = format!("discovery/{region}");
+        let region = scope.region;
+        let account = scope.account;
+        let key = scope.error_key();
+        let watermark = scope.watermark_key();
+        let watermark = watermark.as_str();
         let push = |k: String, o: Outcome| {
             results
                 .lock()
@@ -131,7 +179,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             o.failures.push(e);
             push(key.clone(), o);
         };
-        let previous = match self.store.load_watermark(region).await {
+        let previous = match self.store.load_watermark(watermark).await {
             Ok(w) => w,
             Err(e) => return fail(e.into()),
         };
@@ -140,10 +188,15 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             Some(at) if started - at <= GAP => Intake::Notify,
             _ => match previous.backlog_since {
                 Some(since) => Intake::Quiet(since),
-                None => match self.store.begin_backlog(region, started, &previous).await {
+                None => match self
+                    .store
+                    .begin_backlog(watermark, started, &previous)
+                    .await
+                {
                     Ok(Write::Done) => Intake::Quiet(started),
                     Ok(Write::Lost) => {
                         info!(
+                            account,
                             region,
                             "discovery: another invocation began this region's backlog; it goes on next poll"
                         );
@@ -154,6 +207,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             },
         };
         let query = ListQuery {
+            account,
             region,
             submitted_after: previous.at.map(|w| w - OVERLAP),
             name_contains: match &self.config.discovery {
@@ -199,7 +253,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                     // WATCH: on the name here; a tag term is decided per job.
                     && (self.config.watch.by_name(name) || self.config.watch.has_tag_terms())
             })
-            .filter(|j| j.job_arn.region() == region)
+            .filter(|j| j.job_arn.region() == region && j.job_arn.account() == account)
             .filter_map(|j| match intake {
                 Intake::Notify => Some((j, false)),
                 Intake::Quiet(_) if !j.status.is_terminal() => Some((j, true)),
@@ -253,6 +307,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         if judged.undecided.len() >= JUDGED_MAX {
             error!(
+                account,
                 region,
                 undecided = judged.undecided.len(),
                 "discovery: too many jobs whose tags cannot be read; the watermark stays until they can be"
@@ -261,6 +316,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         if !judged.undecided.is_empty() {
             error!(
+                account,
                 region,
                 undecided = judged.undecided.len(),
                 "discovery: some jobs' tags could not be read; they are judged again each poll, and the watermark moves on for the others"
@@ -268,6 +324,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         if let Intake::Quiet(since) = intake {
             info!(
+                account,
                 region,
                 found,
                 tracked,
@@ -278,12 +335,13 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             );
         } else if tracked > 0 {
             info!(
-                region,
-                found, tracked, failed, "discovery: new jobs tracked"
+                account,
+                region, found, tracked, failed, "discovery: new jobs tracked"
             );
         }
         if failed > 0 {
             error!(
+                account,
                 region,
                 failed,
                 "discovery: some jobs found could not be tracked; the watermark stays, so the next poll tries them again"
@@ -292,6 +350,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         if !complete {
             info!(
+                account,
                 region,
                 found,
                 "discovery: the listing did not finish in its share of the time; the watermark stays and the next poll goes on"
@@ -300,14 +359,14 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         }
         match self
             .store
-            .save_watermark(region, started, previous.at, &judged)
+            .save_watermark(watermark, started, previous.at, &judged)
             .await
         {
             Ok(Write::Done) => {}
             Ok(Write::Lost) => {
                 info!(
-                    region,
-                    "discovery: another invocation moved the watermark first"
+                    account,
+                    region, "discovery: another invocation moved the watermark first"
                 )
             }
             Err(e) => fail(e.into()),

@@ -68,6 +68,12 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         // What is pending as listed: what the summary reports if the work is cut short.
         out.note_pending(&entry.outbox);
         let arn = entry.job_arn.clone();
+        // Tracked before its account left MEMBER_ACCOUNTS: not read with a
+        // role the monitor no longer uses. Loud every poll until untracked.
+        if let Err(not_member) = self.member_check(arn.account()) {
+            out.fail(not_member);
+            return out;
+        }
         let span = info_span!("job", job_arn = %arn);
         let done = budget
             .within(

@@ -381,6 +381,22 @@ impl<S, T, N> Monitor<S, T, N> {
         }
     }
 
+    /// `Ok` when this monitor reads `account`'s jobs (its own, or one of
+    /// `MEMBER_ACCOUNTS`); else the item's `AccountNotMember`.
+    pub(crate) fn member_check(&self, account: &str) -> Result<(), summary::Failure> {
+        if self.config.reads_account(account) {
+            return Ok(());
+        }
+        Err(summary::Failure::AccountNotMember {
+            account: account.to_owned(),
+            home: self.config.home_account().to_owned(),
+            members: match self.config.member_accounts.join(",") {
+                m if m.is_empty() => "none".to_owned(),
+                m => m,
+            },
+        })
+    }
+
     /// A claim token no other delivery uses: the invocation's id and a counter.
     fn claim_token(&self, inv: &Invocation) -> String {
         format!("{}#{}", inv.id, self.claims.fetch_add(1, Ordering::Relaxed))

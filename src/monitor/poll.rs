@@ -98,6 +98,9 @@ impl Listed {
     }
 }
 
+/// (account, region): what one listing covers.
+type AccountRegion = (String, String);
+
 /// One job ready to be worked on: its place in the listing, the job as
 /// listed, and its state from a bulk read's page (a Get when `None`).
 struct Ready {
@@ -236,14 +239,20 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         budget: &Budget,
         ready: mpsc::UnboundedSender<Ready>,
     ) {
-        let mut regions: BTreeMap<String, Vec<(usize, WorkEntry)>> = BTreeMap::new();
+        // Bulk reads list one account's jobs in one region (a listing shows
+        // only the caller's account).
+        let mut regions: BTreeMap<AccountRegion, Vec<(usize, WorkEntry)>> = BTreeMap::new();
         let mut now = Vec::new();
         for (index, entry) in jobs {
             // A job without a stored submit time would widen the listing to
             // the account's first job: it gets a Get.
-            if entry.needs_polling() && entry.submit_time.is_some() {
+            if entry.needs_polling()
+                && entry.submit_time.is_some()
+                && self.config.reads_account(entry.job_arn.account())
+            {
+                let at = entry.job_arn.account().to_owned();
                 regions
-                    .entry(entry.job_arn.region().to_owned())
+                    .entry((at, entry.job_arn.region().to_owned()))
                     .or_default()
                     .push((index, entry));
             } else {
@@ -251,7 +260,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             }
         }
         let min = self.config.bulk_read_min.unwrap_or(usize::MAX);
-        let bulk: Vec<(String, Vec<(usize, WorkEntry)>)> = regions
+        let bulk: Vec<(AccountRegion, Vec<(usize, WorkEntry)>)> = regions
             .into_iter()
             .filter_map(|(region, jobs)| {
                 if jobs.len() >= min {
@@ -271,9 +280,9 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             });
         }
         let until = budget.listing_share();
-        let reads = bulk
-            .into_iter()
-            .map(|(region, jobs)| self.bulk_read(region, jobs, until, inv, &ready));
+        let reads = bulk.into_iter().map(|((account, region), jobs)| {
+            self.bulk_read(account, region, jobs, until, inv, &ready)
+        });
         futures::future::join_all(reads).await;
     }
 
@@ -290,6 +299,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
     /// the time) and on a failure; the jobs not found then get Gets.
     async fn bulk_read(
         &self,
+        account: String,
         region: String,
         jobs: Vec<(usize, WorkEntry)>,
         until: Option<Instant>,
@@ -303,6 +313,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             .map(|(index, entry)| (entry.job_arn.clone(), (index, entry)))
             .collect();
         let query = ListQuery {
+            account: &account,
             region: &region,
             submitted_after: oldest.map(|t| t - BULK_LIST_MARGIN),
             name_contains: None,
@@ -332,7 +343,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             let page = match page {
                 Ok(page) => page,
                 Err(e) => {
-                    warn!(region, error_kind = e.kind(), error = %e, "bulk read failed; this region's jobs left are read one by one");
+                    warn!(account, region, error_kind = e.kind(), error = %e, "bulk read failed; this region's jobs left are read one by one");
                     break "the listing failed";
                 }
             };
@@ -351,6 +362,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             }
         };
         debug!(
+            account,
             region,
             active = n,
             found = n - waiting.len(),

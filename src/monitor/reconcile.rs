@@ -26,6 +26,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         info!(job_arn = %arn, hinted_status = ?change.status, event_time = ?change.time, "state-change event");
         let budget = Budget::new(inv.deadline, self.config.deadline_margin);
         let mut out = Outcome::default();
+        // An event forwarded from an account this monitor does not read (the
+        // hub's bus admits the organization; MEMBER_ACCOUNTS says which it
+        // reads): ignored, counted, and nothing read or written.
+        if let Err(not_member) = self.member_check(arn.account()) {
+            warn!(job_arn = %arn, account = arn.account(), error = %not_member, "Bedrock event from an account this monitor does not read; ignored");
+            out.ignored = true;
+            let mut tally = Tally::new(inv);
+            tally.add(arn.as_str(), out);
+            return tally.finish();
+        }
         let done = budget.within(self.reconcile_job(&arn, inv, &mut out)).await;
         if !done {
             out.deferred = true;

@@ -118,6 +118,16 @@ pub(crate) enum Failure {
         "the job is tracked, but without labels from its tags (LABEL_TAGS): Bedrock refused to read its tags, and trying again does not mend that (check the role's bedrock:ListTagsForResource): {0}"
     )]
     LabelsUnavailable(SourceError),
+    /// The job's account is neither the monitor's own nor one of
+    /// `MEMBER_ACCOUNTS`: never read, never tracked.
+    #[error(
+        "account {account} is not one this monitor reads (its own, {home}, and MEMBER_ACCOUNTS: {members}): add it to MemberAccounts, or use the monitor of that account"
+    )]
+    AccountNotMember {
+        account: String,
+        home: String,
+        members: String,
+    },
 }
 
 impl Failure {
@@ -133,6 +143,7 @@ impl Failure {
             Self::NotWatched { .. } => "NotWatched",
             Self::TagsUnavailable(_) => "TagsUnavailable",
             Self::LabelsUnavailable(_) => "LabelsUnavailable",
+            Self::AccountNotMember { .. } => "AccountNotMember",
         }
     }
 

@@ -334,7 +334,8 @@ impl World {
         Monitor::new(
             BedrockJobSource::new(self.bedrock_sdk.clone())
                 .with_rate_limit(self.config.bedrock_max_rps)
-                .with_manifests(s3, self.config.output_buckets.clone()),
+                .with_manifests(s3, self.config.output_buckets.clone())
+                .with_members_of(&self.config),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
             SnsNotifier::from_config(sns, &self.config),
             self.config.clone(),

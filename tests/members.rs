@@ -1,0 +1,268 @@
+//! One monitor for an organization (issue 28): a job of a member account is
+//! read with that account's role, assumed with STS, and never with another
+//! account's credentials; an account that is not a member is refused; one
+//! member whose role cannot be assumed is that member's error alone.
+//!
+//! Through the real handler and SDK clients against moto and the fake
+//! Bedrock, which keeps accounts apart as AWS does: it answers a job only to
+//! credentials of the job's account (its STS stand-in issues them), so a read
+//! with the wrong credentials fails these tests.
+
+mod support;
+
+use fake_bedrock::{HOME_ACCOUNT, SeedJob};
+use serde_json::{Value, json};
+use support::{World, native_event, unique};
+
+const DEV: &str = "111122223333";
+const PROD: &str = "444455556666";
+/// Not in MEMBER_ACCOUNTS.
+const STRANGER: &str = "777788889999";
+const ROLE: &str = "bedrock-batch-monitor-reader";
+
+/// A monitor reading DEV and PROD, whose roles the fake lets it assume.
+async fn hub(extra: &[(&str, &str)]) -> World {
+    let members = format!("{DEV},{PROD}");
+    let mut env = vec![
+        ("MEMBER_ACCOUNTS", members.as_str()),
+        ("ENVIRONMENT", "org-hub"),
+    ];
+    env.extend_from_slice(extra);
+    let w = World::with_env(&env).await;
+    w.bedrock.allow_role(DEV, ROLE);
+    w.bedrock.allow_role(PROD, ROLE);
+    w
+}
+
+fn seed_in(w: &World, account: &str, region: &str, status: &str) -> String {
+    w.bedrock.seed(
+        SeedJob::named(&unique("org"))
+            .in_account(account)
+            .in_region(region)
+            .with_status(status),
+    )
+}
+
+fn kinds(summary: &Value) -> Vec<(String, String)> {
+    summary["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["jobArn"].as_str().unwrap().to_owned(),
+                e["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn each_members_job_should_be_read_with_its_own_accounts_role_and_told() {
+    let w = hub(&[]).await;
+    let home = seed_in(&w, HOME_ACCOUNT, "us-east-1", "InProgress");
+    let dev = seed_in(&w, DEV, "us-east-1", "InProgress");
+    let prod = seed_in(&w, PROD, "us-east-1", "InProgress");
+    let r = w.ok(json!({"track": [&home, &dev, &prod]})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    assert_eq!(r["tracked"].as_array().unwrap().len(), 3, "{r}");
+
+    // Each Get went out with credentials of the job's own account.
+    for call in w.bedrock.calls() {
+        if call.operation == "GetModelInvocationJob" {
+            let target = call.target.clone().unwrap();
+            let account = target.split(':').nth(4).unwrap();
+            assert_eq!(call.account, account, "{call:?}");
+        }
+    }
+    // One role a member account, named by the monitor that assumed it.
+    let assumed: Vec<_> = w
+        .bedrock
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "AssumeRole")
+        .collect();
+    let mut roles: Vec<String> = assumed.iter().filter_map(|c| c.target.clone()).collect();
+    roles.sort();
+    assert_eq!(
+        roles,
+        [
+            format!("arn:aws:iam::{DEV}:role/{ROLE}"),
+            format!("arn:aws:iam::{PROD}:role/{ROLE}")
+        ]
+    );
+    assert!(
+        assumed
+            .iter()
+            .all(|c| c.session_name.as_deref() == Some("bedrock-batch-monitor-org-hub")),
+        "{assumed:?}"
+    );
+
+    // A member's job that fails is told, with Bedrock's message.
+    w.bedrock.set_status(
+        &prod,
+        fake_bedrock::StatusChange {
+            status: "Failed".into(),
+            message: Some("prod's input is malformed".into()),
+            records: None,
+        },
+    );
+    w.drain().await;
+    let polled = w.ok(json!({"poll": {}})).await;
+    assert_eq!(polled["failed"], 0, "{polled}");
+    assert_eq!(polled["transitions"], 1, "{polled}");
+    let got = w.drain().await;
+    let failed = got
+        .iter()
+        .find(|m| m.body["jobArn"] == prod.as_str())
+        .unwrap_or_else(|| panic!("no notification for {prod}: {got:?}"));
+    assert_eq!(failed.body["status"], "Failed");
+    assert_eq!(failed.body["account"], PROD);
+}
+
+#[tokio::test]
+async fn credentials_should_be_assumed_once_per_account_and_region_not_once_per_job() {
+    let w = hub(&[]).await;
+    let jobs: Vec<String> = (0..6)
+        .map(|i| {
+            let region = if i % 2 == 0 { "us-east-1" } else { "us-west-2" };
+            seed_in(&w, DEV, region, "InProgress")
+        })
+        .collect();
+    let r = w.ok(json!({"track": jobs})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    for _ in 0..3 {
+        let p = w.ok(json!({"poll": {}})).await;
+        assert_eq!(p["failed"], 0, "{p}");
+        assert_eq!(p["polled"], 6, "{p}");
+    }
+    // The monitor's clients live as long as it does (one per warm Lambda
+    // environment): each fresh monitor here assumes again. Within one
+    // monitor, the role is assumed once per region.
+    let m = w.monitor();
+    for _ in 0..3 {
+        w.invoke(&m, json!({"poll": {}})).await.unwrap();
+    }
+    let before = w.bedrock.count("AssumeRole");
+    for _ in 0..3 {
+        w.invoke(&m, json!({"poll": {}})).await.unwrap();
+    }
+    assert_eq!(
+        w.bedrock.count("AssumeRole"),
+        before,
+        "a warm monitor keeps its credentials until near expiry"
+    );
+    let fresh = World::with_env(&[("MEMBER_ACCOUNTS", DEV)]).await;
+    fresh.bedrock.allow_role(DEV, ROLE);
+    let a = seed_in(&fresh, DEV, "us-east-1", "InProgress");
+    let b = seed_in(&fresh, DEV, "us-west-2", "InProgress");
+    let m = fresh.monitor();
+    let r = fresh.invoke(&m, json!({"track": [&a, &b]})).await.unwrap();
+    assert_eq!(r["failed"], 0, "{r}");
+    fresh.invoke(&m, json!({"poll": {}})).await.unwrap();
+    assert_eq!(fresh.bedrock.count("AssumeRole"), 2, "one per region");
+}
+
+#[tokio::test]
+async fn a_job_of_an_account_that_is_not_a_member_should_be_refused_and_never_read() {
+    let w = hub(&[]).await;
+    let stranger = seed_in(&w, STRANGER, "us-east-1", "InProgress");
+    let r = w.ok(json!({"track": [&stranger]})).await;
+    assert_eq!(r["failed"], 1, "{r}");
+    assert_eq!(kinds(&r), [(stranger.clone(), "AccountNotMember".into())]);
+    assert!(
+        r["errors"][0]["error"].as_str().unwrap().contains(STRANGER),
+        "{r}"
+    );
+    assert_eq!(w.bedrock.count("GetModelInvocationJob"), 0);
+    assert_eq!(w.bedrock.count("AssumeRole"), 0);
+    let d = w.ok(json!({"describe": &stranger})).await;
+    assert_eq!(d["tracked"], false, "{d}");
+
+    // Without member accounts, this account alone, exactly as before.
+    let alone = World::new().await;
+    let dev = seed_in(&alone, DEV, "us-east-1", "InProgress");
+    let r = alone.ok(json!({"track": [&dev]})).await;
+    assert_eq!(kinds(&r), [(dev, "AccountNotMember".into())]);
+}
+
+#[tokio::test]
+async fn an_event_from_an_account_that_is_not_a_member_should_be_ignored_and_counted() {
+    let w = hub(&[]).await;
+    let stranger = seed_in(&w, STRANGER, "us-east-1", "Failed");
+    let r = w.ok(native_event(&stranger, "Failed")).await;
+    assert_eq!(r["ignored"], 1, "{r}");
+    assert_eq!(r["tracked"], 0, "{r}");
+    assert_eq!(w.bedrock.calls().len(), 0, "nothing read for it");
+    assert_eq!(w.item_count().await, 0, "nothing written for it");
+
+    // A member's event is the member's job, read with its role.
+    let dev = seed_in(&w, DEV, "us-west-2", "Failed");
+    let r = w.ok(native_event(&dev, "Failed")).await;
+    assert_eq!(r["tracked"], 1, "{r}");
+    let got = w.drain().await;
+    assert!(
+        got.iter()
+            .any(|m| m.body["jobArn"] == dev.as_str() && m.body["status"] == "Failed"),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
+async fn discovery_should_cover_every_member_and_region_and_one_members_role_fails_alone() {
+    // A member whose role cannot be assumed yet (its stack not deployed, say).
+    const LOCKED: &str = STRANGER;
+    let w = World::with_env(&[
+        ("MEMBER_ACCOUNTS", &format!("{DEV},{LOCKED}")),
+        ("DISCOVERY", "all"),
+        ("DISCOVERY_REGIONS", "us-west-2"),
+    ])
+    .await;
+    w.bedrock.allow_role(DEV, ROLE);
+    let home = seed_in(&w, HOME_ACCOUNT, "us-east-1", "InProgress");
+    let dev_east = seed_in(&w, DEV, "us-east-1", "InProgress");
+    let dev_west = seed_in(&w, DEV, "us-west-2", "Scheduled");
+    let locked = seed_in(&w, LOCKED, "us-east-1", "InProgress");
+
+    let p = w.ok(json!({"poll": {}})).await;
+    let listed = w.ok(json!({"list": {}})).await;
+    let arns: Vec<&str> = listed["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jobArn"].as_str().unwrap())
+        .collect();
+    for arn in [&home, &dev_east, &dev_west] {
+        assert!(arns.contains(&arn.as_str()), "{arn} not discovered: {p}");
+    }
+    assert!(!arns.contains(&locked.as_str()), "{listed}");
+    let mut errors = kinds(&p);
+    errors.sort();
+    assert_eq!(
+        errors,
+        [
+            (
+                format!("discovery/{LOCKED}/us-east-1"),
+                "MemberRoleUnavailable".into()
+            ),
+            (
+                format!("discovery/{LOCKED}/us-west-2"),
+                "MemberRoleUnavailable".into()
+            ),
+        ],
+        "{p}"
+    );
+    let message = p["errors"][0]["error"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("arn:aws:iam::{LOCKED}:role/{ROLE}"))
+            && message.contains("STS AssumeRole: AccessDenied: User:"),
+        "{message}"
+    );
+
+    // Once its role exists, the member is discovered too; the others' watermarks held.
+    w.bedrock.allow_role(LOCKED, ROLE);
+    let p = w.ok(json!({"poll": {}})).await;
+    assert_eq!(p["failed"], 0, "{p}");
+    let d = w.ok(json!({"describe": &locked})).await;
+    assert_eq!(d["tracked"], true, "{d}");
+}
