@@ -96,6 +96,8 @@ ALL_ON = {
     "PollSchedules": "4",
     "OutputBuckets": "my-bucket",
     "PreviousWorkIndex": "ALL",
+    "MemberAccounts": "111111111111,222222222222",
+    "OrganizationId": "o-a1b2c3d4e5",
 }
 
 
@@ -192,6 +194,7 @@ NAMES: dict[str, tuple[str | None, int, str]] = {
     "AWS::Logs::LogGroup": ("LogGroupName", 512, "regional"),
     "AWS::Scheduler::Schedule": ("Name", 64, "regional"),
     "AWS::Events::Rule": ("Name", 64, "regional"),
+    "AWS::Events::EventBus": ("Name", 256, "regional"),
     "AWS::SQS::Queue": ("QueueName", 80, "regional"),
     "AWS::SNS::Topic": ("TopicName", 256, "regional"),
     "AWS::DynamoDB::Table": ("TableName", 255, "regional"),

@@ -53,5 +53,52 @@ class BillTest(unittest.TestCase):
         self.assertIn(cost.PRICES_AS_OF, text)
 
 
+
+SMALL = {**POLL, "n": 100, "seconds": 0.2, "read_units": 5.0, "log_bytes": 1000}
+
+
+class OrganizationTest(unittest.TestCase):
+    def test_a_poll_between_two_measured_sizes_is_interpolated_and_below_them_bounded(self):
+        mid = cost.poll_at([SMALL, POLL], 550)
+        self.assertTrue(math.isclose(mid["seconds"], 0.3))
+        self.assertTrue(math.isclose(mid["read_units"], 12.5))
+        self.assertEqual(cost.poll_at([POLL, SMALL], 50)["seconds"], 0.2, "the smallest measured, not less")
+        self.assertEqual(cost.poll_at([SMALL, POLL], 1000)["seconds"], 0.4)
+        with self.assertRaises(ValueError):
+            cost.poll_at([SMALL, POLL], 1001)
+
+    def test_the_hub_pays_the_fixed_part_once_and_the_members_pay_what_they_forward(self):
+        example = {"accounts": 3, "regions": 2, "teams": 2, "active_jobs": 600, "jobs_a_month": 1200,
+                   "events_a_job": 5}
+        rows = {r["shape"]: r for r in cost.org_bills([SMALL, POLL], 1, example)}
+        today = rows["a stack per account and region (today)"]
+        per_stack = cost.bill(SMALL, 1)  # 600 jobs / 6 stacks = 100 each: the measured SMALL
+        self.assertEqual(today["monitor stacks"], 6)
+        self.assertTrue(math.isclose(today["fixed"], 6 * (3.00 + 0.80 + 3.00 + 1.00)))
+        self.assertTrue(math.isclose(today["work"], 6 * cost.work_total(per_stack)))
+        self.assertEqual(today["events sent to the hub (paid by the member accounts)"], 0)
+        hub = rows["one hub and the member StackSet"]
+        self.assertEqual((hub["monitor stacks"], hub["member stacks"]), (1, 6))
+        self.assertTrue(math.isclose(hub["fixed"], 7.80))
+        self.assertTrue(math.isclose(hub["work"], cost.work_total(cost.bill(cost.poll_at([SMALL, POLL], 600), 1))))
+        # 6,000 events, 5 of the 6 places forward theirs: 5,000 custom events at $1 per million.
+        self.assertTrue(math.isclose(hub["events sent to the hub (paid by the member accounts)"], 5000 / 1e6))
+        self.assertTrue(math.isclose(hub["total"], hub["fixed"] + hub["work"] + 5000 / 1e6))
+        self.assertLess(hub["total"], today["total"] / 5)
+        per_team = rows["a stack per account, region and team (today, a Slack channel per team)"]
+        self.assertEqual(per_team["monitor stacks"], 12)
+        two_hubs = rows["a hub per team and a member StackSet each (a Slack channel per team)"]
+        self.assertEqual((two_hubs["monitor stacks"], two_hubs["member stacks"]), (2, 12))
+        self.assertTrue(math.isclose(two_hubs["events sent to the hub (paid by the member accounts)"], 2 * 5000 / 1e6))
+
+    def test_the_organization_section_says_who_pays_the_events(self):
+        text = cost.render_org({"measured": "2026-01-01", "polls": [SMALL, POLL]}, 1)
+        self.assertTrue(text.startswith(cost.ORG_BEGIN) and text.endswith(cost.ORG_END))
+        self.assertIn("**paid by the sender**", text)
+        self.assertIn("https://aws.amazon.com/eventbridge/pricing/", text)
+        self.assertIn("| one hub and the member StackSet | 1 | 6 |", text)
+        self.assertIn("| a stack per account and region (today) | 6 | 0 |", text)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -1,8 +1,13 @@
 """Every `--parameter-overrides` example and every samconfig `parameter_overrides`
 in README.md, docs/*.md and samconfig.toml, through the pinned SAM CLI's own
 parser, means what the page says: each parameter exists, its value passes the
-template's constraints, and a value that starts with `{` is whole JSON. Run by
-`make unit`.
+template's constraints (the template the command deploys: template.yaml, or
+member-account/template.yaml when it names it), and a value that starts with `{`
+is whole JSON. The StackSet commands (`aws cloudformation create-stack-set`, ...)
+are held to the same template and to the CloudFormation API the AWS CLI is
+generated from (botocore's service model): every option is one of the
+operation's, and every `--parameters ParameterKey=...,ParameterValue=...` names a
+parameter of member-account/template.yaml with a value it takes. Run by `make unit`.
 
 SAM CLI parses `--parameter-overrides` (and samconfig's `parameter_overrides`)
 with `samcli.cli.types.CfnParameterOverridesType.convert`: an unquoted value
@@ -31,14 +36,24 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def template_parameters() -> dict:
-    return yaml_parse((ROOT / "template.yaml").read_text())["Parameters"]
+MEMBER_TEMPLATE = "member-account/template.yaml"
 
 
-def commands(text: str) -> list[str]:
-    """The shell commands and inline code spans that give `--parameter-overrides`
-    values: fenced lines (with `\\` continuations joined) and `...` spans (which
-    may run over a line break, never over a paragraph)."""
+def template_parameters(path: str = "template.yaml") -> dict:
+    return yaml_parse((ROOT / path).read_text())["Parameters"]
+
+
+def deployed_template(command: str) -> str:
+    """The template a command deploys: the member template when it names it,
+    else the monitor's (its packaged forms included)."""
+    return MEMBER_TEMPLATE if MEMBER_TEMPLATE in command else "template.yaml"
+
+
+def commands(text: str, needle: str = OPTION) -> list[str]:
+    """The shell commands and inline code spans that contain `needle` (by default
+    those giving `--parameter-overrides` values): fenced lines (with `\\`
+    continuations joined) and `...` spans (which may run over a line break, never
+    over a paragraph)."""
     out = []
     prose = []
     fenced = False
@@ -54,13 +69,13 @@ def commands(text: str) -> list[str]:
                 pending = joined[:-1] + " "
                 continue
             pending = ""
-            if OPTION in joined:
+            if needle in joined:
                 out.append(joined)
         else:
             prose.append(line)
     for paragraph in "\n".join(prose).split("\n\n"):
         spans = re.findall(r"`([^`]*)`", paragraph)
-        out.extend(" ".join(span.split()) for span in spans if OPTION in span)
+        out.extend(" ".join(span.split()) for span in spans if needle in span)
     return out
 
 
@@ -161,7 +176,6 @@ def every_example() -> list[tuple[str, object]]:
 
 class ParameterOverridesTest(unittest.TestCase):
     def test_every_example_survives_sam_clis_parser_and_the_templates_constraints(self):
-        params = template_parameters()
         examples = every_example()
         self.assertGreaterEqual(len(examples), 8, f"is the extractor blind? {examples}")
         for where, example in examples:
@@ -173,7 +187,17 @@ class ParameterOverridesTest(unittest.TestCase):
                 text = example if isinstance(example, str) else " ".join(map(str, example))
                 named = set(re.findall(r"(?:^|[\s'\"])([A-Za-z0-9]+)=", text))
                 self.assertEqual(named, set(parsed), f"{where}: {parsed}")
+                params = template_parameters(deployed_template(text))
                 self.assertEqual(problems(parsed, params), [], where)
+
+    def test_a_member_stack_example_is_held_to_the_member_template(self):
+        command = ("aws cloudformation deploy --template-file member-account/template.yaml --stack-name m "
+                   "--parameter-overrides HubEventBusArn=arn:aws:events:us-east-1:444444444444:event-bus/b "
+                   "RoleRegion=us-east-1")
+        self.assertEqual(deployed_template(command), MEMBER_TEMPLATE)
+        parsed = parse_example(command)
+        self.assertEqual(problems(parsed, template_parameters(MEMBER_TEMPLATE)), [])
+        self.assertEqual(len(problems(parsed, template_parameters())), 2, "not the monitor's parameters")
 
     def test_json_inside_the_overrides_arrives_cut_and_is_caught(self):
         # What docs/rollout.md recommended before issue 27: SAM CLI reads "{".
@@ -189,6 +213,125 @@ class ParameterOverridesTest(unittest.TestCase):
         self.assertEqual(problems(parsed, template_parameters()), [])
         bad = {"SlackFilterPolicy": "error, warning", "AlertEmailFilterPolicy": "errors"}
         self.assertEqual(len(problems(bad, template_parameters())), 2)
+
+
+# The StackSet operations the pages show, and the AWS CLI's global options.
+STACKSET_OPERATIONS = {"activate-organizations-access", "create-stack-set", "update-stack-set",
+                       "create-stack-instances", "update-stack-instances", "delete-stack-instances"}
+CLI_GLOBAL_OPTIONS = {"--region", "--profile", "--output", "--query", "--no-cli-pager", "--debug"}
+REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-[0-9]$")
+
+
+def shorthand(value: str) -> dict[str, str]:
+    """The AWS CLI's shorthand `Key=value,Key=value` (a comma escaped `\\,` is
+    part of a value), for the flat structures the pages use."""
+    out = {}
+    for pair in re.split(r"(?<!\\),", value):
+        key, _, val = pair.partition("=")
+        out[key] = val.replace("\\,", ",")
+    return out
+
+
+def stackset_commands() -> list[tuple[str, str]]:
+    out = []
+    for page in pages():
+        for command in commands(page.read_text(), "aws cloudformation "):
+            words = shlex.split(command, comments=True)
+            at = words.index("cloudformation")
+            if at + 1 < len(words) and words[at + 1] in STACKSET_OPERATIONS:
+                out.append((f"{page.name}: {command}", command))
+    return out
+
+
+def stackset_problems(command: str) -> list[str]:
+    """What the AWS CLI would refuse in a StackSet command, or the member
+    template would not take: the options against the operation's input in
+    botocore's model (the AWS CLI's options are its members' names, hyphenated)."""
+    from botocore import xform_name
+    from botocore.session import get_session
+
+    model = get_session().get_service_model("cloudformation")
+    words = shlex.split(command, comments=True)
+    at = words.index("cloudformation")
+    operation = model.operation_model("".join(w.capitalize() for w in words[at + 1].split("-")))
+    members = operation.input_shape.members
+    options = {"--" + xform_name(name, "-"): name for name in members}
+    given: dict[str, list[str]] = {}
+    current = None
+    for word in words[at + 2:]:
+        if word.startswith("--"):
+            current = word
+            given[current] = []
+        elif current is not None:
+            given[current].append(word)
+    out = []
+    for option, values in given.items():
+        if option in CLI_GLOBAL_OPTIONS:
+            continue
+        if option not in options:
+            out.append(f"{option}: not an option of {operation.name}")
+            continue
+        shape = members[options[option]]
+        if shape.type_name == "structure":
+            for key in shorthand(values[0]):
+                if key not in shape.members:
+                    out.append(f"{option}: {key} is not one of {list(shape.members)}")
+        if shape.type_name == "string" and shape.enum and values[0] not in shape.enum:
+            out.append(f"{option} {values[0]}: not one of {shape.enum}")
+        if option == "--capabilities":
+            out.extend(f"--capabilities {v}: not one of {shape.member.enum}" for v in values
+                       if v not in shape.member.enum)
+        if option == "--regions":
+            out.extend(f"--regions {v}: not a region" for v in values if not REGION.match(v))
+        if option == "--template-body":
+            path = values[0].removeprefix("file://")
+            if path != MEMBER_TEMPLATE or not (ROOT / path).is_file():
+                out.append(f"--template-body {values[0]}: not file://{MEMBER_TEMPLATE}")
+        if option == "--parameters":
+            params = template_parameters(MEMBER_TEMPLATE)
+            for value in values:
+                p = shorthand(value)
+                key, val = p.get("ParameterKey"), p.get("ParameterValue", "")
+                if key not in params:
+                    out.append(f"--parameters {value}: no such parameter in {MEMBER_TEMPLATE}")
+                elif not val.startswith("$"):  # a shell variable holds one of the hub's outputs
+                    out.extend(problems({key: val}, params))
+    for name in operation.input_shape.required_members:
+        if "--" + xform_name(name, "-") not in given:
+            out.append(f"{operation.name} needs --{xform_name(name, '-')}")
+    return out
+
+
+class StackSetCommandsTest(unittest.TestCase):
+    def test_every_stackset_command_is_the_cli_s_and_takes_the_member_template_s_parameters(self):
+        found = stackset_commands()
+        operations = {shlex.split(c)[2] for _, c in found}
+        self.assertTrue({"activate-organizations-access", "create-stack-set", "create-stack-instances"}
+                        <= operations, f"is the extractor blind? {found}")
+        for where, command in found:
+            with self.subTest(where):
+                self.assertEqual(stackset_problems(command), [], where)
+        create = next(c for _, c in found if " create-stack-set " in c)
+        for needed in ("--permission-model SERVICE_MANAGED", "--auto-deployment Enabled=true",
+                       "CAPABILITY_NAMED_IAM", "file://member-account/template.yaml"):
+            self.assertIn(needed, create)
+        instances = next(c for _, c in found if " create-stack-instances " in c)
+        self.assertIn("--deployment-targets OrganizationalUnitIds=", instances)
+        # Every parameter the member template requires (no default) is given.
+        required = {k for k, v in template_parameters(MEMBER_TEMPLATE).items() if "Default" not in v}
+        given = {shorthand(w).get("ParameterKey") for w in shlex.split(create)}
+        self.assertLessEqual(required, given)
+
+    def test_the_checker_sees_what_the_cli_would_refuse(self):
+        bad = ("aws cloudformation create-stack-set --stack-set-name s --template-body file://template.yaml "
+               "--permission-model SERVICE_MANAGEDD --auto-deployment Enabled=true,Retain=false "
+               "--capabilities CAPABILITY_IAMS --org-units ou-1 "
+               "--parameters ParameterKey=RoleRegion,ParameterValue=nowhere ParameterKey=Nope,ParameterValue=1")
+        self.assertEqual(len(stackset_problems(bad)), 7, stackset_problems(bad))
+        self.assertEqual(stackset_problems("aws cloudformation create-stack-instances --regions us-east-1"),
+                         ["CreateStackInstances needs --stack-set-name"])
+        self.assertEqual(shorthand("ParameterKey=OutputBuckets,ParameterValue=a\\,b"),
+                         {"ParameterKey": "OutputBuckets", "ParameterValue": "a,b"})
 
 
 class GuidedTest(unittest.TestCase):

@@ -129,6 +129,34 @@ fn actions_called() -> BTreeSet<String> {
             }
         }
     }
+    out.extend(actions_of_credential_providers());
+    out
+}
+
+/// The AWS actions the SDK's credential providers make for the code, which no
+/// adapter calls by name: a role assumed through `aws-config`'s
+/// `AssumeRoleProvider` (a member account's credentials) is `sts:AssumeRole`.
+fn actions_of_credential_providers() -> BTreeSet<String> {
+    let mut sources = Vec::new();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push(std::fs::read_to_string(path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    if sources.iter().any(|s| {
+        s.lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .any(|l| l.contains("AssumeRoleProvider"))
+    }) {
+        out.insert("sts:AssumeRole".to_owned());
+    }
     out
 }
 
@@ -551,6 +579,11 @@ fn evaluate(
     match v {
         Value::String(s) => J::String(s.clone()),
         Value::Sequence(items) => J::Array(items.iter().map(|i| evaluate(i, refs, cond)).collect()),
+        Value::Mapping(m) => J::Object(
+            m.iter()
+                .map(|(k, v)| (k.as_str().unwrap().to_owned(), evaluate(v, refs, cond)))
+                .collect(),
+        ),
         Value::Tagged(t) => match t.tag.to_string().trim_start_matches('!') {
             "Ref" => J::String(
                 refs.get(t.value.as_str().unwrap())
@@ -1640,5 +1673,339 @@ print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
     assert_eq!(
         check["Properties"]["Variables"],
         function["Properties"]["Environment"]["Variables"]
+    );
+}
+
+// ------------------------------------------------------------ issue 28
+
+fn member_template() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("member-account/template.yaml");
+    serde_yaml::from_str(&std::fs::read_to_string(path).expect("member-account/template.yaml"))
+        .expect("member-account/template.yaml is YAML")
+}
+
+/// `!If [cond, a, b]` with its condition's name.
+fn if_parts(v: &Value) -> Option<(&str, &Value, &Value)> {
+    match v {
+        Value::Tagged(t) if t.tag == "If" => {
+            Some((t.value[0].as_str().unwrap(), &t.value[1], &t.value[2]))
+        }
+        _ => None,
+    }
+}
+
+/// The function may assume the role `MemberRoleName` and no other, only in
+/// the accounts of `MemberAccounts`, and only when there are some: a stack
+/// for one account grants no `sts:AssumeRole` at all.
+#[test]
+fn the_function_should_assume_the_member_role_only_in_the_member_accounts() {
+    let t = template();
+    let mut assuming = Vec::new();
+    for policy in function(&t)["Properties"]["Policies"]
+        .as_sequence()
+        .unwrap()
+    {
+        for st in when_on(policy)["Statement"].as_sequence().unwrap() {
+            if strings(&st["Action"]).iter().any(|a| a.starts_with("sts:")) {
+                assuming.push((policy, st));
+            }
+        }
+    }
+    assert_eq!(assuming.len(), 1, "one statement assumes roles");
+    let (policy, st) = assuming[0];
+    let (condition, _, off) = if_parts(policy).expect("the policy is there only on a condition");
+    assert_eq!(condition, "HasMemberAccounts");
+    assert_eq!(ref_target(off).as_deref(), Some("AWS::NoValue"));
+    let on = format!("{:?}", t["Conditions"]["HasMemberAccounts"]);
+    assert!(on.contains("MemberAccounts") && on.contains("Not"), "{on}");
+    assert_eq!(strings(&st["Action"]), ["sts:AssumeRole"]);
+    let conditions = st["Condition"].as_mapping().expect("a condition");
+    assert_eq!(conditions.len(), 1, "{conditions:?}");
+    for (members, want) in [
+        ("111111111111", vec!["111111111111"]),
+        (
+            "111111111111,222222222222,333333333333",
+            vec!["111111111111", "222222222222", "333333333333"],
+        ),
+    ] {
+        let refs = BTreeMap::from([
+            ("AWS::Partition", "aws"),
+            ("MemberAccounts", members),
+            ("MemberRoleName", "bedrock-batch-monitor-reader"),
+        ]);
+        let no_condition = |c: &str| panic!("condition {c} in the statement");
+        assert_eq!(
+            evaluate(&st["Resource"], &refs, &no_condition),
+            serde_json::json!("arn:aws:iam::*:role/bedrock-batch-monitor-reader"),
+            "the member role's name, no other role"
+        );
+        assert_eq!(
+            evaluate(
+                &st["Condition"]["StringEquals"]["aws:ResourceAccount"],
+                &refs,
+                &no_condition
+            ),
+            serde_json::json!(want),
+            "only in the member accounts: {members}"
+        );
+    }
+}
+
+/// The member accounts' bus admits the listed accounts, or the organization
+/// when `OrganizationId` is set, to put events on that bus and nothing else;
+/// its rule hands the function what the default bus's rule does, with the
+/// same retries and dead-letter queue, and the function and the queue let
+/// that rule in.
+#[test]
+fn the_member_accounts_bus_should_admit_the_members_and_hand_their_events_to_the_function() {
+    let t = template();
+    let bus = resource(&t, "MemberEventBus");
+    assert_eq!(bus["Type"].as_str(), Some("AWS::Events::EventBus"));
+    assert_eq!(bus["Condition"].as_str(), Some("HasMemberAccounts"));
+    let statements = bus["Properties"]["Policy"]["Statement"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(statements.len(), 1);
+    let st = &statements[0];
+    assert_eq!(st["Effect"].as_str(), Some("Allow"));
+    assert_eq!(strings(&st["Action"]), ["events:PutEvents"]);
+    let refs = BTreeMap::from([
+        ("AWS::Partition", "aws"),
+        ("AWS::Region", "us-east-1"),
+        ("AWS::AccountId", "999999999999"),
+        ("AWS::StackName", "bbm"),
+        ("MemberAccounts", "111111111111,222222222222"),
+        ("OrganizationId", "o-abcdefghij"),
+    ]);
+    let never = |c: &str| panic!("condition {c}");
+    let name = evaluate(&bus["Properties"]["Name"], &refs, &never);
+    assert_eq!(
+        evaluate(&st["Resource"], &refs, &never),
+        serde_json::json!(format!(
+            "arn:aws:events:us-east-1:999999999999:event-bus/{}",
+            name.as_str().unwrap()
+        )),
+        "this bus only"
+    );
+    for (org, want) in [
+        (
+            true,
+            serde_json::json!({"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}}),
+        ),
+        (
+            false,
+            serde_json::json!({"StringEquals": {"aws:PrincipalAccount": ["111111111111", "222222222222"]}}),
+        ),
+    ] {
+        let cond = |c: &str| match c {
+            "HasOrganizationId" => org,
+            other => panic!("condition {other}"),
+        };
+        assert_eq!(
+            evaluate(&st["Condition"], &refs, &cond),
+            want,
+            "OrganizationId set: {org}"
+        );
+    }
+    let org_condition = format!("{:?}", t["Conditions"]["HasOrganizationId"]);
+    assert!(org_condition.contains("OrganizationId"), "{org_condition}");
+
+    // The rule: the default bus rule's pattern, retries and dead-letter queue.
+    let rule = resource(&t, "MemberBedrockStateChange");
+    assert_eq!(rule["Condition"].as_str(), Some("HasMemberAccounts"));
+    let p = &rule["Properties"];
+    assert_eq!(
+        ref_target(&p["EventBusName"]).as_deref(),
+        Some("MemberEventBus")
+    );
+    let default_bus = &function(&t)["Properties"]["Events"]["BedrockStateChange"]["Properties"];
+    assert_eq!(p["EventPattern"], default_bus["Pattern"]);
+    let targets = p["Targets"].as_sequence().unwrap();
+    assert_eq!(targets.len(), 1);
+    let function_arn: Value = serde_yaml::from_str("!GetAtt MonitorFunction.Arn").unwrap();
+    assert_eq!(targets[0]["Arn"], function_arn);
+    assert_eq!(targets[0]["RetryPolicy"], default_bus["RetryPolicy"]);
+    assert_eq!(
+        targets[0]["DeadLetterConfig"],
+        default_bus["DeadLetterConfig"]
+    );
+    // The function may be invoked by that rule.
+    let rule_arn: Value = serde_yaml::from_str("!GetAtt MemberBedrockStateChange.Arn").unwrap();
+    let permissions: Vec<_> = resources_of_type(&t, "AWS::Lambda::Permission")
+        .into_iter()
+        .filter(|(_, r)| r["Properties"]["SourceArn"] == rule_arn)
+        .collect();
+    assert_eq!(
+        permissions.len(),
+        1,
+        "the function's permission for the rule"
+    );
+    let perm = &permissions[0].1;
+    assert_eq!(perm["Condition"].as_str(), Some("HasMemberAccounts"));
+    assert_eq!(
+        perm["Properties"]["Principal"].as_str(),
+        Some("events.amazonaws.com")
+    );
+    assert_eq!(
+        ref_target(&perm["Properties"]["FunctionName"]).as_deref(),
+        Some("MonitorFunction")
+    );
+    // Its undeliverable events reach the failed-invocation queue.
+    let queue_policy = serde_yaml::to_string(
+        &resource(&t, "FailedInvocationQueuePolicy")["Properties"]["PolicyDocument"],
+    )
+    .unwrap();
+    assert!(
+        queue_policy.contains("MemberBedrockStateChange.Arn"),
+        "{queue_policy}"
+    );
+}
+
+/// The member template takes the hub's outputs: the function's role (the one
+/// principal its role trusts) and the bus (where its rules forward).
+#[test]
+fn the_hub_should_output_what_the_member_template_takes() {
+    let t = template();
+    let outputs = &t["Outputs"];
+    let role: Value = serde_yaml::from_str("!GetAtt MonitorFunctionRole.Arn").unwrap();
+    assert_eq!(outputs["FunctionRoleArn"]["Value"], role);
+    let bus: Value = serde_yaml::from_str("!GetAtt MemberEventBus.Arn").unwrap();
+    assert_eq!(outputs["EventBusArn"]["Value"], bus);
+    assert_eq!(
+        outputs["EventBusArn"]["Condition"].as_str(),
+        Some("HasMemberAccounts")
+    );
+    let member = member_template();
+    for (output, parameter) in [
+        ("FunctionRoleArn", "HubFunctionRoleArn"),
+        ("EventBusArn", "HubEventBusArn"),
+    ] {
+        let text = outputs[output]["Description"].as_str().unwrap();
+        assert!(text.contains(parameter), "{output}: {text}");
+        assert!(
+            member["Parameters"][parameter].is_mapping(),
+            "member-account/template.yaml has no {parameter}"
+        );
+    }
+    assert_eq!(
+        member["Parameters"]["MemberRoleName"]["Default"],
+        t["Parameters"]["MemberRoleName"]["Default"]
+    );
+}
+
+/// The reader role's statements in the member template: its inline
+/// policies and the policies attached to it, each statement's actions.
+fn member_role_statements(member: &Value) -> Vec<BTreeSet<String>> {
+    let mut out = Vec::new();
+    for (id, r) in member["Resources"].as_mapping().unwrap() {
+        let docs: Vec<&Value> = match r["Type"].as_str() {
+            Some("AWS::IAM::Role") if id.as_str() == Some("ReaderRole") => {
+                r["Properties"]["Policies"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|p| &p["PolicyDocument"])
+                    .collect()
+            }
+            Some("AWS::IAM::Policy")
+                if r["Properties"]["Roles"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .any(|role| ref_target(role).as_deref() == Some("ReaderRole")) =>
+            {
+                vec![&r["Properties"]["PolicyDocument"]]
+            }
+            _ => vec![],
+        };
+        for doc in docs {
+            for st in doc["Statement"].as_sequence().unwrap() {
+                out.push(strings(&st["Action"]).into_iter().collect());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_security_page_should_list_the_member_roles_permissions_action_by_action() {
+    let statements = member_role_statements(&member_template());
+    assert!(statements.len() >= 4, "{statements:?}");
+    let page =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/security.md"))
+            .expect("docs/security.md");
+    let mut rows: Vec<BTreeSet<String>> = page
+        .lines()
+        .skip_while(|l| !l.starts_with("| member role actions | resource | why |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|row| {
+            row.split('|')
+                .nth(1)
+                .unwrap()
+                .split('`')
+                .filter(|a| a.contains(':') && !a.contains(' '))
+                .map(str::to_owned)
+                .collect()
+        })
+        .collect();
+    rows.sort();
+    assert_eq!(
+        rows, statements,
+        "docs/security.md's member role rows vs. member-account/template.yaml"
+    );
+}
+
+/// What CloudFormation gets after SAM's transform: the role the hub's
+/// `FunctionRoleArn` output names is the function's own, and it keeps the
+/// conditional `sts:AssumeRole` statement.
+#[test]
+fn the_sam_translator_should_give_the_function_the_role_the_output_names() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "the project's venv is missing: run `make setup`"
+    );
+    let script = r#"
+import json
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+tpl = yaml_parse(open("template.yaml").read())
+tpl["Resources"]["MonitorFunction"]["Properties"]["CodeUri"] = "s3://bucket/code.zip"
+class NoManagedPolicies:
+    def load(self):
+        return {}
+print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
+"#;
+    let out = std::process::Command::new(python)
+        .current_dir(root)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .arg("-c")
+        .arg(script)
+        .output()
+        .expect("run the SAM translator");
+    assert!(
+        out.status.success(),
+        "the SAM translator refused the template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cfn: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let function = &cfn["Resources"]["MonitorFunction"]["Properties"];
+    assert_eq!(
+        function["Role"],
+        serde_json::json!({"Fn::GetAtt": ["MonitorFunctionRole", "Arn"]})
+    );
+    let role = &cfn["Resources"]["MonitorFunctionRole"];
+    assert_eq!(role["Type"], "AWS::IAM::Role");
+    let policies = role["Properties"]["Policies"].to_string();
+    assert!(
+        policies.contains("sts:AssumeRole") && policies.contains("HasMemberAccounts"),
+        "{policies}"
+    );
+    assert_eq!(
+        cfn["Outputs"]["FunctionRoleArn"]["Value"],
+        serde_json::json!({"Fn::GetAtt": ["MonitorFunctionRole", "Arn"]})
     );
 }
