@@ -160,6 +160,17 @@ impl Spend {
     }
 }
 
+/// What a digest reports of one account's jobs: every job, shown or not.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountCounts {
+    /// Jobs that have not ended.
+    pub running: usize,
+    /// Ends recorded in the window.
+    pub ended: usize,
+    /// Running jobs with a warning sent.
+    pub warnings: usize,
+}
+
 /// A notification set aside inside the window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SetAsideNote {
@@ -193,6 +204,10 @@ pub struct Digest {
     pub spend: Spend,
     /// Running jobs with a warning sent.
     pub warnings_total: usize,
+    /// The accounts of the jobs it reports (running, or ended in the
+    /// window), each with its counts: a digest of more than one account
+    /// groups its jobs by account in every form.
+    pub accounts: BTreeMap<String, AccountCounts>,
     pub polls: u64,
     /// The polls the schedule implies over the window (`POLL_RATE` x
     /// `POLL_SCHEDULES`), when known; none for a first digest.
@@ -238,6 +253,12 @@ impl Digest {
             )),
             _ => None,
         }
+    }
+
+    /// It reports jobs of more than one account: every form then groups
+    /// its jobs by account and gives each account's counts.
+    pub fn grouped_by_account(&self) -> bool {
+        self.accounts.len() > 1
     }
 
     /// The running jobs with an open warning.
@@ -358,6 +379,20 @@ pub fn build(
         .filter(|s| window.holds(s.at))
         .cloned()
         .collect();
+    let mut accounts: BTreeMap<String, AccountCounts> = BTreeMap::new();
+    for e in fleet.running {
+        let counts = accounts.entry(e.job_arn.account().to_owned()).or_default();
+        counts.running += 1;
+        if !e.warned.is_empty() {
+            counts.warnings += 1;
+        }
+    }
+    for e in &ended {
+        accounts
+            .entry(e.job_arn.account().to_owned())
+            .or_default()
+            .ended += 1;
+    }
     let (ended_total, set_aside_total) = (ended.len(), set_aside.len());
     let spend = Spend::of(ended.iter());
     ended.truncate(DIGEST_LIST_MAX);
@@ -379,6 +414,7 @@ pub fn build(
             .iter()
             .filter(|e| !e.warned.is_empty())
             .count(),
+        accounts,
         polls: health.polls.saturating_sub(base.polls),
         expected_polls: None,
         failed_invocations: health

@@ -44,6 +44,9 @@ pub struct ListRequest {
     pub status: Vec<String>,
     /// All of these labels.
     pub labels: BTreeMap<String, String>,
+    /// Jobs of any of these accounts (12-digit ids, as the job's ARN names
+    /// them); every account when empty.
+    pub accounts: Vec<String>,
     /// Also the ended jobs the table still keeps.
     pub ended: bool,
     pub limit: usize,
@@ -404,10 +407,10 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
 
 /// The options of `list`; a reason for the first one that is not usable.
 fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, String> {
-    const KNOWN: [&str; 5] = ["status", "labels", "ended", "limit", "next"];
+    const KNOWN: [&str; 6] = ["status", "labels", "accounts", "ended", "limit", "next"];
     if let Some(other) = o.keys().find(|k| !KNOWN.contains(&k.as_str())) {
         return Err(format!(
-            "unknown list option {other:?}: the options are status, labels, ended, limit and next"
+            "unknown list option {other:?}: the options are status, labels, accounts, ended, limit and next"
         ));
     }
     let mut status = Vec::new();
@@ -448,6 +451,28 @@ fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, Strin
         }
         Some(_) => return Err("\"labels\" takes an object of strings".to_owned()),
     }
+    let mut accounts: Vec<String> = Vec::new();
+    match o.get("accounts") {
+        None | Some(Value::Null) => {}
+        Some(v) => {
+            let expected =
+                "\"accounts\" takes a list of 12-digit AWS account ids, such as [\"111122223333\"]";
+            let list = match v {
+                Value::String(_) => vec![v.clone()],
+                Value::Array(a) if !a.is_empty() => a.clone(),
+                _ => return Err(expected.to_owned()),
+            };
+            for item in list {
+                let id = item
+                    .as_str()
+                    .filter(|id| crate::config::is_account_id(id))
+                    .ok_or_else(|| format!("{item} is not an AWS account id: {expected}"))?;
+                if !accounts.iter().any(|a| a == id) {
+                    accounts.push(id.to_owned());
+                }
+            }
+        }
+    }
     let ended = match o.get("ended") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
@@ -478,6 +503,7 @@ fn list_request(o: &serde_json::Map<String, Value>) -> Result<ListRequest, Strin
     Ok(ListRequest {
         status,
         labels,
+        accounts,
         ended,
         limit,
         next,
@@ -609,6 +635,49 @@ pub fn parse_lenient_time(s: &str) -> Option<DateTime<Utc>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_accounts_should_take_account_ids_once_each_and_name_a_bad_one() {
+        let accounts = |v: Value| match parse(&serde_json::json!({"list": {"accounts": v}})) {
+            Ok(Command::List(req)) => Ok(req.accounts),
+            Ok(other) => panic!("{other:?}"),
+            Err(e) => Err(e.to_string()),
+        };
+        assert_eq!(
+            accounts(serde_json::json!([
+                "111122223333",
+                "444455556666",
+                "111122223333"
+            ])),
+            Ok(vec!["111122223333".to_owned(), "444455556666".to_owned()])
+        );
+        assert_eq!(
+            accounts(serde_json::json!("111122223333")),
+            Ok(vec!["111122223333".to_owned()])
+        );
+        for (bad, says) in [
+            (
+                serde_json::json!(["111122223333", "11112222333"]),
+                "\"11112222333\" is not an AWS account id",
+            ),
+            (
+                serde_json::json!(["arn:aws:iam::111122223333:root"]),
+                "\"arn:aws:iam::111122223333:root\" is not",
+            ),
+            (
+                serde_json::json!([111122223333_u64]),
+                "111122223333 is not an AWS account id",
+            ),
+            (serde_json::json!([]), "12-digit AWS account ids"),
+            (
+                serde_json::json!({"id": "111122223333"}),
+                "12-digit AWS account ids",
+            ),
+        ] {
+            let err = accounts(bad.clone()).expect_err("refused");
+            assert!(err.contains(says), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn list_tokens_should_round_trip_and_refuse_anything_else() {

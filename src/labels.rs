@@ -4,8 +4,9 @@
 use std::collections::BTreeMap;
 
 /// Attribute names the monitor publishes itself; labels may not shadow them.
-pub const RESERVED: [&str; 10] = [
+pub const RESERVED: [&str; 11] = [
     "environment",
+    "account",
     "status",
     "previousStatus",
     "severity",
@@ -17,11 +18,12 @@ pub const RESERVED: [&str; 10] = [
     "warning",
 ];
 
-/// A message carries at most nine of the attributes above (`previousStatus`
-/// and `warning` never come together), so one label keeps it within the ten
-/// attributes an SQS subscription with raw message delivery accepts; a second
-/// or third makes eleven or twelve, which only subscriptions without raw
-/// delivery take (docs/notifications.md).
+/// A message carries at most ten of the attributes above (`previousStatus`
+/// and `warning` never come together): the ten an SQS subscription with raw
+/// message delivery accepts. A label makes eleven to thirteen, which only
+/// subscriptions without raw delivery take (SNS discards the message for a
+/// raw one: https://docs.aws.amazon.com/sns/latest/dg/SNSMessageAttributes.html;
+/// docs/notifications.md says so).
 pub const MAX_LABELS: usize = 3;
 
 /// Why a label cannot be used.
@@ -92,6 +94,10 @@ mod tests {
         assert_eq!(
             validate("status", "x"),
             Err(LabelError::Reserved("status".into()))
+        );
+        assert_eq!(
+            validate("account", "x"),
+            Err(LabelError::Reserved("account".into()))
         );
         assert!(validate("AWS.team", "x").is_err());
         assert!(validate("a b", "x").is_err());

@@ -107,6 +107,56 @@ async fn each_filter_policy_should_receive_exactly_the_messages_it_asks_for() {
 }
 
 #[tokio::test]
+async fn a_subscription_filtering_on_account_should_receive_only_that_accounts_jobs() {
+    // GIVEN a monitor that reads a member account too, and a queue
+    // subscribed for each account
+    const HOME: &str = "123456789012";
+    const MEMBER: &str = "444455556666";
+    let w = World::with_env(&[("MEMBER_ACCOUNTS", MEMBER)]).await;
+    let member_queue = w
+        .subscribe_filtered(&format!(r#"{{"account": ["{MEMBER}"]}}"#))
+        .await;
+    let home_queue = w
+        .subscribe_filtered(&format!(r#"{{"account": ["{HOME}"]}}"#))
+        .await;
+
+    // AND a job in each account
+    let home = w.bedrock.seed(SeedJob::named("home-job"));
+    let member = w.bedrock.seed(SeedJob {
+        account: MEMBER.to_owned(),
+        ..SeedJob::named("member-job")
+    });
+    let out = w.ok(json!({"track": [home, member]})).await;
+    assert_eq!(out["tracked"].as_array().unwrap().len(), 2, "{out}");
+
+    // WHEN both end
+    w.bedrock.set(&home, "Completed");
+    w.bedrock.set(&member, "Failed");
+    w.ok(json!({})).await;
+
+    // THEN each account's queue has that account's job, and only that
+    let got = w.drain_queue(&member_queue).await;
+    assert_eq!(
+        seen(&got),
+        set(&[("member-job", "Submitted"), ("member-job", "Failed")])
+    );
+    assert!(
+        got.iter()
+            .all(|m| m.attributes["account"] == MEMBER && m.body["account"] == MEMBER),
+        "{got:?}"
+    );
+    let got = w.drain_queue(&home_queue).await;
+    assert_eq!(
+        seen(&got),
+        set(&[("home-job", "Submitted"), ("home-job", "Completed")])
+    );
+    assert!(
+        got.iter().all(|m| m.attributes["account"] == HOME),
+        "{got:?}"
+    );
+}
+
+#[tokio::test]
 async fn when_a_native_event_starts_tracking_should_take_labels_from_the_job_tags() {
     let w = World::new().await;
     let team = w.subscribe_filtered(r#"{"team": ["search"]}"#).await;
@@ -171,11 +221,17 @@ fn message_attributes() -> Vec<Vec<(String, String)>> {
         } else {
             "adhoc-eu"
         };
+        let account = if n % 4 == 0 {
+            "444455556666"
+        } else {
+            "123456789012"
+        };
         let mut a = attrs(&[
             ("event", "statusChanged"),
             ("status", status),
             ("severity", severity),
             ("jobName", name),
+            ("account", account),
             ("environment", "prod"),
         ]);
         if n % 3 != 0 {
@@ -237,6 +293,8 @@ fn generated_policies() -> Vec<String> {
         ("previousStatus", r#"[{"exists": false}]"#),
         ("event", r#"[{"anything-but": ["digest", "warning"]}]"#),
         ("environment", r#"["prod"]"#),
+        ("account", r#"["444455556666"]"#),
+        ("account", r#"[{"anything-but": {"prefix": "1111"}}]"#),
     ];
     let mut out: Vec<String> = conditions
         .iter()

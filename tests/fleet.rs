@@ -133,6 +133,14 @@ async fn list_should_refuse_bad_options_clearly_and_read_nothing() {
         ),
         (json!({"list": {"colour": "red"}}), "unknown list option"),
         (json!({"list": {"ended": "yes"}}), "true or false"),
+        (
+            json!({"list": {"accounts": ["123456789012", "12345"]}}),
+            "\"12345\" is not an AWS account id",
+        ),
+        (
+            json!({"list": {"accounts": []}}),
+            "12-digit AWS account ids",
+        ),
         (json!({"list": []}), "takes an object"),
         (json!({"digest": {"now": true}}), "no options"),
     ] {
@@ -361,5 +369,126 @@ async fn a_list_page_and_the_digest_should_cost_what_they_show_not_the_ended_job
         digest_after,
         5 + 5,
         "ends already reported are not read again"
+    );
+}
+
+/// The monitor's own account (moto's and the fake's) and a member account.
+const HOME: &str = "123456789012";
+const MEMBER: &str = "444455556666";
+
+fn in_member_account(seed: SeedJob) -> SeedJob {
+    SeedJob {
+        account: MEMBER.to_owned(),
+        ..seed
+    }
+}
+
+/// The account a job's ARN names.
+fn account_of(job: &Value) -> &str {
+    job["jobArn"].as_str().unwrap().split(':').nth(4).unwrap()
+}
+
+#[tokio::test]
+async fn list_describe_and_the_digest_should_name_each_jobs_account() {
+    // GIVEN a monitor that reads a member account too, and in each account
+    // a job that keeps running and one that ends
+    let w = World::with_env(&[("MEMBER_ACCOUNTS", MEMBER), ("DIGEST_SETTLE_SECONDS", "0")]).await;
+    let now = Utc::now();
+    let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
+    let home_running = w.bedrock.seed(
+        SeedJob::named("home-running")
+            .with_status("InProgress")
+            .submitted_at(at(4)),
+    );
+    let home_ends = w.bedrock.seed(
+        SeedJob::named("home-ends")
+            .with_status("InProgress")
+            .submitted_at(at(3)),
+    );
+    let member_running = w.bedrock.seed(in_member_account(
+        SeedJob::named("member-running")
+            .with_status("InProgress")
+            .submitted_at(at(2)),
+    ));
+    let member_ends = w.bedrock.seed(in_member_account(
+        SeedJob::named("member-ends")
+            .with_status("InProgress")
+            .submitted_at(at(1)),
+    ));
+    assert!(
+        member_ends.contains(&format!(":{MEMBER}:")),
+        "{member_ends}"
+    );
+    let out = w
+        .ok(json!({"track": [home_running, home_ends, member_running, member_ends]}))
+        .await;
+    assert_eq!(out["tracked"].as_array().unwrap().len(), 4, "{out}");
+    w.bedrock.set(&home_ends, "Completed");
+    w.bedrock.set(&member_ends, "Failed");
+    w.ok(json!({"poll": {}})).await;
+
+    // WHEN list is asked for one account, then both: each job says its account
+    let member = w
+        .ok(json!({"list": {"accounts": [MEMBER], "ended": true}}))
+        .await;
+    assert_eq!(
+        names(&member),
+        ["member-running", "member-ends"],
+        "{member}"
+    );
+    let home = w
+        .ok(json!({"list": {"accounts": HOME, "ended": true}}))
+        .await;
+    assert_eq!(names(&home), ["home-running", "home-ends"], "{home}");
+    let both = w.ok(json!({"list": {"accounts": [HOME, MEMBER]}})).await;
+    assert_eq!(names(&both), ["member-running", "home-running"], "{both}");
+    for job in [&member, &home, &both]
+        .iter()
+        .flat_map(|a| a["jobs"].as_array().unwrap())
+    {
+        assert_eq!(job["account"], account_of(job), "{job}");
+    }
+    assert_eq!(both["bedrockCalls"]["GetModelInvocationJob"], 0);
+
+    // AND describe says the account
+    let described = w.ok(json!({"describe": member_ends})).await;
+    assert_eq!(described["account"], MEMBER, "{described}");
+
+    // AND the digest groups the jobs by account, in the JSON and the email text
+    w.drain().await;
+    let answer = w.ok(json!({"digest": {}})).await;
+    assert_eq!(answer["published"], true, "{answer}");
+    let got = w.drain().await;
+    let d = digests(&got);
+    assert_eq!(d.len(), 1, "{got:?}");
+    assert_eq!(
+        d[0].body["byAccount"],
+        json!({
+            HOME: {"running": 1, "ended": 1, "warnings": 0},
+            MEMBER: {"running": 1, "ended": 1, "warnings": 0},
+        })
+    );
+    for job in d[0].body["ended"].as_array().unwrap() {
+        assert_eq!(job["account"], account_of(job), "{job}");
+    }
+    let sent = support::moto_sent(&w.topic_arn);
+    let digest = sent
+        .iter()
+        .rev()
+        .find(|m| m["subject"].as_str().unwrap_or_default().contains("digest"))
+        .expect("the digest was published");
+    let forms: Value = serde_json::from_str(digest["message"].as_str().unwrap()).unwrap();
+    let text = forms["email"].as_str().unwrap();
+    assert!(
+        text.contains(&format!(
+            "By account (2 accounts):\n- {HOME}: 1 running, 1 ended\n- {MEMBER}: 1 running, 1 ended\n"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "Account {MEMBER} (1 ended):\n- member-ends: Failed"
+        )),
+        "{text}"
     );
 }

@@ -10,6 +10,7 @@ use bedrock_batch_monitor::domain::{
 use bedrock_batch_monitor::render::notification::{self, CUT_MARKER, MESSAGE_MAX};
 use bedrock_batch_monitor::warnings::Thresholds;
 use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
 
 /// The environment these messages are rendered for (a stack's `Environment`).
 const ENV: &str = "prod-eu";
@@ -322,10 +323,19 @@ fn every_form_should_stay_within_sns_limits() {
                 "{status}: {} bytes",
                 r.message.len()
             );
-            assert!(
-                r.attributes.len() <= 10,
-                "{status}: {} attributes",
-                r.attributes.len()
+            // Ten of the monitor's own at most: as many as an SQS
+            // subscription with raw message delivery accepts (labels add to
+            // them, docs/notifications.md says so).
+            let own = r
+                .attributes
+                .iter()
+                .filter(|(k, _)| !t.labels.contains_key(k))
+                .count();
+            assert!(own <= 10, "{status}: {own} attributes of its own");
+            assert_eq!(
+                r.attributes.len(),
+                own + t.labels.len(),
+                "{status}: every label an attribute"
             );
             assert!(r.attributes.iter().all(|(_, v)| !v.is_empty()));
             let forms: serde_json::Value = serde_json::from_str(&r.message).unwrap();
@@ -864,6 +874,177 @@ fn a_digest_in_every_form() {
         "{text}"
     );
     insta::assert_snapshot!("digest_busy", digest_forms(&d));
+}
+
+/// `job` moved to account `account` (same region and id).
+fn in_account(mut job: StoredJob, account: &str) -> StoredJob {
+    let arn = job
+        .snapshot
+        .job_arn
+        .as_str()
+        .replace(":123456789012:", &format!(":{account}:"));
+    job.snapshot.job_arn = arn.parse().unwrap();
+    job
+}
+
+#[test]
+fn a_digest_of_two_accounts_should_group_its_jobs_by_account_in_every_form() {
+    use bedrock_batch_monitor::digest::{self, Health};
+    use bedrock_batch_monitor::render::digest as render;
+    // GIVEN the digest's jobs, the warned one and the failed one in a member account
+    let at = t0() + Duration::days(1);
+    let jobs: Vec<StoredJob> = digest_jobs(at)
+        .into_iter()
+        .map(|j| match j.snapshot.job_name.as_deref() {
+            Some("weekly-backfill" | "ad-hoc-eval") => in_account(j, "444455556666"),
+            _ => j,
+        })
+        .collect();
+    let window = digest::Window::after(None, at, Duration::minutes(5));
+    let health = Health {
+        polls: 288,
+        failed_invocations: 0,
+        destination_failures: 0,
+    };
+    let d = digest::build(
+        FleetReads::of(&jobs).fleet(),
+        &window,
+        Health::default(),
+        health,
+        at,
+    );
+    assert!(d.grouped_by_account());
+
+    // THEN the text gives each account's counts and lists each account's jobs together
+    let text = render::plain_text(&d);
+    assert!(
+        text.contains(
+            "By account (2 accounts):\n- 123456789012: 1 running, 1 ended\n- 444455556666: 1 running, 1 ended, 1 warned\n"
+        ),
+        "{text}"
+    );
+    let running = text.split("Running (2):\n").nth(1).unwrap();
+    assert!(
+        running.starts_with("Account 123456789012 (1 running):\n- nightly-embeddings: InProgress"),
+        "{text}"
+    );
+    assert!(
+        running.contains("\nAccount 444455556666 (1 running):\n- weekly-backfill: Scheduled"),
+        "{text}"
+    );
+    let ended = text
+        .split("Ended since the last digest (2):\n")
+        .nth(1)
+        .unwrap();
+    assert!(
+        ended.starts_with("Account 123456789012 (1 ended):\n- daily-summaries: Completed"),
+        "{text}"
+    );
+    assert!(
+        ended.contains("\nAccount 444455556666 (1 ended):\n- ad-hoc-eval: Failed"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Warnings still open (1):\nAccount 444455556666 (1 warned):\n- weekly-backfill: queuedTooLong"),
+        "{text}"
+    );
+
+    // AND the JSON names each job's account and counts per account
+    let machine = render::machine_json(&d);
+    assert_eq!(
+        machine["byAccount"],
+        json!({
+            "123456789012": {"running": 1, "ended": 1, "warnings": 0},
+            "444455556666": {"running": 1, "ended": 1, "warnings": 1},
+        })
+    );
+    assert_eq!(machine["accountsTotal"], 2);
+    for list in ["running", "ended", "warnings"] {
+        for job in machine[list].as_array().unwrap() {
+            let arn = job["jobArn"].as_str().unwrap();
+            assert_eq!(job["account"], arn.split(':').nth(4).unwrap(), "{job}");
+        }
+    }
+
+    // AND Slack says the same, account by account
+    let chat = render::chatbot_json(&d);
+    let desc = chat["content"]["description"].as_str().unwrap();
+    assert!(
+        desc.contains("*By account (2):* 123456789012: 1 running, 1 ended; 444455556666: 1 running, 1 ended, 1 warned\n"),
+        "{desc}"
+    );
+    assert!(
+        desc.contains("_Account 444455556666 (1 running)_\n• weekly-backfill: Scheduled"),
+        "{desc}"
+    );
+    insta::assert_snapshot!("digest_two_accounts", digest_forms(&d));
+
+    // AND a digest of one account is not grouped
+    let one = digest::build(
+        FleetReads::of(&digest_jobs(at)).fleet(),
+        &window,
+        Health::default(),
+        health,
+        at,
+    );
+    assert!(!one.grouped_by_account());
+    let text = render::plain_text(&one);
+    assert!(
+        !text.contains("By account") && !text.contains("\nAccount "),
+        "{text}"
+    );
+}
+
+/// An organization's worst day: ends in hundreds of accounts, each with
+/// Bedrock's longest message. The digest still fits, in a smaller shape,
+/// with the counts of the accounts it names and how many more there are.
+#[test]
+fn a_digest_of_hundreds_of_accounts_should_fit_and_say_how_many_it_left_out() {
+    use bedrock_batch_monitor::digest::{self, Health};
+    use bedrock_batch_monitor::render::digest as render;
+    let at = t0() + Duration::days(1);
+    let reason = "x".repeat(2048);
+    let jobs: Vec<StoredJob> = (0..600)
+        .map(|i| {
+            let mut j = stored("Failed", None, None);
+            j.snapshot.job_arn = format!(
+                "arn:aws:bedrock:us-east-1:{:012}:model-invocation-job/job{i:09}",
+                100_000_000_000_u64 + i
+            )
+            .parse()
+            .unwrap();
+            j.snapshot.job_name = Some(format!("job-{i}"));
+            j.active = false;
+            j.history = vec![bedrock_batch_monitor::domain::HistoryEntry {
+                from: Some(JobStatus::InProgress),
+                to: JobStatus::Failed,
+                at: at - Duration::hours(1),
+                message: Some(reason.clone()),
+            }];
+            j
+        })
+        .collect();
+    let window = digest::Window::after(None, at, Duration::minutes(5));
+    let d = digest::build(
+        FleetReads::of(&jobs).fleet(),
+        &window,
+        Health::default(),
+        Health::default(),
+        at,
+    );
+    assert_eq!(d.accounts.len(), 600);
+    let r = render::render(&d, ENV);
+    assert!(r.size() <= MESSAGE_MAX, "{} bytes", r.size());
+    let sent: serde_json::Value = serde_json::from_str(&r.message).unwrap();
+    let machine: serde_json::Value = serde_json::from_str(sent["sqs"].as_str().unwrap()).unwrap();
+    assert_eq!(machine["accountsTotal"], 600);
+    let named = machine["byAccount"].as_object().unwrap().len();
+    assert!((10..600).contains(&named), "{named}");
+    let text = sent["email"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("... and {} more accounts", 600 - named)),
+        "{text}"
+    );
 }
 
 /// Without a token total among the ends, the digest says there is no

@@ -85,6 +85,10 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
         let wanted_labels = |labels: &std::collections::BTreeMap<String, String>| {
             req.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
         };
+        // The account is in the ARN, so it is decided before a job is read whole.
+        let wanted_account = |arn: &JobArn| {
+            req.accounts.is_empty() || req.accounts.iter().any(|a| a == arn.account())
+        };
         let mut page: Vec<Value> = Vec::new();
         let mut next: Option<ListToken> = None;
         let mut ended_after: Option<EndedKey> = None;
@@ -100,7 +104,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 .running_entries()
                 .await?
                 .into_iter()
-                .filter(|e| wanted_status(e.status.as_str()))
+                .filter(|e| wanted_status(e.status.as_str()) && wanted_account(&e.job_arn))
                 .collect();
             entries.sort_by_cached_key(|e| order_key(e.submit_time, e.job_arn.as_str()));
             let start = match &req.next {
@@ -161,7 +165,11 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                     .await?;
                 for job in found.jobs {
                     match job {
-                        Ok(j) if wanted_status(j.status.as_str()) && wanted_labels(&j.labels) => {
+                        Ok(j)
+                            if wanted_status(j.status.as_str())
+                                && wanted_account(&j.job_arn)
+                                && wanted_labels(&j.labels) =>
+                        {
                             page.push(describe::listed_ended(&j, &self.config.prices));
                         }
                         Ok(_) => {}

@@ -40,6 +40,7 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBo
     };
     let mut out = json!({
         "jobArn": s.job_arn,
+        "account": s.job_arn.account(),
         "tracked": matches!(tracking, Tracking::Active | Tracking::Finished),
         "tracking": match tracking {
             Tracking::Active => "active",
@@ -89,6 +90,7 @@ pub fn listed(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
     let s = &job.snapshot;
     let mut out = json!({
         "jobArn": s.job_arn,
+        "account": s.job_arn.account(),
         "jobName": s.job_name,
         "status": s.status,
         "submitTime": s.submit_time.map(iso),
@@ -109,6 +111,7 @@ pub fn listed(job: &StoredJob, now: chrono::DateTime<chrono::Utc>) -> Value {
 pub fn listed_ended(job: &EndedJob, prices: &PriceBook) -> Value {
     let mut out = json!({
         "jobArn": job.job_arn,
+        "account": job.job_arn.account(),
         "jobName": job.job_name,
         "status": job.status,
         "submitTime": job.submit_time.map(iso),

@@ -5,8 +5,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::notification::{MESSAGE_MAX, Rendered, SCHEMA_VERSION, escape_slack, truncate};
-use crate::digest::{Digest, Ended, Running, Spend};
-use crate::domain::{RecordCounts, eta_text};
+use crate::digest::{AccountCounts, Digest, Ended, Running, Spend};
+use crate::domain::{JobArn, RecordCounts, eta_text};
 use crate::prices::{self, BASIS};
 
 /// The `event` attribute of a digest.
@@ -121,6 +121,49 @@ fn running_line(r: &Running, now: DateTime<Utc>) -> String {
     s
 }
 
+/// "2 running, 1 ended, 1 warned": one account's counts.
+fn account_counts_text(c: &AccountCounts) -> String {
+    let mut s = format!("{} running, {} ended", c.running, c.ended);
+    if c.warnings > 0 {
+        s.push_str(&format!(", {} warned", c.warnings));
+    }
+    s
+}
+
+/// `items` as a form lists them: grouped by account (each account's in the
+/// digest's own order) when the digest covers more than one, as they are
+/// otherwise.
+fn in_account_order<'a, T>(
+    d: &Digest,
+    items: impl Iterator<Item = &'a T>,
+    arn: impl Fn(&T) -> &JobArn,
+) -> Vec<&'a T> {
+    let mut out: Vec<&T> = items.collect();
+    if d.grouped_by_account() {
+        // Stable: within an account the digest's order holds.
+        out.sort_by(|a, b| arn(a).account().cmp(arn(b).account()));
+    }
+    out
+}
+
+/// "Account 111122223333 (2 running)": the heading before `arn`'s job when
+/// it starts an account's group, in a digest of more than one account, with
+/// the account's `count` of `what` (all of them, shown or not).
+fn account_heading(
+    d: &Digest,
+    current: &mut Option<String>,
+    arn: &JobArn,
+    what: &str,
+    count: fn(&AccountCounts) -> usize,
+) -> Option<String> {
+    if !d.grouped_by_account() || current.as_deref() == Some(arn.account()) {
+        return None;
+    }
+    *current = Some(arn.account().to_owned());
+    let n = d.accounts.get(arn.account()).map_or(0, count);
+    Some(format!("Account {} ({n} {what})", arn.account()))
+}
+
 /// The digest's severity: `warning` when the monitor is not polling as it
 /// should (the subject and the `severity` attribute say so), else `info`.
 pub fn severity(d: &Digest) -> &'static str {
@@ -201,33 +244,43 @@ pub fn subject_in(d: &Digest, env: &str) -> String {
 pub struct Shape {
     pub list_max: usize,
     pub text_max: usize,
+    /// The accounts whose counts are given, at most (a digest of more than
+    /// one account): a few hundred bytes each over the forms.
+    pub accounts_max: usize,
 }
 
-/// From everything the digest holds to its counts alone.
+/// From everything the digest holds to its counts alone (and the counts of
+/// the first few accounts).
 pub const SHAPES: [Shape; 6] = [
     Shape {
         list_max: crate::digest::DIGEST_LIST_MAX,
         text_max: 2_048,
+        accounts_max: 200,
     },
     Shape {
         list_max: crate::digest::DIGEST_LIST_MAX,
         text_max: 500,
+        accounts_max: 100,
     },
     Shape {
         list_max: 25,
         text_max: 300,
+        accounts_max: 50,
     },
     Shape {
         list_max: 10,
         text_max: 200,
+        accounts_max: 25,
     },
     Shape {
         list_max: 5,
         text_max: 0,
+        accounts_max: 10,
     },
     Shape {
         list_max: 0,
         text_max: 0,
+        accounts_max: 10,
     },
 ];
 
@@ -293,12 +346,29 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
         ));
         line(String::new());
     }
+    if d.grouped_by_account() {
+        line(format!("By account ({} accounts):", d.accounts.len()));
+        for (account, c) in d.accounts.iter().take(shape.accounts_max) {
+            line(format!("- {account}: {}", account_counts_text(c)));
+        }
+        if d.accounts.len() > shape.accounts_max {
+            line(format!(
+                "... and {} more accounts: invoke the function with {{\"list\": {{\"accounts\": [\"<account id>\"]}}}} to see an account's jobs",
+                d.accounts.len() - shape.accounts_max
+            ));
+        }
+        line(String::new());
+    }
     line(format!("Running ({}):", d.running_total));
     if d.running.is_empty() {
         line("- none".into());
     }
     let running = &d.running[..d.running.len().min(shape.list_max)];
-    for r in running {
+    let mut account = None;
+    for r in in_account_order(d, running.iter(), |r| &r.job_arn) {
+        if let Some(h) = account_heading(d, &mut account, &r.job_arn, "running", |c| c.running) {
+            line(format!("{h}:"));
+        }
         line(format!("- {}", running_line(r, d.at)));
         line(format!("  {}", r.job_arn));
     }
@@ -311,7 +381,11 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
         line("- none".into());
     }
     let ended = &d.ended[..d.ended.len().min(shape.list_max)];
-    for e in ended {
+    let mut account = None;
+    for e in in_account_order(d, ended.iter(), |e| &e.job_arn) {
+        if let Some(h) = account_heading(d, &mut account, &e.job_arn, "ended", |c| c.ended) {
+            line(format!("{h}:"));
+        }
         line(format!(
             "- {}: {}",
             name(e.job_name.as_deref(), &e.job_arn),
@@ -335,8 +409,12 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
     line(String::new());
     line(format!("Warnings still open ({}):", d.warnings_total));
     let mut any = false;
-    for r in d.open_warnings().take(shape.list_max) {
+    let mut account = None;
+    for r in in_account_order(d, d.open_warnings().take(shape.list_max), |r| &r.job_arn) {
         any = true;
+        if let Some(h) = account_heading(d, &mut account, &r.job_arn, "warned", |c| c.warnings) {
+            line(format!("{h}:"));
+        }
         let kinds: Vec<&str> = r.warnings.iter().map(|k| k.as_str()).collect();
         line(format!(
             "- {}: {} ({})",
@@ -394,6 +472,7 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
 fn running_json(r: &Running) -> Value {
     let mut out = json!({
         "jobArn": r.job_arn,
+        "account": r.job_arn.account(),
         "jobName": r.job_name,
         "status": r.status,
         "submitTime": r.submit_time.map(iso),
@@ -433,6 +512,7 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
         "runningTotal": d.running_total,
         "ended": d.ended.iter().take(shape.list_max).map(|e| json!({
             "jobArn": e.job_arn,
+            "account": e.job_arn.account(),
             "jobName": e.job_name,
             "status": e.status,
             "endedAt": iso(e.ended_at),
@@ -447,11 +527,18 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
         "endedByStatus": d.ended_by_status,
         "warnings": d.open_warnings().take(shape.list_max).map(|r| json!({
             "jobArn": r.job_arn,
+            "account": r.job_arn.account(),
             "jobName": r.job_name,
             "status": r.status,
             "kinds": r.warnings,
         })).collect::<Vec<_>>(),
         "warningsTotal": d.warnings_total,
+        "byAccount": d.accounts.iter().take(shape.accounts_max).map(|(account, c)| (account.clone(), json!({
+            "running": c.running,
+            "ended": c.ended,
+            "warnings": c.warnings,
+        }))).collect::<serde_json::Map<String, Value>>(),
+        "accountsTotal": d.accounts.len(),
         "health": {
             "polls": d.polls,
             "expectedPolls": d.expected_polls,
@@ -488,12 +575,37 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
             d.polls
         ));
     }
+    if d.grouped_by_account() {
+        let accounts = shape.accounts_max.min(10);
+        let mut parts: Vec<String> = d
+            .accounts
+            .iter()
+            .take(accounts)
+            .map(|(account, c)| format!("{account}: {}", account_counts_text(c)))
+            .collect();
+        if d.accounts.len() > accounts {
+            parts.push(format!("{} more accounts", d.accounts.len() - accounts));
+        }
+        desc.push_str(&format!(
+            "*By account ({}):* {}\n",
+            d.accounts.len(),
+            parts.join("; ")
+        ));
+    }
     desc.push_str(&format!("*Running ({}):*\n", d.running_total));
-    for r in d.running.iter().take(shown) {
+    let mut account = None;
+    for r in in_account_order(d, d.running.iter().take(shown), |r| &r.job_arn) {
+        if let Some(h) = account_heading(d, &mut account, &r.job_arn, "running", |c| c.running) {
+            desc.push_str(&format!("_{h}_\n"));
+        }
         desc.push_str(&format!("• {}\n", escape_slack(&running_line(r, d.at))));
     }
     desc.push_str(&format!("*Ended ({}):*\n", d.ended_total));
-    for e in d.ended.iter().take(shown) {
+    let mut account = None;
+    for e in in_account_order(d, d.ended.iter().take(shown), |e| &e.job_arn) {
+        if let Some(h) = account_heading(d, &mut account, &e.job_arn, "ended", |c| c.ended) {
+            desc.push_str(&format!("_{h}_\n"));
+        }
         desc.push_str(&format!(
             "• {}: {}\n",
             escape_slack(&name(e.job_name.as_deref(), &e.job_arn)),

@@ -14,6 +14,13 @@ pub const MESSAGE_MAX: usize = 250 * 1024;
 pub const BEDROCK_TEXT_MAX: usize = 8 * 1024;
 pub const CUT_MARKER: &str = " [...truncated]";
 pub const SCHEMA_VERSION: &str = "1";
+/// The Slack title's bound, in bytes: Amazon Q Developer's custom
+/// notification schema gives `title` as a string with no documented length
+/// (https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html);
+/// the monitor keeps it to a line or two, as it always has.
+pub const TITLE_MAX: usize = 250;
+/// A job's name in the Slack title, at most (Bedrock allows 63 characters).
+const TITLE_NAME_MAX: usize = 100;
 
 /// What the SNS adapter publishes.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,12 +79,24 @@ impl Rendered {
         let text = format!("{}\nEnvironment: {env}\n", text.trim_end_matches('\n'));
         machine["environment"] = json!(env);
         if let Some(title) = chatbot["content"]["title"].as_str() {
-            let tag = format!("[{}]", escape_slack(env));
-            let title = match title.split_once(' ') {
-                Some((emoji, rest)) if emoji.starts_with(':') => format!("{emoji} {tag} {rest}"),
-                _ => format!("{tag} {title}"),
+            let tagged = |env: &str| {
+                let tag = format!("[{}]", escape_slack(env));
+                match title.split_once(' ') {
+                    Some((emoji, rest)) if emoji.starts_with(':') => {
+                        format!("{emoji} {tag} {rest}")
+                    }
+                    _ => format!("{tag} {title}"),
+                }
             };
-            chatbot["content"]["title"] = json!(truncate(&title, 250));
+            // Too long, the environment is shortened (to 8 characters at
+            // least) before the end, which says what happened, is cut.
+            let mut title = tagged(env);
+            if title.len() > TITLE_MAX {
+                let over = title.len() - TITLE_MAX;
+                let keep = env.chars().count().saturating_sub(over).max(8);
+                title = tagged(&shorten_chars(env, keep));
+            }
+            chatbot["content"]["title"] = json!(truncate(&title, TITLE_MAX));
         }
         if let Some(context) = chatbot["metadata"]["additionalContext"].as_object_mut() {
             context.insert("environment".to_owned(), json!(env));
@@ -207,6 +226,16 @@ pub fn subject_in(t: &Transition, env: Option<&str>) -> String {
     let over = short.len().saturating_sub(SUBJECT_MAX);
     let env = env.map(|e| shorten(&e, e.len().saturating_sub(over).max(8)));
     ascii_subject(&form("job", env.as_deref(), &name))
+}
+
+/// `s` cut to `max` characters with "..." at the end, when longer.
+fn shorten_chars(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let kept: String = s.chars().take(max.saturating_sub(3)).collect();
+        format!("{kept}...")
+    }
 }
 
 /// `s` cut to `max` bytes (ASCII) with "..." at the end, when longer.
@@ -383,6 +412,8 @@ pub fn plain_text(t: &Transition) -> String {
     }
     line(String::new());
     line(format!("Job:       {}", j.job_arn));
+    line(format!("Account:   {}", j.job_arn.account()));
+    line(format!("Region:    {}", j.job_arn.region()));
     if let Some(model) = &j.model_id {
         line(format!("Model:     {model}"));
     }
@@ -621,18 +652,21 @@ pub fn chatbot_json(t: &Transition) -> Value {
         crate::domain::Severity::Success => ":white_check_mark:",
         crate::domain::Severity::Info => ":information_source:",
     };
-    let name = escape_slack(job_label(t));
+    // Bedrock's job names are at most 63 characters; a longer one is cut so
+    // that the title keeps its account and what happened.
+    let name = escape_slack(&shorten_chars(job_label(t), TITLE_NAME_MAX));
+    let job = format!("Batch job {name} in account {}", j.job_arn.account());
     let title = match (&t.kind, &t.previous) {
         (TransitionKind::Untracked, _) => {
-            format!("{emoji} Batch job {name} no longer found, untracked")
+            format!("{emoji} {job} no longer found, untracked")
         }
         (TransitionKind::Warning, _) => format!(
-            "{emoji} Batch job {name}: early warning {} ({})",
+            "{emoji} {job}: early warning {} ({})",
             t.warning.as_ref().map_or("", |w| w.kind.as_str()),
             j.status
         ),
-        (_, Some(prev)) => format!("{emoji} Batch job {name}: {prev} → {}", j.status),
-        (_, None) => format!("{emoji} Batch job {name}: {}", j.status),
+        (_, Some(prev)) => format!("{emoji} {job}: {prev} → {}", j.status),
+        (_, None) => format!("{emoji} {job}: {}", j.status),
     };
     let mut desc = String::new();
     if let Some(w) = &t.warning {
@@ -688,7 +722,7 @@ pub fn chatbot_json(t: &Transition) -> Value {
         "id": t.id,
         "content": {
             "textType": "client-markdown",
-            "title": truncate(&title, 250),
+            "title": truncate(&title, TITLE_MAX),
             "description": desc,
             "nextSteps": chatbot_steps(t),
             "keywords": keywords,
@@ -723,6 +757,7 @@ fn additional_context(t: &Transition) -> Value {
         put("previousStatus", previous.as_str());
     }
     put("region", j.job_arn.region());
+    put("account", j.job_arn.account());
     put("transitionId", &t.id);
     put("jobArn", j.job_arn.as_str());
     put("stoppable", if stoppable(t) { "true" } else { "false" });
@@ -736,6 +771,7 @@ pub fn attributes(t: &Transition) -> Vec<(String, String)> {
         ("status".to_owned(), j.status.as_str().to_owned()),
         ("severity".to_owned(), t.severity().as_str().to_owned()),
         ("region".to_owned(), j.job_arn.region().to_owned()),
+        ("account".to_owned(), j.job_arn.account().to_owned()),
         ("transitionId".to_owned(), t.id.clone()),
         ("jobName".to_owned(), job_label(t).to_owned()),
         ("event".to_owned(), t.kind.as_str().to_owned()),
@@ -749,7 +785,15 @@ pub fn attributes(t: &Transition) -> Vec<(String, String)> {
     if let Some(m) = j.model_id.as_deref().filter(|m| !m.is_empty()) {
         out.push(("modelId".to_owned(), m.to_owned()));
     }
-    out.extend(t.labels.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // A label stored before its name was reserved (`account`, added with
+    // member accounts) never shadows the monitor's own attribute: SNS takes
+    // one value a name, and filter policies must see the job's account.
+    out.extend(
+        t.labels
+            .iter()
+            .filter(|(k, _)| !crate::labels::RESERVED.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone())),
+    );
     out
 }
 
@@ -860,6 +904,62 @@ mod tests {
                 .unwrap()
                 .ends_with(CUT_MARKER)
         );
+    }
+
+    /// The Slack title of `t` as the monitor of `env` sends it.
+    fn slack_title(t: &Transition, env: &str) -> String {
+        let forms: Value = serde_json::from_str(&render(t, env).message).unwrap();
+        let chat: Value = serde_json::from_str(forms["https"].as_str().unwrap()).unwrap();
+        chat["content"]["title"].as_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn every_form_should_name_the_account_and_no_label_should_shadow_its_attribute() {
+        let mut t = transition("Failed", Some("InProgress"), None);
+        t.job.job_arn = "arn:aws:bedrock:us-west-2:111122223333:model-invocation-job/abcdefghwxyz"
+            .parse()
+            .unwrap();
+        // A label stored before `account` was a reserved name.
+        t.labels
+            .insert("account".to_owned(), "someone-else".to_owned());
+        let accounts: Vec<String> = attributes(&t)
+            .into_iter()
+            .filter(|(k, _)| k == "account")
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(accounts, ["111122223333"]);
+        let text = plain_text(&t);
+        assert!(
+            text.contains("\nAccount:   111122223333\nRegion:    us-west-2\n"),
+            "{text}"
+        );
+        assert_eq!(machine_json(&t)["account"], "111122223333");
+        assert_eq!(
+            chatbot_json(&t)["metadata"]["additionalContext"]["account"],
+            "111122223333"
+        );
+        assert_eq!(
+            slack_title(&t, "prod"),
+            ":red_circle: [prod] Batch job nightly-embeddings in account 111122223333: InProgress → Failed"
+        );
+    }
+
+    #[test]
+    fn the_slack_title_should_keep_the_account_and_what_happened_whatever_the_lengths() {
+        let mut t = transition("Failed", Some("InProgress"), None);
+        for name_len in [1, 63, 100, 300] {
+            // `_` is escaped for Slack: an environment of them doubles in the title.
+            for env in ["p".to_owned(), "e".repeat(64), "_".repeat(128)] {
+                t.job.job_name = Some("n".repeat(name_len));
+                let title = slack_title(&t, &env);
+                assert!(title.len() <= TITLE_MAX, "{} bytes: {title}", title.len());
+                assert!(
+                    title.ends_with(" in account 123456789012: InProgress → Failed"),
+                    "name {name_len}, environment {}: {title}",
+                    env.len()
+                );
+            }
+        }
     }
 
     #[test]
