@@ -63,9 +63,9 @@ FREE_TIER = {
 MONTH_MINUTES = 30 * 24 * 60
 # What the stack holds besides the polls.
 MEMORY_GB = 0.25           # MemorySize 256
-ALARMS = 8
+ALARMS = 9
 DASHBOARDS = 1
-METRICS = {"lean": 10, "full": 24}
+METRICS = {"lean": 11, "full": 25}
 LOG_RETENTION_MONTHS = 1   # LogRetentionDays default 30
 DIGESTS_A_MONTH = 30       # DigestSchedule: daily
 DIGEST_EMAILS = 30         # one email subscriber to the digest
