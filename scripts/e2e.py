@@ -12,7 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from local import ENVIRONMENT, FUNCTION, ROOT, VENV_BIN, RuntimeApi, Stack, function_env
+from local import (ENVIRONMENT, FUNCTION, HOME_ACCOUNT, MEMBER_ROLE, MEMBERS, ROOT, VENV_BIN, RuntimeApi, Stack,
+                   function_env)
 
 JOB_ID = "abcdefghwxyz"
 ARN = f"arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/{JOB_ID}"
@@ -133,6 +134,7 @@ def main() -> int:
               bad.returncode != 0 and "InvalidEvent" in out and "hello" in out, out)
         check("refusing it published nothing", not stack.drain())
 
+        member_checks(stack)
         deadline_checks(stack)
         json_log_checks(stack)
         kill_checks(stack)
@@ -141,6 +143,73 @@ def main() -> int:
     check("every file in events/ was sent", not missing, missing)
     print(f"e2e: {passed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+def member_checks(stack: Stack) -> None:
+    """One hub, three accounts (its own and two members), two regions: each
+    member's jobs are read with its own role (fake-bedrock refuses any other
+    credentials), each notification names its account, and an event from an
+    account that is not a member is ignored."""
+    accounts, regions = (HOME_ACCOUNT, *MEMBERS), ("us-east-1", "us-west-2")
+    jobs = {}
+    for account in accounts:
+        for region in regions:
+            job = stack.admin("POST", "/_admin/jobs", {"jobName": f"org-{account}-{region}", "account": account,
+                                                       "region": region, "status": "InProgress"})
+            jobs[(account, region)] = job["jobArn"]
+    # Two in one member's region: a poll reads those with one list page (BULK_READ_MIN 2).
+    job = stack.admin("POST", "/_admin/jobs", {"jobName": "org-bulk", "account": MEMBERS[0],
+                                               "region": "us-east-1", "status": "InProgress"})
+    jobs[("bulk", "us-east-1")] = job["jobArn"]
+    before = stack.admin("GET", "/_admin/calls")["calls"]
+    r = stack.invoke_event("track-members.json", {"track": list(jobs.values())})
+    check("track of seven jobs in three accounts and two regions tracks them all",
+          sorted(r.get("tracked", [])) == sorted(jobs.values()) and r.get("failed") == 0, r)
+    got = stack.drain()
+    check("each first observation names its account in the attribute and the JSON",
+          len(got) == 7 and all(m["attributes"].get("account") == m["body"].get("account")
+                                == m["body"]["jobArn"].split(":")[4] for m in got), got)
+    r = stack.invoke_event("poll-members.json", {"poll": {}})
+    check("a poll reads every account's jobs", r.get("failed") == 0 and r.get("polled", 0) >= 7, r)
+    calls = stack.admin("GET", "/_admin/calls")["calls"][len(before):]
+    reads = [c for c in calls if c["operation"] in ("GetModelInvocationJob", "ListModelInvocationJobs")]
+    wrong = [c for c in reads if c["operation"] == "GetModelInvocationJob"
+             and c["target"].split(":")[4] != c["account"]]
+    check("every Get went out with credentials of the job's own account", reads and not wrong, wrong or calls)
+    listed = {(c["account"], c["region"]) for c in reads if c["operation"] == "ListModelInvocationJobs"}
+    check("the member region with two jobs is listed once, with that member's credentials",
+          listed == {(MEMBERS[0], "us-east-1")}, listed)
+    assumed = [c for c in calls if c["operation"] == "AssumeRole"]
+    check("each member's role was assumed once per region, named by the monitor",
+          sorted((c["target"], c["region"]) for c in assumed)
+          == sorted((f"arn:aws:iam::{a}:role/{MEMBER_ROLE}", g) for a in MEMBERS for g in regions)
+          and all(c.get("sessionName") == f"bedrock-batch-monitor-{ENVIRONMENT}" for c in assumed), assumed)
+
+    failing = jobs[(MEMBERS[1], "us-west-2")]
+    stack.admin("POST", f"/_admin/jobs/{failing.rsplit('/', 1)[1]}/status",
+                {"status": "Failed", "message": "prod input malformed"})
+    r = stack.invoke_event("poll-members.json", {"poll": {}})
+    got = stack.drain()
+    check("a member's failed job is told with its account and Bedrock's message",
+          r.get("transitions") == 1 and len(got) == 1 and got[0]["attributes"].get("account") == MEMBERS[1]
+          and got[0]["body"].get("message") == "prod input malformed", (r, got))
+
+    stranger = stack.admin("POST", "/_admin/jobs", {"jobName": "not-ours", "account": "777788889999",
+                                                   "status": "Failed"})["jobArn"]
+    event = json.loads((ROOT / "events" / "state-change-failed.json").read_text())
+    event["account"] = event["detail"]["accountId"] = "777788889999"
+    event["resources"] = [stranger]
+    event["detail"]["batchJobArn"] = stranger
+    r = stack.invoke_event("state-change-stranger.json", event)
+    check("an event from an account that is not a member is ignored and counted",
+          r.get("ignored") == 1 and r.get("tracked") == 0 and not stack.drain(), r)
+    r = stack.invoke_event("track-stranger.json", {"track": [stranger]})
+    check("a track of its job is refused as AccountNotMember",
+          [e.get("kind") for e in r.get("errors", [])] == ["AccountNotMember"], r)
+
+    r = stack.invoke_event("untrack-members.json", {"untrack": list(jobs.values())})
+    check("the members' jobs untrack", r.get("failed") == 0, r)
+    stack.drain()
 
 
 def deadline_checks(stack: Stack) -> None:

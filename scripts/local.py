@@ -34,6 +34,13 @@ OUTPUT_BUCKET = "batch-output"
 FUNCTION = "bedrock-batch-monitor"
 # The local stack's Environment: on every message the demo and the e2e test read.
 ENVIRONMENT = "local-demo"
+# The local stack is a hub reading two member accounts besides its own (the
+# fake's and moto's 123456789012): fake-bedrock's STS stand-in lets the
+# function assume MEMBER_ROLE in them, and answers each account's jobs only
+# to that account's credentials.
+HOME_ACCOUNT = "123456789012"
+MEMBERS = ("111122223333", "444455556666")
+MEMBER_ROLE = "bedrock-batch-monitor-reader"
 
 
 def log(msg: str) -> None:
@@ -224,6 +231,9 @@ class Stack:
         p = self._spawn("fake-bedrock", [str(ROOT / "target/debug/fake-bedrock"), "--port", str(self.bedrock_port)])
         wait_port(self.bedrock_port, "fake-bedrock", p, 60)
         log(f"fake Bedrock on {self.bedrock}")
+        for account in MEMBERS:
+            self.admin("POST", "/_admin/roles", {"account": account, "roleName": MEMBER_ROLE})
+        log(f"member accounts {', '.join(MEMBERS)}: role {MEMBER_ROLE} (fake-bedrock's STS)")
         self._create_resources()
         if not self.watch:
             return self
@@ -249,6 +259,9 @@ class Stack:
             "AWS_ENDPOINT_URL_DYNAMODB": self.moto,
             "AWS_ENDPOINT_URL_SNS": self.moto,
             "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
+            # Member accounts' roles, assumed with fake-bedrock's STS stand-in.
+            "AWS_ENDPOINT_URL_STS": self.bedrock,
+            "MEMBER_ACCOUNTS": ",".join(MEMBERS),
             # Manifests (token totals, and so the cost line) from moto's S3.
             "AWS_ENDPOINT_URL_S3": self.moto,
             "OUTPUT_BUCKETS": OUTPUT_BUCKET,

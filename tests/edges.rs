@@ -289,11 +289,8 @@ async fn when_track_names_jobs_it_cannot_read_should_report_each_as_its_own_erro
         Some("BedrockAccessDenied"),
         "{out}"
     );
-    assert_eq!(
-        kind(foreign).as_deref(),
-        Some("BedrockAccessDenied"),
-        "{out}"
-    );
+    // Another account's job, with no MEMBER_ACCOUNTS: refused before any read.
+    assert_eq!(kind(foreign).as_deref(), Some("AccountNotMember"), "{out}");
     assert_eq!(kind(far).as_deref(), Some("BedrockUnreachable"), "{out}");
     assert_eq!(kind(nowhere).as_deref(), Some("InvalidReference"), "{out}");
     let text = out["errors"].to_string();

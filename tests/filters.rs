@@ -113,6 +113,7 @@ async fn a_subscription_filtering_on_account_should_receive_only_that_accounts_j
     const HOME: &str = "123456789012";
     const MEMBER: &str = "444455556666";
     let w = World::with_env(&[("MEMBER_ACCOUNTS", MEMBER)]).await;
+    w.bedrock.allow_role(MEMBER, "bedrock-batch-monitor-reader");
     let member_queue = w
         .subscribe_filtered(&format!(r#"{{"account": ["{MEMBER}"]}}"#))
         .await;

@@ -393,6 +393,7 @@ async fn list_describe_and_the_digest_should_name_each_jobs_account() {
     // GIVEN a monitor that reads a member account too, and in each account
     // a job that keeps running and one that ends
     let w = World::with_env(&[("MEMBER_ACCOUNTS", MEMBER), ("DIGEST_SETTLE_SECONDS", "0")]).await;
+    w.bedrock.allow_role(MEMBER, "bedrock-batch-monitor-reader");
     let now = Utc::now();
     let at = |minutes: i64| now - chrono::Duration::minutes(minutes);
     let home_running = w.bedrock.seed(

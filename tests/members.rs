@@ -266,3 +266,32 @@ async fn discovery_should_cover_every_member_and_region_and_one_members_role_fai
     let d = w.ok(json!({"describe": &locked})).await;
     assert_eq!(d["tracked"], true, "{d}");
 }
+
+#[tokio::test]
+async fn a_members_manifest_should_be_read_with_its_role_and_priced() {
+    let bucket = unique("org-out").to_lowercase();
+    let w = hub(&[("OUTPUT_BUCKETS", &bucket)]).await;
+    let s3 = w.output_bucket(&bucket).await;
+    let arn = w.bedrock.seed(
+        SeedJob::named(&unique("org-priced"))
+            .in_account(DEV)
+            .with_status("Completed")
+            .with_output(&format!("s3://{bucket}/runs/")),
+    );
+    support::put_manifest(&s3, &bucket, "runs/", &arn, 2_000_000, 400_000).await;
+    let r = w.ok(json!({"track": [&arn]})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    let got = w.drain().await;
+    let told = got
+        .iter()
+        .find(|m| m.body["jobArn"] == arn.as_str())
+        .unwrap_or_else(|| panic!("no notification for {arn}: {got:?}"));
+    // Claude 3 Haiku's batch price: 2M x $0.125/M + 0.4M x $0.625/M.
+    assert_eq!(
+        told.body["estimatedCost"]["usd"],
+        json!(0.5),
+        "{}",
+        told.body
+    );
+    assert_eq!(told.body["account"], DEV);
+}

@@ -905,6 +905,7 @@ fn a_digest_of_two_accounts_should_group_its_jobs_by_account_in_every_form() {
         polls: 288,
         failed_invocations: 0,
         destination_failures: 0,
+        member_role_failures: 0,
     };
     let d = digest::build(
         FleetReads::of(&jobs).fleet(),
