@@ -397,6 +397,18 @@ def time_to_know(bench: Bench, latency_ms: int, runs: int = 5) -> dict:
 
 
 def main() -> int:
+    if os.environ.get("BENCH_ONLY") == "org":
+        # One hub over member accounts and regions (scripts/bench_org.py).
+        from bench_org import org_figures, print_org
+        subprocess.run([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--locked", "--x86-64",
+                        "--bin", "bedrock-batch-monitor"], cwd=ROOT, check=True)
+        bench = Bench(str(LAMBDA_DIR / "bootstrap"))
+        try:
+            org = org_figures(bench)
+        finally:
+            bench.stop()
+        print_org(org)
+        return 0
     if os.environ.get("BENCH_ONLY") == "fleet":
         # Just the reads of list and the digest (no release builds of the
         # function for arm64): a few minutes.
@@ -437,6 +449,10 @@ def main() -> int:
 
         log("list and the digest with 1,000 running jobs, and 0 then 20,000 ended jobs kept")
         fleet = [fleet_figures(bench, e) for e in (0, 20_000)]
+
+        log("one hub: 4 accounts x 2 regions x 250 jobs (scripts/bench_org.py)")
+        from bench_org import org_figures, print_org
+        org = org_figures(bench)
 
         log("the bulk-read threshold: 1 to 8 jobs in one region, bulk on and off")
         threshold = []
@@ -502,6 +518,7 @@ def main() -> int:
     print(f"  saved to {out.relative_to(ROOT)}; the bill: python scripts/cost.py")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "cost.py")], check=True)
     print_fleet(fleet)
+    print_org(org)
     print("  bulk-read threshold (wall time, Bedrock requests), bulk on vs off:")
     for n, on, off in threshold:
         print(f"    {n} job(s): bulk {on['best']:.3f} s, {sum(on['bedrock'].values())} request(s); "
