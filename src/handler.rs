@@ -188,6 +188,7 @@ pub fn report(
         deferred: count("deferred"),
         failed: count("failed"),
         warnings: count("warnings"),
+        ignored: count("ignored"),
         discovered: count("discovered"),
         bedrock_calls: answer
             .and_then(|a| a.get("bedrockCalls"))

@@ -752,6 +752,9 @@ pub struct InvocationReport {
     pub failed: u64,
     /// Early warnings recorded.
     pub warnings: u64,
+    /// Bedrock events left alone (untracked jobs, jobs outside `WATCH`,
+    /// accounts that are not members).
+    pub ignored: u64,
     /// Jobs discovery started tracking.
     pub discovered: u64,
     /// Bedrock requests by operation (`GetModelInvocationJob`, ...).

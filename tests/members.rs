@@ -152,12 +152,16 @@ async fn credentials_should_be_assumed_once_per_account_and_region_not_once_per_
         before,
         "a warm monitor keeps its credentials until near expiry"
     );
-    let fresh = World::with_env(&[("MEMBER_ACCOUNTS", DEV)]).await;
+    // Two jobs in each region, read one by one (BULK_READ_MIN off): a Get
+    // each, one AssumeRole a region.
+    let fresh = World::with_env(&[("MEMBER_ACCOUNTS", DEV), ("BULK_READ_MIN", "off")]).await;
     fresh.bedrock.allow_role(DEV, ROLE);
-    let a = seed_in(&fresh, DEV, "us-east-1", "InProgress");
-    let b = seed_in(&fresh, DEV, "us-west-2", "InProgress");
+    let jobs: Vec<String> = ["us-east-1", "us-east-1", "us-west-2", "us-west-2"]
+        .iter()
+        .map(|r| seed_in(&fresh, DEV, r, "InProgress"))
+        .collect();
     let m = fresh.monitor();
-    let r = fresh.invoke(&m, json!({"track": [&a, &b]})).await.unwrap();
+    let r = fresh.invoke(&m, json!({"track": jobs})).await.unwrap();
     assert_eq!(r["failed"], 0, "{r}");
     fresh.invoke(&m, json!({"poll": {}})).await.unwrap();
     assert_eq!(fresh.bedrock.count("AssumeRole"), 2, "one per region");
@@ -294,4 +298,100 @@ async fn a_members_manifest_should_be_read_with_its_role_and_priced() {
         told.body
     );
     assert_eq!(told.body["account"], DEV);
+}
+
+#[tokio::test]
+async fn the_slack_stop_button_should_be_offered_on_the_hubs_own_jobs_only() {
+    // The channel's role acts in the hub's account: a member's job gets the
+    // command to run with its own credentials, not a button that would fail.
+    let name = unique("org-slack");
+    let slack = format!("arn:aws:sns:us-east-1:{HOME_ACCOUNT}:{name}");
+    let w = hub(&[
+        ("SLACK_TOPIC_ARN", &slack),
+        ("SLACK_FILTER_POLICY", "error,warning,success,info"),
+    ])
+    .await;
+    w.topic_with_queue(&name).await;
+    let home = seed_in(&w, HOME_ACCOUNT, "us-east-1", "InProgress");
+    let dev = seed_in(&w, DEV, "us-east-1", "InProgress");
+    let r = w.ok(json!({"track": [&home, &dev]})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    let sent = support::moto_sent(&slack);
+    let stoppable = |arn: &str| {
+        sent.iter()
+            .filter_map(|m| {
+                let forms: Value = serde_json::from_str(m["message"].as_str()?).ok()?;
+                let chat: Value = serde_json::from_str(forms["https"].as_str()?).ok()?;
+                let context = &chat["metadata"]["additionalContext"];
+                (context["jobArn"] == arn).then(|| context["stoppable"].clone())
+            })
+            .next()
+            .unwrap_or_else(|| panic!("no Slack message for {arn}: {sent:?}"))
+    };
+    assert_eq!(stoppable(&home), "true");
+    assert_eq!(stoppable(&dev), "false");
+    // The stop command is still given, for that account's credentials.
+    let got = w.drain().await;
+    let member = got
+        .iter()
+        .find(|m| m.body["jobArn"] == dev.as_str())
+        .unwrap();
+    assert!(
+        member.body["stopCommand"].as_str().unwrap().contains(&dev),
+        "{}",
+        member.body
+    );
+}
+
+#[tokio::test]
+async fn a_member_whose_role_fails_should_cost_one_assume_role_a_poll_not_one_a_job() {
+    let w = hub(&[]).await;
+    let jobs: Vec<String> = (0..5)
+        .map(|_| seed_in(&w, DEV, "us-east-1", "InProgress"))
+        .collect();
+    let home = seed_in(&w, HOME_ACCOUNT, "us-east-1", "InProgress");
+    let mut all = jobs.clone();
+    all.push(home.clone());
+    let r = w.ok(json!({"track": all})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    // DEV's role is removed (its stack deleted, say).
+    w.bedrock.deny_role(DEV, ROLE);
+    let before = w.bedrock.count("AssumeRole");
+    let p = w.ok(json!({"poll": {}})).await;
+    assert_eq!(
+        w.bedrock.count("AssumeRole") - before,
+        1,
+        "one AssumeRole for the account and region, however many jobs: {p}"
+    );
+    let mut errors = kinds(&p);
+    errors.sort();
+    let mut expected: Vec<(String, String)> = jobs
+        .iter()
+        .map(|j| (j.clone(), "MemberRoleUnavailable".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(errors, expected, "{p}");
+    // The others go on: the hub's own job was read.
+    assert_eq!(p["polled"], 1, "{p}");
+}
+
+#[tokio::test]
+async fn a_monitor_of_one_account_should_send_the_attributes_it_sent_before() {
+    // No `account` attribute without member accounts: a labelled job keeps
+    // within SNS's 10 attributes for raw-delivery subscriptions, as before.
+    let alone = World::new().await;
+    let arn = seed_in(&alone, HOME_ACCOUNT, "us-east-1", "InProgress");
+    alone
+        .ok(json!({"track": [{"jobArn": &arn, "labels": {"team": "search"}}]}))
+        .await;
+    let got = alone.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(!got[0].attributes.contains_key("account"), "{got:?}");
+    assert_eq!(got[0].body["account"], HOME_ACCOUNT);
+    // A hub sends it.
+    let w = hub(&[]).await;
+    let arn = seed_in(&w, DEV, "us-east-1", "InProgress");
+    w.ok(json!({"track": [&arn]})).await;
+    let got = w.drain().await;
+    assert_eq!(got[0].attributes["account"], DEV, "{got:?}");
 }

@@ -505,6 +505,14 @@ impl FakeBedrock {
             .insert((account.to_owned(), role_name.to_owned()));
     }
 
+    /// AssumeRole refuses `role_name` in `account` from now on (credentials
+    /// it issued before stay valid, as on AWS).
+    pub fn deny_role(&self, account: &str, role_name: &str) {
+        self.lock()
+            .roles
+            .remove(&(account.to_owned(), role_name.to_owned()));
+    }
+
     /// How long the credentials AssumeRole issues from now on last.
     pub fn set_session_length(&self, length: Duration) {
         self.lock().session = Some(length);

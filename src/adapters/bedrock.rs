@@ -80,6 +80,12 @@ impl MemberRoles {
 /// member account's role.
 type ClientKey = (Option<String>, String);
 
+/// How long a role that could not be assumed is not asked again: its
+/// account's requests in that region fail at once meanwhile (no STS call, no
+/// Bedrock request, no rate-limit slot), so an account whose role is missing
+/// costs a poll one AssumeRole a minute, not one a job, and holds up no one.
+pub const ROLE_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// A ceiling on the requests per second this process sends Bedrock, shared by
 /// every operation and region (Bedrock's API quotas are per account and
 /// region, and other tools spend them too). Each request takes the next free
@@ -140,6 +146,13 @@ pub struct BedrockJobSource {
     roles: Option<MemberRoles>,
     /// The assumed-role credentials of each member account and region.
     providers: RwLock<HashMap<(String, String), SharedCredentialsProvider>>,
+    /// The member clients' own identity cache, with room for every provider
+    /// kept: the SDK's default cache holds 64 and evicts past that, which
+    /// would assume roles again every poll in a large organization.
+    member_cache: aws_sdk_bedrock::config::SharedIdentityCache,
+    /// Member roles that could not be assumed lately, and why
+    /// ([`ROLE_RETRY_AFTER`]).
+    role_failures: Mutex<HashMap<(String, String), (Instant, SourceError)>>,
     /// Where finished jobs' manifests may be read (`OUTPUT_BUCKETS`).
     manifests: Option<Manifests>,
 }
@@ -153,6 +166,8 @@ struct Manifests {
     base: aws_sdk_s3::Config,
     buckets: Vec<String>,
     clients: RwLock<HashMap<ClientKey, aws_sdk_s3::Client>>,
+    /// The source's identity cache for member credentials.
+    member_cache: aws_sdk_bedrock::config::SharedIdentityCache,
 }
 
 /// Longest S3 or KMS message carried into a notification's cost line.
@@ -182,7 +197,9 @@ impl Manifests {
             .to_builder()
             .region(aws_sdk_s3::config::Region::new(region.to_owned()));
         if let Some((_, credentials)) = as_member {
-            conf = conf.credentials_provider(credentials.clone());
+            conf = conf
+                .credentials_provider(credentials.clone())
+                .identity_cache(self.member_cache.clone());
         }
         let client = aws_sdk_s3::Client::from_conf(conf.build());
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
@@ -337,6 +354,10 @@ impl BedrockJobSource {
             clients: RwLock::default(),
             roles: None,
             providers: RwLock::default(),
+            member_cache: aws_sdk_bedrock::config::IdentityCache::lazy()
+                .max_partitions(2 * MAX_CACHED_CLIENTS)
+                .build(),
+            role_failures: Mutex::default(),
             manifests: None,
         }
     }
@@ -424,16 +445,49 @@ impl BedrockJobSource {
         self
     }
 
-    /// Sends one request within the rate limit, and adapts it to the answer.
+    /// Sends one request for `account`'s jobs in `region` within the rate
+    /// limit, and adapts it to the answer. A member whose role could not be
+    /// assumed lately fails at once, as it did.
     async fn limited<T>(
         &self,
+        account: Option<&str>,
+        region: &str,
         call: impl std::future::Future<Output = Result<T, SourceError>>,
     ) -> Result<T, SourceError> {
+        let member = self
+            .member(account)
+            .map(|a| (a.to_owned(), region.to_owned()));
+        if let Some(key) = &member
+            && let Some((at, e)) = self
+                .role_failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(key)
+            && at.elapsed() < ROLE_RETRY_AFTER
+        {
+            return Err(e.clone());
+        }
         self.limit.acquire().await;
         let result = call.await;
         match &result {
             Err(SourceError::Throttling { .. }) => self.limit.throttled(),
-            Ok(_) => self.limit.accepted(),
+            Err(e @ SourceError::MemberRoleUnavailable { .. }) => {
+                if let Some(key) = member {
+                    self.role_failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(key, (Instant::now(), e.clone()));
+                }
+            }
+            Ok(_) => {
+                self.limit.accepted();
+                if let Some(key) = &member {
+                    self.role_failures
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(key);
+                }
+            }
             Err(_) => {}
         }
         result
@@ -447,6 +501,7 @@ impl BedrockJobSource {
                 base: s3,
                 buckets,
                 clients: RwLock::default(),
+                member_cache: self.member_cache.clone(),
             });
         }
         self
@@ -493,7 +548,9 @@ impl BedrockJobSource {
         if let Some(member) = member
             && let Some(credentials) = self.provider(member, region).await
         {
-            conf = conf.credentials_provider(credentials);
+            conf = conf
+                .credentials_provider(credentials)
+                .identity_cache(self.member_cache.clone());
         }
         let client = Client::from_conf(conf.build());
         let mut clients = self.clients.write().unwrap_or_else(|e| e.into_inner());
@@ -541,7 +598,7 @@ impl JobSource for BedrockJobSource {
     async fn get_job(&self, job: &JobRef) -> Result<JobSnapshot, SourceError> {
         let client = self.client(job.account(), job.region()).await?;
         let out = self
-            .limited(async {
+            .limited(job.account(), job.region(), async {
                 client
                     .get_model_invocation_job()
                     .job_identifier(job.identifier())
@@ -556,7 +613,7 @@ impl JobSource for BedrockJobSource {
     async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
         let client = self.client(Some(job.account()), job.region()).await?;
         let out = self
-            .limited(async {
+            .limited(Some(job.account()), job.region(), async {
                 client
                     .list_tags_for_resource()
                     .resource_arn(job.as_str())
@@ -592,7 +649,7 @@ impl JobSource for BedrockJobSource {
             .max_results(LIST_PAGE_SIZE)
             .set_next_token(token.map(str::to_owned));
         let out = self
-            .limited(async {
+            .limited(account, query.region, async {
                 request
                     .send()
                     .await

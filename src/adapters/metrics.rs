@@ -95,6 +95,10 @@ macro_rules! invocation_metrics {
             warnings: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
             discovered: u64,
+            /// Bedrock events left alone: for untracked jobs, jobs outside
+            /// WATCH, or accounts that are not members (`ignored`).
+            #[metrics(unit = Count $(, flags($extra))?)]
+            ignored: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
             bedrock_get_calls: u64,
             #[metrics(unit = Count $(, flags($extra))?)]
@@ -142,6 +146,7 @@ macro_rules! invocation_metrics {
                     deferred: r.deferred,
                     warnings: r.warnings,
                     discovered: r.discovered,
+                    ignored: r.ignored,
                     bedrock_get_calls: call("GetModelInvocationJob"),
                     bedrock_list_calls: call("ListModelInvocationJobs"),
                     bedrock_tag_calls: call("ListTagsForResource"),
@@ -260,6 +265,7 @@ mod tests {
             failed: 3,
             warnings: 2,
             discovered: 5,
+            ignored: 4,
             bedrock_calls: BTreeMap::from([
                 ("GetModelInvocationJob".to_owned(), 7),
                 ("ListModelInvocationJobs".to_owned(), 2),
@@ -302,6 +308,7 @@ mod tests {
             ("Deferred", 1.0),
             ("Warnings", 2.0),
             ("Discovered", 5.0),
+            ("Ignored", 4.0),
             ("BedrockGetCalls", 7.0),
             ("BedrockListCalls", 2.0),
             ("BedrockTagCalls", 0.0),
@@ -333,7 +340,7 @@ mod tests {
             .collect();
         match set {
             MetricSet::Lean => assert_eq!(declared, LEAN_METRICS, "{doc}"),
-            MetricSet::Full => assert_eq!(declared.len(), 25, "{declared:?}"),
+            MetricSet::Full => assert_eq!(declared.len(), 26, "{declared:?}"),
         }
         assert!(declared.len() <= 11 || set == MetricSet::Full);
     }

@@ -18,6 +18,15 @@ pub struct SnsNotifier {
     topic_arn: String,
     /// Which monitor sends: on every message ([`Rendered::stamped`]).
     environment: String,
+    /// The monitor's own account, whose jobs the Slack Stop job button may
+    /// stop (`None`: any job's).
+    home_account: Option<String>,
+    /// The `account` message attribute is sent: by a monitor that reads
+    /// member accounts, where it tells them apart. A monitor of one account
+    /// leaves it out, so its messages keep the attributes they had (SNS drops
+    /// a message with more than 10 for a raw-delivery SQS subscription:
+    /// https://docs.aws.amazon.com/sns/latest/dg/SNSMessageAttributes.html).
+    account_attribute: bool,
     /// The Slack channel's own topic and what it lets through (`SLACK_TOPIC_ARN`,
     /// `SLACK_FILTER_POLICY`).
     slack: Option<(String, FilterPolicy)>,
@@ -29,6 +38,8 @@ impl SnsNotifier {
             client,
             topic_arn: topic_arn.into(),
             environment: crate::config::DEFAULT_ENVIRONMENT.to_owned(),
+            home_account: None,
+            account_attribute: true,
             slack: None,
         }
     }
@@ -45,11 +56,22 @@ impl SnsNotifier {
     /// As the function wires it: the job topic, the environment on every
     /// message, and the Slack channel's own topic when the stack has one.
     pub fn from_config(client: Client, config: &crate::config::Config) -> Self {
-        let sns = Self::new(client, &config.topic_arn).with_environment(&config.environment);
+        let mut sns = Self::new(client, &config.topic_arn).with_environment(&config.environment);
+        sns.home_account = Some(config.home_account().to_owned());
+        sns.account_attribute = !config.member_accounts.is_empty();
         match &config.slack {
             Some((topic, policy)) => sns.with_slack(topic, policy.clone()),
             None => sns,
         }
+    }
+
+    fn render(&self, transition: &Transition) -> notification::Rendered {
+        let mut rendered =
+            notification::render_as(transition, &self.environment, self.home_account.as_deref());
+        if !self.account_attribute {
+            rendered.attributes.retain(|(name, _)| name != "account");
+        }
+        rendered
     }
 
     /// The environment named on every message (`ENVIRONMENT`).
@@ -61,12 +83,12 @@ impl SnsNotifier {
 
 impl Notifier for SnsNotifier {
     fn destinations(&self, transition: &Transition) -> Vec<String> {
-        let rendered = notification::render(transition, &self.environment);
+        let rendered = self.render(transition);
         self.destinations_for(&rendered.attributes)
     }
 
     async fn publish(&self, destination: &str, transition: &Transition) -> Result<(), NotifyError> {
-        let rendered = notification::render(transition, &self.environment);
+        let rendered = self.render(transition);
         self.send_to(self.topic_of(destination)?, &rendered).await
     }
 

@@ -197,6 +197,9 @@ impl BedrockCalls {
         let mut health = self.health.lock().unwrap_or_else(|e| e.into_inner());
         let h = health.entry(region.to_owned()).or_default();
         match result {
+            // The account's role, not Bedrock: says nothing of Bedrock's
+            // health there (a missing role must not hide an outage).
+            Err(SourceError::MemberRoleUnavailable { .. }) => {}
             Ok(_) => h.answered += 1,
             Err(e) if e.is_outage() => {
                 h.outages += 1;

@@ -141,6 +141,10 @@ impl Failure {
             Self::Notify(e) | Self::Delivery { error: e, .. } => e.kind(),
             Self::Deadline => "DeadlineReached",
             Self::NotWatched { .. } => "NotWatched",
+            // The member's role, not the tags: counted where roles are (MemberRoleAlarm).
+            Self::TagsUnavailable(SourceError::MemberRoleUnavailable { .. }) => {
+                "MemberRoleUnavailable"
+            }
             Self::TagsUnavailable(_) => "TagsUnavailable",
             Self::LabelsUnavailable(_) => "LabelsUnavailable",
             Self::AccountNotMember { .. } => "AccountNotMember",

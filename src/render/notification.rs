@@ -33,12 +33,21 @@ pub struct Rendered {
 
 /// The message for `t`, as the monitor of environment `env` sends it.
 pub fn render(t: &Transition, env: &str) -> Rendered {
+    render_as(t, env, None)
+}
+
+/// [`render`], by the monitor of `home_account`: the Slack channel's Stop
+/// job button (its role acts in that account only) is offered on that
+/// account's jobs alone; a member account's job names the command to run
+/// with that account's credentials instead. `None`: every job's.
+pub fn render_as(t: &Transition, env: &str, home_account: Option<&str>) -> Rendered {
+    let button = stoppable(t) && home_account.is_none_or(|h| h == t.job.job_arn.account());
     Rendered::stamped(
         env,
         subject_in(t, Some(env)),
         plain_text(t),
         machine_json(t),
-        chatbot_json(t),
+        chatbot_json_with(t, button),
         attributes(t),
     )
 }
@@ -645,6 +654,11 @@ fn chatbot_steps(t: &Transition) -> Vec<String> {
 /// The `https` body: an Amazon Q Developer in chat applications custom
 /// notification, threaded per job.
 pub fn chatbot_json(t: &Transition) -> Value {
+    chatbot_json_with(t, stoppable(t))
+}
+
+/// [`chatbot_json`], with the Stop job button offered when `button`.
+fn chatbot_json_with(t: &Transition, button: bool) -> Value {
     let j = &t.job;
     let emoji = match t.severity() {
         crate::domain::Severity::Error => ":red_circle:",
@@ -736,7 +750,7 @@ pub fn chatbot_json(t: &Transition) -> Value {
                 TransitionKind::StatusChanged => j.status.as_str(),
             },
             "relatedResources": [j.job_arn],
-            "additionalContext": additional_context(t),
+            "additionalContext": additional_context(t, button),
         },
     })
 }
@@ -747,7 +761,7 @@ pub fn chatbot_json(t: &Transition) -> Value {
 /// so a first observation has no `previousStatus` rather than a null one.
 /// The Stop job custom action reads jobArn and region from here, and is shown
 /// only where stoppable is "true" (template.yaml).
-fn additional_context(t: &Transition) -> Value {
+fn additional_context(t: &Transition, button: bool) -> Value {
     let j = &t.job;
     let mut context = serde_json::Map::new();
     let mut put = |k: &str, v: &str| {
@@ -760,7 +774,7 @@ fn additional_context(t: &Transition) -> Value {
     put("account", j.job_arn.account());
     put("transitionId", &t.id);
     put("jobArn", j.job_arn.as_str());
-    put("stoppable", if stoppable(t) { "true" } else { "false" });
+    put("stoppable", if button { "true" } else { "false" });
     Value::Object(context)
 }
 
