@@ -49,6 +49,10 @@ kept of each message published to the topic (`[{"subject", "message",
 body per protocol). `make demo` prints the email body from it, which no
 local subscriber can receive.
 
+S3 reads: `GET /_s3_reads` answers the last 1,000 S3 GETs with the access key
+each was signed with (`[{"path", "accessKey"}]`): moto accepts any key, so a
+test tells by it whose credentials read a member account's manifest.
+
 Usage: python scripts/moto_server.py [-H HOST] [-p PORT]"""
 
 from __future__ import annotations
@@ -222,6 +226,9 @@ def main() -> None:
     faults = Faults()
     stats_lock = threading.Lock()
     stats: dict[str, dict[str, int]] = {}
+    # S3 reads and the access key each was signed with (moto itself accepts
+    # any key): a test can tell a member account's credentials were used.
+    s3_reads: list[dict[str, str]] = []
 
     def count(environ, raw: bytes | None) -> tuple[bytes | None, str, str]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
@@ -268,7 +275,16 @@ def main() -> None:
             return faults.admin(environ, start_response)
         if environ.get("PATH_INFO", "").startswith("/_stats"):
             return stats_admin(environ, start_response)
+        if environ.get("PATH_INFO", "").startswith("/_s3_reads"):
+            with stats_lock:
+                return respond(start_response, 200, list(s3_reads))
         count(environ, None)
+        if signing_service(environ) == "s3" and environ["REQUEST_METHOD"] == "GET":
+            auth = environ.get("HTTP_AUTHORIZATION", "")
+            key = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else ""
+            with stats_lock:
+                s3_reads.append({"path": environ.get("PATH_INFO", ""), "accessKey": key})
+                del s3_reads[:-1000]
         wrong = s3_wrong_region(environ)
         if wrong is not None:
             return redirect_response(start_response, environ, *wrong)

@@ -298,6 +298,20 @@ async fn a_members_manifest_should_be_read_with_its_role_and_priced() {
         told.body
     );
     assert_eq!(told.body["account"], DEV);
+    // Read with DEV's credentials (the fake's STS issues ASIAFAKE<account>... keys).
+    let id = arn.rsplit('/').next().unwrap();
+    let reads: Vec<Value> = support::moto_s3_reads()
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or_default().contains(id))
+        .collect();
+    assert!(!reads.is_empty(), "the manifest was not read");
+    assert!(
+        reads.iter().all(|r| r["accessKey"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with(&format!("ASIAFAKE{DEV}"))),
+        "{reads:?}"
+    );
 }
 
 #[tokio::test]

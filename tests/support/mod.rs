@@ -917,6 +917,16 @@ pub fn moto_sent(topic_arn: &str) -> Vec<Value> {
         .unwrap_or_else(|| panic!("moto's /_sent answered {answer}"))
 }
 
+/// The S3 GETs moto's front served, each with the access key it was signed
+/// with (`{"path", "accessKey"}`, the last 1,000): whose credentials read it.
+pub fn moto_s3_reads() -> Vec<Value> {
+    let answer = moto_admin("GET", "/_s3_reads", None);
+    answer
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("moto's /_s3_reads answered {answer}"))
+}
+
 /// One plain HTTP/1.1 call to the moto wrapper's own API.
 fn moto_admin(method: &str, path: &str, body: Option<&Value>) -> Value {
     use std::io::{Read, Write};
