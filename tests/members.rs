@@ -409,3 +409,45 @@ async fn a_monitor_of_one_account_should_send_the_attributes_it_sent_before() {
     let got = w.drain().await;
     assert_eq!(got[0].attributes["account"], DEV, "{got:?}");
 }
+
+#[tokio::test]
+async fn a_job_whose_account_leaves_the_members_should_still_deliver_what_it_owes() {
+    use bedrock_batch_monitor::adapters::{
+        bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
+    };
+    let w = hub(&[]).await;
+    let dev = seed_in(&w, DEV, "us-east-1", "InProgress");
+    // The first observation cannot be published yet (the topic refuses).
+    let job_id = dev.rsplit('/').next().unwrap().to_owned();
+    let refuse = support::MotoFault::add(json!({"service": "sns", "action": "Publish",
+        "contains": [job_id], "status": 400, "code": "InvalidParameter",
+        "message": "Invalid parameter: refused once"}));
+    let r = w.ok(json!({"track": [&dev]})).await;
+    assert_eq!(r["tracked"], json!([&dev]), "{r}");
+    assert_eq!(r["failed"], 1, "the publish was refused: {r}");
+    assert!(w.drain().await.is_empty());
+    drop(refuse);
+
+    // WHEN the account is no longer a member and a poll runs
+    let mut config = w.config.clone();
+    config.member_accounts.clear();
+    let m = bedrock_batch_monitor::monitor::Monitor::new(
+        BedrockJobSource::new(w.bedrock_sdk.clone()).with_members_of(&config),
+        DynamoJobStore::new(w.ddb.clone(), &config.table_name),
+        SnsNotifier::from_config(w.sns.clone(), &config),
+        config,
+        support::REGION,
+    );
+    let calls = w.bedrock.count("GetModelInvocationJob");
+    let p = w.invoke(&m, json!({"poll": {}})).await.unwrap();
+
+    // THEN it is not read, says so, and what it owed went out
+    assert_eq!(w.bedrock.count("GetModelInvocationJob"), calls);
+    assert_eq!(kinds(&p), [(dev.clone(), "AccountNotMember".into())], "{p}");
+    let got = w.drain().await;
+    assert!(
+        got.iter()
+            .any(|m| m.body["jobArn"] == dev.as_str() && m.body["status"] == "InProgress"),
+        "{got:?}"
+    );
+}

@@ -69,8 +69,19 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out.note_pending(&entry.outbox);
         let arn = entry.job_arn.clone();
         // Tracked before its account left MEMBER_ACCOUNTS: not read with a
-        // role the monitor no longer uses. Loud every poll until untracked.
+        // role the monitor no longer uses, loud every poll until untracked;
+        // what it still owes subscribers goes out (no role needed for that).
         if let Err(not_member) = self.member_check(arn.account()) {
+            if !entry.outbox.is_empty() {
+                let deliver = async {
+                    if let Some(job) = self.whole_of(&arn, &mut out).await {
+                        self.deliver(job, inv, &mut out).await;
+                    }
+                };
+                if !budget.within(deliver).await {
+                    out.deferred = true;
+                }
+            }
             out.fail(not_member);
             return out;
         }
