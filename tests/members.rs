@@ -416,9 +416,16 @@ async fn a_job_whose_account_leaves_the_members_should_still_deliver_what_it_owe
         bedrock::BedrockJobSource, dynamodb::DynamoJobStore, sns::SnsNotifier,
     };
     let w = hub(&[]).await;
-    let dev = seed_in(&w, DEV, "us-east-1", "InProgress");
+    // An id no other test's job has (the fake's own ids repeat across
+    // tests), since the fault below matches it.
+    let job_id = format!("leave{:07}", std::process::id() % 10_000_000);
+    let dev = w.bedrock.seed(SeedJob {
+        id: Some(job_id.clone()),
+        ..SeedJob::named(&unique("org-leaves"))
+            .in_account(DEV)
+            .with_status("InProgress")
+    });
     // The first observation cannot be published yet (the topic refuses).
-    let job_id = dev.rsplit('/').next().unwrap().to_owned();
     let refuse = support::MotoFault::add(json!({"service": "sns", "action": "Publish",
         "contains": [job_id], "status": 400, "code": "InvalidParameter",
         "message": "Invalid parameter: refused once"}));
