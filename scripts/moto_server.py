@@ -38,10 +38,12 @@ Rust SDK does not follow it. So this front answers the same way when an S3
 request's SigV4 scope names another region than its (path-style) bucket's.
 
 Counts: `GET /_stats` answers the requests served so far by service and
-action (`{"dynamodb": {"Query": 4, ...}, "sns": {"Publish": 2}}`), and the
-read units moto reported for DynamoDB requests that asked for them
-(`ReturnConsumedCapacity`); `DELETE /_stats` starts again. The benchmark reads
-them.
+action (`{"dynamodb": {"Query": 4, ...}, "sns": {"Publish": 2}}`);
+`GET /_stats?table=<name>` answers one table's DynamoDB requests by action and
+the bytes of their answers (`{"dynamodb": {"Query": 4, ...}, "bytes": {"Query":
+27416, ...}}`; a batch or a transaction counts once for each table it names),
+so tests sharing the server each count their own table's; `DELETE /_stats`
+starts again. The benchmark and tests/scale.rs read them.
 
 Published messages: `GET /_sent?topic=<topic ARN>` answers what moto's SNS
 kept of each message published to the topic (`[{"subject", "message",
@@ -124,6 +126,22 @@ class Faults:
 def read_body(environ) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     return environ["wsgi.input"].read(length) if length else b""
+
+
+def table_names(raw: bytes) -> list[str]:
+    """The tables a DynamoDB request names: TableName, a batch's RequestItems,
+    a transaction's items."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return []
+    names = {body["TableName"]} if isinstance(body.get("TableName"), str) else set()
+    names.update(body.get("RequestItems") or {})
+    for item in body.get("TransactItems") or []:
+        for op in item.values():
+            if isinstance(op, dict) and isinstance(op.get("TableName"), str):
+                names.add(op["TableName"])
+    return sorted(names)
 
 
 def respond(start_response, status: int, payload: dict):
@@ -229,11 +247,20 @@ def main() -> None:
     # S3 reads and the access key each was signed with (moto itself accepts
     # any key): a test can tell a member account's credentials were used.
     s3_reads: list[dict[str, str]] = []
+    # Table name -> {"dynamodb": {action: requests}, "bytes": {action: answer bytes}}.
+    tables: dict[str, dict[str, dict[str, int]]] = {}
 
     def count(environ, raw: bytes | None) -> tuple[bytes | None, str, str]:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
         if target.startswith("DynamoDB_"):
             service, action = "dynamodb", target.rsplit(".", 1)[-1]
+            if raw is None:
+                raw = read_body(environ)
+                environ["wsgi.input"] = io.BytesIO(raw)
+            with stats_lock:
+                for table in table_names(raw):
+                    per = tables.setdefault(table, {"dynamodb": {}, "bytes": {}})["dynamodb"]
+                    per[action] = per.get(action, 0) + 1
         elif target:
             service, action = signing_service(environ) or "other", target.rsplit(".", 1)[-1]
         else:
@@ -247,10 +274,21 @@ def main() -> None:
             per[action] = per.get(action, 0) + 1
         return raw, service, action
 
+    def count_bytes(raw: bytes, action: str, answer: list[bytes]) -> None:
+        size = sum(len(chunk) for chunk in answer)
+        with stats_lock:
+            for table in table_names(raw):
+                per = tables.setdefault(table, {"dynamodb": {}, "bytes": {}})["bytes"]
+                per[action] = per.get(action, 0) + size
+
     def stats_admin(environ, start_response):
         with stats_lock:
             if environ["REQUEST_METHOD"] == "DELETE":
                 stats.clear()
+                tables.clear()
+            table = (urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("table") or [None])[0]
+            if table is not None:
+                return respond(start_response, 200, tables.get(table, {"dynamodb": {}, "bytes": {}}))
             return respond(start_response, 200, stats)
 
     def sent_admin(environ, start_response):
@@ -278,7 +316,11 @@ def main() -> None:
         if environ.get("PATH_INFO", "").startswith("/_s3_reads"):
             with stats_lock:
                 return respond(start_response, 200, list(s3_reads))
-        count(environ, None)
+        raw, service, action = count(environ, None)
+        if service == "dynamodb":
+            answer = dynamodb_app(environ, start_response)
+            count_bytes(raw or b"", action, answer)
+            return answer
         if signing_service(environ) == "s3" and environ["REQUEST_METHOD"] == "GET":
             auth = environ.get("HTTP_AUTHORIZATION", "")
             key = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else ""
@@ -291,10 +333,7 @@ def main() -> None:
         if faults.rules:
             raw = read_body(environ)
             environ["wsgi.input"] = io.BytesIO(raw)
-            target = environ.get("HTTP_X_AMZ_TARGET", "")
-            if target.startswith("DynamoDB_"):
-                service, action, text = "dynamodb", target.rsplit(".", 1)[-1], raw.decode("utf-8", "replace")
-            elif signing_service(environ) == "s3":
+            if signing_service(environ) == "s3":
                 service, action, text = "s3", s3_action(environ), environ.get("PATH_INFO", "")
             else:
                 text = urllib.parse.unquote_plus(raw.decode("utf-8", "replace"))
@@ -307,6 +346,21 @@ def main() -> None:
                     if rule["apply"]:
                         list(forward(environ))
                     return fault_response(start_response, service, rule)
+        return forward(environ, start_response)
+
+    def dynamodb_app(environ, start_response) -> list[bytes]:
+        """A DynamoDB request: its fault rule if one matches, else moto's answer (whole)."""
+        if faults.rules:
+            raw = read_body(environ)
+            environ["wsgi.input"] = io.BytesIO(raw)
+            action = environ.get("HTTP_X_AMZ_TARGET", "").rsplit(".", 1)[-1]
+            rule = faults.match("dynamodb", action, raw.decode("utf-8", "replace"))
+            if rule is not None:
+                time.sleep(rule["delay_ms"] / 1000)
+                if rule["code"] is not None:
+                    if rule["apply"]:
+                        list(forward(environ))
+                    return fault_response(start_response, "dynamodb", rule)
         return forward(environ, start_response)
 
     def forward(environ, start_response=lambda *_: None):

@@ -927,6 +927,20 @@ pub fn moto_s3_reads() -> Vec<Value> {
         .unwrap_or_else(|| panic!("moto's /_s3_reads answered {answer}"))
 }
 
+/// The DynamoDB requests moto's front served for `table` so far, by action
+/// (scripts/moto_server.py's `/_stats?table=`): one test's own count, however
+/// many tests share the server.
+pub fn table_requests(table: &str) -> std::collections::BTreeMap<String, u64> {
+    let answer = moto_admin("GET", &format!("/_stats?table={table}"), None);
+    let Some(by_action) = answer["dynamodb"].as_object() else {
+        panic!("moto's /_stats answered {answer}");
+    };
+    by_action
+        .iter()
+        .map(|(action, n)| (action.clone(), n.as_u64().unwrap_or(0)))
+        .collect()
+}
+
 /// One plain HTTP/1.1 call to the moto wrapper's own API.
 fn moto_admin(method: &str, path: &str, body: Option<&Value>) -> Value {
     use std::io::{Read, Write};
