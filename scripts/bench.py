@@ -24,24 +24,122 @@
 
 The function runs as a real process speaking the Lambda Runtime API; the table
 lives in moto (scripts/moto_server.py, which counts requests), the jobs in the
-fake Bedrock. Figures are printed, not asserted."""
+fake Bedrock. Figures are printed, not asserted. Each poll's figures also
+carry what repeats from run to run whatever the machine's load: the DynamoDB
+requests by kind and the bytes of their answers, the Bedrock requests, and the
+function process's CPU time (every thread's, from /proc).
+
+`BENCH_TABLE=dynalite` puts the table on dynalite instead (an independent
+DynamoDB emulator, npm `dynalite`, pinned in DYNALITE, installed by this script
+with npm into .dynalite/, git-ignored; SNS and SQS stay on moto): moto lists
+about 1,000 items a second, so on moto a poll is moto's time; on dynalite it
+is the function's own. It measures the cold start and the polls only (at 100,
+1,000 and 10,000 jobs, 2,500 a shard: dynalite 4.0 drops items past 1 MB of an
+index page, which the lean index's pages stay far below), counts the DynamoDB
+requests in one more poll through a counting proxy (the timed polls go
+straight to dynalite), prints, and saves to .demo/bench-dynalite.json;
+docs/bench-figures.json stays moto's. `BENCH_BINARY=<path>` measures a binary
+built elsewhere (an older commit's, side by side) instead of building one;
+`BENCH_ONLY=polls` measures the polls alone on moto."""
 
 from __future__ import annotations
 
 import copy
+import http.client
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from local import REGION, ROOT, VENV_BIN, RuntimeApi, free_port, function_env, log, moto_command, wait_port
 
 LAMBDA_DIR = ROOT / "target" / "lambda" / "bedrock-batch-monitor"
+# The independent DynamoDB emulator for BENCH_TABLE=dynalite, pinned.
+DYNALITE = "dynalite@4.0.0"
+DYNALITE_DIR = ROOT / ".dynalite"
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's time on a CPU so far, every thread's (schedstat, in
+    nanoseconds: finer than the 10 ms ticks of /proc/<pid>/stat)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that ended meanwhile
+    return total / 1e9
+
+
+def dynalite_command(port: int) -> list[str]:
+    """dynalite in memory on `port`, installed into .dynalite/ with npm at the
+    pinned version when it is not there yet."""
+    cli = DYNALITE_DIR / "node_modules" / "dynalite" / "cli.js"
+    if not cli.exists():
+        if shutil.which("npm") is None or shutil.which("node") is None:
+            sys.exit("BENCH_TABLE=dynalite needs Node.js and npm (https://nodejs.org) to install " + DYNALITE)
+        log(f"npm install {DYNALITE} into {DYNALITE_DIR.relative_to(ROOT)}/")
+        subprocess.run(["npm", "install", "--prefix", str(DYNALITE_DIR), "--no-audit", "--no-fund",
+                        "--save-exact", DYNALITE], check=True)
+    return ["node", str(cli), "--port", str(port), "--createTableMs", "0", "--deleteTableMs", "0",
+            "--updateTableMs", "0"]
+
+
+class CountingProxy:
+    """An HTTP proxy in front of a DynamoDB endpoint that counts the requests
+    by action and the bytes of their answers (dynalite counts nothing)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.counts: dict[str, int] = {}
+        self.bytes: dict[str, int] = {}
+        self.lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                action = (self.headers.get("X-Amz-Target") or "?").rsplit(".", 1)[-1]
+                conn = http.client.HTTPConnection("127.0.0.1", upstream_port)
+                conn.request("POST", self.path, body,
+                             {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")})
+                answer = conn.getresponse()
+                data = answer.read()
+                conn.close()
+                with proxy.lock:
+                    proxy.counts[action] = proxy.counts.get(action, 0) + 1
+                    proxy.bytes[action] = proxy.bytes.get(action, 0) + len(data)
+                self.send_response(answer.status)
+                for k, v in answer.getheaders():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self) -> tuple[dict, dict]:
+        with self.lock:
+            counts, size = self.counts, self.bytes
+            self.counts, self.bytes = {}, {}
+        return counts, size
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -66,7 +164,7 @@ def build_sizes() -> dict:
 
 
 class Bench:
-    def __init__(self, binary: str) -> None:
+    def __init__(self, binary: str, table: str = "moto") -> None:
         import boto3
 
         self.binary = binary
@@ -83,8 +181,19 @@ class Bench:
                                            stdout=open(logdir / "bench-fake-bedrock.log", "w"), stderr=subprocess.STDOUT))
         wait_port(self.moto_port, "moto_server", self.procs[0], 60)
         wait_port(self.bedrock_port, "fake-bedrock", self.procs[1], 60)
+        # Where the table lives: moto (which counts requests itself) or dynalite
+        # (counted by a proxy in front of it, for one poll of each figure).
+        self.table_kind = table
+        self.table_url, self.proxy = self.moto, None
+        if table == "dynalite":
+            port = free_port()
+            self.procs.append(subprocess.Popen(dynalite_command(port), stdout=open(logdir / "bench-dynalite.log", "w"),
+                                               stderr=subprocess.STDOUT))
+            wait_port(port, "dynalite", self.procs[-1], 60)
+            self.table_url = f"http://127.0.0.1:{port}"
+            self.proxy = CountingProxy(port)
         kw = dict(endpoint_url=self.moto, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-        self.ddb = boto3.client("dynamodb", **kw)
+        self.ddb = boto3.client("dynamodb", **{**kw, "endpoint_url": self.table_url})
         sns = boto3.client("sns", **kw)
         self.topic = sns.create_topic(Name="bench")["TopicArn"]
         self.sqs = boto3.client("sqs", **kw)
@@ -107,6 +216,10 @@ class Bench:
 
     def table_calls(self) -> dict:
         return self.admin("GET", "/_stats", base=self.moto)
+
+    def table_bytes(self, table: str) -> dict:
+        """The bytes of the DynamoDB answers for `table` (moto), by action."""
+        return self.admin("GET", f"/_stats?table={table}", base=self.moto)["bytes"]
 
     def seed(self, n: int, whole_copy: bool = False) -> tuple[str, str | None]:
         """n jobs InProgress in Bedrock, and the same n already tracked in a fresh
@@ -156,18 +269,20 @@ class Bench:
         one unit a page whatever it holds, so the units are DynamoDB's rule
         applied to the items returned: a Query reads the sum of its items'
         sizes, rounded up to 4 KB, half a unit each (eventually consistent)."""
-        start, units, pages = time.perf_counter(), 0.0, 0
+        start, units, pages, items = time.perf_counter(), 0.0, 0, 0
         for shard in range(4):
             kw = dict(TableName=table, IndexName="work-index-v2", KeyConditionExpression="pollShard = :s",
                       ExpressionAttributeValues={":s": {"N": str(shard)}})
             while True:
                 r = self.ddb.query(**kw)
                 pages += 1
+                items += len(r["Items"])
                 size = sum(item_size(i) for i in r["Items"])
                 units += math.ceil(size / 4096) * 0.5
                 if "LastEvaluatedKey" not in r:
                     break
                 kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+        self.listed_items = items
         return time.perf_counter() - start, units, pages
 
     def start_function(self, table: str, concurrency: int = 32, extra: dict | None = None,
@@ -177,6 +292,7 @@ class Bench:
         going to that file, as Lambda sends both to CloudWatch Logs."""
         api = RuntimeApi()
         env = function_env(api.port, self.moto, self.bedrock, table, self.topic, concurrency)
+        env["AWS_ENDPOINT_URL_DYNAMODB"] = self.table_url
         if log_path:
             env.update(LOG_LEVEL="INFO", AWS_LAMBDA_LOG_FORMAT="JSON")
             out = open(log_path, "wb")
@@ -243,35 +359,51 @@ WRITES = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWrit
 
 def poll_figures(bench: Bench, n: int, latency_ms: int, extra: dict | None = None, runs: int = 3) -> dict:
     """Polls n seeded unchanged jobs `runs` times in one process; the best run's
-    figures, with the last run's request counts and log bytes."""
-    table, whole = bench.seed(n, whole_copy=n >= 1000)
+    figures, with the last run's request counts, answer bytes and log bytes,
+    and the CPU time of each run. On dynalite the requests are counted in one
+    more poll, by a second process sent through the counting proxy."""
+    table, whole = bench.seed(n, whole_copy=n >= 1000 and bench.table_kind == "moto")
     bench.admin("PUT", "/_admin/latency", {"ms": latency_ms})
     log_path = str(ROOT / ".demo" / f"bench-function-{n}.log")
     proc, api = bench.start_function(table, 32, extra, log_path=log_path)
-    times = []
+    times, cpus = [], []
     for _ in range(runs):
         b_before = bench.bedrock_calls()
         bench.admin("DELETE", "/_stats", base=bench.moto)
         log_before = os.path.getsize(log_path)
+        cpu_before = cpu_seconds(proc.pid)
         summary, secs = api.invoke({"poll": {}})
         assert summary["polled"] == n and summary["transitions"] == 0, summary
         times.append(secs)
         bedrock = delta(bench.bedrock_calls(), b_before)
         table_calls = bench.table_calls()
+        answer_bytes = bench.table_bytes(table)
         time.sleep(0.2)  # the process's last lines reach the file
+        cpus.append(cpu_seconds(proc.pid) - cpu_before)
         with open(log_path, "rb") as f:
             f.seek(log_before)
             lines = f.read().decode("utf-8", "replace").splitlines()
     rss = peak_rss_mb(proc.pid)
     proc.terminate()
     proc.wait()
+    ddb = table_calls.get("dynamodb", {})
+    if bench.proxy is not None:
+        counted, counted_api = bench.start_function(table, 32, {**(extra or {}),
+                                                                "AWS_ENDPOINT_URL_DYNAMODB": bench.proxy.url})
+        bench.proxy.take()
+        summary, _ = counted_api.invoke({"poll": {}})
+        assert summary["polled"] == n and summary["transitions"] == 0, summary
+        ddb, answer_bytes = bench.proxy.take()
+        counted.terminate()
+        counted.wait()
     emf = [line for line in lines if '"_aws"' in line]
     log_lines = [line for line in lines if '"_aws"' not in line]
     floors = [bench.list_work(table) for _ in range(3)]
     listing, units, pages = min(floors)
-    ddb = table_calls.get("dynamodb", {})
+    if bench.listed_items != n:
+        log(f"warning: the table's listing returned {bench.listed_items} of {n} items: the floor is not comparable")
     out = {"n": n, "best": min(times), "times": times, "bedrock": bedrock, "summary_calls": summary["bedrockCalls"],
-           "dynamodb": ddb, "sns": table_calls.get("sns", {}), "rss": rss,
+           "dynamodb": ddb, "dynamodb_bytes": answer_bytes, "cpu": cpus, "sns": table_calls.get("sns", {}), "rss": rss,
            "listing": listing, "units": units, "pages": pages,
            # Each write here is of an item under 1 KB: one write unit. A
            # GetItem (consistent, under 4 KB) is one read unit.
@@ -396,53 +528,119 @@ def time_to_know(bench: Bench, latency_ms: int, runs: int = 5) -> dict:
     return {"event": event_s, "poll": poll_s}
 
 
+def calls(d: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
+
+
+def measure_polls(bench: Bench, latency: int) -> tuple[list, list, dict]:
+    """Cold starts, the polls of 100, 1,000 and 10,000 unchanged jobs, and
+    1,000 read one by one."""
+    log("cold start: process start to the first poll answered (empty table), 7 runs")
+    table, _ = bench.seed(0)
+    colds = []
+    for _ in range(7):
+        start = time.perf_counter()
+        proc, api = bench.start_function(table)
+        api.invoke({"poll": {}})
+        colds.append((time.perf_counter() - start) * 1000)
+        proc.terminate()
+        proc.wait()
+    results = []
+    for n in (100, 1000, 10_000):
+        log(f"{n} active unchanged jobs; Bedrock latency {latency} ms; 32 in flight; default settings")
+        results.append(poll_figures(bench, n, latency, runs=3 if n < 10_000 else 2))
+    log("1,000 jobs read one by one (BULK_READ_MIN=off, ceiling 1000 requests/s), for comparison")
+    gets = poll_figures(bench, 1000, latency, {"BULK_READ_MIN": "off", "BEDROCK_MAX_RPS": "1000"}, runs=2)
+    return colds, results, gets
+
+
+def print_polls(bench: Bench, colds: list, results: list, gets: dict, latency: int) -> None:
+    print(f"  cold start to first poll answered:  median {statistics.median(colds):.1f} ms, "
+          f"min {min(colds):.1f} ms over {len(colds)} runs   (target < 50 ms)")
+    print(f"  polls of N active unchanged jobs, table on {bench.table_kind}, Bedrock at {latency} ms, 32 in flight, "
+          "BEDROCK_MAX_RPS 20, BULK_READ_MIN 2:")
+    for r in results:
+        list_pages = r["bedrock"].get("ListModelInvocationJobs", 0)
+        floor = r["listing"] + list_pages * latency / 1000
+        print(f"    N={r['n']:>6}: poll best {r['best']:.3f} s (runs {', '.join(f'{t:.3f}' for t in r['times'])}); "
+              f"floor {floor:.3f} s = table listing {r['listing']:.3f} s ({r['pages']} pages) + "
+              f"{list_pages} Bedrock list page(s) x {latency} ms; ratio {r['best'] / floor:.2f}x")
+        print(f"             CPU {', '.join(f'{c * 1000:.1f}' for c in r['cpu'])} ms a poll (every thread's); "
+              f"peak RSS {r['rss']:.1f} MiB")
+        print(f"             Bedrock: {calls(r['bedrock'])}; DynamoDB: {calls(r['dynamodb'])} "
+              f"(answers: {calls(r['dynamodb_bytes'])} bytes); SNS: {calls(r['sns']) if r['sns'] else 'none'}")
+        print(f"             DynamoDB read units for the work listing (from the item sizes): {r['units']:.1f}")
+        if "whole_listing" in r:
+            print(f"             the same items projected whole (ProjectionType ALL): listing {r['whole_listing']:.3f} s, "
+                  f"{r['whole_units']:.1f} read units, {r['whole_pages']} pages")
+    print(f"  N=  1000 read one by one (bulk off, ceiling 1000/s): poll best {gets['best']:.3f} s; "
+          f"Bedrock: {calls(gets['bedrock'])}")
+
+
+def poll_record(r: dict) -> dict:
+    """One poll's figures as docs/bench-figures.json keeps them."""
+    return {"n": r["n"], "seconds": r["best"], "cpu_seconds": min(r["cpu"]),
+            "bedrock_requests": sum(r["bedrock"].values()), "bedrock_by_kind": r["bedrock"],
+            "dynamodb_by_kind": r["dynamodb"], "dynamodb_answer_bytes": sum(r["dynamodb_bytes"].values()),
+            "read_units": r["units"] + r["get_units"], "write_units": r["write_units"],
+            "sns_publishes": r["sns"].get("Publish", 0), "log_bytes": r["log_bytes"], "log_lines": r["log_lines"]}
+
+
+def x86_binary() -> str:
+    """BENCH_BINARY, or the x86_64 release binary built now."""
+    if os.environ.get("BENCH_BINARY"):
+        return os.environ["BENCH_BINARY"]
+    subprocess.run([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--locked", "--x86-64",
+                    "--bin", "bedrock-batch-monitor"], cwd=ROOT, check=True)
+    return str(LAMBDA_DIR / "bootstrap")
+
+
 def main() -> int:
-    if os.environ.get("BENCH_ONLY") == "org":
+    table = os.environ.get("BENCH_TABLE", "moto")
+    if table not in ("moto", "dynalite"):
+        sys.exit(f"BENCH_TABLE is moto (the default) or dynalite, not {table!r}")
+    only = os.environ.get("BENCH_ONLY")
+    latency = 100
+    if only == "org":
         # One hub over member accounts and regions (scripts/bench_org.py).
         from bench_org import org_figures, print_org
-        subprocess.run([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--locked", "--x86-64",
-                        "--bin", "bedrock-batch-monitor"], cwd=ROOT, check=True)
-        bench = Bench(str(LAMBDA_DIR / "bootstrap"))
+        bench = Bench(x86_binary())
         try:
             org = org_figures(bench)
         finally:
             bench.stop()
         print_org(org)
         return 0
-    if os.environ.get("BENCH_ONLY") == "fleet":
+    if only == "fleet":
         # Just the reads of list and the digest (no release builds of the
         # function for arm64): a few minutes.
-        subprocess.run([str(VENV_BIN / "cargo-lambda"), "lambda", "build", "--release", "--locked", "--x86-64",
-                        "--bin", "bedrock-batch-monitor"], cwd=ROOT, check=True)
-        bench = Bench(str(LAMBDA_DIR / "bootstrap"))
+        bench = Bench(x86_binary())
         try:
             fleet = [fleet_figures(bench, e) for e in (0, 20_000)]
         finally:
             bench.stop()
         print_fleet(fleet)
         return 0
+    if table == "dynalite" or only == "polls":
+        # The polls alone (no arm64 build, docs/bench-figures.json untouched).
+        bench = Bench(x86_binary(), table)
+        try:
+            colds, results, gets = measure_polls(bench, latency)
+        finally:
+            bench.stop()
+        print()
+        print(f"bedrock-batch-monitor polls (this machine: {os.cpu_count()} cores; {bench.binary})")
+        print_polls(bench, colds, results, gets, latency)
+        out = ROOT / ".demo" / f"bench-{table}.json"
+        out.write_text(json.dumps({"measured": time.strftime("%Y-%m-%d"), "table": table, "binary": bench.binary,
+                                   "cold_start_ms": colds, "polls": [poll_record(r) for r in results],
+                                   "one_by_one": poll_record(gets)}, indent=2) + "\n")
+        print(f"  saved to {out.relative_to(ROOT)}")
+        return 0
     sizes = build_sizes()
-    bench = Bench(sizes["x86_64_path"])
-    latency = 100
+    bench = Bench(os.environ.get("BENCH_BINARY") or sizes["x86_64_path"])
     try:
-        log("cold start: process start to the first poll answered (empty table), 7 runs")
-        table, _ = bench.seed(0)
-        colds = []
-        for _ in range(7):
-            start = time.perf_counter()
-            proc, api = bench.start_function(table)
-            api.invoke({"poll": {}})
-            colds.append((time.perf_counter() - start) * 1000)
-            proc.terminate()
-            proc.wait()
-
-        results = []
-        for n in (100, 1000, 10_000):
-            log(f"{n} active unchanged jobs; Bedrock latency {latency} ms; 32 in flight; default settings")
-            results.append(poll_figures(bench, n, latency, runs=3 if n < 10_000 else 2))
-
-        log("1,000 jobs read one by one (BULK_READ_MIN=off, ceiling 1000 requests/s), for comparison")
-        gets = poll_figures(bench, 1000, latency, {"BULK_READ_MIN": "off", "BEDROCK_MAX_RPS": "1000"}, runs=2)
+        colds, results, gets = measure_polls(bench, latency)
 
         log("time to know: a status change to the message in the subscriber's queue, 1,000 jobs tracked")
         know = time_to_know(bench, latency)
@@ -463,31 +661,11 @@ def main() -> int:
     finally:
         bench.stop()
 
-    def calls(d: dict) -> str:
-        return ", ".join(f"{k} {v}" for k, v in sorted(d.items())) or "none"
-
     print()
     print("bedrock-batch-monitor figures (this machine: %d cores)" % os.cpu_count())
     print(f"  release binary, arm64 (stripped):   {sizes['arm64']:.2f} MiB   (target < 10 MB)")
     print(f"  release binary, x86_64 (stripped):  {sizes['x86_64']:.2f} MiB")
-    print(f"  cold start to first poll answered:  median {statistics.median(colds):.1f} ms, "
-          f"min {min(colds):.1f} ms over {len(colds)} runs   (target < 50 ms)")
-    print(f"  polls of N active unchanged jobs, Bedrock at {latency} ms, 32 in flight, BEDROCK_MAX_RPS 20, BULK_READ_MIN 2:")
-    for r in results:
-        list_pages = r["bedrock"].get("ListModelInvocationJobs", 0)
-        floor = r["listing"] + list_pages * latency / 1000
-        print(f"    N={r['n']:>6}: poll best {r['best']:.3f} s (runs {', '.join(f'{t:.3f}' for t in r['times'])}); "
-              f"floor {floor:.3f} s = table listing {r['listing']:.3f} s ({r['pages']} pages) + "
-              f"{list_pages} Bedrock list page(s) x {latency} ms; ratio {r['best'] / floor:.2f}x")
-        print(f"             Bedrock: {calls(r['bedrock'])}; DynamoDB: {calls(r['dynamodb'])}; "
-              f"SNS: {calls(r['sns']) if r['sns'] else 'none'}")
-        print(f"             DynamoDB read units for the work listing (from the item sizes): {r['units']:.1f}; "
-              f"peak RSS {r['rss']:.1f} MiB")
-        if "whole_listing" in r:
-            print(f"             the same items projected whole (ProjectionType ALL): listing {r['whole_listing']:.3f} s, "
-                  f"{r['whole_units']:.1f} read units, {r['whole_pages']} pages")
-    print(f"  N=  1000 read one by one (bulk off, ceiling 1000/s): poll best {gets['best']:.3f} s; "
-          f"Bedrock: {calls(gets['bedrock'])}")
+    print_polls(bench, colds, results, gets, latency)
     print("  the bill's inputs per poll (unchanged jobs; log at INFO, JSON, as the template sets):")
     for r in results:
         print(f"    N={r['n']:>6}: {r['best'] * 0.25:.4f} GB-s (256 MB x {r['best']:.3f} s); "
@@ -506,10 +684,7 @@ def main() -> int:
     figures = {
         "measured": time.strftime("%Y-%m-%d"),
         "memory_mb": 256,
-        "polls": [{"n": r["n"], "seconds": r["best"], "bedrock_requests": sum(r["bedrock"].values()),
-                   "bedrock_by_kind": r["bedrock"], "read_units": r["units"] + r["get_units"],
-                   "write_units": r["write_units"], "sns_publishes": r["sns"].get("Publish", 0),
-                   "log_bytes": r["log_bytes"], "log_lines": r["log_lines"]} for r in results],
+        "polls": [poll_record(r) for r in results],
         "time_to_know": {"event_median_s": statistics.median(e), "event_max_s": max(e),
                          "poll_median_s": statistics.median(p), "poll_max_s": max(p)},
     }
