@@ -91,6 +91,8 @@ test: setup lint unit prices-check e2e demo template deploy-check
 	@echo "make test: all checks passed"
 
 # Figures (binary sizes, cold start, poll cycle, peak memory); not part of `test`.
+# BENCH_TABLE=dynalite: the polls with the table on dynalite (installed with npm into
+# .dynalite/), the function's own time; BENCH_BINARY=<path> measures another build.
 bench: setup
 	$(PY) scripts/bench.py
 
