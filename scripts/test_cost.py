@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import unittest
 
 import cost
@@ -22,8 +23,8 @@ class BillTest(unittest.TestCase):
         self.assertTrue(math.isclose(b["SNS publishes"], 30 * 0.50 / 1e6), "the digests only")
         self.assertTrue(math.isclose(b["Logs ingestion and storage"], polls * 2000 / 1e9 * (0.50 + 0.03)))
         self.assertTrue(math.isclose(b["Scheduler"], (polls + 30) / 1e6))
-        self.assertAlmostEqual(b["Custom metrics"], 10 * 0.30)
-        self.assertAlmostEqual(b["Alarms"], 8 * 0.10)
+        self.assertAlmostEqual(b["Custom metrics"], 11 * 0.30)
+        self.assertAlmostEqual(b["Alarms"], 9 * 0.10)
         self.assertEqual(b["Dashboard"], 3.00)
         # The figures of the numbers above, by hand: GB-s $0.0576, reads $0.108, writes $0.027.
         self.assertAlmostEqual(b["Lambda GB-s"], 0.0576, places=4)
@@ -37,7 +38,16 @@ class BillTest(unittest.TestCase):
         self.assertEqual(five["Dashboard"], one["Dashboard"])
 
     def test_full_metrics_cost_more_than_lean(self):
-        self.assertAlmostEqual(cost.bill(POLL, 5, "full")["Custom metrics"], 24 * 0.30)
+        self.assertAlmostEqual(cost.bill(POLL, 5, "full")["Custom metrics"], 26 * 0.30)
+
+    def test_the_counts_priced_should_be_the_stacks(self):
+        # The alarms the template holds, and the lean metrics the function declares.
+        root = Path(__file__).resolve().parent.parent
+        template = (root / "template.yaml").read_text()
+        self.assertEqual(cost.ALARMS, template.count("Type: AWS::CloudWatch::Alarm"))
+        metrics = (root / "src" / "adapters" / "metrics.rs").read_text()
+        lean = metrics.split("pub const LEAN_METRICS: [&str; ", 1)[1].split("]", 1)[0]
+        self.assertEqual(cost.METRICS["lean"], int(lean))
 
     def test_the_work_total_leaves_out_what_watches_the_monitor(self):
         b = cost.bill(POLL, 1)
@@ -74,12 +84,12 @@ class OrganizationTest(unittest.TestCase):
         today = rows["a stack per account and region (today)"]
         per_stack = cost.bill(SMALL, 1)  # 600 jobs / 6 stacks = 100 each: the measured SMALL
         self.assertEqual(today["monitor stacks"], 6)
-        self.assertTrue(math.isclose(today["fixed"], 6 * (3.00 + 0.80 + 3.00 + 1.00)))
+        self.assertTrue(math.isclose(today["fixed"], 6 * (3.30 + 0.90 + 3.00 + 1.00)))
         self.assertTrue(math.isclose(today["work"], 6 * cost.work_total(per_stack)))
         self.assertEqual(today["events sent to the hub (paid by the member accounts)"], 0)
         hub = rows["one hub and the member StackSet"]
         self.assertEqual((hub["monitor stacks"], hub["member stacks"]), (1, 6))
-        self.assertTrue(math.isclose(hub["fixed"], 7.80))
+        self.assertTrue(math.isclose(hub["fixed"], 8.20))
         self.assertTrue(math.isclose(hub["work"], cost.work_total(cost.bill(cost.poll_at([SMALL, POLL], 600), 1))))
         # 6,000 events, 5 of the 6 places forward theirs: 5,000 custom events at $1 per million.
         self.assertTrue(math.isclose(hub["events sent to the hub (paid by the member accounts)"], 5000 / 1e6))
