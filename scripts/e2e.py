@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import e2e_bbm
 from local import ENVIRONMENT, FUNCTION, ROOT, VENV_BIN, RuntimeApi, Stack, function_env
 
 JOB_ID = "abcdefghwxyz"
@@ -136,6 +137,7 @@ def main() -> int:
         deadline_checks(stack)
         json_log_checks(stack)
         kill_checks(stack)
+        e2e_bbm.run(stack, check)
 
     missing = sorted(set(events) - sent)
     check("every file in events/ was sent", not missing, missing)

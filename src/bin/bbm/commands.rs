@@ -1,7 +1,7 @@
 //! `list`, `watch`, `describe` and `digest`: ask, then print for people or
 //! for scripts.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -14,7 +14,7 @@ use crate::monitors::Invoke;
 use crate::show::{self, Style};
 
 pub fn print_json(v: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
     );
@@ -86,7 +86,7 @@ pub async fn list<M: Invoke>(ms: &[M], filter: &Filter, output: Output) -> Resul
     match output {
         Output::Json => print_json(&listing_json(&rows, &names)),
         Output::Table if rows.is_empty() => eprintln!("{}", nothing_listed(filter)),
-        Output::Table => println!(
+        Output::Table => outln!(
             "{}",
             show::jobs_table(&rows, &names, Utc::now(), Style::for_stdout())
         ),
@@ -123,7 +123,7 @@ pub async fn watch<M: Invoke>(
             Output::Json => {
                 let mut v = listing_json(&rows, &names);
                 v["at"] = json!(now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-                println!("{v}");
+                outln!("{v}");
             }
             Output::Table => {
                 let mut out = String::new();
@@ -152,10 +152,9 @@ pub async fn watch<M: Invoke>(
                 if !tty {
                     out.push('\n');
                 }
-                print!("{out}");
+                out!("{out}");
             }
         }
-        let _ = std::io::stdout().flush();
         tokio::time::sleep(interval).await;
     }
 }
@@ -183,7 +182,7 @@ pub async fn describe<M: Invoke>(ms: &[M], job: &str, output: Output) -> Result<
         )));
     }
     if output == Output::Table {
-        print!("{}", show::story(&answer, Utc::now(), Style::for_stdout()));
+        out!("{}", show::story(&answer, Utc::now(), Style::for_stdout()));
     }
     Ok(Exit::Ok)
 }
@@ -237,7 +236,7 @@ pub async fn digest<M: Invoke>(ms: &[M], output: Output) -> Result<Exit, CliErro
                     } else {
                         String::new()
                     };
-                    println!("{prefix}{}", digest_line(&a));
+                    outln!("{prefix}{}", digest_line(&a));
                 }
                 all.insert(m.name().to_owned(), a);
             }

@@ -43,26 +43,18 @@ pub enum CliError {
     #[error("the config file {path}: {reason}")]
     Config { path: String, reason: String },
     /// Lambda, the network or the credentials: the function did not answer.
-    #[error("could not invoke {function} ({monitor}): {error}")]
-    Invoke {
-        monitor: String,
-        function: String,
-        error: String,
-    },
+    /// `who`: the function, and the monitor's name when it has another.
+    #[error("could not invoke {who}: {error}")]
+    Invoke { who: String, error: String },
     /// The function answered with an error (Lambda's `FunctionError`).
-    #[error("the function {function} ({monitor}) failed: {error_type}: {message}")]
+    #[error("the function {who} failed: {error_type}: {message}")]
     Function {
-        monitor: String,
-        function: String,
+        who: String,
         error_type: String,
         message: String,
     },
-    #[error("the stack {stack} ({monitor}): {error}")]
-    Stack {
-        monitor: String,
-        stack: String,
-        error: String,
-    },
+    #[error("the stack {stack}: {error}")]
+    Stack { stack: String, error: String },
     #[error("{0}")]
     NotFound(String),
     #[error("{}", ambiguous(.name, .matches))]
@@ -146,8 +138,7 @@ mod tests {
         assert_eq!(codes, [0, 1, 2, 3, 4]);
         assert_eq!(
             CliError::Function {
-                monitor: "m".into(),
-                function: "f".into(),
+                who: "f".into(),
                 error_type: "TableUnavailable".into(),
                 message: "x".into()
             }

@@ -1,6 +1,30 @@
 //! `bbm`: the command line for people. Wiring only: arguments, the monitors
 //! to ask, the command, its exit status.
 
+/// Writes to stdout; a reader that went away (`bbm list | head -1`) ends
+/// the program quietly, as a pipe's writer should.
+fn stdout_write(args: std::fmt::Arguments, newline: bool) {
+    use std::io::Write;
+    let mut o = std::io::stdout().lock();
+    let written = o
+        .write_fmt(args)
+        .and_then(|_| if newline { o.write_all(b"\n") } else { Ok(()) })
+        .and_then(|_| o.flush());
+    if let Err(e) = written
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(0);
+    }
+}
+
+macro_rules! outln {
+    ($($t:tt)*) => { $crate::stdout_write(format_args!($($t)*), true) };
+}
+
+macro_rules! out {
+    ($($t:tt)*) => { $crate::stdout_write(format_args!($($t)*), false) };
+}
+
 mod cli;
 mod commands;
 mod error;

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_lambda::error::DisplayErrorContext;
 use aws_sdk_lambda::primitives::Blob;
 use serde::Deserialize;
 use serde_json::Value;
@@ -231,7 +230,7 @@ impl Monitor {
         }
         let function = match &spec.function {
             FunctionRef::Function(f) => f.clone(),
-            FunctionRef::Stack(stack) => stack_function(&sdk, &spec.name, stack).await?,
+            FunctionRef::Stack(stack) => stack_function(&sdk, stack).await?,
         };
         Ok(Self {
             name: spec.name.clone(),
@@ -245,9 +244,8 @@ impl Monitor {
 /// The stack's `FunctionName` output (template.yaml, Outputs), from
 /// DescribeStacks:
 /// https://docs.aws.amazon.com/AWSCloudFormation/latest/APIReference/API_DescribeStacks.html
-async fn stack_function(sdk: &SdkConfig, monitor: &str, stack: &str) -> Result<String, CliError> {
+async fn stack_function(sdk: &SdkConfig, stack: &str) -> Result<String, CliError> {
     let err = |error: String| CliError::Stack {
-        monitor: monitor.to_owned(),
         stack: stack.to_owned(),
         error,
     };
@@ -256,7 +254,17 @@ async fn stack_function(sdk: &SdkConfig, monitor: &str, stack: &str) -> Result<S
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| err(DisplayErrorContext(e).to_string()))?;
+        .map_err(|e| {
+            use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+            err(match e.as_service_error() {
+                Some(s) => format!(
+                    "{}: {}",
+                    s.code().unwrap_or("Error"),
+                    s.message().unwrap_or_default()
+                ),
+                None => chain(&e),
+            })
+        })?;
     out.stacks()
         .first()
         .and_then(|s| {
@@ -288,41 +296,30 @@ impl Invoke for Monitor {
     /// status code does not say it; the payload is then
     /// `{"errorType", "errorMessage"}`).
     async fn invoke(&self, payload: &Value) -> Result<Value, CliError> {
-        let out = self
+        let out = match self
             .client
             .invoke()
             .function_name(&self.function)
             .payload(Blob::new(payload.to_string()))
             .send()
             .await
-            .map_err(|e| CliError::Invoke {
-                monitor: self.name.clone(),
-                function: self.function.clone(),
-                error: DisplayErrorContext(e).to_string(),
-            })?;
+        {
+            Ok(out) => out,
+            Err(e) => return Err(self.invoke_error(e)),
+        };
         let body = out.payload().map(|b| b.as_ref()).unwrap_or_default();
-        let answer: Option<Value> = serde_json::from_slice(body).ok();
         if out.function_error().is_some() {
-            let field = |k: &str| {
-                answer
-                    .as_ref()
-                    .and_then(|a| a.get(k))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-            };
-            return Err(CliError::Function {
-                monitor: self.name.clone(),
-                function: self.function.clone(),
-                error_type: field("errorType")
-                    .or_else(|| out.function_error().map(str::to_owned))
-                    .unwrap_or_default(),
-                message: field("errorMessage")
-                    .unwrap_or_else(|| String::from_utf8_lossy(body).into_owned()),
-            });
+            return Err(self
+                .function_error(body, out.function_error())
+                .unwrap_or_else(|| CliError::Function {
+                    who: self.who(),
+                    error_type: out.function_error().unwrap_or_default().to_owned(),
+                    message: String::from_utf8_lossy(body).into_owned(),
+                }));
         }
+        let answer: Option<Value> = serde_json::from_slice(body).ok();
         let answer = answer.ok_or_else(|| CliError::Invoke {
-            monitor: self.name.clone(),
-            function: self.function.clone(),
+            who: self.who(),
             error: format!(
                 "the answer is not JSON: {}",
                 String::from_utf8_lossy(&body[..body.len().min(300)])
@@ -333,6 +330,77 @@ impl Invoke for Monitor {
         }
         Ok(answer)
     }
+}
+
+impl Monitor {
+    fn who(&self) -> String {
+        if self.name == self.function {
+            self.function.clone()
+        } else {
+            format!("{} (monitor {})", self.function, self.name)
+        }
+    }
+
+    fn function_error(&self, body: &[u8], header: Option<&str>) -> Option<CliError> {
+        let doc: Value = serde_json::from_slice(body).ok()?;
+        let error_type = doc["errorType"].as_str().or(header)?;
+        Some(CliError::Function {
+            who: self.who(),
+            error_type: error_type.to_owned(),
+            message: doc["errorMessage"].as_str().unwrap_or_default().to_owned(),
+        })
+    }
+
+    /// Lambda's own refusal in its words (`ResourceNotFoundException: Function
+    /// not found: ...`), a connection that failed, or a function error
+    /// carried by an HTTP error: `cargo lambda watch` answers a function
+    /// error with status 500 and the function's `{"errorType", "errorMessage"}`.
+    fn invoke_error(
+        &self,
+        e: aws_sdk_lambda::error::SdkError<
+            aws_sdk_lambda::operation::invoke::InvokeError,
+            aws_sdk_lambda::config::http::HttpResponse,
+        >,
+    ) -> CliError {
+        use aws_sdk_lambda::error::{ProvideErrorMetadata, SdkError};
+        let error = match &e {
+            SdkError::ServiceError(ctx) => {
+                let body = ctx.raw().body().bytes().unwrap_or_default();
+                if let Some(f) = self.function_error(body, None) {
+                    return f;
+                }
+                match (ctx.err().code(), ctx.err().message()) {
+                    (Some(code), Some(m)) => format!("{code}: {m}"),
+                    (Some(code), None) => code.to_owned(),
+                    _ => format!(
+                        "HTTP {}: {}",
+                        ctx.raw().status().as_u16(),
+                        String::from_utf8_lossy(&body[..body.len().min(300)])
+                    ),
+                }
+            }
+            _ => chain(&e),
+        };
+        CliError::Invoke {
+            who: self.who(),
+            error,
+        }
+    }
+}
+
+/// An error and its causes, each once: "dispatch failure: io error: ...:
+/// Connection refused".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
 }
 
 /// The settings the function cannot use (`settingWarnings`, on every answer

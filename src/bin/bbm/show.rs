@@ -165,7 +165,12 @@ pub fn jobs_table(rows: &[Listed], monitors: &[String], now: DateTime<Utc>, styl
     if many_accounts {
         header.push("ACCOUNT");
     }
-    header.extend(["NAME", "STATUS", "RECORDS", "ETA", "AGE", "LABELS", "COST"]);
+    header.extend(["NAME", "STATUS", "RECORDS", "ETA", "AGE", "LABELS"]);
+    // What a job cost is known once it ended.
+    let any_ended = rows.iter().any(|r| r.job.get("endedAt").is_some());
+    if any_ended {
+        header.push("COST");
+    }
     let mut t = Table::new();
     t.load_preset(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -196,8 +201,10 @@ pub fn jobs_table(rows: &[Listed], monitors: &[String], now: DateTime<Utc>, styl
             Cell::new(eta(&j["eta"], now)),
             Cell::new(ago(&j["submitTime"], now)),
             Cell::new(labels(&j["labels"])),
-            Cell::new(cost(j)),
         ]);
+        if any_ended {
+            cells.push(Cell::new(cost(j)));
+        }
         t.add_row(cells);
     }
     t

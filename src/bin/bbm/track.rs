@@ -163,8 +163,8 @@ fn print_lines(tally: &Tally, groups: &[(&str, &str)]) {
     for (key, word) in groups {
         for v in tally.list(key) {
             match v {
-                Value::String(arn) => println!("{word:<16}{arn}"),
-                other => println!(
+                Value::String(arn) => outln!("{word:<16}{arn}"),
+                other => outln!(
                     "{word:<16}{}  {}",
                     other["jobArn"].as_str().unwrap_or("?"),
                     crate::show::labels(&other["labels"])

@@ -59,7 +59,7 @@ impl Progress {
         } else if self.to_stderr {
             eprintln!("{s}");
         } else {
-            println!("{s}");
+            outln!("{s}");
         }
     }
 
@@ -67,6 +67,8 @@ impl Progress {
     fn show(&mut self, answer: &Value) {
         let now = Utc::now();
         let line = show::progress_line(answer, now);
+        // What changed, without the relative times that move every second.
+        let key = format!("{} {} {}", answer["status"], answer["records"], answer["eta"]);
         if let Some(pb) = &self.bar {
             let r = &answer["records"];
             match (r["total"].as_u64(), r["processed"].as_u64()) {
@@ -92,11 +94,11 @@ impl Progress {
                 "-" => String::new(),
                 e => format!("ETA {e}"),
             });
-        } else if self.last.as_deref() != Some(line.as_str()) {
+        } else if self.last.as_deref() != Some(key.as_str()) {
             let stamp = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             self.line(&format!("{stamp} {line}"));
         }
-        self.last = Some(line);
+        self.last = Some(key);
     }
 
     fn done(&self) {
@@ -245,8 +247,8 @@ fn finish(answer: &Value, exit: Exit, output: Output) {
         _ => String::new(),
     };
     match (exit, answer["message"].as_str()) {
-        (Exit::Ok, _) | (_, None) => println!("{name} {status}{took}"),
-        (_, Some(m)) => println!("{name} {status}{took}: {m}"),
+        (Exit::Ok, _) | (_, None) => outln!("{name} {status}{took}"),
+        (_, Some(m)) => outln!("{name} {status}{took}: {m}"),
     }
 }
 
