@@ -3,7 +3,8 @@ events/ is sent with `cargo lambda invoke --data-file` against moto and the fake
 Bedrock; each response and the notifications the SQS subscriber receives are
 checked. Then the same binary under a Lambda Runtime API that sends a real
 deadline (cargo lambda watch sends none): a Bedrock call that hangs must not
-keep the answer past it. Run by `make test` (target `e2e`)."""
+keep the answer past it. Then `bbm`, the command line, against the function
+under `cargo lambda watch` (scripts/e2e_bbm.py). Run by `make test` (target `e2e`)."""
 
 from __future__ import annotations
 

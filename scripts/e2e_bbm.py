@@ -165,8 +165,9 @@ def run(stack: Stack, check: Callable[[str, bool, object], None]) -> None:
         got = [j["jobArn"] for j in json.loads(r.stdout)["jobs"]]
         check("bbm list --account lists that account's jobs", sorted(got) == sorted(arn(j) for j in jobs), r.stdout)
     else:
-        check("bbm list --account sends accounts (this function does not know it yet: issue 28)",
-              r.returncode == 1 and 'unknown list option "accounts"' in r.stderr, (r.returncode, r.stderr))
+        # The function's refusal names the option: it was sent, and its error shown.
+        check("bbm list --account sends accounts (a function without member accounts refuses it, saying so)",
+              r.returncode == 1 and '"accounts"' in r.stderr and "InvalidEvent" in r.stderr, (r.returncode, r.stderr))
 
     # A failing invocation: the table denied. Non-zero, with the function's message,
     # whether the error comes as cargo lambda's 500 or as Lambda's FunctionError.

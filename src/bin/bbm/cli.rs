@@ -52,6 +52,7 @@ pub enum Output {
 
 /// Which monitor, with which credentials.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Which monitor")]
 pub struct Target {
     /// The monitor's function: its name or ARN (else BBM_FUNCTION, else the config file).
     #[arg(long, global = true, value_name = "NAME|ARN", conflicts_with = "stack")]

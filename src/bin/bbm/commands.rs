@@ -132,7 +132,7 @@ pub async fn watch<M: Invoke>(
                     out.push_str("\x1b[H\x1b[2J");
                 }
                 out.push_str(&format!(
-                    "{} job(s) at {} (every {}; Ctrl-C stops)\n",
+                    "{} job(s) at {} UTC (every {}; Ctrl-C stops)\n",
                     rows.len(),
                     now.format("%H:%M:%S"),
                     humantime::format_duration(interval)

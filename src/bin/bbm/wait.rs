@@ -68,7 +68,10 @@ impl Progress {
         let now = Utc::now();
         let line = show::progress_line(answer, now);
         // What changed, without the relative times that move every second.
-        let key = format!("{} {} {}", answer["status"], answer["records"], answer["eta"]);
+        let key = format!(
+            "{} {} {}",
+            answer["status"], answer["records"], answer["eta"]
+        );
         if let Some(pb) = &self.bar {
             let r = &answer["records"];
             match (r["total"].as_u64(), r["processed"].as_u64()) {
