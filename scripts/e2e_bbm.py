@@ -272,6 +272,16 @@ def run(stack: Stack, check: Callable[[str, bool, object], None]) -> None:
           r.returncode == 2 and "here, stacked" in r.stderr, (r.returncode, r.stderr))
     config.unlink()
 
+    # watch: the table again and again (a time line each refresh), until stopped.
+    w, w_lines, w_reader = spawn(*fn, "watch", "--label", SUITE, "--status", "InProgress", "--interval", "200ms")
+    refreshed = until(lambda: sum("job(s) at" in line for line in w_lines) >= 2)
+    w.terminate()
+    w.wait(timeout=10)
+    w_reader.join(10)
+    text = "".join(w_lines)
+    check("bbm watch redraws the running jobs at each refresh",
+          refreshed and text.count("1 job(s) at") >= 2 and text.count("bbm-slow") >= 2, text[-2000:])
+
     # digest, and untrack by name and by ARN.
     r = bbm(*fn, "digest")
     got = stack.drain()
