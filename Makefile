@@ -14,7 +14,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY := 0
 ARM_TARGET := aarch64-unknown-linux-gnu
 
-.PHONY: setup test lint unit prices-check template e2e deploy-check package demo local bench fuzz clean
+.PHONY: setup test lint unit prices-check template e2e deploy-check package release demo local bench fuzz clean
 
 # Cases per property in tests/properties.rs: `make test` runs this many, `make fuzz` more.
 PROPTEST_CASES ?= 4000
@@ -79,6 +79,17 @@ e2e: setup
 package: setup
 	cargo lambda build --release --arm64 --bin bedrock-batch-monitor
 	$(PY) scripts/package.py
+
+# The command line for the release: bbm for Linux x86_64 and arm64, each cross-compiled
+# with cargo-lambda's zig (as `package` builds the function; no Docker; `--features cli`
+# because Cargo.toml's cargo-lambda settings leave bbm out of the function's build),
+# packed as dist/bbm-<version>-<target>.tar.gz with a SHA256SUMS file. Not part of
+# `test` (two release builds); docs/cli.md says what was tried for macOS.
+release: setup
+	for t in x86_64-unknown-linux-gnu $(ARM_TARGET); do \
+	  cargo lambda build --release --target $$t --bin bbm --features cli --lambda-dir target/bbm-release/$$t || exit 1; \
+	done
+	$(PY) scripts/release.py
 
 # What a first real deploy would meet, offline: names (SAM's generated ones
 # included) that never collide and fit, every failed delivery watched by an

@@ -21,11 +21,15 @@ deploy would meet, checked offline.
 5. package: dist/ as `make package` wrote it: the zip holds an executable
    aarch64 `bootstrap`, the packaged template points at it and validates, the
    Serverless Application Repository metadata is complete and matches
-   Cargo.toml, and the release workflow publishes both files.
+   Cargo.toml, and the release workflow publishes both files and the bbm
+   archives (`make release`).
+6. install: `cargo install --path . --bin bbm --locked`, as docs/cli.md says,
+   into a scratch root (from the debug build `make deploy-check` made first, so
+   it costs a copy): the installed `bbm` runs and lists its exit statuses.
 
 Each part prints what it checked; any failure exits non-zero. Run from the
 repository root with the project's venv: `python scripts/deploy_check.py
-[names failures partitions logs package]` (default: all)."""
+[names failures partitions logs package install]` (default: all)."""
 
 from __future__ import annotations
 
@@ -518,12 +522,39 @@ def check_package(tpl: dict) -> None:
         ok = ("tags" in on.get("push", {}) and "make test" in run and "make package" in run
               and "dist/packaged.yaml" in run and "-arm64.zip" in run and "gh release" in run)
     check("the release workflow builds, tests and attaches the zip and packaged.yaml for a version tag", ok)
+    check("... and bbm for Linux x86_64 and arm64, built by `make release`",
+          ok and "make release" in run and all(f"dist/bbm-${{version}}-{t}.tar.gz" in run
+                                               for t in ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu")))
+    makefile = (ROOT / "Makefile").read_text()
+    check("`make release` cross-compiles bbm for both Linux targets and packs them",
+          re.search(r"^release:", makefile, re.M) is not None
+          and "for t in x86_64-unknown-linux-gnu $(ARM_TARGET)" in makefile
+          and "--bin bbm --features cli" in makefile and "scripts/release.py" in makefile)
+    check("the function's own builds (sam build, make package) leave bbm's dependencies out",
+          tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["metadata"]["lambda"]["build"]
+          .get("no_default_features") is True)
+
+
+def check_install() -> None:
+    """`cargo install --path . --bin bbm`, debug, into a scratch root."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="bbm-install-") as root:
+        r = subprocess.run(["cargo", "install", "--path", ".", "--bin", "bbm", "--locked", "--debug",
+                            "--root", root, "--target-dir", str(ROOT / "target"), "--quiet"],
+                           cwd=ROOT, capture_output=True, text=True)
+        check("cargo install --path . --bin bbm installs bbm", r.returncode == 0, r.stderr[-2000:])
+        bbm = Path(root) / "bin" / "bbm"
+        if not bbm.exists():
+            return
+        h = subprocess.run([str(bbm), "--help"], capture_output=True, text=True)
+        check("the installed bbm runs: --help lists the exit statuses",
+              h.returncode == 0 and "Exit status:" in h.stdout and "3  `wait`" in h.stdout, h.stdout[-2000:])
 
 
 # ---------------------------------------------------------------------- main
 
 def main() -> int:
-    parts = sys.argv[1:] or ["names", "failures", "partitions", "logs", "package"]
+    parts = sys.argv[1:] or ["names", "failures", "partitions", "logs", "package", "install"]
     tpl = source_template()
     cfn = expand(tpl)
     offered = regions()
@@ -537,6 +568,8 @@ def main() -> int:
         check_logs(tpl)
     if "package" in parts:
         check_package(tpl)
+    if "install" in parts:
+        check_install()
     print(f"deploy check: {'all passed' if not FAILED else f'{len(FAILED)} failed'}")
     return 1 if FAILED else 0
 

@@ -3,7 +3,8 @@ events/ is sent with `cargo lambda invoke --data-file` against moto and the fake
 Bedrock; each response and the notifications the SQS subscriber receives are
 checked. Then the same binary under a Lambda Runtime API that sends a real
 deadline (cargo lambda watch sends none): a Bedrock call that hangs must not
-keep the answer past it. Run by `make test` (target `e2e`)."""
+keep the answer past it. Then `bbm`, the command line, against the function
+under `cargo lambda watch` (scripts/e2e_bbm.py). Run by `make test` (target `e2e`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import e2e_bbm
 from local import (ENVIRONMENT, FUNCTION, HOME_ACCOUNT, MEMBER_ROLE, MEMBERS, ROOT, VENV_BIN, RuntimeApi, Stack,
                    function_env)
 
@@ -138,6 +140,7 @@ def main() -> int:
         deadline_checks(stack)
         json_log_checks(stack)
         kill_checks(stack)
+        e2e_bbm.run(stack, check)
 
     missing = sorted(set(events) - sent)
     check("every file in events/ was sent", not missing, missing)
