@@ -174,24 +174,32 @@ fn print_lines(tally: &Tally, groups: &[(&str, &str)]) {
     }
 }
 
-/// Prints each refused item with the function's words; they decide the exit.
-fn refused(tally: &Tally, total: usize) -> Result<Exit, CliError> {
+/// Prints each error with the function's words. An item the function did
+/// what was asked for (listed under one of `done`) but said something of
+/// (tracked without labels, a first notification not delivered yet) is a
+/// warning; only the others are refusals, and they decide the exit.
+fn refused(tally: &Tally, total: usize, done: &[&str]) -> Result<Exit, CliError> {
     let errors = tally.list("errors");
+    let is_done = |arn: &Value| done.iter().any(|k| tally.list(k).contains(arn));
+    let mut failed = 0;
     for e in errors {
+        let what = if is_done(&e["jobArn"]) {
+            "warning"
+        } else {
+            failed += 1;
+            "refused"
+        };
         eprintln!(
-            "refused         {}  {}: {}",
+            "{what:<15} {}  {}: {}",
             e["jobArn"].as_str().unwrap_or("?"),
             e["kind"].as_str().unwrap_or("Error"),
             e["error"].as_str().unwrap_or_default()
         );
     }
-    if errors.is_empty() {
+    if failed == 0 {
         Ok(Exit::Ok)
     } else {
-        Err(CliError::ItemsRefused {
-            failed: errors.len(),
-            total,
-        })
+        Err(CliError::ItemsRefused { failed, total })
     }
 }
 
@@ -244,7 +252,7 @@ pub async fn track<M: Invoke>(
             ],
         ),
     }
-    refused(&tally, jobs.len())
+    refused(&tally, jobs.len(), &["tracked", "alreadyTracked"])
 }
 
 pub async fn untrack<M: Invoke>(
@@ -306,7 +314,7 @@ pub async fn untrack<M: Invoke>(
             &[("untracked", "untracked"), ("notTracked", "not tracked")],
         ),
     }
-    refused(&tally, jobs.len())
+    refused(&tally, jobs.len(), &["untracked"])
 }
 
 #[cfg(test)]
@@ -384,6 +392,36 @@ mod tests {
         assert_eq!(*t.0.borrow(), [100, 100, 50]);
         assert_eq!(tally.list("tracked").len(), 250);
         assert_eq!(tally.json()["notified"], 250);
+    }
+
+    #[test]
+    fn an_item_tracked_with_an_error_should_be_a_warning_not_a_refusal() {
+        let mut tally = Tally::default();
+        tally.lists.insert("tracked", vec![json!(arn(1))]);
+        tally.lists.insert(
+            "errors",
+            vec![json!({"jobArn": arn(1), "kind": "LabelsUnavailable", "error": "tracked, without labels"})],
+        );
+        assert_eq!(
+            refused(&tally, 1, &["tracked", "alreadyTracked"]).ok(),
+            Some(Exit::Ok)
+        );
+        tally
+            .lists
+            .get_mut("errors")
+            .unwrap()
+            .push(json!({"jobArn": arn(2), "kind": "AccountNotMember", "error": "not a member"}));
+        let e = refused(&tally, 2, &["tracked", "alreadyTracked"]).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                CliError::ItemsRefused {
+                    failed: 1,
+                    total: 2
+                }
+            ),
+            "{e}"
+        );
     }
 
     #[test]

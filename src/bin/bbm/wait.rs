@@ -181,22 +181,27 @@ pub async fn wait<M: Invoke>(ms: &[M], args: &WaitArgs, output: Output) -> Resul
         match m.invoke(&event).await {
             Ok(answer) => {
                 failures = 0;
+                // An end is the answer, even of a job untracked since.
+                let status = answer["status"].as_str().unwrap_or_default().to_owned();
+                if let Some(exit) = exit_for(&status) {
+                    progress.show(&answer);
+                    progress.done();
+                    finish(&answer, exit, output);
+                    return Ok(exit);
+                }
                 if let Some(e) = not_waitable(&answer, &found.arn, m.name()) {
                     progress.done();
                     return Err(e);
                 }
                 progress.show(&answer);
-                let status = answer["status"].as_str().unwrap_or_default().to_owned();
-                if let Some(exit) = exit_for(&status) {
-                    progress.done();
-                    finish(&answer, exit, output);
-                    return Ok(exit);
-                }
                 last = Some(answer);
             }
             Err(e) => {
                 failures += 1;
-                if failures >= FAILED_ASKS {
+                // Out of time without a single answer: the invocation's
+                // error is the answer, not a timeout.
+                let out_of_time = deadline.is_some_and(|d| Instant::now() >= d);
+                if failures >= FAILED_ASKS || (out_of_time && last.is_none()) {
                     progress.done();
                     return Err(e);
                 }
@@ -275,6 +280,67 @@ mod tests {
         ] {
             assert_eq!(exit_for(s), None, "{s}");
         }
+    }
+
+    /// A monitor that answers each describe with the next of `answers`
+    /// (the last one again when they run out), or fails every time.
+    struct Scripted(Vec<Result<Value, ()>>, std::cell::Cell<usize>);
+
+    impl Invoke for Scripted {
+        fn name(&self) -> &str {
+            "m"
+        }
+        async fn invoke(&self, _: &Value) -> Result<Value, CliError> {
+            let i = self.1.get();
+            self.1.set(i + 1);
+            match &self.0[i.min(self.0.len() - 1)] {
+                Ok(v) => Ok(v.clone()),
+                Err(()) => Err(CliError::Invoke {
+                    who: "m".into(),
+                    error: "ResourceNotFoundException: Function not found".into(),
+                }),
+            }
+        }
+    }
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghijkl";
+
+    fn args(timeout_ms: u64) -> WaitArgs {
+        WaitArgs {
+            job: ARN.into(),
+            timeout: Some(std::time::Duration::from_millis(timeout_ms)),
+            interval: std::time::Duration::from_millis(5),
+            track: false,
+        }
+    }
+
+    #[test]
+    fn a_job_that_ended_and_was_untracked_since_should_exit_by_its_end() {
+        for (status, exit) in [("Completed", Exit::Ok), ("Failed", Exit::EndedBadly)] {
+            let m = Scripted(
+                vec![Ok(
+                    json!({"jobArn": ARN, "tracked": false, "tracking": "untracked", "status": status}),
+                )],
+                Default::default(),
+            );
+            let got = block(wait(&[m], &args(1000), Output::Json));
+            assert_eq!(got.ok(), Some(exit), "{status}");
+        }
+    }
+
+    #[test]
+    fn a_function_that_never_answers_should_be_an_error_not_a_timeout() {
+        let m = Scripted(vec![Err(())], Default::default());
+        let got = block(wait(&[m], &args(1), Output::Json));
+        assert_eq!(got.map_err(|e| e.exit()).unwrap_err(), Exit::Error);
     }
 
     #[test]
