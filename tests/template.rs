@@ -1624,12 +1624,9 @@ fn the_settings_check_should_carry_exactly_the_functions_environment_to_the_func
     assert!((300..=900).contains(&timeout), "{timeout}");
 }
 
-/// What CloudFormation gets after SAM's transform (the pinned
-/// `samtranslator`, as `sam deploy` and CloudFormation's transform expand
-/// it): the check still names the function's ARN and still carries exactly
-/// the expanded function's environment.
-#[test]
-fn the_sam_translator_should_keep_the_check_on_the_functions_environment() {
+/// The template as CloudFormation gets it after SAM's transform (the pinned
+/// `samtranslator`, as `sam deploy` and CloudFormation's transform expand it).
+fn sam_translated() -> serde_json::Value {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     assert!(
@@ -1637,7 +1634,7 @@ fn the_sam_translator_should_keep_the_check_on_the_functions_environment() {
         "the project's venv is missing: run `make setup`"
     );
     let script = r#"
-import copy, json, sys
+import json
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 tpl = yaml_parse(open("template.yaml").read())
@@ -1659,7 +1656,16 @@ print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
         "the SAM translator refused the template: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let cfn: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// What CloudFormation gets after SAM's transform (the pinned
+/// `samtranslator`, as `sam deploy` and CloudFormation's transform expand
+/// it): the check still names the function's ARN and still carries exactly
+/// the expanded function's environment.
+#[test]
+fn the_sam_translator_should_keep_the_check_on_the_functions_environment() {
+    let cfn = sam_translated();
     let (id, _) = settings_check(&template());
     let check = &cfn["Resources"][id.as_str()];
     assert_eq!(check["Type"], "Custom::SettingsCheck", "{check}");
@@ -1962,36 +1968,7 @@ fn the_security_page_should_list_the_member_roles_permissions_action_by_action()
 /// conditional `sts:AssumeRole` statement.
 #[test]
 fn the_sam_translator_should_give_the_function_the_role_the_output_names() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "the project's venv is missing: run `make setup`"
-    );
-    let script = r#"
-import json
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
-tpl = yaml_parse(open("template.yaml").read())
-tpl["Resources"]["MonitorFunction"]["Properties"]["CodeUri"] = "s3://bucket/code.zip"
-class NoManagedPolicies:
-    def load(self):
-        return {}
-print(json.dumps(transform(tpl, {}, NoManagedPolicies())))
-"#;
-    let out = std::process::Command::new(python)
-        .current_dir(root)
-        .env("AWS_DEFAULT_REGION", "us-east-1")
-        .arg("-c")
-        .arg(script)
-        .output()
-        .expect("run the SAM translator");
-    assert!(
-        out.status.success(),
-        "the SAM translator refused the template: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cfn: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let cfn = sam_translated();
     let function = &cfn["Resources"]["MonitorFunction"]["Properties"];
     assert_eq!(
         function["Role"],
