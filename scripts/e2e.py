@@ -108,6 +108,12 @@ def main() -> int:
               and [j["jobName"] for j in got[0]["body"].get("running", [])] == ["nightly-embeddings"]
               and all(k in got[0]["body"] for k in ("running", "ended", "warnings", "health")), (r, got))
 
+        r = invoke("stop.json")
+        calls = r.get("bedrockCalls", {})
+        check("stop.json asks Bedrock to stop the tracked job, once",
+              r.get("stopped") is True and calls.get("StopModelInvocationJob") == 1
+              and (stack.admin("GET", f"/_admin/jobs/{JOB_ID}/life") or {}).get("life", [])[-1:] == ["Stopping"], r)
+
         for suffix, (status, message, severity) in TERMINAL.items():
             name = f"state-change-{suffix}.json"
             r = invoke("untrack.json")

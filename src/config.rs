@@ -224,6 +224,12 @@ const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or 
 /// set (the template sets it to the stack's `Environment`, or the stack name).
 pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 
+/// The function's alias that the Slack channel's Stop job button invokes
+/// (template.yaml `StopAlias`); through it the function serves `stop` and
+/// nothing else, so the channel's role, which may invoke that alias alone,
+/// can stop a tracked job and do nothing more.
+pub const STOP_ALIAS: &str = "stop";
+
 /// What the Slack channel gets unless `SLACK_FILTER_POLICY` says otherwise:
 /// failures, warnings (early warnings, Stopped, PartiallyCompleted, Completed
 /// with failed records, untracked jobs), every other end (Completed) and the

@@ -35,6 +35,17 @@ pub enum Command {
     /// CloudFormation's request for a custom resource the function serves
     /// (`Custom::SettingsCheck`, ...); answered at its `ResponseURL`.
     CustomResource(Box<crate::custom_resource::Request>),
+    /// Stop one tracked job (the Slack channel's Stop job button, through
+    /// the function's `stop` alias): `{"stop": "<jobArn>"}` or
+    /// `{"stop": {"jobArn": "<jobArn>"}}`.
+    Stop(StopRequest),
+}
+
+/// `{"stop": ...}`: the job, as the caller named it (checked by the monitor,
+/// so that a bad reference is an answer saying why, like `describe`'s).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopRequest {
+    pub reference: String,
 }
 
 /// `{"list": {...}}`: which tracked jobs, and which page of them.
@@ -156,6 +167,7 @@ impl Command {
             Self::List(_) => "List",
             Self::Digest => "Digest",
             Self::CustomResource(_) => "CustomResource",
+            Self::Stop(_) => "Stop",
         }
     }
 }
@@ -391,6 +403,9 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
                 "\"list\" takes an object: {\"list\": {}} or {\"list\": {\"status\": [\"InProgress\"], \"limit\": 50}}",
             )),
         },
+        "stop" => stop_request(value)
+            .map(Command::Stop)
+            .map_err(|reason| malformed("stop", &reason)),
         "digest" => match value {
             Value::Null => Ok(Command::Digest),
             Value::Object(o) if o.is_empty() => Ok(Command::Digest),
@@ -403,6 +418,30 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
             received: preview(event),
         }),
     }
+}
+
+/// `{"stop": "<jobArn>"}` or `{"stop": {"jobArn": "<jobArn>"}}`.
+fn stop_request(value: &Value) -> Result<StopRequest, String> {
+    const USAGE: &str = "\"stop\" takes one job ARN: {\"stop\": \"<jobArn>\"} or {\"stop\": {\"jobArn\": \"<jobArn>\"}}";
+    let reference = match value {
+        Value::String(s) => s,
+        Value::Object(o) => {
+            if let Some(other) = o.keys().find(|k| k.as_str() != "jobArn") {
+                return Err(format!("unknown stop option {other:?}: {USAGE}"));
+            }
+            match o.get("jobArn") {
+                Some(Value::String(s)) => s,
+                _ => return Err(USAGE.to_owned()),
+            }
+        }
+        _ => return Err(USAGE.to_owned()),
+    };
+    if reference.trim().is_empty() {
+        return Err(USAGE.to_owned());
+    }
+    Ok(StopRequest {
+        reference: reference.clone(),
+    })
 }
 
 /// The options of `list`; a reason for the first one that is not usable.
@@ -881,5 +920,31 @@ mod tests {
         let err = parse(&ev).unwrap_err().to_string();
         assert!(err.len() < 1000);
         assert!(err.contains("..."));
+    }
+
+    #[test]
+    fn stop_takes_one_job_arn_as_a_string_or_an_object() {
+        let arn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz";
+        for ev in [json!({"stop": arn}), json!({"stop": {"jobArn": arn}})] {
+            assert_eq!(
+                parse(&ev).unwrap(),
+                Command::Stop(StopRequest {
+                    reference: arn.to_owned()
+                }),
+                "{ev}"
+            );
+        }
+        for ev in [
+            json!({"stop": ""}),
+            json!({"stop": [arn]}),
+            json!({"stop": {"jobArn": arn, "force": true}}),
+            json!({"stop": {}}),
+        ] {
+            let e = parse(&ev).unwrap_err().to_string();
+            assert!(
+                e.contains("\"stop\" takes one job ARN") || e.contains("unknown stop option"),
+                "{ev}: {e}"
+            );
+        }
     }
 }

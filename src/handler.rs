@@ -28,6 +28,13 @@ pub enum HandlerError {
     /// that Lambda retries it (the request is checked and answered again).
     #[error("{0}; Lambda retries the request")]
     Unanswered(#[from] AnswerError),
+    /// Invoked through the `stop` alias (the Slack channel's), with another
+    /// command: that alias stops a job and does nothing else.
+    #[error(
+        "through the function's \"{alias}\" alias only {{\"stop\": \"<jobArn>\"}} is served, not {command}: invoke the function itself for anything else",
+        alias = crate::config::STOP_ALIAS
+    )]
+    StopOnly { command: &'static str },
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -36,6 +43,7 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::Systemic(m) => m.kind(),
             HandlerError::Unanswered(_) => "CloudFormationUnanswered",
+            HandlerError::StopOnly { .. } => "StopOnly",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -106,6 +114,11 @@ where
         }
     };
     let name = command.name();
+    if invocation.through_stop_alias() && !matches!(command, Command::Stop(_)) {
+        let e = HandlerError::StopOnly { command: name };
+        warn!(error = %e, "refused through the stop alias");
+        return ("Refused", Err(e));
+    }
     // Decided by the resource from the request alone (not from the function's
     // own settings), and always answered, FAILED included.
     if let Command::CustomResource(request) = command {
@@ -152,6 +165,7 @@ pub fn report(
         Ok(v) => ("Ok".to_owned(), Some(v)),
         Err(HandlerError::Event(_)) => ("InvalidEvent".to_owned(), None),
         Err(HandlerError::Unanswered(_)) => ("CloudFormationUnanswered".to_owned(), None),
+        Err(HandlerError::StopOnly { .. }) => ("StopOnly".to_owned(), None),
         Err(HandlerError::Systemic(m)) => (m.kind().to_owned(), Some(m.summary())),
     };
     let count = |field: &str| {

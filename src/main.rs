@@ -51,7 +51,7 @@ async fn main() -> Result<(), Error> {
     let function_name = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
         .unwrap_or_else(|_| "bedrock-batch-monitor".to_owned());
     let metrics =
-        EmfMetrics::new(&config.metrics_namespace, function_name).with_set(config.metrics);
+        EmfMetrics::new(&config.metrics_namespace, &function_name).with_set(config.metrics);
     // Manifests are read only from OUTPUT_BUCKETS, by clients the source makes
     // from this configuration in each bucket's region. A local S3 stand-in
     // behind an endpoint (AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL) needs
@@ -71,7 +71,7 @@ async fn main() -> Result<(), Error> {
     let monitor = Monitor::new(
         source,
         DynamoJobStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.table_name),
-        SnsNotifier::from_config(aws_sdk_sns::Client::new(&sdk), &config),
+        SnsNotifier::from_config(aws_sdk_sns::Client::new(&sdk), &config, &function_name),
         config.clone(),
         home_region,
     );
@@ -83,7 +83,8 @@ async fn main() -> Result<(), Error> {
         let invocation = Invocation::new(
             ev.context.request_id.clone(),
             deadline_instant(ev.context.deadline),
-        );
+        )
+        .invoked_as(&ev.context.invoked_function_arn);
         handler::handle_and_report(monitor, cloudformation, metrics, &ev.payload, &invocation).await
     }))
     .await

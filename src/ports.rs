@@ -164,6 +164,10 @@ pub trait JobSource: Send + Sync {
         job: &JobArn,
     ) -> impl Future<Output = Result<BTreeMap<String, String>, SourceError>> + Send;
 
+    /// Asks Bedrock to stop the job (StopModelInvocationJob), with the
+    /// credentials of the job's account.
+    fn stop_job(&self, job: &JobArn) -> impl Future<Output = Result<(), SourceError>> + Send;
+
     /// One page of the jobs of `query.account` in `query.region` submitted after
     /// `query.submitted_after` (all of them when `None`) whose name contains
     /// `query.name_contains`, oldest first; `token` is the previous page's `next`.

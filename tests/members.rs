@@ -315,9 +315,9 @@ async fn a_members_manifest_should_be_read_with_its_role_and_priced() {
 }
 
 #[tokio::test]
-async fn the_slack_stop_button_should_be_offered_on_the_hubs_own_jobs_only() {
-    // The channel's role acts in the hub's account: a member's job gets the
-    // command to run with its own credentials, not a button that would fail.
+async fn the_slack_stop_button_should_be_offered_on_every_accounts_jobs_and_invoke_the_hub() {
+    // The button invokes the hub's function (its `stop` alias), which acts
+    // with the job's account's credentials: a member's job has it too.
     let name = unique("org-slack");
     let slack = format!("arn:aws:sns:us-east-1:{HOME_ACCOUNT}:{name}");
     let w = hub(&[
@@ -337,13 +337,25 @@ async fn the_slack_stop_button_should_be_offered_on_the_hubs_own_jobs_only() {
                 let forms: Value = serde_json::from_str(m["message"].as_str()?).ok()?;
                 let chat: Value = serde_json::from_str(forms["https"].as_str()?).ok()?;
                 let context = &chat["metadata"]["additionalContext"];
-                (context["jobArn"] == arn).then(|| context["stoppable"].clone())
+                (context["jobArn"] == arn).then(|| {
+                    assert_eq!(
+                        context["fn"],
+                        format!(
+                            "arn:aws:lambda:us-east-1:{HOME_ACCOUNT}:function:{}:stop",
+                            support::FUNCTION_NAME
+                        ),
+                        "{context}"
+                    );
+                    context["stoppable"].clone()
+                })
             })
             .next()
             .unwrap_or_else(|| panic!("no Slack message for {arn}: {sent:?}"))
     };
+    // The button invokes the hub's function, which stops a member's job with
+    // that account's role: both jobs have it.
     assert_eq!(stoppable(&home), "true");
-    assert_eq!(stoppable(&dev), "false");
+    assert_eq!(stoppable(&dev), "true");
     // The stop command is still given, for that account's credentials.
     let got = w.drain().await;
     let member = got
@@ -441,7 +453,7 @@ async fn a_job_whose_account_leaves_the_members_should_still_deliver_what_it_owe
     let m = bedrock_batch_monitor::monitor::Monitor::new(
         BedrockJobSource::new(w.bedrock_sdk.clone()).with_members_of(&config),
         DynamoJobStore::new(w.ddb.clone(), &config.table_name),
-        SnsNotifier::from_config(w.sns.clone(), &config),
+        SnsNotifier::from_config(w.sns.clone(), &config, support::FUNCTION_NAME),
         config,
         support::REGION,
     );
@@ -457,4 +469,118 @@ async fn a_job_whose_account_leaves_the_members_should_still_deliver_what_it_owe
             .any(|m| m.body["jobArn"] == dev.as_str() && m.body["status"] == "InProgress"),
         "{got:?}"
     );
+}
+
+/// The Slack Stop job button: `{"stop": ...}` through the function's `stop`
+/// alias, as Amazon Q Developer invokes it.
+#[tokio::test]
+async fn the_stop_button_should_stop_a_member_accounts_job_with_that_accounts_role() {
+    let w = hub(&[]).await;
+    let home = seed_in(&w, HOME_ACCOUNT, "us-east-1", "InProgress");
+    let dev = seed_in(&w, DEV, "us-west-2", "Scheduled");
+    let r = w.ok(json!({"track": [&home, &dev]})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    for (job, account) in [(&dev, DEV), (&home, HOME_ACCOUNT)] {
+        let before = w.bedrock.calls().len();
+        let r = w
+            .invoke_through("stop", json!({"stop": job}))
+            .await
+            .expect("stop answers");
+        assert_eq!(r["stopped"], true, "{r}");
+        assert_eq!(r["bedrockCalls"]["StopModelInvocationJob"], 1, "{r}");
+        let stops: Vec<_> = w.bedrock.calls()[before..]
+            .iter()
+            .filter(|c| c.operation == "StopModelInvocationJob")
+            .cloned()
+            .collect();
+        assert_eq!(stops.len(), 1, "{stops:?}");
+        // With the credentials of the job's own account (a member's role for
+        // DEV), in the job's region.
+        assert_eq!(stops[0].account, account, "{stops:?}");
+        assert_eq!(
+            stops[0].region.as_deref(),
+            Some(job.split(':').nth(3).unwrap())
+        );
+        let id = job.rsplit('/').next().unwrap();
+        assert_eq!(
+            w.bedrock.life(id).unwrap().last().map(String::as_str),
+            Some("Stopping"),
+            "{job}"
+        );
+    }
+    // The next poll reports it as usual.
+    w.drain().await;
+    w.ok(json!({"poll": {}})).await;
+    let got = w.drain().await;
+    let stopping = got
+        .iter()
+        .find(|m| m.body["jobArn"] == dev.as_str())
+        .expect("the member job's Stopping notification");
+    assert_eq!(stopping.body["status"], "Stopping");
+}
+
+#[tokio::test]
+async fn the_stop_button_should_refuse_what_the_monitor_does_not_track_and_reach_no_one() {
+    let w = hub(&[]).await;
+    let stranger = seed_in(&w, STRANGER, "us-east-1", "InProgress");
+    let untracked = seed_in(&w, DEV, "us-east-1", "InProgress");
+    let ended = seed_in(&w, PROD, "us-east-1", "Completed");
+    let r = w.ok(json!({"track": [&ended]})).await;
+    assert_eq!(r["failed"], 0, "{r}");
+    let before = w.bedrock.count("StopModelInvocationJob");
+    for (job, kind) in [
+        (stranger.as_str(), "AccountNotMember"),
+        (untracked.as_str(), "NotTracked"),
+        (ended.as_str(), "NotStoppable"),
+        ("abcdefghwxyz", "InvalidReference"),
+    ] {
+        let r = w
+            .invoke_through("stop", json!({"stop": {"jobArn": job}}))
+            .await
+            .expect("a refusal is an answer");
+        assert_eq!(r["stopped"], false, "{r}");
+        assert_eq!(r["kind"], kind, "{r}");
+        assert!(!r["error"].as_str().unwrap().is_empty(), "{r}");
+    }
+    assert_eq!(w.bedrock.count("StopModelInvocationJob"), before);
+    // A member whose role is gone: that role's error, naming it.
+    w.bedrock.deny_role(DEV, ROLE);
+    let r = w.ok(json!({"track": [&untracked]})).await;
+    assert_eq!(kinds(&r)[0].1, "MemberRoleUnavailable", "{r}");
+}
+
+#[tokio::test]
+async fn through_the_stop_alias_the_function_should_serve_stop_and_nothing_else() {
+    let w = hub(&[]).await;
+    let dev = seed_in(&w, DEV, "us-east-1", "InProgress");
+    w.ok(json!({"track": [&dev]})).await;
+    w.drain().await;
+    let before = w.bedrock.calls().len();
+    for event in [
+        json!({"untrack": [&dev]}),
+        json!({"poll": {}}),
+        json!({"track": [&dev]}),
+        json!({"digest": {}}),
+        json!({}),
+    ] {
+        let e = w
+            .invoke_through("stop", event.clone())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(
+                e,
+                bedrock_batch_monitor::handler::HandlerError::StopOnly { .. }
+            ),
+            "{event}: {e}"
+        );
+    }
+    // Nothing was read, written or sent: the job is still tracked.
+    assert_eq!(w.bedrock.calls().len(), before);
+    assert!(w.drain().await.is_empty());
+    let d = w.ok(json!({"describe": &dev})).await;
+    assert_eq!(d["tracked"], true, "{d}");
+    // Through the function itself (no alias), every command as before.
+    let r = w.ok(json!({"untrack": [&dev]})).await;
+    assert_eq!(r["untracked"], json!([&dev]), "{r}");
 }

@@ -40,7 +40,7 @@ const ARN: &str = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/a
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
         3 => prop::sample::select(vec![
-            "poll", "track", "untrack", "describe", "detail-type", "source", "detail",
+            "poll", "track", "untrack", "describe", "stop", "detail-type", "source", "detail",
             "jobArn", "labels", "batchJobArn", "resources", "time", "status", "region",
             "version", "id", "account", "team",
         ])
@@ -165,6 +165,9 @@ impl JobSource for Untouchable {
         panic!("a refused event reached Bedrock")
     }
     async fn tags(&self, _: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
+        panic!("a refused event reached Bedrock")
+    }
+    async fn stop_job(&self, _: &JobArn) -> Result<(), SourceError> {
         panic!("a refused event reached Bedrock")
     }
     async fn list_page(
@@ -415,6 +418,9 @@ proptest! {
             Ok(Command::CustomResource(request)) => {
                 prop_assert!(!request.response_url.is_empty() && !request.request_id.is_empty());
             }
+            Ok(Command::Stop(req)) => {
+                prop_assert!(!req.reference.trim().is_empty());
+            }
             Ok(Command::Poll(_) | Command::Describe(_) | Command::Digest) | Err(_) => {}
         }
     }
@@ -430,6 +436,24 @@ proptest! {
         let inv = Invocation::new("prop", None);
         let result = runtime.block_on(handler::handle(&monitor, &event, &inv));
         prop_assert!(matches!(result, Err(HandlerError::Event(_))), "{result:?}");
+    }
+
+    #[test]
+    fn through_the_stop_alias_nothing_but_stop_should_reach_a_port(event in any_event()) {
+        // The Slack channel's role may invoke the `stop` alias alone; any other
+        // command sent through it is refused before Bedrock, the table or SNS.
+        let Ok(command) = event::parse(&event) else {
+            return Ok(());
+        };
+        if matches!(command, Command::Stop(_)) {
+            return Ok(());
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let monitor = untouchable_monitor();
+        let inv = Invocation::new("prop", None)
+            .invoked_as("arn:aws:lambda:us-east-1:123456789012:function:bedrock-batch-monitor:stop");
+        let result = runtime.block_on(handler::handle(&monitor, &event, &inv));
+        prop_assert!(matches!(result, Err(HandlerError::StopOnly { .. })), "{result:?}");
     }
 }
 

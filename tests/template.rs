@@ -999,9 +999,9 @@ fn running_transition(status: &str) -> bedrock_batch_monitor::domain::Transition
 }
 
 #[test]
-fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_only_while_stoppable()
-{
-    use bedrock_batch_monitor::render::notification::chatbot_json;
+fn the_stop_button_should_invoke_the_stop_alias_for_the_job_of_its_notification_only_while_stoppable()
+ {
+    use bedrock_batch_monitor::render::notification::{StopVia, chatbot_json, chatbot_json_for};
     let t = template();
     let action = resource(&t, "StopJobAction");
     assert_eq!(action["Type"].as_str(), Some("AWS::Chatbot::CustomAction"));
@@ -1010,24 +1010,49 @@ fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_on
         .as_str()
         .unwrap();
     assert!(command.len() <= 100, "{} characters", command.len());
+    // The payload is the function's own `stop` command, with the job's ARN.
+    let payload = command
+        .split_once("--payload ")
+        .map(|(_, p)| {
+            p.split_whitespace()
+                .next()
+                .unwrap()
+                .replace("$jobArn", "ARN")
+        })
+        .expect("a payload");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&payload).unwrap(),
+        serde_json::json!({"stop": "ARN"}),
+        "{command}"
+    );
     assert!(
-        command.starts_with("bedrock stop-model-invocation-job --job-identifier $jobArn"),
+        command.starts_with("lambda invoke --function-name $fn --region $fnRegion "),
         "{command}"
     );
     let attachment = &action["Properties"]["Attachments"][0];
     assert_eq!(attachment["NotificationType"].as_str(), Some("Custom"));
     assert_eq!(attachment["ButtonText"].as_str(), Some("Stop job"));
     let vars = attachment["Variables"].as_mapping().unwrap();
+    assert!(vars.len() <= 5, "at most 5 variables: {vars:?}");
     // Every $variable of the command is bound.
-    for word in command.split_whitespace().filter(|w| w.starts_with('$')) {
+    let mut words: Vec<String> = command
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '$'))
+        .filter(|w| w.starts_with('$'))
+        .map(|w| w[1..].to_owned())
+        .collect();
+    words.dedup();
+    assert_eq!(words.len(), 3, "{words:?}");
+    for word in &words {
         assert!(
-            vars.contains_key(Value::String(word[1..].into())),
-            "{word} unbound"
+            vars.contains_key(Value::String(word.clone())),
+            "${word} unbound"
         );
     }
-    // Each binding finds the value the function wrote, in a notification of a running job.
-    let running = chatbot_json(&running_transition("InProgress"));
-    let ended = chatbot_json(&running_transition("Completed"));
+    // Each binding finds the value the function wrote, in a notification of
+    // a running job, from a monitor that knows its stop alias.
+    let via = StopVia::of("arn:aws:sns:us-east-1:123456789012:alerts", "prod-monitor").unwrap();
+    let running = chatbot_json_for(&running_transition("InProgress"), Some(&via));
+    let ended = chatbot_json_for(&running_transition("Completed"), Some(&via));
     let bound = |name: &str, n: &serde_json::Value| {
         let path = vars[Value::String(name.into())]
             .as_str()
@@ -1041,7 +1066,12 @@ fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_on
         bound("jobArn", &running).as_deref(),
         Some("arn:aws:bedrock:eu-west-1:123456789012:model-invocation-job/abcdefghwxyz")
     );
-    assert_eq!(bound("region", &running).as_deref(), Some("eu-west-1"));
+    // The function's alias in the function's region, not the job's.
+    assert_eq!(
+        bound("fn", &running).as_deref(),
+        Some("arn:aws:lambda:us-east-1:123456789012:function:prod-monitor:stop")
+    );
+    assert_eq!(bound("fnRegion", &running).as_deref(), Some("us-east-1"));
     // The criteria: shown where every one holds, and so only while stoppable.
     let shown = |n: &serde_json::Value| {
         attachment["Criteria"]
@@ -1058,8 +1088,30 @@ fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_on
             })
     };
     assert!(shown(&running));
-    assert!(!shown(&ended), "no Stop button on an ended job");
-    assert!(!shown(&chatbot_json(&running_transition("Stopping"))));
+    assert!(!shown(&ended), "no Stop job button on an ended job");
+    assert!(!shown(&chatbot_json_for(
+        &running_transition("Stopping"),
+        Some(&via)
+    )));
+    // Without an alias to invoke, no button.
+    assert!(!shown(&chatbot_json(&running_transition("InProgress"))));
+    // The alias the button invokes: the function's, at $LATEST, named `stop`
+    // as the function knows it.
+    let alias = resource(&t, "StopAlias");
+    assert_eq!(alias["Type"].as_str(), Some("AWS::Lambda::Alias"));
+    assert_eq!(alias["Condition"].as_str(), Some("HasSlackActions"));
+    assert_eq!(
+        alias["Properties"]["Name"].as_str(),
+        Some(bedrock_batch_monitor::config::STOP_ALIAS)
+    );
+    assert_eq!(
+        alias["Properties"]["FunctionVersion"].as_str(),
+        Some("$LATEST")
+    );
+    assert_eq!(
+        ref_target(&alias["Properties"]["FunctionName"]).as_deref(),
+        Some("MonitorFunction")
+    );
     // The channel offers it only with SlackActions on.
     let channel = &resource(&t, "SlackChannel")["Properties"];
     let arns = resolve(&channel["CustomizationResourceArns"], &|c| {
@@ -1071,7 +1123,7 @@ fn the_stop_button_should_run_the_stop_command_on_the_job_of_its_notification_on
 }
 
 #[test]
-fn the_slack_channel_may_stop_this_accounts_batch_jobs_and_nothing_else() {
+fn the_slack_channel_may_invoke_the_stop_alias_and_nothing_else() {
     let t = template();
     let policy = resource(&t, "StopJobPolicy");
     assert_eq!(policy["Type"].as_str(), Some("AWS::IAM::ManagedPolicy"));
@@ -1081,14 +1133,10 @@ fn the_slack_channel_may_stop_this_accounts_batch_jobs_and_nothing_else() {
     assert_eq!(statements.len(), 1);
     let s = &statements[0];
     assert_eq!(s["Effect"].as_str(), Some("Allow"));
-    assert_eq!(strings(&s["Action"]), ["bedrock:StopModelInvocationJob"]);
-    assert!(
-        strings(&s["Resource"])
-            .iter()
-            .all(|r| r.ends_with(":${AWS::AccountId}:model-invocation-job/*")),
-        "{:?}",
-        s["Resource"]
-    );
+    assert_eq!(strings(&s["Action"]), ["lambda:InvokeFunction"]);
+    // The alias alone: not the function, whose other commands track,
+    // untrack and poll.
+    assert_eq!(ref_target(&s["Resource"]).as_deref(), Some("StopAlias"));
     let role = &resource(&t, "SlackChannelRole")["Properties"];
     assert!(role.get("Policies").is_none(), "no inline permissions");
     let managed = resolve(&role["ManagedPolicyArns"], &|c| c == "HasSlackActions");
@@ -1112,30 +1160,6 @@ fn the_slack_channel_may_stop_this_accounts_batch_jobs_and_nothing_else() {
         ref_target(off).as_deref() == Some("AWS::NoValue"),
         "{off:?}"
     );
-}
-
-#[test]
-fn the_digest_schedule_should_send_the_digest_command_daily_by_default() {
-    use bedrock_batch_monitor::event::{Command, parse};
-    let t = template();
-    assert_eq!(
-        t["Parameters"]["DigestSchedule"]["Default"].as_str(),
-        Some("cron(0 8 * * ? *)")
-    );
-    let schedule = resource(&t, "DigestScheduler");
-    assert_eq!(schedule["Condition"].as_str(), Some("HasDigest"));
-    let p = &schedule["Properties"];
-    assert_eq!(
-        ref_target(&p["ScheduleExpression"]).as_deref(),
-        Some("DigestSchedule")
-    );
-    assert_eq!(p["ScheduleExpressionTimezone"].as_str(), Some("UTC"));
-    let input: serde_json::Value =
-        serde_json::from_str(p["Target"]["Input"].as_str().unwrap()).unwrap();
-    assert_eq!(parse(&input), Ok(Command::Digest));
-    // Empty for none: the condition is on the parameter being set.
-    let cond = format!("{:?}", t["Conditions"]["HasDigest"]);
-    assert!(cond.contains("DigestSchedule"), "{cond}");
 }
 
 #[test]

@@ -629,6 +629,21 @@ impl JobSource for BedrockJobSource {
             .collect())
     }
 
+    async fn stop_job(&self, job: &JobArn) -> Result<(), SourceError> {
+        let account = Some(job.account());
+        let client = self.client(account, job.region()).await?;
+        self.limited(account, job.region(), async {
+            client
+                .stop_model_invocation_job()
+                .job_identifier(job.as_str())
+                .send()
+                .await
+                .map_err(|e| self.failure(account, job.region(), e))
+        })
+        .await?;
+        Ok(())
+    }
+
     async fn list_page(
         &self,
         query: &ListQuery<'_>,

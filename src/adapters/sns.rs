@@ -18,9 +18,8 @@ pub struct SnsNotifier {
     topic_arn: String,
     /// Which monitor sends: on every message ([`Rendered::stamped`]).
     environment: String,
-    /// The monitor's own account, whose jobs the Slack Stop job button may
-    /// stop (`None`: any job's).
-    home_account: Option<String>,
+    /// The function alias the Slack Stop job button invokes (`None`: no button).
+    stop: Option<notification::StopVia>,
     /// The `account` message attribute is sent: by a monitor that reads
     /// member accounts, where it tells them apart. A monitor of one account
     /// leaves it out, so its messages keep the attributes they had (SNS drops
@@ -38,7 +37,7 @@ impl SnsNotifier {
             client,
             topic_arn: topic_arn.into(),
             environment: crate::config::DEFAULT_ENVIRONMENT.to_owned(),
-            home_account: None,
+            stop: None,
             account_attribute: true,
             slack: None,
         }
@@ -53,11 +52,16 @@ impl SnsNotifier {
         self
     }
 
-    /// As the function wires it: the job topic, the environment on every
-    /// message, and the Slack channel's own topic when the stack has one.
-    pub fn from_config(client: Client, config: &crate::config::Config) -> Self {
+    /// As the function `function_name` wires it: the job topic, the
+    /// environment on every message, the Slack channel's own topic when the
+    /// stack has one, and the function's `stop` alias for its Stop job button.
+    pub fn from_config(
+        client: Client,
+        config: &crate::config::Config,
+        function_name: &str,
+    ) -> Self {
         let mut sns = Self::new(client, &config.topic_arn).with_environment(&config.environment);
-        sns.home_account = Some(config.home_account().to_owned());
+        sns.stop = notification::StopVia::of(&config.topic_arn, function_name);
         sns.account_attribute = !config.member_accounts.is_empty();
         match &config.slack {
             Some((topic, policy)) => sns.with_slack(topic, policy.clone()),
@@ -67,7 +71,7 @@ impl SnsNotifier {
 
     fn render(&self, transition: &Transition) -> notification::Rendered {
         let mut rendered =
-            notification::render_as(transition, &self.environment, self.home_account.as_deref());
+            notification::render_as(transition, &self.environment, self.stop.as_ref());
         if !self.account_attribute {
             rendered.attributes.retain(|(name, _)| name != "account");
         }

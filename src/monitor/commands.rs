@@ -1,4 +1,4 @@
-//! The user's commands: `track`, `untrack`, `describe`. One bad item is that
+//! The user's commands: `track`, `untrack`, `describe`, `stop`. One bad item is that
 //! item's error in the answer; only a systemic fault (the table or the topic
 //! unreachable) fails the invocation.
 
@@ -14,7 +14,7 @@ use super::reconcile::Admission;
 use super::summary::{Failure, Outcome, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
-use crate::event::{RejectedItem, TrackRequest};
+use crate::event::{RejectedItem, StopRequest, TrackRequest};
 use crate::ports::{JobSource, Jobs, Notifier, Outbox, SourceError, StoreError, Untrack, Write};
 use crate::render::describe;
 
@@ -370,6 +370,88 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 let f = Failure::from(e);
                 tracing::warn!(job_arn = %arn, error_kind = f.kind(), error = %f, "describe failed");
                 Ok(describe::error(arn.as_str(), f.kind(), &f.to_string()))
+            }
+        }
+    }
+
+    /// Stops one job this monitor tracks (the Slack channel's Stop job
+    /// button, through the `stop` alias): a job of an account it reads,
+    /// tracked, and not ended as far as the table knows. Bedrock is asked with
+    /// the job's account's credentials (a member's through its role, which
+    /// may stop only with that account's `SlackActions` on). Nothing is
+    /// recorded here: Bedrock's `Stopping` and `Stopped` arrive as the job's
+    /// usual notifications. Every refusal is an answer naming its `kind`;
+    /// only the table being unreachable fails the invocation.
+    pub(super) async fn stop(
+        &self,
+        req: &StopRequest,
+        inv: &Invocation,
+    ) -> Result<Value, MonitorError> {
+        let refused = |job: &str, kind: &str, error: String| {
+            tracing::warn!(job_arn = job, error_kind = kind, error = %error, "stop refused");
+            Ok(json!({"jobArn": job, "stopped": false, "kind": kind, "error": error}))
+        };
+        let arn: JobArn = match req.reference.trim().parse() {
+            Ok(a) => a,
+            Err(e) => {
+                let f = Failure::from(e);
+                return refused(req.reference.trim(), f.kind(), f.to_string());
+            }
+        };
+        if let Err(f) = self.member_check(arn.account()) {
+            return refused(arn.as_str(), f.kind(), f.to_string());
+        }
+        let job = match self.store.get(&arn).await {
+            Ok(Some(job)) if job.untracked_at.is_none() && !job.gone => job,
+            Ok(_) => {
+                return refused(
+                    arn.as_str(),
+                    "NotTracked",
+                    "this monitor does not track the job, and stops only the jobs it tracks: track it first, or stop it with the AWS CLI".to_owned(),
+                );
+            }
+            Err(e) if e.is_systemic() => return Err(e.into()),
+            Err(e) => {
+                let f = Failure::from(e);
+                return refused(arn.as_str(), f.kind(), f.to_string());
+            }
+        };
+        let status = &job.snapshot.status;
+        if status.is_terminal() || *status == crate::domain::JobStatus::Stopping {
+            return refused(
+                arn.as_str(),
+                "NotStoppable",
+                format!("the job is {status} already: there is nothing to stop"),
+            );
+        }
+        match self.bedrock(inv).stop_job(&arn).await {
+            Ok(()) => {
+                info!(job_arn = %arn, "stop requested; Bedrock's Stopping and Stopped follow as notifications");
+                Ok(json!({
+                    "jobArn": arn.as_str(),
+                    "stopped": true,
+                    "message": format!(
+                        "Bedrock is stopping {} ({status} until now, account {}, {}); its Stopping and Stopped come as notifications. Records already processed are billed, and their results are in the output location.",
+                        job.snapshot.job_name.as_deref().unwrap_or(arn.job_id()),
+                        arn.account(),
+                        arn.region(),
+                    ),
+                }))
+            }
+            Err(e) => {
+                let hint = match &e {
+                    SourceError::AccessDenied { .. }
+                        if arn.account() != self.config.home_account() =>
+                    {
+                        " (a member account's role may stop jobs only where that account's member stack has SlackActions=true)"
+                    }
+                    SourceError::AccessDenied { .. } => {
+                        " (the function may stop jobs only with SlackActions=true)"
+                    }
+                    _ => "",
+                };
+                let f = Failure::from(e);
+                refused(arn.as_str(), f.kind(), format!("{f}{hint}"))
             }
         }
     }

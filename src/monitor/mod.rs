@@ -140,6 +140,10 @@ pub struct Invocation {
     /// When Lambda stops the invocation; `None` when the runtime gave no usable one.
     pub deadline: Option<Instant>,
     pub calls: Arc<BedrockCalls>,
+    /// The alias or version the function was invoked through (the last part
+    /// of Lambda's `invoked_function_arn`, when it has one): through the
+    /// `stop` alias ([`crate::config::STOP_ALIAS`]) only `stop` is served.
+    pub qualifier: Option<String>,
 }
 
 impl Invocation {
@@ -148,7 +152,26 @@ impl Invocation {
             id: id.into(),
             deadline,
             calls: Arc::default(),
+            qualifier: None,
         }
+    }
+
+    /// The invocation as Lambda named the function it invoked:
+    /// `arn:<partition>:lambda:<region>:<account>:function:<name>[:<qualifier>]`
+    /// (https://docs.aws.amazon.com/lambda/latest/dg/configuration-versions.html,
+    /// "qualified ARN").
+    pub fn invoked_as(mut self, invoked_function_arn: &str) -> Self {
+        self.qualifier = invoked_function_arn
+            .split(':')
+            .nth(7)
+            .filter(|q| !q.is_empty())
+            .map(str::to_owned);
+        self
+    }
+
+    /// Invoked through the `stop` alias, the one the Slack channel may invoke.
+    pub fn through_stop_alias(&self) -> bool {
+        self.qualifier.as_deref() == Some(crate::config::STOP_ALIAS)
     }
 }
 
@@ -161,6 +184,7 @@ pub struct BedrockCalls {
     pub get: AtomicU64,
     pub list: AtomicU64,
     pub tags: AtomicU64,
+    pub stop: AtomicU64,
     health: Mutex<BTreeMap<String, RegionHealth>>,
 }
 
@@ -179,11 +203,17 @@ pub struct RegionHealth {
 
 impl BedrockCalls {
     pub fn as_json(&self) -> Value {
-        serde_json::json!({
+        let mut calls = serde_json::json!({
             "GetModelInvocationJob": self.get.load(Ordering::Relaxed),
             "ListModelInvocationJobs": self.list.load(Ordering::Relaxed),
             "ListTagsForResource": self.tags.load(Ordering::Relaxed),
-        })
+        });
+        // Only `stop` sends it: the other commands' answers keep their shape.
+        let stop = self.stop.load(Ordering::Relaxed);
+        if stop > 0 {
+            calls["StopModelInvocationJob"] = stop.into();
+        }
+        calls
     }
 
     /// Every request sent, of every kind.
@@ -191,6 +221,7 @@ impl BedrockCalls {
         self.get.load(Ordering::Relaxed)
             + self.list.load(Ordering::Relaxed)
             + self.tags.load(Ordering::Relaxed)
+            + self.stop.load(Ordering::Relaxed)
     }
 
     fn note<T>(&self, region: &str, result: &Result<T, SourceError>) {
@@ -252,6 +283,13 @@ impl<S: JobSource> Counted<'_, S> {
     pub async fn tags(&self, job: &JobArn) -> Result<BTreeMap<String, String>, SourceError> {
         self.calls.tags.fetch_add(1, Ordering::Relaxed);
         let result = self.source.tags(job).await;
+        self.calls.note(job.region(), &result);
+        result
+    }
+
+    pub async fn stop_job(&self, job: &JobArn) -> Result<(), SourceError> {
+        self.calls.stop.fetch_add(1, Ordering::Relaxed);
+        let result = self.source.stop_job(job).await;
         self.calls.note(job.region(), &result);
         result
     }
@@ -463,6 +501,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::Describe(reference) => self.describe(&reference).await,
             Command::List(req) => self.list_jobs(&req).await,
             Command::Digest => Box::pin(self.digest(inv)).await,
+            Command::Stop(req) => self.stop(&req, inv).await,
             // The decision alone: the handler sends it to CloudFormation
             // (`handler::handle` does both).
             Command::CustomResource(request) => Ok(serde_json::json!({

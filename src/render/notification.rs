@@ -36,18 +36,47 @@ pub fn render(t: &Transition, env: &str) -> Rendered {
     render_as(t, env, None)
 }
 
-/// [`render`], by the monitor of `home_account`: the Slack channel's Stop
-/// job button (its role acts in that account only) is offered on that
-/// account's jobs alone; a member account's job names the command to run
-/// with that account's credentials instead. `None`: every job's.
-pub fn render_as(t: &Transition, env: &str, home_account: Option<&str>) -> Rendered {
-    let button = stoppable(t) && home_account.is_none_or(|h| h == t.job.job_arn.account());
+/// What the Slack channel's Stop job button invokes: the function's `stop`
+/// alias ([`crate::config::STOP_ALIAS`]) and its region, written into each
+/// custom notification (`fn`, `fnRegion`) for the button's command
+/// (template.yaml `StopJobAction`). The function stops the job with its
+/// account's credentials, so a member account's job has the button too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StopVia {
+    /// `arn:<partition>:lambda:<region>:<account>:function:<name>:stop`.
+    pub function: String,
+    pub region: String,
+}
+
+impl StopVia {
+    /// The alias of function `name` of the monitor whose job topic is
+    /// `topic_arn` (the function and its topic are one stack's: same
+    /// partition, region and account).
+    pub fn of(topic_arn: &str, function_name: &str) -> Option<Self> {
+        let parts: Vec<&str> = topic_arn.split(':').collect();
+        let [_, partition, _, region, account, ..] = parts.as_slice() else {
+            return None;
+        };
+        Some(Self {
+            function: format!(
+                "arn:{partition}:lambda:{region}:{account}:function:{function_name}:{}",
+                crate::config::STOP_ALIAS
+            ),
+            region: (*region).to_owned(),
+        })
+    }
+}
+
+/// [`render`], by a monitor whose Slack Stop job button invokes `stop`: the
+/// custom notification of a job that can still be stopped names the alias
+/// the button invokes. `None`: no button (nothing to invoke).
+pub fn render_as(t: &Transition, env: &str, stop: Option<&StopVia>) -> Rendered {
     Rendered::stamped(
         env,
         subject_in(t, Some(env)),
         plain_text(t),
         machine_json(t),
-        chatbot_json_with(t, button),
+        chatbot_json_for(t, stop),
         attributes(t),
     )
 }
@@ -652,13 +681,15 @@ fn chatbot_steps(t: &Transition) -> Vec<String> {
 }
 
 /// The `https` body: an Amazon Q Developer in chat applications custom
-/// notification, threaded per job.
+/// notification, threaded per job (without a Stop job button: see
+/// [`chatbot_json_for`]).
 pub fn chatbot_json(t: &Transition) -> Value {
-    chatbot_json_with(t, stoppable(t))
+    chatbot_json_for(t, None)
 }
 
-/// [`chatbot_json`], with the Stop job button offered when `button`.
-fn chatbot_json_with(t: &Transition, button: bool) -> Value {
+/// [`chatbot_json`], naming the alias the Stop job button invokes when there
+/// is one; the button is shown where `stoppable` is "true" and `fn` is set.
+pub fn chatbot_json_for(t: &Transition, stop: Option<&StopVia>) -> Value {
     let j = &t.job;
     let emoji = match t.severity() {
         crate::domain::Severity::Error => ":red_circle:",
@@ -750,7 +781,7 @@ fn chatbot_json_with(t: &Transition, button: bool) -> Value {
                 TransitionKind::StatusChanged => j.status.as_str(),
             },
             "relatedResources": [j.job_arn],
-            "additionalContext": additional_context(t, button),
+            "additionalContext": additional_context(t, stop),
         },
     })
 }
@@ -759,9 +790,9 @@ fn chatbot_json_with(t: &Transition, button: bool) -> Value {
 /// schema has it (`"customerProvidedKey1": String`,
 /// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html),
 /// so a first observation has no `previousStatus` rather than a null one.
-/// The Stop job custom action reads jobArn and region from here, and is shown
-/// only where stoppable is "true" (template.yaml).
-fn additional_context(t: &Transition, button: bool) -> Value {
+/// The Stop job custom action reads jobArn, fn and fnRegion from here, and is
+/// shown only where stoppable is "true" and fn is set (template.yaml).
+fn additional_context(t: &Transition, stop: Option<&StopVia>) -> Value {
     let j = &t.job;
     let mut context = serde_json::Map::new();
     let mut put = |k: &str, v: &str| {
@@ -774,7 +805,11 @@ fn additional_context(t: &Transition, button: bool) -> Value {
     put("account", j.job_arn.account());
     put("transitionId", &t.id);
     put("jobArn", j.job_arn.as_str());
-    put("stoppable", if button { "true" } else { "false" });
+    put("stoppable", if stoppable(t) { "true" } else { "false" });
+    if let Some(via) = stop {
+        put("fn", &via.function);
+        put("fnRegion", &via.region);
+    }
     Value::Object(context)
 }
 

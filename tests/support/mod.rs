@@ -35,6 +35,8 @@ pub type RealMonitor = Monitor<BedrockJobSource, DynamoJobStore, SnsNotifier>;
 pub type CountingMonitor = Monitor<BedrockJobSource, CountingStore<DynamoJobStore>, SnsNotifier>;
 
 pub const REGION: &str = "us-east-1";
+/// The function's name, as Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`).
+pub const FUNCTION_NAME: &str = "bedrock-batch-monitor";
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -337,7 +339,7 @@ impl World {
                 .with_manifests(s3, self.config.output_buckets.clone())
                 .with_members_of(&self.config),
             DynamoJobStore::new(self.ddb.clone(), &self.config.table_name),
-            SnsNotifier::from_config(sns, &self.config),
+            SnsNotifier::from_config(sns, &self.config, FUNCTION_NAME),
             self.config.clone(),
             REGION,
         )
@@ -345,6 +347,20 @@ impl World {
 
     pub async fn invoke(&self, monitor: &RealMonitor, event: Value) -> Result<Value, HandlerError> {
         handler::handle(monitor, &event, &invocation(None)).await
+    }
+
+    /// Invokes a fresh monitor through `qualifier` (an alias: `stop`), as
+    /// Lambda names it in the context's `invoked_function_arn`.
+    pub async fn invoke_through(
+        &self,
+        qualifier: &str,
+        event: Value,
+    ) -> Result<Value, HandlerError> {
+        let arn = format!(
+            "arn:aws:lambda:{REGION}:{}:function:{FUNCTION_NAME}:{qualifier}",
+            self.config.home_account()
+        );
+        handler::handle(&self.monitor(), &event, &invocation(None).invoked_as(&arn)).await
     }
 
     /// Invokes a fresh monitor and expects success.
