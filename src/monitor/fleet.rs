@@ -90,6 +90,8 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             req.accounts.is_empty() || req.accounts.iter().any(|a| a == arn.account())
         };
         let mut page: Vec<Value> = Vec::new();
+        // The model of each waiting job shown: its quota is given beside it.
+        let mut models: HashMap<String, String> = HashMap::new();
         let mut next: Option<ListToken> = None;
         let mut ended_after: Option<EndedKey> = None;
         let mut running_done = false;
@@ -133,6 +135,9 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                         && wanted_labels(&job.labels)
                     {
                         page.push(describe::listed(job, now));
+                        if let Some(m) = &job.snapshot.model_id {
+                            models.insert(job.arn().to_string(), m.clone());
+                        }
                     }
                 }
                 read += chunk.len();
@@ -188,6 +193,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 }
             }
         }
+        self.add_quotas(&mut page, &models).await;
         Ok(json!({
             "jobs": page,
             "next": next.map(|t| t.encode_as_of(as_of)),

@@ -10,6 +10,7 @@ mod discover;
 mod fleet;
 mod job;
 mod poll;
+mod quota;
 mod reconcile;
 mod summary;
 
@@ -161,6 +162,10 @@ pub struct BedrockCalls {
     pub get: AtomicU64,
     pub list: AtomicU64,
     pub tags: AtomicU64,
+    /// ListFoundationModels (the models' display names, for the quotas).
+    pub models: AtomicU64,
+    /// Service Quotas' ListServiceQuotas pages (not Bedrock's, counted beside it).
+    pub quotas: AtomicU64,
     health: Mutex<BTreeMap<String, RegionHealth>>,
 }
 
@@ -183,6 +188,8 @@ impl BedrockCalls {
             "GetModelInvocationJob": self.get.load(Ordering::Relaxed),
             "ListModelInvocationJobs": self.list.load(Ordering::Relaxed),
             "ListTagsForResource": self.tags.load(Ordering::Relaxed),
+            "ListFoundationModels": self.models.load(Ordering::Relaxed),
+            "ListServiceQuotas": self.quotas.load(Ordering::Relaxed),
         })
     }
 
@@ -362,6 +369,9 @@ pub struct Monitor<S, T, N> {
     /// Region a bare job id is looked up in.
     home_region: String,
     claims: AtomicU64,
+    /// What this process learned of each (account, region)'s batch quotas:
+    /// a warm invocation reads neither Service Quotas nor the table for them.
+    quotas: Mutex<std::collections::HashMap<(String, String), crate::domain::QuotaBook>>,
 }
 
 impl<S, T, N> Monitor<S, T, N> {
@@ -379,6 +389,7 @@ impl<S, T, N> Monitor<S, T, N> {
             config,
             home_region: home_region.into(),
             claims: AtomicU64::new(0),
+            quotas: Mutex::default(),
         }
     }
 
@@ -460,7 +471,15 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::Reconcile(change) => Box::pin(self.reconcile(change, inv)).await.map(to_value),
             Command::Track(items) => Box::pin(self.track(items, inv)).await,
             Command::Untrack(items) => self.untrack(items).await,
-            Command::Describe(reference) => self.describe(&reference).await,
+            Command::Describe(reference) => {
+                let mut described = self.describe(&reference).await?;
+                self.add_quotas(
+                    std::slice::from_mut(&mut described),
+                    &std::collections::HashMap::new(),
+                )
+                .await;
+                Ok(described)
+            }
             Command::List(req) => self.list_jobs(&req).await,
             Command::Digest => Box::pin(self.digest(inv)).await,
             // The decision alone: the handler sends it to CloudFormation
