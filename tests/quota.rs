@@ -263,3 +263,57 @@ async fn with_no_waiting_job_a_poll_should_read_no_quota() {
     let listed = w.ok(json!({ "list": {} })).await;
     assert!(listed["jobs"][0].get("quota").is_none(), "{listed}");
 }
+
+#[tokio::test]
+async fn the_digest_should_have_a_capacity_line_for_a_quota_at_or_near_its_limit() {
+    // GIVEN a job waiting behind 17 of 20 Haiku slots in use (85%), and
+    // Sonnet's quota with 1 of 20 in use (not near)
+    let w = World::new().await;
+    others(&w, 16, HAIKU, "InProgress");
+    others(&w, 1, HAIKU, "Submitted");
+    others(&w, 1, SONNET, "InProgress");
+    waiting_job(&w, "queued-near", HAIKU).await;
+    waiting_job(&w, "queued-sonnet", SONNET).await;
+    w.ok(json!({})).await;
+    w.drain().await;
+
+    // WHEN the digest goes out
+    let d = w.ok(json!({"digest": {}})).await;
+    assert_eq!(d["published"], true, "{d}");
+
+    // THEN each form has one capacity line, for Haiku in us-east-1
+    let got = w.drain().await;
+    let digest = got
+        .iter()
+        .find(|m| m.body["event"] == "digest")
+        .expect("a digest");
+    assert_eq!(
+        digest.body["capacity"],
+        json!([{"account": HOME_ACCOUNT, "used": 17, "limit": 20, "model": "Claude 3 Haiku", "region": "us-east-1", "full": false}]),
+        "{}",
+        digest.body
+    );
+    let sent = support::moto_sent(&w.topic_arn);
+    let message: Value = sent
+        .iter()
+        .rev()
+        .map(|p| serde_json::from_str::<Value>(p["message"].as_str().unwrap()).unwrap())
+        .find(|m| {
+            serde_json::from_str::<Value>(m["sqs"].as_str().unwrap()).unwrap()["event"] == "digest"
+        })
+        .expect("the digest as SNS was given it");
+    let email = message["email"].as_str().unwrap_or_default();
+    assert!(
+        email.contains("Batch quotas at or near their limit:\n- 17 of 20 slots for Claude 3 Haiku in us-east-1 in use"),
+        "{email}"
+    );
+    assert!(!email.contains("Claude 3.5 Sonnet in"), "{email}");
+    let slack: Value = serde_json::from_str(message["https"].as_str().unwrap()).unwrap();
+    assert!(
+        slack["content"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("*Batch quota:* 17 of 20 slots for Claude 3 Haiku"),
+        "{slack}"
+    );
+}

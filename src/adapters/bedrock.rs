@@ -795,8 +795,8 @@ impl JobSource for BedrockJobSource {
         token: Option<&str>,
     ) -> Result<QuotaPage, QuotaError> {
         const OP: &str = "ListServiceQuotas";
-        let client = self.quota_client(account, region).await?;
-        let out = client
+        let quota_service = self.quota_client(account, region).await?;
+        let out = quota_service
             .list_service_quotas()
             .service_code("bedrock")
             .max_results(QUOTA_PAGE_SIZE)

@@ -300,6 +300,18 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             now,
         );
         d.unusable_settings = self.config.unusable.clone();
+        // The quotas of the accounts and regions with a job that waits long:
+        // one item each, kept by the polls (no call to AWS).
+        let now_waiting = running
+            .iter()
+            .filter(|e| crate::domain::waits_long(&e.status, e.submit_time, now))
+            .map(|e| {
+                (
+                    e.job_arn.account().to_owned(),
+                    e.job_arn.region().to_owned(),
+                )
+            });
+        d.capacity = self.capacity(now_waiting).await;
         // The polls the schedules imply over the window; a first digest has
         // no previous one to count from.
         d.expected_polls = match (window.first, self.config.poll_every) {

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use quota::{NEAR_QUOTA, QuotaReads};
 pub use summary::{JobError, Summary};
 
 use crate::config::Config;

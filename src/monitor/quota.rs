@@ -31,7 +31,7 @@ use crate::domain::{
 use crate::ports::{JobSource, ListQuery, Notifier, QuotaError, WorkList};
 
 /// The share of a model's quota at which the digest says it is near.
-pub const NEAR_SHARE: f64 = 0.8;
+pub const NEAR_QUOTA: f64 = 0.8;
 
 /// What a poll's quota reads came to (the answer's `quotas`).
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -339,7 +339,7 @@ impl<S, T: WorkList, N> Monitor<S, T, N> {
                     model: model.model_name.clone(),
                     region: book.region.clone(),
                 };
-                if book.used_at.is_some() && used > 0 && q.is_near(NEAR_SHARE) {
+                if book.used_at.is_some() && used > 0 && q.is_near(NEAR_QUOTA) {
                     near.push((book.account.clone(), q));
                 }
             }
