@@ -119,40 +119,54 @@ impl<S: JobSource, T: WorkList, N: Notifier> Monitor<S, T, N> {
         let before = stored.clone();
         let mut book = stored.unwrap_or_else(|| QuotaBook::new(account, region));
         let mut ok = true;
-        if book.limits_due(now) {
-            match self.read_limits(account, region, inv).await {
-                Ok((models, quotas)) => {
-                    book.set_limits(&models, &quotas, now);
-                    info!(
-                        account,
-                        region,
-                        models = models.len(),
-                        with_quota = book.models.values().filter(|m| m.limit.is_some()).count(),
-                        "batch quotas read"
-                    );
+        // The limits and the count at once: the time a poll waits is the
+        // longer of the two, not their sum.
+        let (limits, used) = futures::join!(
+            async {
+                match book.limits_due(now) {
+                    true => Some(self.read_limits(account, region, inv).await),
+                    false => None,
                 }
-                Err(e) => {
-                    warn!(account, region, error_kind = "QuotaUnknown", error = %e, "the batch quotas could not be read; the jobs' quota is unknown, nothing else changes");
-                    book.limits_error = Some(e.to_string());
-                    book.limits_at = Some(now);
-                    ok = false;
+            },
+            async {
+                match book.used_due(now) {
+                    true => Some(self.read_used(account, region, inv).await),
+                    false => None,
                 }
             }
+        );
+        match limits {
+            Some(Ok((models, quotas))) => {
+                book.set_limits(&models, &quotas, now);
+                info!(
+                    account,
+                    region,
+                    models = models.len(),
+                    with_quota = book.models.values().filter(|m| m.limit.is_some()).count(),
+                    "batch quotas read"
+                );
+            }
+            Some(Err(e)) => {
+                warn!(account, region, error_kind = "QuotaUnknown", error = %e, "the batch quotas could not be read; the jobs' quota is unknown, nothing else changes");
+                book.limits_error = Some(e.to_string());
+                book.limits_at = Some(now);
+                ok = false;
+            }
+            None => {}
         }
-        if book.used_due(now) {
-            match self.read_used(account, region, inv).await {
-                Ok(jobs) => book.set_used(
-                    jobs.iter()
-                        .filter_map(|j| Some((j.model_id.as_deref()?, &j.status))),
-                    now,
-                ),
-                Err(e) => {
-                    warn!(account, region, error_kind = "QuotaUnknown", error = %e, "the account's running jobs could not be counted; the jobs' quota is unknown, nothing else changes");
-                    book.used_error = Some(e.to_string());
-                    book.used_at = None;
-                    ok = false;
-                }
+        match used {
+            Some(Ok(jobs)) => book.set_used(
+                jobs.iter()
+                    .filter_map(|j| Some((j.model_id.as_deref()?, &j.status))),
+                now,
+            ),
+            Some(Err(e)) => {
+                warn!(account, region, error_kind = "QuotaUnknown", error = %e, "the account's running jobs could not be counted; the jobs' quota is unknown, nothing else changes");
+                book.used_error = Some(e.to_string());
+                book.used_at = None;
+                ok = false;
             }
+            None => {}
         }
         if before.as_ref() != Some(&book)
             && let Err(e) = self.store.save_quota(&book).await
