@@ -317,3 +317,52 @@ async fn the_digest_should_have_a_capacity_line_for_a_quota_at_or_near_its_limit
         "{slack}"
     );
 }
+
+#[tokio::test]
+async fn a_member_accounts_job_should_be_given_that_accounts_own_quota_read_with_its_role() {
+    // GIVEN a hub reading a member account, whose Haiku quota is 5 with 5 of
+    // its jobs running, while the hub's own account runs 3 of its 20
+    const DEV: &str = "111122223333";
+    let w = World::with_env(&[("MEMBER_ACCOUNTS", DEV)]).await;
+    w.bedrock.allow_role(DEV, "bedrock-batch-monitor-reader");
+    w.bedrock.set_batch_quota(DEV, "Claude 3 Haiku", Some(5.0));
+    for i in 0..5 {
+        w.bedrock.seed(
+            SeedJob::named(&format!("dev-running-{i}"))
+                .in_account(DEV)
+                .with_status("InProgress"),
+        );
+    }
+    others(&w, 3, HAIKU, "InProgress");
+    let arn = w.bedrock.seed(
+        SeedJob::named("dev-queued")
+            .in_account(DEV)
+            .with_status("Scheduled")
+            .submitted_at(Utc::now() - Duration::hours(13)),
+    );
+    w.ok(json!({ "track": [arn] })).await;
+    w.drain().await;
+
+    // WHEN the hub polls
+    let s = w.ok(json!({})).await;
+
+    // THEN the member's job is told the member's quota, read with its role
+    assert_eq!(s["failed"], 0, "{s}");
+    let warning = queued_warning(&w.drain().await);
+    assert!(
+        warning["seen"].as_str().unwrap_or_default().contains(
+            "5 of 5 slots for Claude 3 Haiku in us-east-1 are in use; this job waits for one"
+        ),
+        "{warning}"
+    );
+    let asked: Vec<String> = w
+        .bedrock
+        .calls()
+        .into_iter()
+        .filter(|c| c.operation == "ListServiceQuotas" || c.operation == "ListFoundationModels")
+        .map(|c| c.account)
+        .collect();
+    assert_eq!(asked, [DEV, DEV], "read with the member's credentials");
+    let described = w.ok(json!({ "describe": arn })).await;
+    assert_eq!(described["quota"]["limit"], 5, "{described}");
+}
