@@ -366,3 +366,37 @@ async fn a_member_accounts_job_should_be_given_that_accounts_own_quota_read_with
     let described = w.ok(json!({ "describe": arn })).await;
     assert_eq!(described["quota"]["limit"], 5, "{described}");
 }
+
+#[tokio::test]
+async fn a_quota_read_that_hangs_should_not_hold_the_poll_past_its_deadline() {
+    // GIVEN a waiting job, and Bedrock hanging on the count of the account's
+    // running jobs (the listing by status)
+    let w = World::new().await;
+    let arn = waiting_job(&w, "queued-hung", HAIKU).await;
+    w.bedrock.set_job_latency(
+        "statusEquals=InProgress",
+        std::time::Duration::from_secs(30),
+    );
+
+    // WHEN a poll runs with 4 seconds left
+    let m = w.monitor();
+    let started = std::time::Instant::now();
+    let deadline = started + std::time::Duration::from_secs(4);
+    let s = bedrock_batch_monitor::handler::handle(
+        &m,
+        &json!({}),
+        &support::invocation(Some(deadline)),
+    )
+    .await
+    .expect("the poll answers");
+
+    // THEN it answers before the deadline, the job polled and warned, and
+    // the quota counted as unknown
+    assert!(std::time::Instant::now() < deadline, "{s}");
+    assert_eq!(s["polled"], 1, "{s}");
+    assert_eq!(s["warnings"], 1, "{s}");
+    assert_eq!(s["quotas"], json!({"pairs": 1, "unknown": 1}), "{s}");
+    let warning = queued_warning(&w.drain().await);
+    assert_eq!(warning["kind"], "queuedTooLong", "{warning}");
+    let _ = arn;
+}
