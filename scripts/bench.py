@@ -595,6 +595,62 @@ def x86_binary() -> str:
     return str(LAMBDA_DIR / "bootstrap")
 
 
+def quota_figures(bench: Bench, latency_ms: int, n: int = 100) -> dict:
+    """What knowing the batch quota costs a poll (src/monitor/quota.rs): n
+    unchanged running jobs and one job waiting an hour, in one region. The
+    poll that reads the quotas (the limits and the count), then the same
+    process again (warm: nothing to read), then a fresh process (cold: the
+    quota item from the table). Requests by operation and the time each poll
+    took; `added_ms` is the first poll's time less the warm one's."""
+    table, _ = bench.seed(n)
+    bench.admin("PUT", "/_admin/latency", {"ms": latency_ms})
+    waited = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(time.time() - 3600))
+    job = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/{'q' * 12}"
+    bench.admin("POST", "/_admin/jobs", {"jobName": "bench-waiting", "id": "q" * 12, "status": "Scheduled",
+                                        "submitTime": waited})
+    proc, api = bench.start_function(table, 32)
+    tracked, _ = api.invoke({"track": [job]})
+    assert tracked["tracked"], tracked
+    runs = []
+    for label in ("reads", "warm"):
+        before = bench.bedrock_calls()
+        bench.admin("DELETE", "/_stats", base=bench.moto)
+        summary, secs = api.invoke({"poll": {}})
+        assert summary.get("quotas", {}).get("unknown") == 0, summary
+        runs.append({"label": label, "seconds": secs, "bedrock": delta(bench.bedrock_calls(), before),
+                     "dynamodb": bench.table_calls().get("dynamodb", {})})
+    proc.terminate()
+    proc.wait()
+    proc, api = bench.start_function(table, 32)
+    before = bench.bedrock_calls()
+    bench.admin("DELETE", "/_stats", base=bench.moto)
+    summary, secs = api.invoke({"poll": {}})
+    runs.append({"label": "cold", "seconds": secs, "bedrock": delta(bench.bedrock_calls(), before),
+                 "dynamodb": bench.table_calls().get("dynamodb", {})})
+    proc.terminate()
+    proc.wait()
+    reads, warm, cold = runs
+    quota_ops = ("ListServiceQuotas", "ListFoundationModels")
+    extra = {k: v for k, v in reads["bedrock"].items() if k in quota_ops}
+    # The count's listings: the first poll's listings less the warm one's.
+    listings = reads["bedrock"].get("ListModelInvocationJobs", 0) - warm["bedrock"].get("ListModelInvocationJobs", 0)
+    if listings:
+        extra["ListModelInvocationJobs"] = listings
+    return {"n": n, "runs": runs, "requests": sum(extra.values()), "by_operation": calls(extra),
+            "added_ms": (reads["seconds"] - warm["seconds"]) * 1000,
+            "next_requests": sum(v for k, v in cold["bedrock"].items() if k in quota_ops)
+            + cold["bedrock"].get("ListModelInvocationJobs", 0) - warm["bedrock"].get("ListModelInvocationJobs", 0)}
+
+
+def print_quota(q: dict) -> None:
+    print(f"  the batch quota beside a waiting job ({q['n']} running jobs and 1 waiting, one region):")
+    for r in q["runs"]:
+        print(f"    {r['label']:>5} poll: {r['seconds']:.3f} s; Bedrock and Service Quotas: {calls(r['bedrock'])}; "
+              f"DynamoDB: {calls(r['dynamodb'])}")
+    print(f"    reading the quotas: {q['requests']} request(s) ({q['by_operation']}), {q['added_ms']:.0f} ms added; "
+          f"the next poll, cold: {q['next_requests']} more")
+
+
 def main() -> int:
     table = os.environ.get("BENCH_TABLE", "moto")
     if table not in ("moto", "dynalite"):
@@ -610,6 +666,15 @@ def main() -> int:
         finally:
             bench.stop()
         print_org(org)
+        return 0
+    if only == "quota":
+        # The cost of knowing the batch quota (a few seconds).
+        bench = Bench(x86_binary())
+        try:
+            quota = quota_figures(bench, latency)
+        finally:
+            bench.stop()
+        print_quota(quota)
         return 0
     if only == "fleet":
         # Just the reads of list and the digest (no release builds of the
@@ -652,6 +717,9 @@ def main() -> int:
         from bench_org import org_figures, print_org
         org = org_figures(bench)
 
+        log("the batch quota beside a waiting job: the poll that reads it, warm, cold")
+        quota = quota_figures(bench, latency)
+
         log("the bulk-read threshold: 1 to 8 jobs in one region, bulk on and off")
         threshold = []
         for n in (1, 2, 4, 8):
@@ -687,6 +755,7 @@ def main() -> int:
         "polls": [poll_record(r) for r in results],
         "time_to_know": {"event_median_s": statistics.median(e), "event_max_s": max(e),
                          "poll_median_s": statistics.median(p), "poll_max_s": max(p)},
+        "quota": {k: quota[k] for k in ("requests", "by_operation", "added_ms", "next_requests")},
     }
     out = ROOT / "docs" / "bench-figures.json"
     out.write_text(json.dumps(figures, indent=2) + "\n")
@@ -694,6 +763,7 @@ def main() -> int:
     subprocess.run([sys.executable, str(ROOT / "scripts" / "cost.py")], check=True)
     print_fleet(fleet)
     print_org(org)
+    print_quota(quota)
     print("  bulk-read threshold (wall time, Bedrock requests), bulk on vs off:")
     for n, on, off in threshold:
         print(f"    {n} job(s): bulk {on['best']:.3f} s, {sum(on['bedrock'].values())} request(s); "

@@ -101,6 +101,37 @@ WORK = ("Lambda requests", "Lambda GB-s", "DynamoDB reads", "DynamoDB writes", "
         "SNS email (the digest)", "Logs ingestion and storage", "Scheduler")
 
 
+# The batch quota beside waiting jobs (src/monitor/quota.rs): per (account,
+# region) with a job waiting 30 minutes or more, the limits are read once per
+# LIMITS_HOURS (one ListFoundationModels request and ListServiceQuotas pages of
+# 100) and the slots in use once per USAGE_MINUTES (one ListModelInvocationJobs
+# listing per status counted: Submitted, InProgress). Kept in the table: at most
+# one PutItem per read that changed something, one GetItem on a cold start.
+QUOTA_LIMITS_HOURS = 6
+QUOTA_USAGE_MINUTES = 5
+QUOTA_STATUSES = 2
+QUOTA_PAGE = 100
+# Bedrock's quotas in one region: several per model (batch job count, records,
+# job size, tokens per minute...), a few hundred in all; an assumption, stated
+# on the page, not a measurement.
+BEDROCK_QUOTAS_IN_REGION = 600
+
+
+def quota_reads(every_minutes: int, pairs: int = 1, quotas: int = BEDROCK_QUOTAS_IN_REGION) -> dict:
+    """Requests a month of the quota reads for `pairs` (account, region) pairs
+    that have a job waiting all month, polled every `every_minutes` minutes:
+    {operation: requests}, and the DynamoDB writes (an upper bound: one per read)."""
+    pages = -(-quotas // QUOTA_PAGE)
+    limits = MONTH_MINUTES / (QUOTA_LIMITS_HOURS * 60)
+    usage = MONTH_MINUTES / max(QUOTA_USAGE_MINUTES, every_minutes)
+    return {
+        "ListServiceQuotas": pairs * limits * pages,
+        "ListFoundationModels": pairs * limits,
+        "ListModelInvocationJobs": pairs * usage * QUOTA_STATUSES,
+        "DynamoDB writes": pairs * (usage + limits),
+    }
+
+
 def work_total(b: dict) -> float:
     return sum(b[k] for k in WORK)
 
@@ -284,6 +315,25 @@ def render(figures: dict, default_minutes: int) -> str:
                "`list` and the digest read the running jobs' work index entries, the jobs they show (without "
                "history) and, for ended jobs, the index of ends: they cost what they show, not the table "
                "([figures](#list-and-the-digest)).")
+    out.append("")
+    q = quota_reads(1)
+    measured = figures.get("quota")
+    measured_text = ""
+    if measured:
+        measured_text = (f" Measured by `make bench` (one region, a job waiting): the poll that reads the "
+                         f"quotas makes {measured['requests']} more requests ({measured['by_operation']}) and "
+                         f"takes {measured['added_ms']:.0f} ms longer; the next poll, cold, reads one item and "
+                         f"makes {measured['next_requests']} more.")
+    out.append("**The batch quota beside waiting jobs** ([why a job waits](warnings-and-discovery.md#why-a-job-waits-"
+               "the-batch-quota)) costs, per account and region with a job waiting all month, at one poll a "
+               f"minute: {q['ListModelInvocationJobs']:,.0f} `ListModelInvocationJobs` requests (two listings "
+               f"every {QUOTA_USAGE_MINUTES} minutes), {q['ListFoundationModels']:,.0f} `ListFoundationModels` and "
+               f"{q['ListServiceQuotas']:,.0f} `ListServiceQuotas` requests (the limits every {QUOTA_LIMITS_HOURS} "
+               f"hours, at {BEDROCK_QUOTAS_IN_REGION} Bedrock quotas in a region, an assumption), none of them "
+               "charged, and at most "
+               f"{q['DynamoDB writes']:,.0f} DynamoDB writes ({money(q['DynamoDB writes'] * PRICES['dynamodb_write_unit'])}). "
+               "An account and region with no job waiting 30 minutes costs nothing, and none of it is per job."
+               + measured_text)
     out.append("")
     out.append("The free tier, every month: " + "; ".join(f"{k}: {v}" for k, v in FREE_TIER.items()) + ". "
                "Within it, the Lambda, SNS, Scheduler and Logs lines above are $0 for a monitor alone in "

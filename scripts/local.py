@@ -185,6 +185,8 @@ def function_env(api_port: int, moto: str, bedrock: str, table: str, topic: str,
         "AWS_ENDPOINT_URL_DYNAMODB": moto,
         "AWS_ENDPOINT_URL_SNS": moto,
         "AWS_ENDPOINT_URL_BEDROCK": bedrock,
+        # The batch quota of waiting jobs: fake-bedrock's Service Quotas stand-in.
+        "AWS_ENDPOINT_URL_SERVICE_QUOTAS": bedrock,
         "TABLE_NAME": table,
         "TOPIC_ARN": topic,
         "MAX_CONCURRENCY": str(concurrency),
@@ -261,6 +263,8 @@ class Stack:
             "AWS_ENDPOINT_URL_BEDROCK": self.bedrock,
             # Member accounts' roles, assumed with fake-bedrock's STS stand-in.
             "AWS_ENDPOINT_URL_STS": self.bedrock,
+            # The batch quota beside waiting jobs: fake-bedrock's Service Quotas stand-in.
+            "AWS_ENDPOINT_URL_SERVICE_QUOTAS": self.bedrock,
             "MEMBER_ACCOUNTS": ",".join(MEMBERS),
             # Manifests (token totals, and so the cost line) from moto's S3.
             "AWS_ENDPOINT_URL_S3": self.moto,

@@ -31,6 +31,17 @@ class BillTest(unittest.TestCase):
         self.assertAlmostEqual(b["DynamoDB reads"], 0.108, places=6)
         self.assertAlmostEqual(b["DynamoDB writes"], 0.027, places=6)
 
+    def test_the_quota_reads_are_per_account_and_region_and_follow_their_caches(self):
+        q = cost.quota_reads(1)
+        # the count every 5 minutes, two listings: 8,640 polls' worth of 2
+        self.assertEqual(q["ListModelInvocationJobs"], 2 * 30 * 24 * 12)
+        # the limits every 6 hours: 120 times a month, 6 pages of 100 each
+        self.assertEqual(q["ListFoundationModels"], 120)
+        self.assertEqual(q["ListServiceQuotas"], 720)
+        # a 10-minute schedule counts every poll; two pairs cost twice one
+        self.assertEqual(cost.quota_reads(10)["ListModelInvocationJobs"], 2 * 30 * 24 * 6)
+        self.assertEqual(cost.quota_reads(1, pairs=2)["ListServiceQuotas"], 1440)
+
     def test_five_minute_polls_cost_a_fifth_of_the_polling(self):
         one, five = cost.bill(POLL, 1), cost.bill(POLL, 5)
         for k in ("Lambda GB-s", "DynamoDB reads", "DynamoDB writes"):

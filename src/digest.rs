@@ -221,6 +221,10 @@ pub struct Digest {
     pub health: Health,
     /// The settings the function could not use, each off or at its default.
     pub unusable_settings: Vec<SettingWarning>,
+    /// Each model and region (with its account) whose batch quota is at
+    /// least [`crate::monitor::NEAR_QUOTA`] used, fullest first: why jobs
+    /// wait, or soon will.
+    pub capacity: Vec<(String, crate::domain::QuotaUse)>,
 }
 
 impl Digest {
@@ -430,5 +434,6 @@ pub fn build(
         set_aside_total,
         health,
         unusable_settings: Vec::new(),
+        capacity: Vec::new(),
     }
 }

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::digest::{Digest, DigestMark, Health, SetAsideNote, Window};
 
 use crate::domain::{
-    EndedJob, Fresh, JobArn, JobRef, JobSnapshot, Progress, RecordCounts, SetAside, StoredJob,
-    TokenTotals, Transition, WorkEntry,
+    EndedJob, Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Progress, QuotaBook, RecordCounts,
+    SetAside, StoredJob, TokenTotals, Transition, WorkEntry,
 };
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
@@ -185,6 +185,59 @@ pub trait JobSource: Send + Sync {
         &self,
         job: &JobSnapshot,
     ) -> impl Future<Output = Result<Option<TokenTotals>, ManifestError>> + Send;
+
+    /// The foundation models of `region` as `account` sees them: (model id,
+    /// display name), from Bedrock's ListFoundationModels. A source that
+    /// cannot tell says so.
+    fn foundation_models(
+        &self,
+        _account: &str,
+        _region: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, QuotaError>> + Send {
+        async { Err(QuotaError::unsupported("ListFoundationModels")) }
+    }
+
+    /// One page of `account`'s Service Quotas for the service code `bedrock`
+    /// in `region`: (quota name, value); `token` is the previous page's `next`.
+    fn quota_page(
+        &self,
+        _account: &str,
+        _region: &str,
+        _token: Option<&str>,
+    ) -> impl Future<Output = Result<QuotaPage, QuotaError>> + Send {
+        async { Err(QuotaError::unsupported("ListServiceQuotas")) }
+    }
+}
+
+/// One page of ListServiceQuotas.
+#[derive(Debug, Default)]
+pub struct QuotaPage {
+    /// (QuotaName, Value).
+    pub quotas: Vec<(String, f64)>,
+    pub next: Option<String>,
+}
+
+/// Why a quota or the model list could not be read: the text `list`,
+/// `describe`, the warning and the digest carry after "quota unknown: ".
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{operation}: {message}")]
+pub struct QuotaError {
+    /// `ListServiceQuotas`, `ListFoundationModels` or `ListModelInvocationJobs`.
+    pub operation: &'static str,
+    /// The service's code and words.
+    pub message: String,
+    #[source]
+    pub cause: Option<Cause>,
+}
+
+impl QuotaError {
+    pub fn unsupported(operation: &'static str) -> Self {
+        Self {
+            operation,
+            message: "not available from this job source".to_owned(),
+            cause: None,
+        }
+    }
 }
 
 /// Which of Bedrock's jobs a listing asks for.
@@ -195,6 +248,8 @@ pub struct ListQuery<'a> {
     pub region: &'a str,
     pub submitted_after: Option<DateTime<Utc>>,
     pub name_contains: Option<&'a str>,
+    /// Only jobs in this status (ListModelInvocationJobs' `statusEquals`).
+    pub status: Option<&'a JobStatus>,
 }
 
 /// One page of a listing of Bedrock's jobs.
@@ -522,6 +577,16 @@ pub trait WorkList: Send + Sync {
         previous: Option<DateTime<Utc>>,
         judged: &Judged,
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// What the last poll learned of `account`'s batch quotas in `region`.
+    fn load_quota(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> impl Future<Output = Result<Option<QuotaBook>, StoreError>> + Send;
+
+    /// Keeps what a poll learned of an account's batch quotas in a region.
+    fn save_quota(&self, book: &QuotaBook) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Discovery's place in one region.

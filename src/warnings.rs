@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::domain::{JobSnapshot, JobStatus, Progress, StoredJob, Warning, WarningKind};
+use crate::domain::{JobSnapshot, JobStatus, Progress, Standing, StoredJob, Warning, WarningKind};
 
 /// When each warning fires; `None` turns one off.
 #[derive(Debug, Clone, PartialEq)]
@@ -119,6 +119,9 @@ pub struct Subject<'a> {
     /// When the job was first seen InProgress, from its history (`None`
     /// when not known: then `errorRate` counts from now).
     pub running_since: Option<DateTime<Utc>>,
+    /// Where the job's model stands against the account's batch quota in
+    /// its region, when the poll knows (`queuedTooLong` says it).
+    pub quota: Option<&'a Standing>,
 }
 
 impl<'a> Subject<'a> {
@@ -132,7 +135,14 @@ impl<'a> Subject<'a> {
                 .into_iter()
                 .find(|(s, _)| *s == JobStatus::InProgress)
                 .map(|(_, at)| at),
+            quota: None,
         }
+    }
+
+    /// The same, with where its model stands against the quota.
+    pub fn with_quota(mut self, quota: Option<&'a Standing>) -> Self {
+        self.quota = quota;
+        self
     }
 }
 
@@ -153,10 +163,21 @@ impl Thresholds {
     /// The warnings due for `job` at `now` that it has not been sent yet, in
     /// the order of [`WarningKind::ALL`].
     pub fn due(&self, job: &StoredJob, now: DateTime<Utc>) -> Vec<Warning> {
+        self.due_with(job, now, None)
+    }
+
+    /// [`due`](Self::due), saying where the job's model stands against its
+    /// quota when that is known.
+    pub fn due_with(
+        &self,
+        job: &StoredJob,
+        now: DateTime<Utc>,
+        quota: Option<&Standing>,
+    ) -> Vec<Warning> {
         if !job.needs_polling() {
             return Vec::new();
         }
-        self.due_for(&Subject::of(job), now)
+        self.due_for(&Subject::of(job).with_quota(quota), now)
     }
 
     /// The warnings due for what a poll knows of a job (see [`Subject`]).
@@ -184,10 +205,32 @@ impl Thresholds {
                 if !is_waiting(&j.status) || waited.to_std().ok()? <= limit {
                     return None;
                 }
+                // Why it waits, when the poll knows the model's quota: the
+                // slots the account's jobs hold, or that it is not the quota.
+                let quota = job
+                    .quota
+                    .map_or(String::new(), |q| format!("; {}", q.sentence()));
+                let check = match job.quota {
+                    Some(Standing::Known(q)) if q.is_full() => format!(
+                        "The account's jobs of {} hold every slot of its batch quota in {}: this job starts when one of them ends. Ask Service Quotas for more (\"{}{}\"), or stop a job that is no longer wanted",
+                        q.model,
+                        q.region,
+                        crate::domain::QUOTA_NAME_PREFIX,
+                        q.model
+                    ),
+                    Some(Standing::Known(_)) => format!(
+                        "The account's batch quota for {model} in {} has free slots: the wait is Bedrock's capacity, not the quota",
+                        j.job_arn.region()
+                    ),
+                    _ => format!(
+                        "Check the account's batch inference quotas for {model} in {} (Service Quotas): jobs waiting behind others start only as capacity frees",
+                        j.job_arn.region()
+                    ),
+                };
                 Some(Warning {
                     kind,
                     seen: format!(
-                        "still {} {} after it was submitted at {} (the warning threshold is {})",
+                        "still {} {} after it was submitted at {} (the warning threshold is {}){quota}",
                         j.status,
                         human(waited),
                         iso(submitted),
@@ -195,13 +238,7 @@ impl Thresholds {
                     ),
                     since: submitted,
                     threshold: format_threshold(limit),
-                    advice: vec![
-                        format!(
-                            "Check the account's batch inference quotas for {model} in {} (Service Quotas): jobs waiting behind others start only as capacity frees",
-                            j.job_arn.region()
-                        ),
-                        stop,
-                    ],
+                    advice: vec![check, stop],
                 })
             }
             WarningKind::NearExpiry => {

@@ -297,6 +297,19 @@ impl WorkList for Untouchable {
     ) -> Result<Write, StoreError> {
         panic!("a refused event wrote")
     }
+    async fn load_quota(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<bedrock_batch_monitor::domain::QuotaBook>, StoreError> {
+        panic!("a refused event read the table")
+    }
+    async fn save_quota(
+        &self,
+        _: &bedrock_batch_monitor::domain::QuotaBook,
+    ) -> Result<(), StoreError> {
+        panic!("a refused event wrote")
+    }
 }
 
 impl Fleet for Untouchable {

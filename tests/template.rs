@@ -77,6 +77,7 @@ fn actions_called() -> BTreeSet<String> {
     let mut files: Vec<(String, &str, &str)> = vec![
         ("bedrock.rs".into(), "client", "bedrock"),
         ("bedrock.rs".into(), "s3", "s3"),
+        ("bedrock.rs".into(), "quota_service", "servicequotas"),
         ("sns.rs".into(), "client", "sns"),
     ];
     for entry in std::fs::read_dir(dir.join("dynamodb")).unwrap() {
@@ -178,7 +179,11 @@ fn when_on(v: &Value) -> &Value {
 }
 
 /// Actions that have no resource type in IAM, so a statement can only name "*".
-const NO_RESOURCE_TYPE: [&str; 1] = ["bedrock:ListModelInvocationJobs"];
+const NO_RESOURCE_TYPE: [&str; 3] = [
+    "bedrock:ListModelInvocationJobs",
+    "bedrock:ListFoundationModels",
+    "servicequotas:ListServiceQuotas",
+];
 
 #[test]
 fn the_policy_should_allow_exactly_the_actions_the_code_calls_on_named_resources() {

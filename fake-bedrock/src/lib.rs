@@ -15,6 +15,15 @@
 //! of that account. A request signed with such a key acts in that account,
 //! any other key in [`HOME_ACCOUNT`]: it sees and lists only that account's
 //! jobs, and a job of another account is `AccessDeniedException`.
+//!
+//! For the batch quota beside a waiting job it serves Bedrock's
+//! `ListFoundationModels` (`GET /foundation-models`) and stands in for
+//! Service Quotas' `ListServiceQuotas` (`POST /` with the JSON 1.1 target
+//! `ServiceQuotasV20190624.ListServiceQuotas`, reached with
+//! `AWS_ENDPOINT_URL_SERVICE_QUOTAS`; moto 5.2.5's Service Quotas has only
+//! `ListAWSDefaultServiceQuotas` and `GetServiceQuota`, and no Bedrock
+//! quotas): the models of [`MODELS`] (or those a test sets), each with the
+//! quotas of [`QUOTA_KINDS`] at their defaults unless a test sets one.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -353,6 +362,11 @@ struct Inner {
     keys: BTreeMap<String, String>,
     /// How long issued credentials last (`None`: [`DEFAULT_SESSION`]).
     session: Option<Duration>,
+    /// The foundation models served (`None`: [`MODELS`]).
+    models: Option<Vec<(String, String)>>,
+    /// Quotas a test set, by (account, quota name): a value, or `None` for
+    /// a quota taken away.
+    quota_values: BTreeMap<(String, String), Option<f64>>,
 }
 
 impl Inner {
@@ -646,6 +660,9 @@ fn router(fake: FakeBedrock) -> Router {
         .route("/model-invocation-jobs", get(list_jobs))
         .route("/listTagsForResource", post(list_tags))
         .route("/", post(sts))
+        .route("/foundation-models", get(list_foundation_models))
+        .route("/_admin/quotas", put(admin_quota))
+        .route("/_admin/models", put(admin_models))
         .route("/_admin/roles", post(admin_role))
         .route("/_admin/session-length", put(admin_session_length))
         .route("/_admin/jobs", post(admin_seed).get(admin_list))
@@ -884,7 +901,20 @@ async fn list_jobs(
     Query(q): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let region = match enter(&fake, "ListModelInvocationJobs", None, &headers).await {
+    // A listing by status (the batch quota's count of the account's jobs)
+    // says so in its call's target, so tests can tell it from the others.
+    let by_status = q
+        .status_equals
+        .as_ref()
+        .map(|st| format!("statusEquals={st}"));
+    let region = match enter(
+        &fake,
+        "ListModelInvocationJobs",
+        by_status.as_deref(),
+        &headers,
+    )
+    .await
+    {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -1199,6 +1229,13 @@ fn percent_decode(s: &str) -> String {
 /// not exist or does not trust the caller
 /// (https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html).
 async fn sts(State(fake): State<FakeBedrock>, headers: HeaderMap, body: String) -> Response {
+    // Service Quotas shares `POST /` (the JSON 1.1 protocol names its
+    // operation in X-Amz-Target; STS's Query protocol in the form body).
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok())
+        && let Some(op) = target.strip_prefix("ServiceQuotasV20190624.")
+    {
+        return service_quotas(&fake, op, &headers, &body).await;
+    }
     let action = form_field(&body, "Action").unwrap_or_default();
     let role_arn = form_field(&body, "RoleArn").unwrap_or_default();
     let session_name = form_field(&body, "RoleSessionName").unwrap_or_default();
@@ -1303,5 +1340,282 @@ async fn admin_session_length(
     axum::Json(b): axum::Json<SecondsBody>,
 ) -> StatusCode {
     fake.set_session_length(Duration::from_secs(b.seconds));
+    StatusCode::NO_CONTENT
+}
+
+/// The foundation models the fake serves unless a test sets others: (model
+/// id, display name), as ListFoundationModels names them.
+pub const MODELS: [(&str, &str); 4] = [
+    ("anthropic.claude-3-haiku-20240307-v1:0", "Claude 3 Haiku"),
+    (
+        "anthropic.claude-3-5-sonnet-20240620-v1:0",
+        "Claude 3.5 Sonnet",
+    ),
+    ("amazon.nova-lite-v1:0", "Nova Lite"),
+    ("amazon.titan-embed-text-v2:0", "Titan Text Embeddings V2"),
+];
+
+/// The quotas the fake has for each model (`{model}` its display name),
+/// with their defaults; the first is the batch quota the monitor reads.
+/// Names as Bedrock's quotas are named
+/// (https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock).
+pub const QUOTA_KINDS: [(&str, f64); 3] = [
+    (
+        "Sum of in-progress and submitted batch inference jobs using a base model for {model}",
+        20.0,
+    ),
+    ("Records per batch inference job for {model}", 50_000.0),
+    ("Batch inference job size (in GB) for {model}", 1.0),
+];
+
+/// Service Quotas' largest page (`MaxResults`, 1 to 100).
+pub const QUOTA_PAGE_MAX: usize = 100;
+
+impl FakeBedrock {
+    /// Serves these foundation models (id, display name) instead of [`MODELS`].
+    pub fn set_models(&self, models: &[(&str, &str)]) {
+        self.lock().models = Some(
+            models
+                .iter()
+                .map(|(id, name)| ((*id).to_owned(), (*name).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// Sets `account`'s quota named `name` (`None` takes it away).
+    pub fn set_quota(&self, account: &str, name: &str, value: Option<f64>) {
+        self.lock()
+            .quota_values
+            .insert((account.to_owned(), name.to_owned()), value);
+    }
+
+    /// `account`'s batch quota for the model named `model` (display name).
+    pub fn set_batch_quota(&self, account: &str, model: &str, value: Option<f64>) {
+        self.set_quota(account, &QUOTA_KINDS[0].0.replace("{model}", model), value);
+    }
+}
+
+impl Inner {
+    fn models(&self) -> Vec<(String, String)> {
+        self.models.clone().unwrap_or_else(|| {
+            MODELS
+                .iter()
+                .map(|(id, name)| ((*id).to_owned(), (*name).to_owned()))
+                .collect()
+        })
+    }
+
+    /// `account`'s quotas: every kind for every model, as set or at its default.
+    fn quotas_of(&self, account: &str) -> Vec<(String, f64)> {
+        let mut out: Vec<(String, f64)> = Vec::new();
+        for (_, model) in self.models() {
+            for (kind, default) in QUOTA_KINDS {
+                let name = kind.replace("{model}", &model);
+                match self.quota_values.get(&(account.to_owned(), name.clone())) {
+                    Some(None) => {}
+                    Some(Some(v)) => out.push((name, *v)),
+                    None => out.push((name, default)),
+                }
+            }
+        }
+        // Quotas a test set for models the fake does not serve.
+        for ((a, name), v) in &self.quota_values {
+            if a == account
+                && let Some(v) = v
+                && !out.iter().any(|(n, _)| n == name)
+            {
+                out.push((name.clone(), *v));
+            }
+        }
+        out
+    }
+}
+
+/// Bedrock's `ListFoundationModels`: every model of the region in one answer
+/// (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_ListFoundationModels.html).
+async fn list_foundation_models(State(fake): State<FakeBedrock>, headers: HeaderMap) -> Response {
+    let region = match enter(&fake, "ListFoundationModels", None, &headers).await {
+        Ok(r) => r.unwrap_or_else(default_region),
+        Err(resp) => return resp,
+    };
+    let models = fake.lock().models();
+    let summaries: Vec<Value> = models
+        .iter()
+        .map(|(id, name)| {
+            json!({
+                "modelArn": format!("arn:aws:bedrock:{region}::foundation-model/{id}"),
+                "modelId": id,
+                "modelName": name,
+                "providerName": id.split('.').next().unwrap_or_default(),
+                "inputModalities": ["TEXT"],
+                "outputModalities": ["TEXT"],
+                "responseStreamingSupported": true,
+                "customizationsSupported": [],
+                "inferenceTypesSupported": ["ON_DEMAND"],
+                "modelLifecycle": {"status": "ACTIVE"},
+            })
+        })
+        .collect();
+    axum::Json(json!({ "modelSummaries": summaries })).into_response()
+}
+
+/// An error in the JSON 1.1 protocol's shape: `__type` and `message`.
+fn json11_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let mut resp = (
+        status,
+        axum::Json(json!({ "__type": code, "message": message })),
+    )
+        .into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().expect("static header"),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct QuotasBody {
+    service_code: Option<String>,
+    next_token: Option<String>,
+    max_results: Option<usize>,
+}
+
+/// Service Quotas' `ListServiceQuotas` for the caller's account, paged by
+/// `NextToken`
+/// (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html).
+async fn service_quotas(fake: &FakeBedrock, op: &str, headers: &HeaderMap, body: &str) -> Response {
+    let region = match enter(fake, op, None, headers).await {
+        Ok(r) => r.unwrap_or_else(default_region),
+        Err(resp) => {
+            // The fault in this protocol's shape.
+            let status = resp.status();
+            let code = resp
+                .headers()
+                .get("x-amzn-ErrorType")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("ServiceException")
+                .to_owned();
+            return json11_error(status, &code, "injected fault");
+        }
+    };
+    if op != "ListServiceQuotas" {
+        return json11_error(
+            StatusCode::BAD_REQUEST,
+            "UnknownOperationException",
+            &format!("the fake answers ListServiceQuotas only, not {op}"),
+        );
+    }
+    let q: QuotasBody = match serde_json::from_str(if body.is_empty() { "{}" } else { body }) {
+        Ok(q) => q,
+        Err(e) => {
+            return json11_error(
+                StatusCode::BAD_REQUEST,
+                "ValidationException",
+                &e.to_string(),
+            );
+        }
+    };
+    let max = q.max_results.unwrap_or(QUOTA_PAGE_MAX);
+    if !(1..=QUOTA_PAGE_MAX).contains(&max) {
+        return json11_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "MaxResults must be between 1 and 100",
+        );
+    }
+    let Some(code) = q.service_code.filter(|c| !c.is_empty()) else {
+        return json11_error(
+            StatusCode::BAD_REQUEST,
+            "ValidationException",
+            "ServiceCode is required",
+        );
+    };
+    if code != "bedrock" {
+        return json11_error(
+            StatusCode::NOT_FOUND,
+            "NoSuchResourceException",
+            &format!("the fake has quotas of bedrock only, not {code}"),
+        );
+    }
+    let start: usize = match q.next_token.as_deref().map(str::parse) {
+        None => 0,
+        Some(Ok(n)) => n,
+        Some(Err(_)) => {
+            return json11_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidPaginationTokenException",
+                "invalid NextToken",
+            );
+        }
+    };
+    let account = caller(fake, headers);
+    let quotas = fake.lock().quotas_of(&account);
+    let page: Vec<Value> = quotas
+        .iter()
+        .enumerate()
+        .skip(start)
+        .take(max)
+        .map(|(i, (name, value))| {
+            let code = format!("L-{:08X}", i + 1);
+            json!({
+                "ServiceCode": "bedrock",
+                "ServiceName": "Amazon Bedrock",
+                "QuotaArn": format!("arn:aws:servicequotas:{region}:{account}:bedrock/{code}"),
+                "QuotaCode": code,
+                "QuotaName": name,
+                "Value": value,
+                "Unit": "None",
+                "Adjustable": true,
+                "GlobalQuota": false,
+            })
+        })
+        .collect();
+    let mut out = json!({ "Quotas": page });
+    if start + max < quotas.len() {
+        out["NextToken"] = json!((start + max).to_string());
+    }
+    let mut resp = axum::Json(out).into_response();
+    resp.headers_mut().insert(
+        "content-type",
+        "application/x-amz-json-1.1".parse().expect("static header"),
+    );
+    resp
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QuotaAdminBody {
+    #[serde(default = "default_account")]
+    account: String,
+    quota_name: String,
+    /// `null` takes the quota away.
+    value: Option<f64>,
+}
+
+async fn admin_quota(
+    State(fake): State<FakeBedrock>,
+    axum::Json(b): axum::Json<QuotaAdminBody>,
+) -> StatusCode {
+    fake.set_quota(&b.account, &b.quota_name, b.value);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelAdmin {
+    model_id: String,
+    model_name: String,
+}
+
+async fn admin_models(
+    State(fake): State<FakeBedrock>,
+    axum::Json(models): axum::Json<Vec<ModelAdmin>>,
+) -> StatusCode {
+    let pairs: Vec<(&str, &str)> = models
+        .iter()
+        .map(|m| (m.model_id.as_str(), m.model_name.as_str()))
+        .collect();
+    fake.set_models(&pairs);
     StatusCode::NO_CONTENT
 }

@@ -36,7 +36,9 @@ use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
     JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
 };
-use crate::ports::{JobPage, JobSource, ListQuery, ManifestError, SourceError};
+use crate::ports::{
+    JobPage, JobSource, ListQuery, ManifestError, QuotaError, QuotaPage, SourceError,
+};
 
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
 pub const LIST_PAGE_SIZE: i32 = 1000;
@@ -155,7 +157,15 @@ pub struct BedrockJobSource {
     role_failures: Mutex<HashMap<(String, String), (Instant, SourceError)>>,
     /// Where finished jobs' manifests may be read (`OUTPUT_BUCKETS`).
     manifests: Option<Manifests>,
+    /// Service Quotas clients (the batch quota per model), one per account
+    /// and region like the Bedrock clients, endpoints from the same
+    /// configuration (`AWS_ENDPOINT_URL_SERVICE_QUOTAS`).
+    quota_clients: RwLock<HashMap<ClientKey, aws_sdk_servicequotas::Client>>,
 }
+
+/// Quotas per ListServiceQuotas page: the most Service Quotas gives
+/// (https://docs.aws.amazon.com/servicequotas/2019-06-24/apireference/API_ListServiceQuotas.html).
+pub const QUOTA_PAGE_SIZE: i32 = 100;
 
 /// The buckets the function's role may read manifests from, and an S3 client
 /// per region, each built once from `base` (credentials, retries, endpoints:
@@ -359,6 +369,7 @@ impl BedrockJobSource {
                 .build(),
             role_failures: Mutex::default(),
             manifests: None,
+            quota_clients: RwLock::default(),
         }
     }
 
@@ -561,6 +572,77 @@ impl BedrockJobSource {
     }
 }
 
+impl BedrockJobSource {
+    /// The Service Quotas client for `account` in `region`, built once.
+    async fn quota_client(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<aws_sdk_servicequotas::Client, QuotaError> {
+        if partition_of(region).is_none() {
+            return Err(QuotaError {
+                operation: "ListServiceQuotas",
+                message: format!("{region:?} is not a well-formed AWS region"),
+                cause: None,
+            });
+        }
+        let member = self.member(Some(account));
+        let key: ClientKey = (member.map(str::to_owned), region.to_owned());
+        if let Some(c) = self
+            .quota_clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(c.clone());
+        }
+        let mut conf = aws_sdk_servicequotas::config::Builder::from(&self.base).region(
+            aws_sdk_servicequotas::config::Region::new(region.to_owned()),
+        );
+        if let Some(member) = member
+            && let Some(credentials) = self.provider(member, region).await
+        {
+            conf = conf
+                .credentials_provider(credentials)
+                .identity_cache(self.member_cache.clone());
+        }
+        let client = aws_sdk_servicequotas::Client::from_conf(conf.build());
+        let mut clients = self
+            .quota_clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if clients.len() >= MAX_CACHED_CLIENTS {
+            return Ok(client);
+        }
+        Ok(clients.entry(key).or_insert(client).clone())
+    }
+}
+
+/// A failed quota or model read as the reason people are told: the
+/// member role's refusal when that is why, else the service's code and words.
+fn quota_error<E>(operation: &'static str, e: SdkError<E>) -> QuotaError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if let Some(why) = credentials_failure(&e) {
+        return QuotaError {
+            operation,
+            message: format!("the member account's role could not be assumed: {why}"),
+            cause: Some(std::sync::Arc::new(e)),
+        };
+    }
+    let f = facts(e);
+    QuotaError {
+        operation,
+        message: short(&if f.dispatch {
+            format!("no answer: {}", f.message)
+        } else {
+            f.message
+        }),
+        cause: f.cause,
+    }
+}
+
 /// Why the credentials of a call could not be had, when that is why it
 /// failed: the SDK reports a credentials provider's failure (STS refusing
 /// AssumeRole, say) as a dispatch failure whose sources hold the provider's
@@ -659,6 +741,11 @@ impl JobSource for BedrockJobSource {
                     .map(|t| SdkTime::from_millis(t.timestamp_millis())),
             )
             .set_name_contains(query.name_contains.map(str::to_owned))
+            .set_status_equals(
+                query
+                    .status
+                    .map(|s| ModelInvocationJobStatus::from(s.as_str())),
+            )
             .sort_by(SortJobsBy::CreationTime)
             .sort_order(SortOrder::Ascending)
             .max_results(LIST_PAGE_SIZE)
@@ -685,6 +772,64 @@ impl JobSource for BedrockJobSource {
             .filter(|t| !t.is_empty())
             .map(str::to_owned);
         Ok(page)
+    }
+
+    async fn foundation_models(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Vec<(String, String)>, QuotaError> {
+        const OP: &str = "ListFoundationModels";
+        let client = self
+            .client(Some(account), region)
+            .await
+            .map_err(|e| QuotaError {
+                operation: OP,
+                message: e.to_string(),
+                cause: None,
+            })?;
+        self.limit.acquire().await;
+        // One answer holds every model of the region: the operation has no paging
+        // (https://docs.aws.amazon.com/bedrock/latest/APIReference/API_ListFoundationModels.html).
+        let out = client
+            .list_foundation_models()
+            .send()
+            .await
+            .map_err(|e| quota_error(OP, e))?;
+        Ok(out
+            .model_summaries()
+            .iter()
+            .filter_map(|m| Some((m.model_id().to_owned(), m.model_name()?.to_owned())))
+            .collect())
+    }
+
+    async fn quota_page(
+        &self,
+        account: &str,
+        region: &str,
+        token: Option<&str>,
+    ) -> Result<QuotaPage, QuotaError> {
+        const OP: &str = "ListServiceQuotas";
+        let quota_service = self.quota_client(account, region).await?;
+        let out = quota_service
+            .list_service_quotas()
+            .service_code("bedrock")
+            .max_results(QUOTA_PAGE_SIZE)
+            .set_next_token(token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| quota_error(OP, e))?;
+        Ok(QuotaPage {
+            quotas: out
+                .quotas()
+                .iter()
+                .filter_map(|q| Some((q.quota_name()?.to_owned(), q.value()?)))
+                .collect(),
+            next: out
+                .next_token()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        })
     }
 
     async fn token_totals(&self, job: &JobSnapshot) -> Result<Option<TokenTotals>, ManifestError> {

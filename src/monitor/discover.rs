@@ -214,6 +214,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
                 Discovery::NameContains(text) => Some(text.as_str()),
                 _ => None,
             },
+            status: None,
         };
         let (listed, complete) = match self.bedrock(inv).list_all(&query, until).await {
             Ok(listed) => listed,

@@ -90,6 +90,8 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             req.accounts.is_empty() || req.accounts.iter().any(|a| a == arn.account())
         };
         let mut page: Vec<Value> = Vec::new();
+        // The model of each waiting job shown: its quota is given beside it.
+        let mut models: HashMap<String, String> = HashMap::new();
         let mut next: Option<ListToken> = None;
         let mut ended_after: Option<EndedKey> = None;
         let mut running_done = false;
@@ -133,6 +135,9 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                         && wanted_labels(&job.labels)
                     {
                         page.push(describe::listed(job, now));
+                        if let Some(m) = &job.snapshot.model_id {
+                            models.insert(job.arn().to_string(), m.clone());
+                        }
                     }
                 }
                 read += chunk.len();
@@ -188,6 +193,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 }
             }
         }
+        self.add_quotas(&mut page, &models).await;
         Ok(json!({
             "jobs": page,
             "next": next.map(|t| t.encode_as_of(as_of)),
@@ -294,6 +300,18 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             now,
         );
         d.unusable_settings = self.config.unusable.clone();
+        // The quotas of the accounts and regions with a job that waits long:
+        // one item each, kept by the polls (no call to AWS).
+        let now_waiting = running
+            .iter()
+            .filter(|e| crate::domain::waits_long(&e.status, e.submit_time, now))
+            .map(|e| {
+                (
+                    e.job_arn.account().to_owned(),
+                    e.job_arn.region().to_owned(),
+                )
+            });
+        d.capacity = self.capacity(now_waiting).await;
         // The polls the schedules imply over the window; a first digest has
         // no previous one to count from.
         d.expected_polls = match (window.first, self.config.poll_every) {

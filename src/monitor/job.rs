@@ -139,6 +139,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     warned: &entry.warned,
                     progress: entry.progress,
                     running_since: None,
+                    quota: None,
                 };
                 s.job_arn == entry.job_arn
                     && s.status == entry.status
@@ -472,7 +473,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         now: DateTime<Utc>,
         out: &mut Outcome,
     ) -> Step {
-        for warning in self.config.warnings.due(job, now) {
+        let quota = self.standing_of(&job.snapshot);
+        for warning in self.config.warnings.due_with(job, now, quota.as_ref()) {
             let kind = warning.kind;
             let version = job.version + 1;
             let t = Transition {

@@ -10,6 +10,7 @@ mod discover;
 mod fleet;
 mod job;
 mod poll;
+mod quota;
 mod reconcile;
 mod summary;
 
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub use quota::{NEAR_QUOTA, QuotaReads};
 pub use summary::{JobError, Summary};
 
 use crate::config::Config;
@@ -185,6 +187,10 @@ pub struct BedrockCalls {
     pub list: AtomicU64,
     pub tags: AtomicU64,
     pub stop: AtomicU64,
+    /// ListFoundationModels (the models' display names, for the quotas).
+    pub models: AtomicU64,
+    /// Service Quotas' ListServiceQuotas pages (not Bedrock's, counted beside it).
+    pub quotas: AtomicU64,
     health: Mutex<BTreeMap<String, RegionHealth>>,
 }
 
@@ -207,6 +213,8 @@ impl BedrockCalls {
             "GetModelInvocationJob": self.get.load(Ordering::Relaxed),
             "ListModelInvocationJobs": self.list.load(Ordering::Relaxed),
             "ListTagsForResource": self.tags.load(Ordering::Relaxed),
+            "ListFoundationModels": self.models.load(Ordering::Relaxed),
+            "ListServiceQuotas": self.quotas.load(Ordering::Relaxed),
         });
         // Only `stop` sends it: the other commands' answers keep their shape.
         let stop = self.stop.load(Ordering::Relaxed);
@@ -400,6 +408,9 @@ pub struct Monitor<S, T, N> {
     /// Region a bare job id is looked up in.
     home_region: String,
     claims: AtomicU64,
+    /// What this process learned of each (account, region)'s batch quotas:
+    /// a warm invocation reads neither Service Quotas nor the table for them.
+    quotas: Mutex<std::collections::HashMap<(String, String), crate::domain::QuotaBook>>,
 }
 
 impl<S, T, N> Monitor<S, T, N> {
@@ -417,6 +428,7 @@ impl<S, T, N> Monitor<S, T, N> {
             config,
             home_region: home_region.into(),
             claims: AtomicU64::new(0),
+            quotas: Mutex::default(),
         }
     }
 
@@ -498,7 +510,15 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::Reconcile(change) => Box::pin(self.reconcile(change, inv)).await.map(to_value),
             Command::Track(items) => Box::pin(self.track(items, inv)).await,
             Command::Untrack(items) => self.untrack(items).await,
-            Command::Describe(reference) => self.describe(&reference).await,
+            Command::Describe(reference) => {
+                let mut described = self.describe(&reference).await?;
+                self.add_quotas(
+                    std::slice::from_mut(&mut described),
+                    &std::collections::HashMap::new(),
+                )
+                .await;
+                Ok(described)
+            }
             Command::List(req) => self.list_jobs(&req).await,
             Command::Digest => Box::pin(self.digest(inv)).await,
             Command::Stop(req) => self.stop(&req, inv).await,

@@ -155,6 +155,11 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         );
 
         let mut listed = self.list(&start, &shards, &budget).await;
+        // Before the jobs are worked: a waiting job's warning says where its
+        // model stands against the account's quota.
+        let quota_reads = self
+            .refresh_quotas(listed.jobs.iter().map(|(_, e)| e), inv, &budget)
+            .await;
         let mut tally = Tally::for_poll(inv);
         for (key, outcome) in discovered {
             tally.add(&key, outcome);
@@ -213,7 +218,8 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
         if let Some(fault) = listed.fault {
             tally.list_fault = Some(fault);
         }
-        let summary = tally.finish()?;
+        let mut summary = tally.finish()?;
+        summary.quotas = (quota_reads.pairs > 0).then_some(quota_reads);
         info!(
             polled = summary.polled,
             transitions = summary.transitions,
@@ -317,6 +323,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
             region: &region,
             submitted_after: oldest.map(|t| t - BULK_LIST_MARGIN),
             name_contains: None,
+            status: None,
         };
         let bedrock = self.bedrock(inv);
         let (mut pages, mut token): (usize, Option<String>) = (0, None);

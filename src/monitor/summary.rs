@@ -73,6 +73,10 @@ pub struct Summary {
     /// (its alarm sees it). Present only when true.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub bedrock_throttled: bool,
+    /// The batch quotas of the (account, region) pairs with a waiting job:
+    /// how many, and how many could not be read. Absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quotas: Option<super::quota::QuotaReads>,
     pub errors: Vec<JobError>,
 }
 

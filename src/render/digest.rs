@@ -426,6 +426,13 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
     if !any {
         line("- none".into());
     }
+    if !d.capacity.is_empty() {
+        line(String::new());
+        line("Batch quotas at or near their limit:".into());
+        for line_text in capacity_lines(d) {
+            line(format!("- {line_text}"));
+        }
+    }
     line(String::new());
     line("The monitor since the last digest:".into());
     line(format!("- polls run: {}", d.polls));
@@ -469,6 +476,34 @@ fn plain_text_shaped(d: &Digest, shape: Shape) -> String {
 }
 
 /// A running job: `records` and `eta` only when known (absent, not null).
+/// One line per model and region at or near its batch quota: "20 of 20
+/// slots for Claude 3 Haiku in us-east-1 in use (full)", with the account
+/// when the digest covers more than one.
+fn capacity_lines(d: &Digest) -> Vec<String> {
+    d.capacity
+        .iter()
+        .map(|(account, q)| {
+            let whose = if d.accounts.len() > 1 {
+                format!(" (account {account})")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} of {} slots for {} in {}{whose} in use{}",
+                q.used,
+                q.limit,
+                q.model,
+                q.region,
+                if q.is_full() {
+                    ": full, new jobs wait"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
 fn running_json(r: &Running) -> Value {
     let mut out = json!({
         "jobArn": r.job_arn,
@@ -497,7 +532,7 @@ pub fn machine_json(d: &Digest) -> Value {
 /// count every job, shown or not.
 fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
     let cut = |m: &str| (shape.text_max > 0).then(|| truncate(m, shape.text_max));
-    json!({
+    let mut out = json!({
         "schemaVersion": SCHEMA_VERSION,
         "event": DIGEST_EVENT,
         "transitionId": d.id,
@@ -555,7 +590,24 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
                 "setAsideAt": iso(s.at),
             })).collect::<Vec<_>>(),
         },
-    })
+    });
+    // Only when a model is at or near its batch quota.
+    if !d.capacity.is_empty() {
+        out["capacity"] = json!(
+            d.capacity
+                .iter()
+                .map(|(account, q)| json!({
+                    "account": account,
+                    "used": q.used,
+                    "limit": q.limit,
+                    "model": q.model,
+                    "region": q.region,
+                    "full": q.is_full(),
+                }))
+                .collect::<Vec<_>>()
+        );
+    }
+    out
 }
 
 /// The `https` body: an Amazon Q Developer custom notification, whole.
@@ -620,6 +672,9 @@ fn chatbot_json_shaped(d: &Digest, shape: Shape) -> Value {
     }
     if d.warnings_total > 0 {
         desc.push_str(&format!("*Warnings still open:* {}\n", d.warnings_total));
+    }
+    for c in capacity_lines(d) {
+        desc.push_str(&format!("*Batch quota:* {}\n", escape_slack(&c)));
     }
     desc.push_str(&format!(
         "*Monitor:* {} polls, {} failed invocations, {} notifications set aside",

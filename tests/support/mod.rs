@@ -744,6 +744,20 @@ impl<T: WorkList> WorkList for CountingStore<T> {
             .save_watermark(region, to, previous, judged)
             .await
     }
+    async fn load_quota(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Option<bedrock_batch_monitor::domain::QuotaBook>, StoreError> {
+        self.inner.load_quota(account, region).await
+    }
+    async fn save_quota(
+        &self,
+        book: &bedrock_batch_monitor::domain::QuotaBook,
+    ) -> Result<(), StoreError> {
+        self.count();
+        self.inner.save_quota(book).await
+    }
 }
 
 impl<T: Fleet> Fleet for CountingStore<T> {

@@ -20,6 +20,7 @@ mod item;
 mod job_item;
 mod jobs;
 mod outbox;
+mod quota;
 mod update;
 mod work;
 

@@ -11,7 +11,7 @@ use super::item::*;
 use super::{
     CURSOR_KEY, DynamoJobStore, POLL_SHARDS, WATERMARK_KEY_PREFIX, WORK_INDEX, fail, write_result,
 };
-use crate::domain::WorkEntry;
+use crate::domain::{QuotaBook, WorkEntry};
 use crate::ports::{Judged, ListPosition, StoreError, Watermark, WorkList, WorkPage, Write};
 
 const WATERMARK: &str = "watermark";
@@ -35,6 +35,18 @@ fn cursor_key(shards: &[u32]) -> String {
 impl WorkList for DynamoJobStore {
     fn shards(&self) -> u32 {
         POLL_SHARDS
+    }
+
+    async fn load_quota(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Result<Option<QuotaBook>, StoreError> {
+        self.load_quota_book(account, region).await
+    }
+
+    async fn save_quota(&self, book: &QuotaBook) -> Result<(), StoreError> {
+        self.save_quota_book(book).await
     }
 
     async fn work_page(&self, shard: u32, after: Option<&str>) -> Result<WorkPage, StoreError> {
