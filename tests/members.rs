@@ -339,7 +339,7 @@ async fn the_slack_stop_button_should_be_offered_on_every_accounts_jobs_and_invo
                 let context = &chat["metadata"]["additionalContext"];
                 (context["jobArn"] == arn).then(|| {
                     assert_eq!(
-                        context["fn"],
+                        context["stopFn"],
                         format!(
                             "arn:aws:lambda:us-east-1:{HOME_ACCOUNT}:function:{}:stop",
                             support::FUNCTION_NAME

@@ -1031,7 +1031,7 @@ fn the_stop_button_should_invoke_the_stop_alias_for_the_job_of_its_notification_
         "{command}"
     );
     assert!(
-        command.starts_with("lambda invoke --function-name $fn --region $fnRegion "),
+        command.starts_with("lambda invoke --function-name $stopFn --region $stopRegion "),
         "{command}"
     );
     let attachment = &action["Properties"]["Attachments"][0];
@@ -1047,6 +1047,17 @@ fn the_stop_button_should_invoke_the_stop_alias_for_the_job_of_its_notification_
         .collect();
     words.dedup();
     assert_eq!(words.len(), 3, "{words:?}");
+    // No variable's name begins another's: however Amazon Q substitutes
+    // ($stop before $stopFn, say), each finds its own value.
+    let names: Vec<String> = vars
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    for a in &names {
+        for b in &names {
+            assert!(a == b || !b.starts_with(a.as_str()), "${a} begins ${b}");
+        }
+    }
     for word in &words {
         assert!(
             vars.contains_key(Value::String(word.clone())),
@@ -1073,10 +1084,10 @@ fn the_stop_button_should_invoke_the_stop_alias_for_the_job_of_its_notification_
     );
     // The function's alias in the function's region, not the job's.
     assert_eq!(
-        bound("fn", &running).as_deref(),
+        bound("stopFn", &running).as_deref(),
         Some("arn:aws:lambda:us-east-1:123456789012:function:prod-monitor:stop")
     );
-    assert_eq!(bound("fnRegion", &running).as_deref(), Some("us-east-1"));
+    assert_eq!(bound("stopRegion", &running).as_deref(), Some("us-east-1"));
     // The criteria: shown where every one holds, and so only while stoppable.
     let shown = |n: &serde_json::Value| {
         attachment["Criteria"]

@@ -446,7 +446,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                         " (a member account's role may stop jobs only where that account's member stack has SlackActions=true)"
                     }
                     SourceError::AccessDenied { .. } => {
-                        " (the function may stop jobs only with SlackActions=true)"
+                        " (the function may stop jobs only where its stack has Slack set and SlackActions=true)"
                     }
                     _ => "",
                 };

@@ -38,7 +38,7 @@ pub fn render(t: &Transition, env: &str) -> Rendered {
 
 /// What the Slack channel's Stop job button invokes: the function's `stop`
 /// alias ([`crate::config::STOP_ALIAS`]) and its region, written into each
-/// custom notification (`fn`, `fnRegion`) for the button's command
+/// custom notification (`stopFn`, `stopRegion`) for the button's command
 /// (template.yaml `StopJobAction`). The function stops the job with its
 /// account's credentials, so a member account's job has the button too.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -688,7 +688,7 @@ pub fn chatbot_json(t: &Transition) -> Value {
 }
 
 /// [`chatbot_json`], naming the alias the Stop job button invokes when there
-/// is one; the button is shown where `stoppable` is "true" and `fn` is set.
+/// is one; the button is shown where `stoppable` is "true" and `stopFn` is set.
 pub fn chatbot_json_for(t: &Transition, stop: Option<&StopVia>) -> Value {
     let j = &t.job;
     let emoji = match t.severity() {
@@ -790,7 +790,7 @@ pub fn chatbot_json_for(t: &Transition, stop: Option<&StopVia>) -> Value {
 /// schema has it (`"customerProvidedKey1": String`,
 /// https://docs.aws.amazon.com/chatbot/latest/adminguide/custom-notifs.html),
 /// so a first observation has no `previousStatus` rather than a null one.
-/// The Stop job custom action reads jobArn, fn and fnRegion from here, and is
+/// The Stop job custom action reads jobArn, stopFn and stopRegion from here, and is
 /// shown only where stoppable is "true" and fn is set (template.yaml).
 fn additional_context(t: &Transition, stop: Option<&StopVia>) -> Value {
     let j = &t.job;
@@ -807,8 +807,8 @@ fn additional_context(t: &Transition, stop: Option<&StopVia>) -> Value {
     put("jobArn", j.job_arn.as_str());
     put("stoppable", if stoppable(t) { "true" } else { "false" });
     if let Some(via) = stop {
-        put("fn", &via.function);
-        put("fnRegion", &via.region);
+        put("stopFn", &via.function);
+        put("stopRegion", &via.region);
     }
     Value::Object(context)
 }
