@@ -148,6 +148,7 @@ class StaticTest(unittest.TestCase):
         self.assertEqual(sorted(macro_problems(t)), ["AWS::Include", "Fn::Transform"])
 
     def test_the_role_grants_no_wildcard_action_and_stops_only_with_slack_actions(self):
+        # (NO_RESOURCE_TYPE: the module's actions that IAM scopes to no resource.)
         t = template()
         seen = set()
         for name, _, st in policy_statements(t):
@@ -162,8 +163,11 @@ class StaticTest(unittest.TestCase):
                                     f"{name} grants {action} without SlackActions")
             resources = as_list(st["Resource"])
             if resources == ["*"]:
-                self.assertEqual(as_list(st["Action"]), ["bedrock:ListModelInvocationJobs"],
-                                 f"{name}: * only for the action that has no resource type")
+                # Only actions that have no resource type in IAM (Service
+                # Authorization Reference: Bedrock's list actions, Service Quotas'
+                # ListServiceQuotas) take "*".
+                self.assertTrue(set(as_list(st["Action"])) <= NO_RESOURCE_TYPE,
+                                f"{name}: * only for the actions that have no resource type")
         self.assertTrue({"bedrock:GetModelInvocationJob", "bedrock:ListTagsForResource",
                          "bedrock:ListModelInvocationJobs", "bedrock:StopModelInvocationJob",
                          "s3:GetObject", "kms:Decrypt", "events:PutEvents"} <= seen, seen)
@@ -256,6 +260,10 @@ def document(doc):
         return ast.literal_eval(doc)
 
 
+NO_RESOURCE_TYPE = {"bedrock:ListModelInvocationJobs", "bedrock:ListFoundationModels",
+                    "servicequotas:ListServiceQuotas"}
+
+
 def role_actions(iam, role: str) -> set[str]:
     """The actions the role's inline and attached policies grant."""
     docs = [iam.get_role_policy(RoleName=role, PolicyName=n)["PolicyDocument"]
@@ -289,7 +297,8 @@ class StackSetTest(unittest.TestCase):
         trust = document(readers[0]["AssumeRolePolicyDocument"])
         self.assertEqual([s["Principal"] for s in trust["Statement"]], [{"AWS": HUB_ROLE}])
         self.assertEqual(role_actions(iam, "bedrock-batch-monitor-reader"), {
-            "bedrock:GetModelInvocationJob", "bedrock:ListTagsForResource", "bedrock:ListModelInvocationJobs"})
+            "bedrock:GetModelInvocationJob", "bedrock:ListTagsForResource", "bedrock:ListModelInvocationJobs",
+            "servicequotas:ListServiceQuotas", "bedrock:ListFoundationModels"})
         for region in REGIONS:
             found = rules(session, region)
             self.assertEqual(len(found), 1, f"{region}: {found}")
