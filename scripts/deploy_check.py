@@ -214,6 +214,9 @@ NAMES: dict[str, tuple[str | None, int, str]] = {
     "AWS::SQS::QueuePolicy": (None, 0, "regional"),
     "AWS::Lambda::Permission": (None, 0, "regional"),
     "AWS::Lambda::EventInvokeConfig": (None, 0, "regional"),
+    # The Stop job button's alias ("stop"): its name is unique per function only
+    # (AliasConfiguration Name, https://docs.aws.amazon.com/lambda/latest/api/API_AliasConfiguration.html).
+    "AWS::Lambda::Alias": (None, 0, "regional"),
     # The function's own custom resource (the settings check): no name at all.
     "Custom::SettingsCheck": (None, 0, "regional"),
 }
