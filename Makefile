@@ -47,8 +47,8 @@ lint:
 # The integration tests run the whole handler on the test's own thread; in a
 # debug build (unoptimized, large async frames) a poll's deepest path needs
 # more than the 2 MiB Rust gives a test thread. The release build the Lambda
-# runs is far smaller, and runs on the main thread (8 MiB). Also set for plain
-# `cargo test` in .cargo/config.toml.
+# runs is far smaller, and runs on the main thread (8 MiB). A plain `cargo test`
+# needs the same: `RUST_MIN_STACK=16777216 cargo test`.
 TEST_STACK ?= 16777216
 
 unit: setup
