@@ -230,7 +230,6 @@ pub const MAX_RECORD_ERRORS_BYTES: u64 = 1 << 30;
 
 /// The environment a monitor names on its messages when `ENVIRONMENT` is not
 /// set (the template sets it to the stack's `Environment`, or the stack name).
-
 pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 
 /// The function's alias that the Slack channel's Stop job button invokes
@@ -257,7 +256,7 @@ const MEMBERS_OFF: &str =
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 32] = [
+pub const SETTINGS: [Setting; 33] = [
     setting(
         "TABLE_NAME",
         None,
@@ -745,9 +744,8 @@ impl Config {
             member_role_name: v.or_default(|v| v.required("MEMBER_ROLE_NAME", is_role_name))?,
             warnings,
             output_buckets: v.or_off(v.list("OUTPUT_BUCKETS", is_bucket_name), Vec::new),
-            record_errors_max_bytes: v.or_default(|v| {
-                v.number("RECORD_ERRORS_MAX_BYTES", 0..=MAX_RECORD_ERRORS_BYTES)
-            })?,
+            record_errors_max_bytes: v
+                .or_default(|v| v.number("RECORD_ERRORS_MAX_BYTES", 0..=MAX_RECORD_ERRORS_BYTES))?,
             environment: v.or_default(|v| v.required("ENVIRONMENT", is_environment))?,
             slack: slack_topic.zip(slack_policy),
             prices: v.or_off(

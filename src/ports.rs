@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use crate::digest::{Digest, DigestMark, Health, SetAsideNote, Window};
 
 use crate::domain::{
-    EndedJob, Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Progress, QuotaBook, RecordCounts, RecordErrors,
-    SetAside, StoredJob, TokenTotals, Transition, WorkEntry,
+    EndedJob, Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Progress, QuotaBook, RecordCounts,
+    RecordErrors, SetAside, StoredJob, TokenTotals, Transition, WorkEntry,
 };
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
@@ -121,7 +121,8 @@ impl SourceError {
 pub struct OutputError {
     pub uri: String,
     pub message: String,
-    /// A stable name for logs: `OutputMissing`, `OutputUnreadable`, `OutputMalformed`.
+    /// A stable name for logs: `OutputMissing`, `OutputDenied`, `OutputUnreadable`,
+    /// `OutputMalformed`.
     pub kind: &'static str,
     #[source]
     pub cause: Option<Cause>,

@@ -16,12 +16,24 @@ use support::{MotoFault, World, moto_s3_reads, moto_sent, unique};
 /// `every`-th record (not taken by an earlier reason). The first comes with
 /// `errorCode` as a number and as a string, alternately.
 const REASONS: [(&str, u64, &str); 6] = [
-    ("400", 7, "Malformed input request for record {id}: 'prompt-{id}' is too long"),
-    ("ThrottlingException", 11, "Too many requests ({id} in flight), please wait"),
+    (
+        "400",
+        7,
+        "Malformed input request for record {id}: 'prompt-{id}' is too long",
+    ),
+    (
+        "ThrottlingException",
+        11,
+        "Too many requests ({id} in flight), please wait",
+    ),
     ("500", 13, "Internal server error {id}"),
     ("ModelTimeoutException", 17, "Model timed out after {id}ms"),
     ("424", 19, "Model error on {id}"),
-    ("ValidationException", 97, "max_tokens {id} exceeds the model's limit"),
+    (
+        "ValidationException",
+        97,
+        "max_tokens {id} exceeds the model's limit",
+    ),
 ];
 
 /// One output file as Bedrock writes it: `records` lines, the failed ones
@@ -43,8 +55,10 @@ fn output_file(first_id: u64, records: u64) -> (Vec<u8>, u64) {
                 json!({"recordId": format!("REC{id:08}"), "modelInput": {"prompt": "x".repeat(40)},
                        "error": {"errorCode": code, "errorMessage": message}})
             }
-            None => json!({"recordId": format!("REC{id:08}"), "modelInput": {"prompt": "x".repeat(40)},
-                           "modelOutput": {"content": [{"type": "text", "text": "y".repeat(60)}]}}),
+            None => {
+                json!({"recordId": format!("REC{id:08}"), "modelInput": {"prompt": "x".repeat(40)},
+                           "modelOutput": {"content": [{"type": "text", "text": "y".repeat(60)}]}})
+            }
         };
         out.extend_from_slice(line.to_string().as_bytes());
         out.push(b'\n');
@@ -105,7 +119,11 @@ async fn ended_job(w: &World, bucket: &str, name: &str, files: &[u64], put: bool
         put_files.push((key, body, failed));
     }
     let tracked = w.ok(json!({ "track": [&arn] })).await;
-    assert_eq!(tracked["tracked"].as_array().map(Vec::len), Some(1), "{tracked}");
+    assert_eq!(
+        tracked["tracked"].as_array().map(Vec::len),
+        Some(1),
+        "{tracked}"
+    );
     w.drain().await;
     let total: u64 = files.iter().sum();
     let failed: u64 = put_files.iter().map(|f| f.2).sum();
@@ -180,10 +198,19 @@ async fn when_a_job_ends_with_failed_records_should_count_them_by_reason_in_the_
                "errorMessage": "Malformed input request for record <n>: '…' is too long"}),
         "{e}"
     );
-    let codes: Vec<&str> = top.iter().map(|r| r["errorCode"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = top
+        .iter()
+        .map(|r| r["errorCode"].as_str().unwrap())
+        .collect();
     assert_eq!(
         codes,
-        ["400", "ThrottlingException", "500", "ModelTimeoutException", "424"],
+        [
+            "400",
+            "ThrottlingException",
+            "500",
+            "ModelTimeoutException",
+            "424"
+        ],
         "{e}"
     );
     let summary = format!(
@@ -195,7 +222,12 @@ async fn when_a_job_ends_with_failed_records_should_count_them_by_reason_in_the_
     // and the email and Slack forms say it too
     let (email, slack) = forms_of(&w, &job.arn);
     assert!(email.contains(&format!("Failures:  {summary}")), "{email}");
-    assert!(email.contains(&format!("  {sevens} × 400: Malformed input request for record <n>: '…' is too long")), "{email}");
+    assert!(
+        email.contains(&format!(
+            "  {sevens} × 400: Malformed input request for record <n>: '…' is too long"
+        )),
+        "{email}"
+    );
     assert!(slack.contains("*Failures:*"), "{slack}");
     assert!(slack.contains("ThrottlingException"), "{slack}");
 
@@ -229,10 +261,22 @@ async fn when_the_output_is_larger_than_the_bound_should_read_only_its_first_byt
     let id = job.arn.rsplit('/').next().unwrap();
     let reads: Vec<Value> = moto_s3_reads()
         .into_iter()
-        .filter(|r| r["path"].as_str().unwrap().contains(&format!("{id}/input-")))
+        // Job ids repeat between fake Bedrocks: the bucket makes it this test's.
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("/{bucket}/runs/{id}/input-"))
+        })
         .collect();
     assert_eq!(reads.len(), 1, "{reads:?}");
-    assert!(reads[0]["path"].as_str().unwrap().ends_with("input-0.jsonl.out"), "{reads:?}");
+    assert!(
+        reads[0]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("input-0.jsonl.out"),
+        "{reads:?}"
+    );
     assert_eq!(reads[0]["range"], "bytes=0-65535", "{reads:?}");
 
     // and the notification counts the failures of the complete lines in
@@ -278,15 +322,24 @@ async fn when_the_output_cannot_be_read_should_say_so_and_still_notify_the_end_o
         let e = &m.body["recordErrors"];
         let why = e["unreadable"].as_str().unwrap_or_else(|| panic!("{e}"));
         let summary = e["summary"].as_str().unwrap();
-        assert!(summary.starts_with("the output could not be read: "), "{summary}");
+        assert!(
+            summary.starts_with("the output could not be read: "),
+            "{summary}"
+        );
         if m.body["jobArn"] == denied.arn.as_str() {
-            assert!(why.contains("AccessDenied") && why.contains(&denied.files[0].0), "{why}");
+            assert!(
+                why.contains("AccessDenied") && why.contains(&denied.files[0].0),
+                "{why}"
+            );
         } else {
             assert!(why.contains("NoSuchBucket") && why.contains(&gone), "{why}");
         }
     }
     let (email, _) = forms_of(&w, &missing.arn);
-    assert!(email.contains("Failures:  the output could not be read: "), "{email}");
+    assert!(
+        email.contains("Failures:  the output could not be read: "),
+        "{email}"
+    );
 
     // and nothing is left to retry: a second poll sends nothing more
     w.ok(json!({})).await;
@@ -317,8 +370,13 @@ async fn when_record_errors_max_bytes_is_0_should_read_nothing() {
     let touched: Vec<Value> = moto_s3_reads()
         .into_iter()
         .filter(|r| {
-            r["path"].as_str().unwrap().contains(&format!("{id}/input-"))
-                || r["query"].as_str().unwrap_or_default().contains(id)
+            let path = r["path"].as_str().unwrap();
+            path.starts_with(&format!("/{bucket}/runs/{id}/input-"))
+                || (path.trim_end_matches('/') == format!("/{bucket}")
+                    && r["query"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("list-type"))
         })
         .collect();
     assert!(touched.is_empty(), "{touched:?}");

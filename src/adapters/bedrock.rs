@@ -34,8 +34,8 @@ use tracing::warn;
 
 use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
-    JobArn, JobRef, JobSnapshot, JobStatus, Read, RecordCounts, RecordErrors, Tally, TokenTotals,
-    partition_of,
+    JobArn, JobRef, JobSnapshot, JobStatus, ReadScope, RecordCounts, RecordErrors, Tally,
+    TokenTotals, partition_of,
 };
 use crate::ports::{
     JobPage, JobSource, ListQuery, ManifestError, OutputError, QuotaError, QuotaPage, SourceError,
@@ -952,11 +952,11 @@ pub async fn read_record_errors(
     }
     files.sort();
     let mut tally = Tally::default();
-    let mut read = Read {
+    let mut read = ReadScope {
         files: files.len() as u64,
         max_bytes,
         complete: true,
-        ..Read::default()
+        ..ReadScope::default()
     };
     for (key, size) in &files {
         let left = max_bytes.saturating_sub(read.bytes_read);
@@ -983,6 +983,7 @@ pub async fn read_record_errors(
                     read.unreadable = Some(short(&format!(
                         "s3://{bucket}/{key}: its body did not arrive: {e}"
                     )));
+                    read.complete = false;
                     break;
                 }
             },
@@ -992,6 +993,7 @@ pub async fn read_record_errors(
                     return Err(e);
                 }
                 read.unreadable = Some(e.to_string());
+                read.complete = false;
                 break;
             }
         };

@@ -77,11 +77,7 @@ impl RecordErrors {
     /// The one-line summary: "in the first 8 MiB of 2 of 3 files: 340 failed
     /// records", or why the output could not be read.
     pub fn summary(&self) -> String {
-        let mut line = format!(
-            "{}: {}",
-            self.scope(),
-            plural(self.failed, "failed record")
-        );
+        let mut line = format!("{}: {}", self.scope(), plural(self.failed, "failed record"));
         if self.malformed_lines > 0 {
             line.push_str(&format!(
                 " ({} not JSON)",
@@ -129,7 +125,7 @@ pub fn bytes(n: u64) -> String {
         n if n >= KIB => ("KiB", KIB),
         n => return plural(n, "byte"),
     };
-    if n % size == 0 {
+    if n.is_multiple_of(size) {
         format!("{} {unit}", n / size)
     } else {
         format!("{:.1} {unit}", n as f64 / size as f64)
@@ -150,7 +146,7 @@ impl Tally {
     /// whole file: otherwise a last line without its newline is partial and
     /// dropped.
     pub fn add(&mut self, chunk: &[u8], whole: bool) {
-        let complete = if whole {
+        let complete: &[u8] = if whole {
             chunk
         } else {
             match chunk.iter().rposition(|b| *b == b'\n') {
@@ -196,7 +192,7 @@ impl Tally {
     }
 
     /// The tally as record errors, with what was read.
-    pub fn finish(self, read: Read) -> RecordErrors {
+    pub fn finish(self, read: ReadScope) -> RecordErrors {
         let reasons = self.counts.len() as u64 + u64::from(self.other > 0);
         let mut top: Vec<ErrorReason> = self
             .counts
@@ -232,7 +228,7 @@ impl Tally {
 
 /// What a reader read, for [`Tally::finish`].
 #[derive(Debug, Clone, Default)]
-pub struct Read {
+pub struct ReadScope {
     pub files_read: u64,
     pub files: u64,
     pub bytes_read: u64,
@@ -247,7 +243,7 @@ pub struct Read {
 /// text cut to [`MAX_REASON_MESSAGE_CHARS`] characters.
 pub fn normalize_message(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(MAX_REASON_MESSAGE_CHARS));
-    let mut chars = message.chars().peekable();
+    let mut chars = message.chars();
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
         if word.chars().any(|c| c.is_ascii_digit()) {
@@ -258,7 +254,7 @@ pub fn normalize_message(message: &str) -> String {
         word.clear();
     };
     while let Some(c) = chars.next() {
-        if c.is_alphanumeric() || c == '_' || c == '-' || c == '.' && !word.is_empty() {
+        if c.is_alphanumeric() || c == '_' || c == '-' || (c == '.' && !word.is_empty()) {
             word.push(c);
             continue;
         }
@@ -331,7 +327,7 @@ mod tests {
             r#"{"recordId":"5","modelInput":{},"error":{"errorCode":5"#,
         );
         t.add(lines.as_bytes(), false);
-        let e = t.finish(Read::default());
+        let e = t.finish(ReadScope::default());
         assert_eq!(e.failed, 3);
         assert_eq!(e.malformed_lines, 0);
         assert_eq!(
@@ -347,7 +343,7 @@ mod tests {
 
     #[test]
     fn when_read_in_part_should_say_exactly_what_was_read() {
-        let e = Tally::default().finish(Read {
+        let e = Tally::default().finish(ReadScope {
             files_read: 2,
             files: 3,
             bytes_read: 8 << 20,
@@ -355,6 +351,9 @@ mod tests {
             complete: false,
             unreadable: None,
         });
-        assert_eq!(e.summary(), "in the first 8 MiB of 2 of 3 files: 0 failed records");
+        assert_eq!(
+            e.summary(),
+            "in the first 8 MiB of 2 of 3 files: 0 failed records"
+        );
     }
 }

@@ -9,8 +9,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, RecordErrors, SetAside,
-    StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
+    Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, RecordErrors,
+    SetAside, StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
 };
 use crate::ports::{
     Claim, JobSource, Jobs, Notifier, Outbox, Record, Settlement, SourceError, StoreError, Write,

@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
     Delivery, EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress,
-    RecordCounts, RecordErrors, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind, WorkEntry,
+    RecordCounts, RecordErrors, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind,
+    WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
