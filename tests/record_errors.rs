@@ -10,7 +10,7 @@ mod support;
 
 use fake_bedrock::{Records, SeedJob};
 use serde_json::{Value, json};
-use support::{MotoFault, World, moto_s3_reads, moto_sent, unique};
+use support::{LogCapture, MotoFault, World, moto_s3_reads, moto_sent, unique};
 
 /// The reasons the generated records fail for, most frequent first: every
 /// `every`-th record (not taken by an earlier reason). The first comes with
@@ -167,7 +167,7 @@ async fn when_a_job_ends_with_failed_records_should_count_them_by_reason_in_the_
     // GIVEN a job whose two output files hold 5,000 records, failures of six
     // reasons mixed in (errorCode as a number and as a string)
     let bucket = unique("recerr").to_lowercase();
-    let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket)]).await;
+    let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket), ("DIGEST_SETTLE_SECONDS", "0")]).await;
     w.output_bucket(&bucket).await;
     let job = ended_job(&w, &bucket, "reasons", &[3_000, 2_000], true).await;
     let failed: u64 = job.files.iter().map(|f| f.2).sum();
@@ -236,6 +236,21 @@ async fn when_a_job_ends_with_failed_records_should_count_them_by_reason_in_the_
     let d = w.ok(json!({ "describe": &job.arn })).await;
     assert_eq!(d["recordErrors"], *e, "{d}");
     assert_eq!(moto_s3_reads().len(), reads, "describe read S3");
+
+    // and so does the digest, in its text and its JSON
+    w.ok(json!({ "digest": {} })).await;
+    assert_eq!(moto_s3_reads().len(), reads, "the digest read S3");
+    let digest = w.drain().await;
+    let ended = &digest.last().expect("a digest").body["ended"][0];
+    assert_eq!(ended["recordErrors"], *e, "{ended}");
+    let sent = moto_sent(&w.topic_arn);
+    let last: Value =
+        serde_json::from_str(sent.last().unwrap()["message"].as_str().unwrap()).unwrap();
+    let text = last["email"].as_str().unwrap();
+    assert!(
+        text.contains(&format!("failures {summary} ({sevens} × 400: ")),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -295,8 +310,11 @@ async fn when_the_output_is_larger_than_the_bound_should_read_only_its_first_byt
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
+// A current-thread runtime: the log capture is this thread's.
+#[tokio::test]
 async fn when_the_output_cannot_be_read_should_say_so_and_still_notify_the_end_once() {
+    let logs = LogCapture::default();
+    let _guard = logs.start();
     // GIVEN a job whose output file S3 refuses, and one whose bucket is not there
     let bucket = unique("recerr-denied").to_lowercase();
     let gone = unique("recerr-gone").to_lowercase();
@@ -334,6 +352,16 @@ async fn when_the_output_cannot_be_read_should_say_so_and_still_notify_the_end_o
         } else {
             assert!(why.contains("NoSuchBucket") && why.contains(&gone), "{why}");
         }
+    }
+    // and each is a warning in the log, with the job's ARN and why
+    for (job, kind) in [(&denied, "OutputDenied"), (&missing, "OutputMissing")] {
+        let warned = logs
+            .lines()
+            .into_iter()
+            .filter(|l| l["level"] == "WARN" && l["fields"]["error_kind"] == kind)
+            .filter(|l| l["fields"]["job_arn"] == job.arn.as_str())
+            .count();
+        assert_eq!(warned, 1, "{kind}: {:?}", logs.lines());
     }
     let (email, _) = forms_of(&w, &missing.arn);
     assert!(
