@@ -47,6 +47,7 @@ bytes, time)."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import http.client
 import json
 import math
@@ -179,7 +180,9 @@ class Bench:
         self.procs.append(subprocess.Popen(moto_command(self.moto_port),
                                            stdout=open(logdir / "bench-moto.log", "w"), stderr=subprocess.STDOUT))
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "fake-bedrock"], cwd=ROOT, check=True)
-        self.procs.append(subprocess.Popen([str(ROOT / "target/release/fake-bedrock"), "--port", str(self.bedrock_port)],
+        # Where cargo put it: CARGO_TARGET_DIR when set, as cargo itself reads it.
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+        self.procs.append(subprocess.Popen([str(target / "release/fake-bedrock"), "--port", str(self.bedrock_port)],
                                            stdout=open(logdir / "bench-fake-bedrock.log", "w"), stderr=subprocess.STDOUT))
         wait_port(self.moto_port, "moto_server", self.procs[0], 60)
         wait_port(self.bedrock_port, "fake-bedrock", self.procs[1], 60)
@@ -685,7 +688,7 @@ def record_errors_figures(bench: Bench, files: int = 3, file_mib: int = 6) -> di
         body = ("\n".join(lines) + "\n").encode()
         for i in range(files):
             s3.put_object(Bucket=bucket, Key=f"runs/{ident}/input-{i}.jsonl.out", Body=body)
-        proc, api = bench.start_function(table, 32, extra={"OUTPUT_BUCKETS": bucket,
+        proc, api = bench.start_function(table, 32, extra={"OUTPUT_BUCKETS": bucket, "AWS_ENDPOINT_URL_S3": bench.moto,
                                                           "RECORD_ERRORS_MAX_BYTES": max_bytes})
         tracked, _ = api.invoke({"track": [arn]})
         assert tracked["tracked"], tracked
