@@ -8,9 +8,12 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
+use bedrock_batch_monitor::handler;
 use fake_bedrock::{Records, SeedJob};
 use serde_json::{Value, json};
-use support::{LogCapture, MotoFault, World, moto_s3_reads, moto_sent, unique};
+use support::{LogCapture, MotoFault, World, invocation, moto_s3_reads, moto_sent, unique};
 
 /// The reasons the generated records fail for, most frequent first: every
 /// `every`-th record (not taken by an earlier reason). The first comes with
@@ -232,14 +235,26 @@ async fn when_a_job_ends_with_failed_records_should_count_them_by_reason_in_the_
     assert!(slack.contains("ThrottlingException"), "{slack}");
 
     // and describe shows what the end recorded, without reading S3 again
-    let reads = moto_s3_reads().len();
+    // Tests share moto: this test's reads are its bucket's.
+    let ours = || {
+        moto_s3_reads()
+            .iter()
+            .filter(|r| {
+                r["path"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("/{bucket}"))
+            })
+            .count()
+    };
+    let reads = ours();
     let d = w.ok(json!({ "describe": &job.arn })).await;
     assert_eq!(d["recordErrors"], *e, "{d}");
-    assert_eq!(moto_s3_reads().len(), reads, "describe read S3");
+    assert_eq!(ours(), reads, "describe read S3");
 
     // and so does the digest, in its text and its JSON
     w.ok(json!({ "digest": {} })).await;
-    assert_eq!(moto_s3_reads().len(), reads, "the digest read S3");
+    assert_eq!(ours(), reads, "the digest read S3");
     let digest = w.drain().await;
     let ended = &digest.last().expect("a digest").body["ended"][0];
     assert_eq!(ended["recordErrors"], *e, "{ended}");
@@ -408,4 +423,43 @@ async fn when_record_errors_max_bytes_is_0_should_read_nothing() {
         })
         .collect();
     assert!(touched.is_empty(), "{touched:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_s3_is_slow_should_answer_before_the_deadline_and_notify_the_end_next_poll() {
+    // GIVEN a job that ended with failed records, whose output file S3 takes
+    // six seconds to serve
+    let bucket = unique("recerr-slow").to_lowercase();
+    let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket), ("DEADLINE_MARGIN_MS", "1000")]).await;
+    w.output_bucket(&bucket).await;
+    let job = ended_job(&w, &bucket, "slow", &[500], true).await;
+    let slow = MotoFault::add(json!({
+        "service": "s3", "action": "GetObject",
+        "contains": [&bucket, job.arn.rsplit('/').next().unwrap(), ".jsonl.out"],
+        "delay_ms": 6000,
+    }));
+
+    // WHEN a poll has three seconds
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let s = handler::handle(&w.monitor(), &json!({}), &invocation(Some(deadline)))
+        .await
+        .expect("poll answers");
+
+    // THEN it answered in time and deferred the job, recording nothing yet
+    assert!(Instant::now() < deadline, "answered after the deadline");
+    assert_eq!(s["deferred"], 1, "{s}");
+    assert_eq!(s["transitions"], 0, "{s}");
+    assert!(w.drain().await.is_empty());
+
+    // AND the next poll, with S3 quick again, notifies the end once, with the errors
+    drop(slow);
+    let s = w.ok(json!({})).await;
+    assert_eq!(s["transitions"], 1, "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].body["recordErrors"]["failed"], job.files[0].2,
+        "{}",
+        got[0].body
+    );
 }
