@@ -40,11 +40,14 @@ requests in one more poll through a counting proxy (the timed polls go
 straight to dynalite), prints, and saves to .demo/bench-dynalite.json;
 docs/bench-figures.json stays moto's. `BENCH_BINARY=<path>` measures a binary
 built elsewhere (an older commit's, side by side) instead of building one;
-`BENCH_ONLY=polls` measures the polls alone on moto."""
+`BENCH_ONLY=polls` measures the polls alone on moto; `BENCH_ONLY=record-errors`
+what reading an ended job's records' errors adds to its poll (S3 requests,
+bytes, time)."""
 
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import http.client
 import json
 import math
@@ -177,7 +180,9 @@ class Bench:
         self.procs.append(subprocess.Popen(moto_command(self.moto_port),
                                            stdout=open(logdir / "bench-moto.log", "w"), stderr=subprocess.STDOUT))
         subprocess.run(["cargo", "build", "--release", "--quiet", "-p", "fake-bedrock"], cwd=ROOT, check=True)
-        self.procs.append(subprocess.Popen([str(ROOT / "target/release/fake-bedrock"), "--port", str(self.bedrock_port)],
+        # Where cargo put it: CARGO_TARGET_DIR when set, as cargo itself reads it.
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+        self.procs.append(subprocess.Popen([str(target / "release/fake-bedrock"), "--port", str(self.bedrock_port)],
                                            stdout=open(logdir / "bench-fake-bedrock.log", "w"), stderr=subprocess.STDOUT))
         wait_port(self.moto_port, "moto_server", self.procs[0], 60)
         wait_port(self.bedrock_port, "fake-bedrock", self.procs[1], 60)
@@ -651,6 +656,73 @@ def print_quota(q: dict) -> None:
           f"the next poll, cold: {q['next_requests']} more")
 
 
+def record_errors_figures(bench: Bench, files: int = 3, file_mib: int = 6) -> dict:
+    """What reading the records' own errors costs a poll (src/adapters/bedrock.rs
+    read_record_errors): a job ends PartiallyCompleted with `files` output files
+    of `file_mib` MiB in moto's S3, failures mixed in; the poll that records its
+    end, at the default RECORD_ERRORS_MAX_BYTES (8 MiB), against the same job
+    shape polled with the setting 0. S3 requests (from moto's /_s3_reads: the
+    LIST and the ranged GETs), bytes asked for, and the time added."""
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=bench.moto, region_name=REGION, aws_access_key_id="test",
+                      aws_secret_access_key="test")
+    bucket = f"bench-out-{uuid.uuid4().hex[:6]}"
+    s3.create_bucket(Bucket=bucket)
+    line_ok = json.dumps({"recordId": "R", "modelInput": {"p": "x" * 200}, "modelOutput": {"t": "y" * 400}})
+    runs = {}
+    for label, max_bytes in (("off", "0"), ("on", str(8 * 1024 * 1024))):
+        table, _ = bench.seed(0)
+        ident = (label * 12)[:12]
+        arn = f"arn:aws:bedrock:{REGION}:123456789012:model-invocation-job/{ident}"
+        bench.admin("POST", "/_admin/jobs", {"jobName": f"bench-{label}", "id": ident, "status": "InProgress",
+                                            "outputS3Uri": f"s3://{bucket}/runs/"})
+        lines, failed = [], 0
+        while sum(len(x) + 1 for x in lines) < file_mib * 1024 * 1024:
+            if len(lines) % 10 == 0:
+                failed += 1
+                lines.append(json.dumps({"recordId": f"R{len(lines)}", "modelInput": {"p": "x" * 200},
+                                         "error": {"errorCode": 400, "errorMessage": f"bad record {len(lines)}"}}))
+            else:
+                lines.append(line_ok)
+        body = ("\n".join(lines) + "\n").encode()
+        for i in range(files):
+            s3.put_object(Bucket=bucket, Key=f"runs/{ident}/input-{i}.jsonl.out", Body=body)
+        proc, api = bench.start_function(table, 32, extra={"OUTPUT_BUCKETS": bucket, "AWS_ENDPOINT_URL_S3": bench.moto,
+                                                          "RECORD_ERRORS_MAX_BYTES": max_bytes})
+        tracked, _ = api.invoke({"track": [arn]})
+        assert tracked["tracked"], tracked
+        total = len(lines) * files
+        bench.admin("POST", f"/_admin/jobs/{ident}/status", {
+            "status": "PartiallyCompleted",
+            "records": {"total": total, "processed": total, "success": total - failed * files,
+                        "error": failed * files}})
+        before = len(bench.admin("GET", "/_s3_reads", base=bench.moto))
+        summary, secs = api.invoke({"poll": {}})
+        assert summary.get("transitions") == 1, summary
+        reads = [r for r in bench.admin("GET", "/_s3_reads", base=bench.moto)[before:] if ident in
+                 (r["path"] + (r.get("query") or ""))]
+        proc.terminate()
+        proc.wait()
+        lists = [r for r in reads if "list-type" in (r.get("query") or "")]
+        gets = [r for r in reads if r["path"].endswith(".jsonl.out")]
+        asked = sum(int(r["range"].split("-")[1]) + 1 for r in gets if r.get("range"))
+        runs[label] = {"seconds": secs, "LIST": len(lists), "GET": len(gets), "bytes": asked}
+    on, off = runs["on"], runs["off"]
+    return {"files": files, "file_mib": file_mib, "runs": runs, "requests": on["LIST"] + on["GET"],
+            "by_operation": f"{on['LIST']} LIST, {on['GET']} GET", "bytes": on["bytes"],
+            "added_ms": (on["seconds"] - off["seconds"]) * 1000}
+
+
+def print_record_errors(r: dict) -> None:
+    print(f"  the records' own errors of an ended job ({r['files']} output files of {r['file_mib']} MiB):")
+    for label, run in r["runs"].items():
+        print(f"    RECORD_ERRORS_MAX_BYTES {'8 MiB' if label == 'on' else '0'}: poll {run['seconds']:.3f} s; "
+              f"S3: {run['LIST']} LIST, {run['GET']} GET, {run['bytes']:,} bytes")
+    print(f"    added per ended job: {r['requests']} requests ({r['by_operation']}), {r['bytes']:,} bytes, "
+          f"{r['added_ms']:.0f} ms")
+
+
 def main() -> int:
     table = os.environ.get("BENCH_TABLE", "moto")
     if table not in ("moto", "dynalite"):
@@ -666,6 +738,15 @@ def main() -> int:
         finally:
             bench.stop()
         print_org(org)
+        return 0
+    if only == "record-errors":
+        # The cost of reading an ended job's records' errors (a few seconds).
+        bench = Bench(x86_binary())
+        try:
+            figures = record_errors_figures(bench)
+        finally:
+            bench.stop()
+        print_record_errors(figures)
         return 0
     if only == "quota":
         # The cost of knowing the batch quota (a few seconds).

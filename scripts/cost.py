@@ -132,6 +132,31 @@ def quota_reads(every_minutes: int, pairs: int = 1, quotas: int = BEDROCK_QUOTAS
     }
 
 
+# S3 request prices, S3 Standard, US East (as of PRICES_AS_OF,
+# https://aws.amazon.com/s3/pricing/): LIST per 1,000, GET per 1,000. Data
+# read in the bucket's own region is not charged as transfer.
+S3_LIST_PER_1000 = 0.005
+S3_GET_PER_1000 = 0.0004
+RECORD_ERRORS_MAX_BYTES = 8 * 1024 * 1024   # the default
+S3_LIST_PAGE = 1000                          # keys per ListObjectsV2 page
+
+
+def record_error_reads(files: int, file_bytes: int, max_bytes: int = RECORD_ERRORS_MAX_BYTES) -> dict:
+    """What reading one ended job's records' errors costs (src/adapters/bedrock.rs
+    read_record_errors): its output prefix listed (a LIST a page of 1,000 keys),
+    then one ranged GET per `.jsonl.out` file, in order, until `max_bytes` are
+    read. `files` files of `file_bytes` each. {"LIST", "GET", "bytes", "dollars"}.
+    0 bytes (the setting off) reads nothing."""
+    if max_bytes == 0 or files == 0:
+        return {"LIST": 0 if max_bytes == 0 else 1, "GET": 0, "bytes": 0,
+                "dollars": 0.0 if max_bytes == 0 else S3_LIST_PER_1000 / 1000}
+    listing = -(-(files + 1) // S3_LIST_PAGE)  # the manifest is listed too
+    read = min(files * file_bytes, max_bytes)
+    gets = min(files, -(-read // file_bytes)) if file_bytes else files
+    return {"LIST": listing, "GET": gets, "bytes": read,
+            "dollars": listing * S3_LIST_PER_1000 / 1000 + gets * S3_GET_PER_1000 / 1000}
+
+
 def work_total(b: dict) -> float:
     return sum(b[k] for k in WORK)
 
@@ -334,6 +359,21 @@ def render(figures: dict, default_minutes: int) -> str:
                f"{q['DynamoDB writes']:,.0f} DynamoDB writes ({money(q['DynamoDB writes'] * PRICES['dynamodb_write_unit'])}). "
                "An account and region with no job waiting 30 minutes costs nothing, and none of it is per job."
                + measured_text)
+    out.append("")
+    r = record_error_reads(3, 200 * 1024 * 1024)
+    measured = figures.get("record_errors")
+    measured_text = ""
+    if measured:
+        measured_text = (f" Measured by `make bench` (`BENCH_ONLY=record-errors`, {measured['files']} files): "
+                         f"{measured['requests']} requests ({measured['by_operation']}), {measured['bytes']:,} bytes, "
+                         f"{measured['added_ms']:.0f} ms added to the poll that records the end.")
+    out.append("**The records' own errors** ([notifications](notifications.md#the-records-own-errors)) cost, per job "
+               "that ends with failed records, at most one `ListObjectsV2` page per 1,000 output files and one "
+               "ranged GET per file read, within `RECORD_ERRORS_MAX_BYTES` (8 MiB by default): for a job of "
+               f"3 files of 200 MiB, {r['LIST']} LIST, {r['GET']} GET, {r['bytes']:,} bytes, "
+               f"{money(r['dollars'] * 1000)} per 1,000 such jobs (S3 Standard request prices; no transfer "
+               "charge in the bucket's region). Nothing for a job without failed records, and nothing with "
+               "`RECORD_ERRORS_MAX_BYTES=0`." + measured_text)
     out.append("")
     out.append("The free tier, every month: " + "; ".join(f"{k}: {v}" for k, v in FREE_TIER.items()) + ". "
                "Within it, the Lambda, SNS, Scheduler and Logs lines above are $0 for a monitor alone in "

@@ -52,7 +52,8 @@ body per protocol). `make demo` prints the email body from it, which no
 local subscriber can receive.
 
 S3 reads: `GET /_s3_reads` answers the last 1,000 S3 GETs with the access key
-each was signed with (`[{"path", "accessKey"}]`): moto accepts any key, so a
+each was signed with, its query and its Range header (`[{"path", "accessKey", "query",
+"range"}]`): moto accepts any key, so a
 test tells by it whose credentials read a member account's manifest.
 
 Usage: python scripts/moto_server.py [-H HOST] [-p PORT]"""
@@ -325,7 +326,9 @@ def main() -> None:
             auth = environ.get("HTTP_AUTHORIZATION", "")
             key = auth.split("Credential=", 1)[1].split("/", 1)[0] if "Credential=" in auth else ""
             with stats_lock:
-                s3_reads.append({"path": environ.get("PATH_INFO", ""), "accessKey": key})
+                s3_reads.append({"path": environ.get("PATH_INFO", ""), "accessKey": key,
+                                 "query": environ.get("QUERY_STRING", ""),
+                                 "range": environ.get("HTTP_RANGE")})
                 del s3_reads[:-1000]
         wrong = s3_wrong_region(environ)
         if wrong is not None:

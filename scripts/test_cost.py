@@ -31,6 +31,15 @@ class BillTest(unittest.TestCase):
         self.assertAlmostEqual(b["DynamoDB reads"], 0.108, places=6)
         self.assertAlmostEqual(b["DynamoDB writes"], 0.027, places=6)
 
+    def test_the_record_errors_read_one_list_and_a_get_per_file_within_the_bound(self):
+        big = cost.record_error_reads(3, 200 * 1024 * 1024)
+        self.assertEqual((big["LIST"], big["GET"], big["bytes"]), (1, 1, 8 * 1024 * 1024))
+        small = cost.record_error_reads(3, 1024 * 1024)
+        self.assertEqual((small["LIST"], small["GET"], small["bytes"]), (1, 3, 3 * 1024 * 1024))
+        off = cost.record_error_reads(3, 1024, max_bytes=0)
+        self.assertEqual((off["LIST"], off["GET"], off["bytes"]), (0, 0, 0))
+        self.assertEqual(cost.record_error_reads(1500, 10)["LIST"], 2)
+
     def test_the_quota_reads_are_per_account_and_region_and_follow_their_caches(self):
         q = cost.quota_reads(1)
         # the count every 5 minutes, two listings: 8,640 polls' worth of 2

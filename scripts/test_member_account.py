@@ -170,7 +170,7 @@ class StaticTest(unittest.TestCase):
                                 f"{name}: * only for the actions that have no resource type")
         self.assertTrue({"bedrock:GetModelInvocationJob", "bedrock:ListTagsForResource",
                          "bedrock:ListModelInvocationJobs", "bedrock:StopModelInvocationJob",
-                         "s3:GetObject", "kms:Decrypt", "events:PutEvents"} <= seen, seen)
+                         "s3:GetObject", "s3:ListBucket", "kms:Decrypt", "events:PutEvents"} <= seen, seen)
         self.assertEqual(t["Parameters"]["SlackActions"]["Default"], "false", "read only by default")
 
     def test_the_reader_role_trusts_the_hubs_function_role_alone(self):
@@ -313,7 +313,7 @@ class StackSetTest(unittest.TestCase):
         iam = session.client("iam", region_name="us-east-1")
         actions = role_actions(iam, "bedrock-batch-monitor-reader")
         self.assertIn("bedrock:StopModelInvocationJob", actions)
-        self.assertTrue({"s3:GetObject", "kms:Decrypt"} <= actions, actions)
+        self.assertTrue({"s3:GetObject", "s3:ListBucket", "kms:Decrypt"} <= actions, actions)
 
     def test_in_the_hubs_own_account_and_region_nothing_is_forwarded_twice(self):
         _, session = deploy(BASE, in_hub_account=True)

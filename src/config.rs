@@ -74,6 +74,10 @@ pub struct Config {
     /// `OUTPUT_BUCKETS` (default none): buckets whose manifests the function
     /// reads for a finished job's token totals.
     pub output_buckets: Vec<String>,
+    /// `RECORD_ERRORS_MAX_BYTES` (default 8 MiB, 0 off): how much of a job's
+    /// `.jsonl.out` output files is read, per job that ended with failed
+    /// records, to count why they failed (in `OUTPUT_BUCKETS` only).
+    pub record_errors_max_bytes: u64,
     /// `ENVIRONMENT` (default [`DEFAULT_ENVIRONMENT`]): which monitor sent a
     /// message, on every message (subject, text, Slack title, JSON, attribute).
     pub environment: String,
@@ -220,6 +224,10 @@ pub struct SettingWarning {
 
 const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or off";
 
+/// The most `RECORD_ERRORS_MAX_BYTES` takes: 1 GiB, beyond what a poll's
+/// minutes could read.
+pub const MAX_RECORD_ERRORS_BYTES: u64 = 1 << 30;
+
 /// The environment a monitor names on its messages when `ENVIRONMENT` is not
 /// set (the template sets it to the stack's `Environment`, or the stack name).
 pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
@@ -248,7 +256,7 @@ const MEMBERS_OFF: &str =
 /// Every variable [`Config`] reads, in docs/configuration.md's order; a
 /// default is parsed by the same rule as a value given (a test holds this
 /// table and the page equal).
-pub const SETTINGS: [Setting; 32] = [
+pub const SETTINGS: [Setting; 33] = [
     setting(
         "TABLE_NAME",
         None,
@@ -390,6 +398,12 @@ pub const SETTINGS: [Setting; 32] = [
         None,
         "comma-separated S3 bucket names (3 to 63 of a-z 0-9 . -), not URIs",
         "no manifest is read: no token totals, no cost",
+    ),
+    setting(
+        "RECORD_ERRORS_MAX_BYTES",
+        Some("8388608"),
+        "a whole number of bytes from 0 (off) to 1073741824 (1 GiB)",
+        DEFAULT,
     ),
     setting(
         "ENVIRONMENT",
@@ -730,6 +744,8 @@ impl Config {
             member_role_name: v.or_default(|v| v.required("MEMBER_ROLE_NAME", is_role_name))?,
             warnings,
             output_buckets: v.or_off(v.list("OUTPUT_BUCKETS", is_bucket_name), Vec::new),
+            record_errors_max_bytes: v
+                .or_default(|v| v.number("RECORD_ERRORS_MAX_BYTES", 0..=MAX_RECORD_ERRORS_BYTES))?,
             environment: v.or_default(|v| v.required("ENVIRONMENT", is_environment))?,
             slack: slack_topic.zip(slack_policy),
             prices: v.or_off(

@@ -128,6 +128,8 @@ pub struct Ended {
     /// What it cost, from `tokens` (none without them).
     pub cost: Option<Costing>,
     pub labels: BTreeMap<String, String>,
+    /// Why its records failed, as recorded with its end.
+    pub record_errors: Option<crate::domain::RecordErrors>,
 }
 
 /// The estimated spend of the jobs a digest reports as ended: the sum of the
@@ -364,6 +366,7 @@ pub fn build(
                     .costing_of(j.model_id.as_deref(), j.job_arn.region(), t)
             }),
             labels: j.labels.clone(),
+            record_errors: j.record_errors.clone(),
         })
         .collect();
     ended.sort_by(|a, b| {

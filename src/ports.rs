@@ -14,7 +14,7 @@ use crate::digest::{Digest, DigestMark, Health, SetAsideNote, Window};
 
 use crate::domain::{
     EndedJob, Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Progress, QuotaBook, RecordCounts,
-    SetAside, StoredJob, TokenTotals, Transition, WorkEntry,
+    RecordErrors, SetAside, StoredJob, TokenTotals, Transition, WorkEntry,
 };
 
 /// The underlying cause of an adapter error (the SDK's error), kept as the source.
@@ -114,6 +114,53 @@ impl SourceError {
     }
 }
 
+/// Why a finished job's output files could not be read for its records'
+/// errors. The text is what the notification says: short, naming the object.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the output {uri} could not be read: {message}")]
+pub struct OutputError {
+    pub uri: String,
+    pub message: String,
+    /// A stable name for logs: `OutputMissing`, `OutputDenied`, `OutputUnreadable`,
+    /// `OutputMalformed`.
+    pub kind: &'static str,
+    #[source]
+    pub cause: Option<Cause>,
+}
+
+impl From<ManifestError> for OutputError {
+    fn from(e: ManifestError) -> Self {
+        match e {
+            ManifestError::Missing {
+                uri,
+                message,
+                cause,
+            } => Self {
+                uri,
+                message,
+                kind: "OutputMissing",
+                cause,
+            },
+            ManifestError::Unreadable {
+                uri,
+                message,
+                cause,
+            } => Self {
+                uri,
+                message,
+                kind: "OutputUnreadable",
+                cause,
+            },
+            ManifestError::Malformed { uri, message } => Self {
+                uri,
+                message,
+                kind: "OutputMalformed",
+                cause: None,
+            },
+        }
+    }
+}
+
 /// Why a finished job's manifest gave no token totals. The text is what the
 /// final notification's cost line says: short, stable, naming the object.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -185,6 +232,19 @@ pub trait JobSource: Send + Sync {
         &self,
         job: &JobSnapshot,
     ) -> impl Future<Output = Result<Option<TokenTotals>, ManifestError>> + Send;
+
+    /// Why a finished job's records failed: its output prefix listed for its
+    /// `.jsonl.out` files, read in order within `max_bytes` (ranged reads).
+    /// `None` when there is nothing to read (no output URI, a bucket the
+    /// function is not configured to read), an error saying why when there
+    /// is and it cannot be read.
+    fn record_errors(
+        &self,
+        _job: &JobSnapshot,
+        _max_bytes: u64,
+    ) -> impl Future<Output = Result<Option<RecordErrors>, OutputError>> + Send {
+        async { Ok(None) }
+    }
 
     /// The foundation models of `region` as `account` sees them: (model id,
     /// display name), from Bedrock's ListFoundationModels. A source that

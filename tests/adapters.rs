@@ -202,6 +202,7 @@ fn transition() -> Transition {
         warning: None,
         tokens: None,
         cost: None,
+        record_errors: None,
         eta: None,
     }
 }
@@ -280,6 +281,7 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
         rate_from: None,
         tokens: None,
         ended_at: None,
+        record_errors: None,
     };
     let basis = Fresh::judge(&stored, &t.job).expect("a newer status is fresh");
     let record = || Record {

@@ -91,6 +91,7 @@ fn transition(status: &str, message: Option<&str>) -> Transition {
         warning: None,
         tokens: None,
         cost: None,
+        record_errors: None,
         eta: None,
     }
 }
@@ -510,6 +511,7 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         rate_from: None,
         tokens: None,
         ended_at: None,
+        record_errors: None,
     }
 }
 
@@ -769,6 +771,7 @@ impl FleetReads {
                     labels: j.labels.clone(),
                     tokens: j.tokens,
                     model_id: j.snapshot.model_id.clone(),
+                    record_errors: j.record_errors.clone(),
                     gone: j.gone,
                 })
             })

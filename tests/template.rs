@@ -55,6 +55,11 @@ fn every_variable_the_config_reads_should_be_set_by_the_template_and_no_other() 
 
 /// `snake_case` SDK operation to its IAM action name.
 fn action(service: &str, op: &str) -> String {
+    // ListObjectsV2 is authorized as s3:ListBucket, not an action of its own
+    // (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html).
+    if (service, op) == ("s3", "list_objects_v2") {
+        return "s3:ListBucket".to_owned();
+    }
     let pascal: String = op
         .split('_')
         .map(|w| {
@@ -123,7 +128,7 @@ fn actions_called() -> BTreeSet<String> {
             };
             let name: String = s
                 .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                 .collect();
             if !name.is_empty() && s[name.len()..].starts_with("()") {
                 out.insert(action(service, &name));
@@ -999,6 +1004,7 @@ fn running_transition(status: &str) -> bedrock_batch_monitor::domain::Transition
         warning: None,
         tokens: None,
         cost: None,
+        record_errors: None,
         eta: None,
     }
 }

@@ -34,10 +34,11 @@ use tracing::warn;
 
 use super::{ErrorFacts, facts, to_chrono};
 use crate::domain::{
-    JobArn, JobRef, JobSnapshot, JobStatus, RecordCounts, TokenTotals, partition_of,
+    JobArn, JobRef, JobSnapshot, JobStatus, ReadScope, RecordCounts, RecordErrors, Tally,
+    TokenTotals, partition_of,
 };
 use crate::ports::{
-    JobPage, JobSource, ListQuery, ManifestError, QuotaError, QuotaPage, SourceError,
+    JobPage, JobSource, ListQuery, ManifestError, OutputError, QuotaError, QuotaPage, SourceError,
 };
 
 /// Summaries per ListModelInvocationJobs page: the most Bedrock gives.
@@ -862,6 +863,179 @@ impl JobSource for BedrockJobSource {
                 uri: format!("s3://{bucket}/{key}"),
                 message: short(&message),
             })
+    }
+
+    async fn record_errors(
+        &self,
+        job: &JobSnapshot,
+        max_bytes: u64,
+    ) -> Result<Option<RecordErrors>, OutputError> {
+        let Some(manifests) = &self.manifests else {
+            return Ok(None);
+        };
+        let Some((bucket, prefix)) = job
+            .output_s3_uri
+            .as_deref()
+            .and_then(|uri| output_prefix(uri, job.job_arn.job_id()))
+        else {
+            return Ok(None);
+        };
+        if max_bytes == 0 || !manifests.buckets.contains(&bucket) {
+            return Ok(None);
+        }
+        let region = job.job_arn.region();
+        let member = self.member(Some(job.job_arn.account()));
+        let credentials = match member {
+            Some(account) => self.provider(account, region).await,
+            None => None,
+        };
+        let as_member = member.zip(credentials.as_ref());
+        let uri = format!("s3://{bucket}/{prefix}");
+        let Some(client) = manifests.client(region, as_member) else {
+            return Err(OutputError {
+                message: format!("{region:?} is not a well-formed AWS region"),
+                uri,
+                kind: "OutputUnreadable",
+                cause: None,
+            });
+        };
+        read_record_errors(&client, &bucket, &prefix, max_bytes)
+            .await
+            .map(Some)
+    }
+}
+
+/// Where Bedrock writes a job's output files: `<outputS3Uri>/<job id>/`
+/// (https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-results.html).
+pub fn output_prefix(output_s3_uri: &str, job_id: &str) -> Option<(String, String)> {
+    let (bucket, manifest) = manifest_location(output_s3_uri, job_id)?;
+    let prefix = manifest.strip_suffix("manifest.json.out")?.to_owned();
+    Some((bucket, prefix))
+}
+
+/// Keys per ListObjectsV2 page: the most S3 gives
+/// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html).
+const OUTPUT_LIST_PAGE: i32 = 1000;
+
+/// Lists `prefix` for its `.jsonl.out` files (ListObjectsV2, paginated: it
+/// needs `s3:ListBucket`) and reads them in key order with ranged GETs
+/// (`Range: bytes=a-b`, https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObject.html)
+/// until `max_bytes` are read; a partial last line is dropped. A failure
+/// after some files were read keeps their counts and says why the rest was not.
+pub async fn read_record_errors(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    max_bytes: u64,
+) -> Result<RecordErrors, OutputError> {
+    let mut files: Vec<(String, u64)> = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(prefix)
+            .max_keys(OUTPUT_LIST_PAGE)
+            .set_continuation_token(token.take())
+            .send()
+            .await
+            .map_err(|e| output_error(format!("s3://{bucket}/{prefix}"), e))?;
+        files.extend(page.contents().iter().filter_map(|o| {
+            let key = o.key()?;
+            let size = u64::try_from(o.size()?).ok()?;
+            key.ends_with(".jsonl.out").then(|| (key.to_owned(), size))
+        }));
+        match page.next_continuation_token().filter(|t| !t.is_empty()) {
+            Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_owned()),
+            _ => break,
+        }
+    }
+    files.sort();
+    let mut tally = Tally::default();
+    let mut read = ReadScope {
+        files: files.len() as u64,
+        max_bytes,
+        complete: true,
+        ..ReadScope::default()
+    };
+    for (key, size) in &files {
+        let left = max_bytes.saturating_sub(read.bytes_read);
+        if left == 0 {
+            read.complete = false;
+            break;
+        }
+        if *size == 0 {
+            read.files_read += 1;
+            continue;
+        }
+        let want = (*size).min(left);
+        let got = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .range(format!("bytes=0-{}", want - 1))
+            .send()
+            .await;
+        let body = match got {
+            Ok(out) => match out.body.collect().await {
+                Ok(b) => b.into_bytes(),
+                Err(e) => {
+                    read.unreadable = Some(short(&format!(
+                        "s3://{bucket}/{key}: its body did not arrive: {e}"
+                    )));
+                    read.complete = false;
+                    break;
+                }
+            },
+            Err(e) => {
+                let e = output_error(format!("s3://{bucket}/{key}"), e);
+                if read.files_read == 0 {
+                    return Err(e);
+                }
+                read.unreadable = Some(e.to_string());
+                read.complete = false;
+                break;
+            }
+        };
+        // A server that ignores the range sends the whole object: count
+        // no more than the bound.
+        let body = &body[..body.len().min(want as usize)];
+        read.bytes_read += body.len() as u64;
+        read.files_read += 1;
+        let whole = body.len() as u64 >= *size;
+        if !whole {
+            read.complete = false;
+        }
+        tally.add(body, whole);
+    }
+    Ok(tally.finish(read))
+}
+
+/// A ListObjectsV2 or GetObject failure as the notification says it.
+fn output_error<E>(uri: String, e: SdkError<E>) -> OutputError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let missing = e.raw_response().is_some_and(|r| r.status().as_u16() == 404)
+        || matches!(e.code(), Some("NoSuchKey" | "NoSuchBucket"));
+    let denied = e.code() == Some("AccessDenied");
+    let f = facts(e);
+    let message = short(&if f.dispatch {
+        format!("S3 did not answer: {}", f.message)
+    } else {
+        f.message
+    });
+    OutputError {
+        uri,
+        message,
+        kind: if missing {
+            "OutputMissing"
+        } else if denied {
+            "OutputDenied"
+        } else {
+            "OutputUnreadable"
+        },
+        cause: f.cause,
     }
 }
 

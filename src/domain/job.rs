@@ -75,6 +75,8 @@ pub struct EndedJob {
     pub tokens: Option<TokenTotals>,
     /// The model the tokens were used by (kept with them), for their cost.
     pub model_id: Option<String>,
+    /// Why its records failed, recorded with the end.
+    pub record_errors: Option<super::RecordErrors>,
     /// Bedrock lost it (it did not end): `list` shows it, the digest does not.
     pub gone: bool,
 }
@@ -105,6 +107,8 @@ pub struct StoredJob {
     pub rate_from: Option<Progress>,
     /// Bedrock's token totals, recorded with the job's end when known.
     pub tokens: Option<TokenTotals>,
+    /// Why its records failed, recorded with the job's end when read.
+    pub record_errors: Option<super::RecordErrors>,
     /// When the end (or loss) the item holds was recorded (`endedAt`).
     pub ended_at: Option<DateTime<Utc>>,
 }

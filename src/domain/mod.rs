@@ -7,6 +7,7 @@ mod job;
 mod pending;
 mod progress;
 mod quota;
+mod record_errors;
 mod snapshot;
 mod status;
 mod transition;
@@ -19,6 +20,7 @@ pub use job::*;
 pub use pending::*;
 pub use progress::*;
 pub use quota::*;
+pub use record_errors::*;
 pub use snapshot::*;
 pub use status::*;
 pub use transition::*;
@@ -87,6 +89,7 @@ pub(crate) mod fixtures {
             rate_from: None,
             tokens: None,
             ended_at: None,
+            record_errors: None,
         }
     }
 }

@@ -76,6 +76,10 @@ pub struct Transition {
     /// region (or why there is no figure); on the notification of its end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<super::Costing>,
+    /// Why the job's records failed, from its output files, on the
+    /// notification of an end with failed records (`RECORD_ERRORS_MAX_BYTES`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_errors: Option<super::RecordErrors>,
     /// When a running job should end at its current rate ([`eta`]); `None`
     /// without two readings of a moving count.
     #[serde(default, skip_serializing_if = "Option::is_none")]

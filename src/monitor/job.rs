@@ -9,8 +9,8 @@ use tracing::{Instrument, error, info, info_span, warn};
 use super::summary::Outcome;
 use super::{Budget, Invocation, Monitor};
 use crate::domain::{
-    Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, SetAside,
-    StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
+    Fresh, JobArn, JobRef, JobSnapshot, JobStatus, Pending, Progress, RecordCounts, RecordErrors,
+    SetAside, StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
 };
 use crate::ports::{
     Claim, JobSource, Jobs, Notifier, Outbox, Record, Settlement, SourceError, StoreError, Write,
@@ -325,6 +325,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         if read.status != job.snapshot.status {
             let mut t = self.next_transition(&job, read, TransitionKind::StatusChanged);
             (t.tokens, t.cost) = self.tokens_and_cost(&t.job).await;
+            t.record_errors = self.record_errors_of(&t.job).await;
             let step = self.record(&mut job, t, basis, false, out).await;
             if step != Step::Written {
                 out.note_pending(&job.outbox);
@@ -493,6 +494,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 warning: Some(warning),
                 tokens: None,
                 cost: None,
+                record_errors: None,
             };
             match self.store.warn(&t, job.version).await {
                 Ok(Write::Done) => {
@@ -544,6 +546,26 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         }
     }
 
+    /// Why the records of a job that ended with failed records failed, read
+    /// from its output within `RECORD_ERRORS_MAX_BYTES`. Like the tokens, a
+    /// bonus: an output that cannot be read is logged and said, and changes
+    /// nothing else. The read runs inside the job's share of the poll's
+    /// budget, so it never holds a poll past its deadline.
+    pub(super) async fn record_errors_of(&self, job: &JobSnapshot) -> Option<RecordErrors> {
+        let max_bytes = self.config.record_errors_max_bytes;
+        let failed = job.records.and_then(|r| r.error).unwrap_or(0);
+        if !job.status.is_terminal() || failed <= 0 || max_bytes == 0 {
+            return None;
+        }
+        match self.source.record_errors(job, max_bytes).await {
+            Ok(found) => found,
+            Err(e) => {
+                warn!(job_arn = %job.job_arn, error_kind = e.kind, error = %e, "could not read the job's output for its records' errors; notifying without them");
+                Some(RecordErrors::unreadable(e.to_string(), max_bytes))
+            }
+        }
+    }
+
     fn next_transition(
         &self,
         job: &StoredJob,
@@ -569,6 +591,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             warning: None,
             tokens: None,
             cost: None,
+            record_errors: None,
             eta: None,
         }
     }
@@ -597,6 +620,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             warning: None,
             tokens: None,
             cost: None,
+            record_errors: None,
             eta: None,
         }
     }
@@ -630,6 +654,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 job.progress = None;
                 job.rate_from = t.entry_reading();
                 job.tokens = t.tokens.or(job.tokens);
+                if t.record_errors.is_some() {
+                    job.record_errors = t.record_errors.clone();
+                }
                 job.outbox.push(Pending::new(t));
                 Step::Written
             }
@@ -674,6 +701,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         let version = existing.as_ref().map_or(1, |j| j.version + 1);
         let mut first = Self::first_observation(snapshot, version, labels);
         (first.tokens, first.cost) = self.tokens_and_cost(&first.job).await;
+        first.record_errors = self.record_errors_of(&first.job).await;
         // Tracked again at the very end the item holds: the tokens it read
         // then stand when the manifest cannot be read now.
         let same_end = existing.as_ref().filter(|old| {
@@ -731,6 +759,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             rate_from: first.entry_reading(),
             tokens: first.tokens,
             ended_at: None,
+            record_errors: first.record_errors.clone(),
         };
         self.deliver(job, inv, out).await;
         Started::Tracked

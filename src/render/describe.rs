@@ -78,6 +78,9 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBo
         out["eta"] = json!(iso(eta));
     }
     prices::annotate(&mut out, prices.costing(s, job.tokens).as_ref(), &s.status);
+    if let Some(e) = &job.record_errors {
+        out["recordErrors"] = super::notification::record_errors_json(e);
+    }
     out
 }
 

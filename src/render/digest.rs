@@ -4,7 +4,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use super::notification::{MESSAGE_MAX, Rendered, SCHEMA_VERSION, escape_slack, truncate};
+use super::notification::{
+    MESSAGE_MAX, Rendered, SCHEMA_VERSION, escape_slack, reason_line, record_errors_json, truncate,
+};
 use crate::digest::{AccountCounts, Digest, Ended, Running, Spend};
 use crate::domain::{JobArn, RecordCounts, eta_text};
 use crate::prices::{self, BASIS};
@@ -30,6 +32,14 @@ fn records_text(r: &RecordCounts) -> String {
     )
 }
 
+/// An ended job's JSON with its `recordErrors`, present only when read.
+fn with_record_errors(mut v: Value, e: &Ended) -> Value {
+    if let Some(r) = &e.record_errors {
+        v["recordErrors"] = record_errors_json(r);
+    }
+    v
+}
+
 fn ended_outcome(e: &Ended) -> String {
     let mut s = format!("{} at {}", e.status, iso(e.ended_at));
     if let Some(r) = &e.records {
@@ -50,6 +60,13 @@ fn ended_outcome(e: &Ended) -> String {
         }
         Some(prices::Costing::NoPrice { .. }) => s.push_str(", no price for its model"),
         Some(prices::Costing::NoTokens { .. }) | None => {}
+    }
+    if let Some(r) = &e.record_errors {
+        s.push_str(&format!("; failures {}", r.summary()));
+        let top: Vec<String> = r.top.iter().map(reason_line).collect();
+        if !top.is_empty() {
+            s.push_str(&format!(" ({})", top.join("; ")));
+        }
     }
     s
 }
@@ -545,7 +562,7 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
         "until": iso(d.until),
         "running": d.running.iter().take(shape.list_max).map(running_json).collect::<Vec<_>>(),
         "runningTotal": d.running_total,
-        "ended": d.ended.iter().take(shape.list_max).map(|e| json!({
+        "ended": d.ended.iter().take(shape.list_max).map(|e| with_record_errors(json!({
             "jobArn": e.job_arn,
             "account": e.job_arn.account(),
             "jobName": e.job_name,
@@ -556,7 +573,7 @@ fn machine_json_shaped(d: &Digest, shape: Shape) -> Value {
             "tokens": e.tokens,
             "estimatedCost": e.cost.as_ref().map_or(Value::Null, |c| c.json(&e.status)),
             "labels": e.labels,
-        })).collect::<Vec<_>>(),
+        }), e)).collect::<Vec<_>>(),
         "estimatedSpend": spend_json(&d.spend),
         "endedTotal": d.ended_total,
         "endedByStatus": d.ended_by_status,

@@ -4,7 +4,9 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::domain::{JobStatus, RecordCounts, Severity, Transition, TransitionKind};
+use crate::domain::{
+    ErrorReason, JobStatus, RecordCounts, RecordErrors, Severity, Transition, TransitionKind,
+};
 
 /// SNS subjects must be ASCII, without control characters, under 100 characters.
 pub const SUBJECT_MAX: usize = 99;
@@ -518,6 +520,12 @@ pub fn plain_text(t: &Transition) -> String {
     if let Some(cost) = &t.cost {
         line(format!("Cost:      {}", cost.text(&j.status)));
     }
+    if let Some(e) = &t.record_errors {
+        line(format!("Failures:  {}", e.summary()));
+        for r in &e.top {
+            line(format!("  {}", reason_line(r)));
+        }
+    }
     if let Some(i) = &j.input_s3_uri {
         line(format!("Input:     {i}"));
     }
@@ -603,7 +611,38 @@ pub fn machine_json(t: &Transition) -> Value {
     if stoppable(t) {
         out["stopCommand"] = json!(stop_command(t));
     }
+    if let Some(e) = &t.record_errors {
+        out["recordErrors"] = record_errors_json(e);
+    }
     out
+}
+
+/// One reason with its count: "340 × 400: Bad record <n>" (the message is
+/// Bedrock's, untrusted: escape it where markup is read).
+pub fn reason_line(r: &ErrorReason) -> String {
+    if r.message.is_empty() {
+        format!("{} × {}", r.count, r.code)
+    } else {
+        format!("{} × {}: {}", r.count, r.code, r.message)
+    }
+}
+
+/// `recordErrors` in the machine JSON (and `describe`, the digest):
+/// documented in docs/notifications.md.
+pub fn record_errors_json(e: &RecordErrors) -> Value {
+    json!({
+        "failed": e.failed,
+        "top": e.top.iter().map(|r| json!({"errorCode": r.code, "errorMessage": r.message, "count": r.count})).collect::<Vec<_>>(),
+        "reasons": e.reasons,
+        "filesRead": e.files_read,
+        "files": e.files,
+        "bytesRead": e.bytes_read,
+        "maxBytes": e.max_bytes,
+        "complete": e.complete,
+        "malformedLines": e.malformed_lines,
+        "unreadable": e.unreadable,
+        "summary": e.summary(),
+    })
 }
 
 /// Escapes untrusted text for Slack's markdown: no formatting, links or mentions.
@@ -753,6 +792,12 @@ pub fn chatbot_json_for(t: &Transition, stop: Option<&StopVia>) -> Value {
             escape_slack(&cost.text(&j.status))
         ));
     }
+    if let Some(e) = &t.record_errors {
+        desc.push_str(&format!("*Failures:* {}\n", escape_slack(&e.summary())));
+        for r in &e.top {
+            desc.push_str(&format!("• {}\n", escape_slack(&reason_line(r))));
+        }
+    }
     desc.push_str(&format!("<{}|Open in the Bedrock console>", console_url(t)));
     let mut keywords = vec![
         j.status.as_str().to_owned(),
@@ -891,6 +936,7 @@ mod tests {
             warning: None,
             tokens: None,
             cost: None,
+            record_errors: None,
             eta: None,
         }
     }

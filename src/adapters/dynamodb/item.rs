@@ -9,7 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
     Delivery, EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress,
-    RecordCounts, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind, WorkEntry,
+    RecordCounts, RecordErrors, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind,
+    WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -36,6 +37,8 @@ pub(super) const RATE_FROM_COUNT: &str = "rateFromCount";
 pub(super) const RATE_FROM_AT: &str = "rateFromAt";
 /// Bedrock's token totals, written with the job's end when known.
 pub(super) const TOKENS: &str = "tokens";
+/// The records' own errors, inside `records` (see `Reader::record_errors`).
+pub(super) const RECORD_ERRORS: &str = "errors";
 /// The model inside `tokens`.
 const MODEL_ID: &str = "modelId";
 /// The index of ends' keys: present only on a job whose end (or loss) is
@@ -181,6 +184,18 @@ pub(super) fn tokens_value(t: TokenTotals, model_id: Option<&str>) -> AttributeV
     ]);
     if let Some(model) = model_id {
         m.insert(MODEL_ID.to_owned(), AttributeValue::S(model.to_owned()));
+    }
+    AttributeValue::M(m)
+}
+
+/// `records` with the records' own errors kept inside (JSON text).
+pub(super) fn records_with_errors(r: Option<RecordCounts>, e: &RecordErrors) -> AttributeValue {
+    let mut m = match r.map(records_value) {
+        Some(AttributeValue::M(m)) => m,
+        _ => HashMap::new(),
+    };
+    if let Ok(text) = serde_json::to_string(e) {
+        m.insert(RECORD_ERRORS.to_owned(), s(&text));
     }
     AttributeValue::M(m)
 }
@@ -508,6 +523,15 @@ impl Reader<'_> {
         })
     }
 
+    /// The records' own errors, kept as JSON text inside `records` (as
+    /// [`RECORD_ERRORS`]): the index of ends projects `records` already, so
+    /// the digest shows them without a new projection (a GSI's projection
+    /// cannot change in place). Unreadable text is ignored: they are only shown.
+    fn record_errors(&self) -> Option<RecordErrors> {
+        let m = self.item.get(RECORDS)?.as_m().ok()?;
+        serde_json::from_str(m.get(RECORD_ERRORS)?.as_s().ok()?).ok()
+    }
+
     /// The model kept with the token totals (ends recorded before it was kept
     /// have none).
     fn tokens_model(&self) -> Option<String> {
@@ -581,6 +605,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             rate_from: r.reading(RATE_FROM_COUNT, RATE_FROM_AT)?,
             tokens: r.tokens(),
             ended_at: r.time(ENDED_AT)?,
+            record_errors: r.record_errors(),
         })
     }
 }
@@ -636,6 +661,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for EndedJob {
             labels: r.labels(),
             tokens: r.tokens(),
             model_id: r.tokens_model(),
+            record_errors: r.record_errors(),
             gone: matches!(item.get(GONE), Some(AttributeValue::Bool(true))),
         })
     }

@@ -76,7 +76,14 @@ impl JobFacts<'_> {
             (ENDED_IN, ended.then(|| s(ENDED_PARTITION))),
             (ENDED_AT, ended.then(|| ts(t.observed_at))),
         ];
-        a.extend(SNAPSHOT_FIELDS.iter().map(|f| (f.name, (f.write)(j))));
+        a.extend(
+            SNAPSHOT_FIELDS
+                .iter()
+                .map(|f| match (&t.record_errors, f.name) {
+                    (Some(e), RECORDS) => (f.name, Some(records_with_errors(j.records, e))),
+                    _ => (f.name, (f.write)(j)),
+                }),
+        );
         if self.tracking == Tracking::Starts {
             a.push((TRACKED_AT, Some(ts(t.observed_at))));
         }
@@ -129,6 +136,7 @@ mod tests {
             warning: None,
             tokens,
             cost: None,
+            record_errors: None,
             eta: None,
         }
     }
