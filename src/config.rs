@@ -78,6 +78,10 @@ pub struct Config {
     /// `.jsonl.out` output files is read, per job that ended with failed
     /// records, to count why they failed (in `OUTPUT_BUCKETS` only).
     pub record_errors_max_bytes: u64,
+    /// How long that read may take for one job ([`RECORD_ERRORS_TIMEOUT`];
+    /// not a setting): past it the end is recorded and notified without
+    /// the reasons, saying why, rather than waiting for S3.
+    pub record_errors_timeout: std::time::Duration,
     /// `ENVIRONMENT` (default [`DEFAULT_ENVIRONMENT`]): which monitor sent a
     /// message, on every message (subject, text, Slack title, JSON, attribute).
     pub environment: String,
@@ -227,6 +231,10 @@ const DURATION: &str = "a duration such as 90s, 45m, 12h or 2d (up to 366d), or 
 /// The most `RECORD_ERRORS_MAX_BYTES` takes: 1 GiB, beyond what a poll's
 /// minutes could read.
 pub const MAX_RECORD_ERRORS_BYTES: u64 = 1 << 30;
+
+/// The longest a job's output read (the records' own errors) may take: a
+/// slow S3 never keeps a job's end from being recorded and notified.
+pub const RECORD_ERRORS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The environment a monitor names on its messages when `ENVIRONMENT` is not
 /// set (the template sets it to the stack's `Environment`, or the stack name).
@@ -746,6 +754,7 @@ impl Config {
             output_buckets: v.or_off(v.list("OUTPUT_BUCKETS", is_bucket_name), Vec::new),
             record_errors_max_bytes: v
                 .or_default(|v| v.number("RECORD_ERRORS_MAX_BYTES", 0..=MAX_RECORD_ERRORS_BYTES))?,
+            record_errors_timeout: RECORD_ERRORS_TIMEOUT,
             environment: v.or_default(|v| v.required("ENVIRONMENT", is_environment))?,
             slack: slack_topic.zip(slack_policy),
             prices: v.or_off(

@@ -463,3 +463,38 @@ async fn when_s3_is_slow_should_answer_before_the_deadline_and_notify_the_end_ne
         got[0].body
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_s3_is_slower_than_the_reads_limit_should_notify_the_end_saying_so() {
+    // GIVEN a job that ended with failed records, whose output file S3 takes
+    // three seconds to serve, and a read limit of half a second
+    let bucket = unique("recerr-limit").to_lowercase();
+    let mut w = World::with_env(&[("OUTPUT_BUCKETS", &bucket)]).await;
+    w.config.record_errors_timeout = Duration::from_millis(500);
+    w.output_bucket(&bucket).await;
+    let job = ended_job(&w, &bucket, "limit", &[500], true).await;
+    let _slow = MotoFault::add(json!({
+        "service": "s3", "action": "GetObject",
+        "contains": [&bucket, job.arn.rsplit('/').next().unwrap(), ".jsonl.out"],
+        "delay_ms": 3000,
+    }));
+
+    // WHEN a poll runs, with all the time it wants
+    let s = w.ok(json!({})).await;
+
+    // THEN the end is recorded and notified at once, saying why the reasons are missing
+    assert_eq!(s["transitions"], 1, "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let why = got[0].body["recordErrors"]["unreadable"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        why.contains("did not arrive within 0.5 s"),
+        "{}",
+        got[0].body
+    );
+    let d = w.ok(json!({"describe": &job.arn})).await;
+    assert_ne!(d["status"], "InProgress", "the end is recorded: {d}");
+}

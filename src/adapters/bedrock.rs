@@ -916,6 +916,8 @@ pub fn output_prefix(output_s3_uri: &str, job_id: &str) -> Option<(String, Strin
 /// Keys per ListObjectsV2 page: the most S3 gives
 /// (https://docs.aws.amazon.com/AmazonS3/latest/API/API_ListObjectsV2.html).
 const OUTPUT_LIST_PAGE: i32 = 1000;
+/// Listing pages read of a job's output prefix: 10,000 objects.
+const OUTPUT_LIST_MAX_PAGES: usize = 10;
 
 /// Lists `prefix` for its `.jsonl.out` files (ListObjectsV2, paginated: it
 /// needs `s3:ListBucket`) and reads them in key order with ranged GETs
@@ -930,7 +932,16 @@ pub async fn read_record_errors(
 ) -> Result<RecordErrors, OutputError> {
     let mut files: Vec<(String, u64)> = Vec::new();
     let mut token: Option<String> = None;
+    let mut pages = 0;
+    let mut listed_all = true;
     loop {
+        // At most OUTPUT_LIST_MAX_PAGES pages: a prefix of more objects is
+        // read as far as they go, and the read is not complete.
+        if pages == OUTPUT_LIST_MAX_PAGES {
+            listed_all = false;
+            break;
+        }
+        pages += 1;
         let page = s3
             .list_objects_v2()
             .bucket(bucket)
@@ -955,7 +966,7 @@ pub async fn read_record_errors(
     let mut read = ReadScope {
         files: files.len() as u64,
         max_bytes,
-        complete: true,
+        complete: listed_all,
         ..ReadScope::default()
     };
     for (key, size) in &files {
@@ -976,17 +987,8 @@ pub async fn read_record_errors(
             .range(format!("bytes=0-{}", want - 1))
             .send()
             .await;
-        let body = match got {
-            Ok(out) => match out.body.collect().await {
-                Ok(b) => b.into_bytes(),
-                Err(e) => {
-                    read.unreadable = Some(short(&format!(
-                        "s3://{bucket}/{key}: its body did not arrive: {e}"
-                    )));
-                    read.complete = false;
-                    break;
-                }
-            },
+        let mut body = match got {
+            Ok(out) => out.body,
             Err(e) => {
                 let e = output_error(format!("s3://{bucket}/{key}"), e);
                 if read.files_read == 0 {
@@ -997,16 +999,47 @@ pub async fn read_record_errors(
                 break;
             }
         };
-        // A server that ignores the range sends the whole object: count
-        // no more than the bound.
-        let body = &body[..body.len().min(want as usize)];
-        read.bytes_read += body.len() as u64;
+        // Streamed and counted as it arrives: only the last line not yet
+        // complete is held, so memory stays a line and a chunk whatever the
+        // bound. A server that ignores the range sends the whole object: no
+        // more than the bound is read of it.
+        let mut carry: Vec<u8> = Vec::new();
+        let mut arrived: u64 = 0;
+        let mut cut_short = None;
+        while arrived < want {
+            match body.next().await {
+                None => break,
+                Some(Ok(chunk)) => {
+                    let take = chunk
+                        .len()
+                        .min(usize::try_from(want - arrived).unwrap_or(usize::MAX));
+                    carry.extend_from_slice(&chunk[..take]);
+                    arrived += take as u64;
+                    if let Some(i) = carry.iter().rposition(|b| *b == b'\n') {
+                        tally.add(&carry[..=i], true);
+                        carry.drain(..=i);
+                    }
+                }
+                Some(Err(e)) => {
+                    cut_short = Some(short(&format!(
+                        "s3://{bucket}/{key}: its body did not arrive: {e}"
+                    )));
+                    break;
+                }
+            }
+        }
+        read.bytes_read += arrived;
         read.files_read += 1;
-        let whole = body.len() as u64 >= *size;
+        let whole = cut_short.is_none() && arrived >= *size;
+        // The file's last line has no newline when it is whole; a cut one is partial.
+        tally.add(&carry, whole);
         if !whole {
             read.complete = false;
         }
-        tally.add(body, whole);
+        if let Some(why) = cut_short {
+            read.unreadable = Some(why);
+            break;
+        }
     }
     Ok(tally.finish(read))
 }

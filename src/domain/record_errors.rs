@@ -171,8 +171,17 @@ impl Tally {
             return;
         };
         let code = match error.get("errorCode") {
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            Some(serde_json::Value::String(s)) => s.trim().to_owned(),
+            // 400, 400.0 and "400" are one code.
+            Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => {
+                    format!("{}", f as i64)
+                }
+                _ => n.to_string(),
+            },
+            Some(serde_json::Value::String(s)) => match s.trim().parse::<f64>() {
+                Ok(f) if f.fract() == 0.0 && f.abs() < 1e15 => format!("{}", f as i64),
+                _ => s.trim().to_owned(),
+            },
             _ => "unknown".to_owned(),
         };
         let message = error
@@ -237,6 +246,25 @@ pub struct ReadScope {
     pub unreadable: Option<String>,
 }
 
+/// The longest quoted value a message's normalization takes as one value.
+const MAX_QUOTED: usize = 200;
+
+/// A word that varies from record to record: a number (`4096`, `3.5`), an
+/// id ending in a number (`rec-99`), or an id with many digits (a UUID,
+/// `a1b2c3d4e5`): at least four digits, or digits for at least half of its
+/// letters and digits. A
+/// name with a digit or two in it (`claude-3-haiku`, `llama3-70b`, `gpt4`)
+/// stays, so different models' reasons stay apart.
+fn is_variable(word: &str) -> bool {
+    let digits = word.chars().filter(char::is_ascii_digit).count();
+    let alnum = word.chars().filter(|c| c.is_alphanumeric()).count();
+    let numbered = word
+        .rsplit(['-', '_', '.'])
+        .next()
+        .is_some_and(|last| !last.is_empty() && last.chars().all(|c| c.is_ascii_digit()));
+    digits > 0 && (digits == alnum || digits >= 4 || digits * 2 >= alnum || numbered)
+}
+
 /// One reason in one form: quoted values become `"…"`, and every word with a
 /// digit in it (record ids, UUIDs, numbers, sizes) becomes `<n>`, so that one
 /// reason does not split into thousands; whitespace is collapsed and the
@@ -246,31 +274,44 @@ pub fn normalize_message(message: &str) -> String {
     let mut chars = message.chars();
     let mut word = String::new();
     let flush = |word: &mut String, out: &mut String| {
-        if word.chars().any(|c| c.is_ascii_digit()) {
+        if is_variable(word) {
             out.push_str("<n>");
         } else {
             out.push_str(word);
         }
         word.clear();
     };
+    let mut previous: Option<char> = None;
     while let Some(c) = chars.next() {
-        if c.is_alphanumeric() || c == '_' || c == '-' || (c == '.' && !word.is_empty()) {
+        let after_word = previous.is_some_and(char::is_alphanumeric);
+        previous = Some(c);
+        // An apostrophe inside a word (can't, doesn't) is part of it.
+        if c.is_alphanumeric()
+            || c == '_'
+            || c == '-'
+            || (c == '.' && !word.is_empty())
+            || (c == '\'' && after_word && chars.clone().next().is_some_and(char::is_alphabetic))
+        {
             word.push(c);
             continue;
         }
         // A dot ending a word is punctuation, not part of a number.
         flush(&mut word, &mut out);
         match c {
-            '"' | '\'' | '`' => {
-                // A quoted value, up to its closing quote (or the end).
-                for q in chars.by_ref() {
-                    if q == c {
-                        break;
+            '"' | '\'' | '`' if !after_word => {
+                // A quoted value, up to its closing quote within
+                // MAX_QUOTED characters; a quote that does not close there is
+                // kept as a character, and the text goes on.
+                let rest = chars.clone();
+                match rest.take(MAX_QUOTED).position(|q| q == c) {
+                    Some(n) => {
+                        chars.nth(n);
+                        out.push(c);
+                        out.push('…');
+                        out.push(c);
                     }
+                    None => out.push(c),
                 }
-                out.push(c);
-                out.push('…');
-                out.push(c);
             }
             c if c.is_whitespace() => {
                 if !out.ends_with(' ') && !out.is_empty() {
@@ -292,6 +333,38 @@ pub fn normalize_message(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn when_messages_have_contractions_or_model_names_should_keep_their_reasons_apart() {
+        let a = normalize_message("Record can't be parsed as JSON");
+        let b = normalize_message("Record can't exceed 4096 tokens");
+        assert_ne!(a, b);
+        assert_eq!(a, "Record can't be parsed as JSON");
+        assert_eq!(b, "Record can't exceed <n> tokens");
+        assert_ne!(
+            normalize_message("model anthropic.claude-3-haiku not supported"),
+            normalize_message("model meta.llama3-70b not supported")
+        );
+        // An unmatched quote does not swallow the rest.
+        assert_eq!(normalize_message("bad \"value here"), "bad \"value here");
+        assert_eq!(
+            normalize_message("id 3f2a9c1e-1b2c-4d5e-8f90-1234567890ab and rec-00017"),
+            "id <n> and <n>"
+        );
+    }
+
+    #[test]
+    fn when_a_code_is_400_400_0_or_the_string_400_should_be_one_code() {
+        let mut t = Tally::default();
+        t.add(
+            br#"{"error": {"errorCode": 400, "errorMessage": "x"}}
+{"error": {"errorCode": 400.0, "errorMessage": "x"}}
+{"error": {"errorCode": "400", "errorMessage": "x"}}
+"#,
+            true,
+        );
+        assert_eq!(t.counts.len(), 1, "{:?}", t.counts);
+    }
 
     #[test]
     fn when_messages_differ_by_ids_numbers_and_quoted_values_should_be_one_reason() {

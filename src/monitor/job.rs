@@ -550,18 +550,25 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
     /// from its output within `RECORD_ERRORS_MAX_BYTES`. Like the tokens, a
     /// bonus: an output that cannot be read is logged and said, and changes
     /// nothing else. The read runs inside the job's share of the poll's
-    /// budget, so it never holds a poll past its deadline.
+    /// budget, so it never holds a poll past its deadline, and for at most
+    /// `record_errors_timeout`, so a slow S3 never holds back the end.
     pub(super) async fn record_errors_of(&self, job: &JobSnapshot) -> Option<RecordErrors> {
         let max_bytes = self.config.record_errors_max_bytes;
         let failed = job.records.and_then(|r| r.error).unwrap_or(0);
         if !job.status.is_terminal() || failed <= 0 || max_bytes == 0 {
             return None;
         }
-        match self.source.record_errors(job, max_bytes).await {
-            Ok(found) => found,
-            Err(e) => {
+        let limit = self.config.record_errors_timeout;
+        match tokio::time::timeout(limit, self.source.record_errors(job, max_bytes)).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
                 warn!(job_arn = %job.job_arn, error_kind = e.kind, error = %e, "could not read the job's output for its records' errors; notifying without them");
                 Some(RecordErrors::unreadable(e.to_string(), max_bytes))
+            }
+            Err(_) => {
+                let why = format!("the output did not arrive within {} s", limit.as_secs_f64());
+                warn!(job_arn = %job.job_arn, error_kind = "OutputTimedOut", error = %why, "could not read the job's output for its records' errors; notifying without them");
+                Some(RecordErrors::unreadable(why, max_bytes))
             }
         }
     }
