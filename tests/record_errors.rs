@@ -498,3 +498,27 @@ async fn when_s3_is_slower_than_the_reads_limit_should_notify_the_end_saying_so(
     let d = w.ok(json!({"describe": &job.arn})).await;
     assert_ne!(d["status"], "InProgress", "the end is recorded: {d}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_output_prefix_has_no_output_file_should_say_it_is_missing() {
+    // GIVEN a job that ended with failed records whose output files were never written
+    let bucket = unique("recerr-none").to_lowercase();
+    let w = World::with_env(&[("OUTPUT_BUCKETS", &bucket)]).await;
+    w.output_bucket(&bucket).await;
+    let job = ended_job(&w, &bucket, "none", &[500], false).await;
+
+    // WHEN a poll sees the end
+    let s = w.ok(json!({})).await;
+
+    // THEN the end is notified once, saying no output file is there (not "0 failed records")
+    assert_eq!(s["transitions"], 1, "{s}");
+    let got = w.drain().await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    let e = &got[0].body["recordErrors"];
+    let why = e["unreadable"].as_str().unwrap_or_else(|| panic!("{e}"));
+    assert!(why.contains("no .jsonl.out file is there"), "{why}");
+    assert!(
+        why.contains(&job.arn.rsplit('/').next().unwrap().to_owned()),
+        "{why}"
+    );
+}

@@ -961,6 +961,16 @@ pub async fn read_record_errors(
             _ => break,
         }
     }
+    // Bedrock writes a .jsonl.out per input file of a job that processed
+    // records: none is a missing output, not "0 failed records".
+    if files.is_empty() {
+        return Err(OutputError {
+            uri: format!("s3://{bucket}/{prefix}"),
+            message: "no .jsonl.out file is there".to_owned(),
+            kind: "OutputMissing",
+            cause: None,
+        });
+    }
     files.sort();
     let mut tally = Tally::default();
     let mut read = ReadScope {
