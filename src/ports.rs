@@ -121,44 +121,10 @@ impl SourceError {
 pub struct OutputError {
     pub uri: String,
     pub message: String,
-    /// A stable name for logs: `OutputMissing`, `OutputDenied`, `OutputUnreadable`,
-    /// `OutputMalformed`.
+    /// A stable name for logs: `OutputMissing`, `OutputDenied`, `OutputUnreadable`.
     pub kind: &'static str,
     #[source]
     pub cause: Option<Cause>,
-}
-
-impl From<ManifestError> for OutputError {
-    fn from(e: ManifestError) -> Self {
-        match e {
-            ManifestError::Missing {
-                uri,
-                message,
-                cause,
-            } => Self {
-                uri,
-                message,
-                kind: "OutputMissing",
-                cause,
-            },
-            ManifestError::Unreadable {
-                uri,
-                message,
-                cause,
-            } => Self {
-                uri,
-                message,
-                kind: "OutputUnreadable",
-                cause,
-            },
-            ManifestError::Malformed { uri, message } => Self {
-                uri,
-                message,
-                kind: "OutputMalformed",
-                cause: None,
-            },
-        }
-    }
 }
 
 /// Why a finished job's manifest gave no token totals. The text is what the
