@@ -108,6 +108,13 @@ def main() -> int:
               and [j["jobName"] for j in got[0]["body"].get("running", [])] == ["nightly-embeddings"]
               and all(k in got[0]["body"] for k in ("running", "ended", "warnings", "health")), (r, got))
 
+        # No team has declared a route in this stack (the route's custom
+        # resource is driven with CloudFormation's request in tests/routes.rs):
+        # the answer is the empty list, read from the table alone.
+        r = invoke("routes.json")
+        check("routes.json lists the routes (none declared, no Slack topic) without calling Bedrock",
+              r.get("routes") == [] and not any(r.get("bedrockCalls", {}).values()), r)
+
         r = invoke("stop.json")
         calls = r.get("bedrockCalls", {})
         check("stop.json asks Bedrock to stop the tracked job, once",

@@ -246,6 +246,15 @@ pub const DEFAULT_ENVIRONMENT: &str = "bedrock-batch-monitor";
 /// can stop a tracked job and do nothing more.
 pub const STOP_ALIAS: &str = "stop";
 
+/// The function's alias that teams' stacks name as the `ServiceToken` of a
+/// `Custom::NotificationRoute` (template.yaml `RoutesAlias`, output
+/// `RouteServiceToken`); through it the function serves those requests and
+/// nothing else, so whoever may declare a route may not poll, track or untrack.
+pub const ROUTES_ALIAS: &str = "routes";
+
+/// The custom resource type the `routes` alias serves.
+pub const ROUTE_RESOURCE_TYPE: &str = "Custom::NotificationRoute";
+
 /// What the Slack channel gets unless `SLACK_FILTER_POLICY` says otherwise:
 /// failures, warnings (early warnings, Stopped, PartiallyCompleted, Completed
 /// with failed records, untracked jobs), every other end (Completed) and the

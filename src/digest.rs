@@ -99,6 +99,15 @@ pub struct DigestMark {
     pub pending: Option<Window>,
 }
 
+/// Whose digest a route's digest is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteOf {
+    pub name: String,
+    /// Message attributes it carries beside the digest's own
+    /// ([`crate::routes::digest_attributes`]).
+    pub attributes: Vec<(String, String)>,
+}
+
 /// A job that has not ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Running {
@@ -187,8 +196,11 @@ pub struct SetAsideNote {
 /// One digest, ready to render.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Digest {
-    /// Stable for this digest: subscribers drop repeats by it.
+    /// Stable for this digest: subscribers drop repeats by it (a route's
+    /// digest: the monitor's digest's id and the route's name).
     pub id: String,
+    /// A route's own digest: the jobs its policy covers, to its topic.
+    pub route: Option<RouteOf>,
     pub at: DateTime<Utc>,
     /// The window of ends it reports: `(since, until]`.
     pub since: DateTime<Utc>,
@@ -406,6 +418,7 @@ pub fn build(
     set_aside.truncate(DIGEST_LIST_MAX);
     Digest {
         id: window.id.clone(),
+        route: None,
         at: window.at,
         since: window.since,
         until: window.until,

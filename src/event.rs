@@ -39,6 +39,9 @@ pub enum Command {
     /// the function's `stop` alias): `{"stop": "<jobArn>"}` or
     /// `{"stop": {"jobArn": "<jobArn>"}}`.
     Stop(StopRequest),
+    /// The notification routes (the stack's Slack channel, the teams'
+    /// routes) with their policy, topic, stack and deliveries: `{"routes": {}}`.
+    Routes,
 }
 
 /// `{"stop": ...}`: the job, as the caller named it (checked by the monitor,
@@ -168,6 +171,7 @@ impl Command {
             Self::Digest => "Digest",
             Self::CustomResource(_) => "CustomResource",
             Self::Stop(_) => "Stop",
+            Self::Routes => "Routes",
         }
     }
 }
@@ -230,7 +234,7 @@ pub enum EventError {
     #[error(
         "unrecognized event {received}: expected a scheduled event, a Bedrock \"Batch Inference Job State Change\" event, \
          {{}}, {{\"poll\": {{}}}}, {{\"track\": [...]}}, {{\"untrack\": [...]}}, {{\"describe\": \"<job ARN>\"}}, \
-         {{\"list\": {{}}}}, {{\"digest\": {{}}}} or a CloudFormation custom resource request"
+         {{\"list\": {{}}}}, {{\"digest\": {{}}}}, {{\"routes\": {{}}}} or a CloudFormation custom resource request"
     )]
     Unrecognized { received: String },
     #[error("malformed {command:?} event: {reason} (received {received})")]
@@ -406,6 +410,14 @@ pub fn parse(event: &Value) -> Result<Command, EventError> {
         "stop" => stop_request(value)
             .map(Command::Stop)
             .map_err(|reason| malformed("stop", &reason)),
+        "routes" => match value {
+            Value::Null => Ok(Command::Routes),
+            Value::Object(o) if o.is_empty() => Ok(Command::Routes),
+            _ => Err(malformed(
+                "routes",
+                "\"routes\" takes no options: {\"routes\": {}}",
+            )),
+        },
         "digest" => match value {
             Value::Null => Ok(Command::Digest),
             Value::Object(o) if o.is_empty() => Ok(Command::Digest),

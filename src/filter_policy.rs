@@ -71,6 +71,8 @@ pub fn list_json(list: &str) -> Result<String, PolicyError> {
 pub struct FilterPolicy {
     /// Every key must match.
     all: Vec<Key>,
+    /// The policy as written (JSON), for whoever shows it.
+    source: Value,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -123,6 +125,16 @@ impl FilterPolicy {
         Self::from_value(&value)
     }
 
+    /// Parses a policy given as JSON already (a custom resource's property).
+    pub fn from_json(value: &Value) -> Result<Self, PolicyError> {
+        Self::from_value(value)
+    }
+
+    /// The policy as written.
+    pub fn source(&self) -> &Value {
+        &self.source
+    }
+
     fn from_value(value: &Value) -> Result<Self, PolicyError> {
         let Some(object) = value.as_object() else {
             return refuse("a filter policy is a JSON object of attribute names");
@@ -153,13 +165,29 @@ impl FilterPolicy {
                 ));
             }
         }
-        Ok(Self { all })
+        Ok(Self {
+            all,
+            source: value.clone(),
+        })
     }
 
     /// Whether a message with these (String) attributes passes.
     pub fn matches(&self, attributes: &[(String, String)]) -> bool {
+        self.matches_ignoring(attributes, &|_| false)
+    }
+
+    /// [`Self::matches`], with every condition on an attribute `ignored`
+    /// names taken as met.
+    pub fn matches_ignoring(
+        &self,
+        attributes: &[(String, String)],
+        ignored: &dyn Fn(&str) -> bool,
+    ) -> bool {
         self.all.iter().all(|key| match key {
-            Key::Or(policies) => policies.iter().any(|p| p.matches(attributes)),
+            Key::Or(policies) => policies
+                .iter()
+                .any(|p| p.matches_ignoring(attributes, ignored)),
+            Key::Attribute(name, _) if ignored(name) => true,
             Key::Attribute(name, conditions) => {
                 let value = attributes
                     .iter()
@@ -168,6 +196,52 @@ impl FilterPolicy {
                 conditions.iter().any(|c| c.matches(value))
             }
         })
+    }
+}
+
+impl FilterPolicy {
+    /// The attributes the policy requires to be one exact value (top-level
+    /// keys with a single exact string), in the policy's order.
+    pub fn pinned(&self) -> Vec<(String, String)> {
+        self.all
+            .iter()
+            .filter_map(|key| match key {
+                Key::Attribute(name, conditions) => match conditions.as_slice() {
+                    [Condition::Exact(v)] => Some((name.clone(), v.clone())),
+                    _ => None,
+                },
+                Key::Or(_) => None,
+            })
+            .collect()
+    }
+
+    /// The distinct attribute names the policy reads (SNS's "keys").
+    pub fn key_count(&self) -> usize {
+        fn names<'a>(p: &'a FilterPolicy, out: &mut std::collections::BTreeSet<&'a str>) {
+            for key in &p.all {
+                match key {
+                    Key::Attribute(name, _) => {
+                        out.insert(name);
+                    }
+                    Key::Or(policies) => policies.iter().for_each(|p| names(p, out)),
+                }
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        names(self, &mut out);
+        out.len()
+    }
+
+    /// SNS's "total combination of values": the product of each key's
+    /// number of values, an `$or` counting the sum of its branches'.
+    pub fn combinations(&self) -> u64 {
+        self.all
+            .iter()
+            .map(|key| match key {
+                Key::Attribute(_, conditions) => conditions.len() as u64,
+                Key::Or(policies) => policies.iter().map(Self::combinations).sum(),
+            })
+            .fold(1u64, u64::saturating_mul)
     }
 }
 

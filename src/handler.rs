@@ -14,7 +14,7 @@ use crate::event::{self, Command, EventError};
 use crate::monitor::{Invocation, Monitor, MonitorError};
 use crate::ports::{
     AnswerError, CloudFormation, Fleet, InvocationReport, JobSource, Jobs, MetricsSink, Notifier,
-    Outbox, WorkList,
+    Outbox, RouteStore, WorkList,
 };
 
 /// Why an invocation failed. `errorType` in Lambda's answer names the variant.
@@ -35,6 +35,14 @@ pub enum HandlerError {
         alias = crate::config::STOP_ALIAS
     )]
     StopOnly { command: &'static str },
+    /// Invoked through the `routes` alias (teams' stacks' `ServiceToken`) with
+    /// anything but a `Custom::NotificationRoute` request.
+    #[error(
+        "through the function's \"{alias}\" alias only {resource} requests are served, not {what}: invoke the function itself for anything else",
+        alias = crate::config::ROUTES_ALIAS,
+        resource = crate::config::ROUTE_RESOURCE_TYPE
+    )]
+    RoutesOnly { what: String },
 }
 
 impl From<HandlerError> for Diagnostic {
@@ -44,6 +52,7 @@ impl From<HandlerError> for Diagnostic {
             HandlerError::Systemic(m) => m.kind(),
             HandlerError::Unanswered(_) => "CloudFormationUnanswered",
             HandlerError::StopOnly { .. } => "StopOnly",
+            HandlerError::RoutesOnly { .. } => "RoutesOnly",
         };
         Diagnostic {
             error_type: error_type.to_owned(),
@@ -62,7 +71,7 @@ pub async fn handle<S, T, N>(
 ) -> Result<Value, HandlerError>
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList + Fleet,
+    T: Jobs + Outbox + WorkList + Fleet + RouteStore,
     N: Notifier,
 {
     dispatch(monitor, &PresignedUrl::new(), payload, invocation)
@@ -81,7 +90,7 @@ pub async fn handle_and_report<S, T, N, C, M>(
 ) -> Result<Value, HandlerError>
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList + Fleet,
+    T: Jobs + Outbox + WorkList + Fleet + RouteStore,
     N: Notifier,
     C: CloudFormation,
     M: MetricsSink,
@@ -102,7 +111,7 @@ async fn dispatch<S, T, N, C>(
 ) -> (&'static str, Result<Value, HandlerError>)
 where
     S: JobSource,
-    T: Jobs + Outbox + WorkList + Fleet,
+    T: Jobs + Outbox + WorkList + Fleet + RouteStore,
     N: Notifier,
     C: CloudFormation,
 {
@@ -119,10 +128,30 @@ where
         warn!(error = %e, "refused through the stop alias");
         return ("Refused", Err(e));
     }
+    // Through the routes alias: routes only. A command fails as RoutesOnly; a
+    // custom resource of another type is answered FAILED, so its stack fails
+    // at once rather than waiting for an answer.
+    let routes_only = invocation.through_routes_alias();
+    if routes_only && !matches!(command, Command::CustomResource(_)) {
+        let e = HandlerError::RoutesOnly {
+            what: name.to_owned(),
+        };
+        warn!(error = %e, "refused through the routes alias");
+        return ("Refused", Err(e));
+    }
     // Decided by the resource from the request alone (not from the function's
     // own settings), and always answered, FAILED included.
     if let Command::CustomResource(request) = command {
-        let outcome = monitor.provide(&request).await;
+        let outcome = if routes_only && request.resource_type != crate::config::ROUTE_RESOURCE_TYPE
+        {
+            warn!(
+                resource_type = %request.resource_type,
+                "refused through the routes alias"
+            );
+            custom_resource::Outcome::unknown_type(&request, &[crate::config::ROUTE_RESOURCE_TYPE])
+        } else {
+            monitor.provide(&request).await
+        };
         let result = custom_resource::answer(cloudformation, &request, outcome)
             .await
             .inspect_err(|e| error!(error = %e, "CloudFormation was not answered"))
@@ -166,6 +195,7 @@ pub fn report(
         Err(HandlerError::Event(_)) => ("InvalidEvent".to_owned(), None),
         Err(HandlerError::Unanswered(_)) => ("CloudFormationUnanswered".to_owned(), None),
         Err(HandlerError::StopOnly { .. }) => ("StopOnly".to_owned(), None),
+        Err(HandlerError::RoutesOnly { .. }) => ("RoutesOnly".to_owned(), None),
         Err(HandlerError::Systemic(m)) => (m.kind().to_owned(), Some(m.summary())),
     };
     let count = |field: &str| {

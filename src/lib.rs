@@ -15,5 +15,6 @@ pub mod monitor;
 pub mod ports;
 pub mod prices;
 pub mod render;
+pub mod routes;
 pub mod settings_check;
 pub mod warnings;

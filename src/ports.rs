@@ -504,6 +504,8 @@ pub struct Settlement {
     pub set_aside: Vec<SetAside>,
     /// Every destination is done: the notification leaves the outbox.
     pub finished: bool,
+    /// The routes that accepted it now (kept with the job for `describe`).
+    pub routed: Option<crate::domain::Routed>,
 }
 
 /// The pending notifications of a job.
@@ -739,6 +741,39 @@ pub trait Fleet: Send + Sync {
     ) -> impl Future<Output = Result<Write, StoreError>> + Send;
 }
 
+/// The routes teams declared ([`crate::routes`]), kept in the table.
+pub trait RouteStore: Send + Sync {
+    /// Every declared route by name, and every route's delivery counts; a route
+    /// the table holds in a shape this version cannot read is left out,
+    /// loudly.
+    fn routes(&self) -> impl Future<Output = Result<crate::routes::Book, StoreError>> + Send;
+
+    /// Saves `route` (declared by a stack's resource): `Lost` when another
+    /// stack declared its name. A name the same stack holds is taken over
+    /// (an update, or a logical id renamed); a name nobody holds starts
+    /// with counts of its own.
+    fn put_route(
+        &self,
+        route: &crate::routes::Route,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Removes the route `name` with its counts, if the resource
+    /// `logical_id` of `stack_id` holds it: `Lost` when another resource
+    /// does (that route stays), `Done` when it is gone (or was never there).
+    fn delete_route(
+        &self,
+        name: &str,
+        stack_id: &str,
+        logical_id: &str,
+    ) -> impl Future<Output = Result<Write, StoreError>> + Send;
+
+    /// Adds one invocation's deliveries to the routes' counts.
+    fn note_route_deliveries(
+        &self,
+        tallies: &BTreeMap<String, crate::routes::Tally>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Why a notification was not accepted.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NotifyError {
@@ -811,25 +846,34 @@ impl NotifyError {
 }
 
 /// Where notifications go: destinations by name, the job topic
-/// ([`crate::domain::TOPIC`]) first, each delivered on its own.
+/// ([`crate::domain::TOPIC`]) first, then the routes ([`crate::routes`]:
+/// the stack's Slack channel, the teams' topics), each delivered on its own.
 pub trait Notifier: Send + Sync {
-    /// The destinations `transition` goes to (those whose policy lets it
-    /// through), the job topic first.
-    fn destinations(&self, transition: &Transition) -> Vec<String>;
+    /// The destinations `transition` goes to: the job topic, then each
+    /// route of `routes` whose policy lets it through.
+    fn destinations(&self, transition: &Transition, routes: &crate::routes::Table) -> Vec<String>;
 
+    /// Publishes `transition` to `destination` (the job topic, or a route
+    /// of `routes`; one `routes` no longer has is `TopicNotFound`).
     fn publish(
         &self,
         destination: &str,
         transition: &Transition,
+        routes: &crate::routes::Table,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 
-    /// The destinations the digest goes to, the job topic first.
-    fn digest_destinations(&self, digest: &Digest) -> Vec<String>;
+    /// The destinations the monitor's digest goes to: the job topic, then
+    /// the stack's Slack channel when its policy lets the digest through; a
+    /// route's own digest, to that route when its policy lets it through.
+    fn digest_destinations(&self, digest: &Digest, routes: &crate::routes::Table) -> Vec<String>;
 
+    /// Publishes `digest` to `destination`: the monitor's digest to the job
+    /// topic or its Slack channel, or a route's own digest to that route.
     fn publish_digest(
         &self,
         destination: &str,
         digest: &Digest,
+        routes: &crate::routes::Table,
     ) -> impl Future<Output = Result<(), NotifyError>> + Send;
 }
 

@@ -282,6 +282,7 @@ async fn a_transition_should_be_one_update_conditional_on_the_version_and_a_lost
         tokens: None,
         ended_at: None,
         record_errors: None,
+        routed: Vec::new(),
     };
     let basis = Fresh::judge(&stored, &t.job).expect("a newer status is fresh");
     let record = || Record {
@@ -332,13 +333,22 @@ async fn publish_should_send_json_structure_with_attributes_and_map_errors() {
     let notifier = SnsNotifier::new(client, "arn:aws:sns:us-east-1:123456789012:t");
     let t = transition();
 
-    notifier.publish("topic", &t).await.unwrap();
-    let e = notifier.publish("topic", &t).await.unwrap_err();
+    notifier
+        .publish("topic", &t, &Default::default())
+        .await
+        .unwrap();
+    let e = notifier
+        .publish("topic", &t, &Default::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, NotifyError::AccessDenied { .. }) && e.is_systemic(),
         "{e:?}"
     );
-    let e = notifier.publish("topic", &t).await.unwrap_err();
+    let e = notifier
+        .publish("topic", &t, &Default::default())
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, NotifyError::Throttled { .. }) && !e.is_systemic(),
         "{e:?}"

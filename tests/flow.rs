@@ -182,7 +182,8 @@ where
     T: bedrock_batch_monitor::ports::Jobs
         + bedrock_batch_monitor::ports::Outbox
         + bedrock_batch_monitor::ports::WorkList
-        + bedrock_batch_monitor::ports::Fleet,
+        + bedrock_batch_monitor::ports::Fleet
+        + bedrock_batch_monitor::ports::RouteStore,
     N: bedrock_batch_monitor::ports::Notifier,
 {
     bedrock_batch_monitor::handler::handle(m, &ev, &support::invocation(None))

@@ -512,6 +512,7 @@ fn stored(status: &str, records: Option<RecordCounts>, progress: Option<Progress
         tokens: None,
         ended_at: None,
         record_errors: None,
+        routed: Vec::new(),
     }
 }
 

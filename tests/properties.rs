@@ -25,9 +25,10 @@ use bedrock_batch_monitor::event::{self, Command, MAX_ITEMS_PER_REQUEST};
 use bedrock_batch_monitor::handler::{self, HandlerError};
 use bedrock_batch_monitor::monitor::{Invocation, Monitor};
 use bedrock_batch_monitor::ports::{
-    Claim, Fleet, JobSource, Jobs, ListPosition, Notifier, NotifyError, Outbox, Record,
+    Claim, Fleet, JobSource, Jobs, ListPosition, Notifier, NotifyError, Outbox, Record, RouteStore,
     SourceError, StoreError, Untrack, WorkList, WorkPage, Write,
 };
+use bedrock_batch_monitor::routes;
 use chrono::{DateTime, Utc};
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -375,21 +376,44 @@ impl Fleet for Untouchable {
 }
 
 impl Notifier for Untouchable {
-    fn destinations(&self, _: &Transition) -> Vec<String> {
+    fn destinations(&self, _: &Transition, _: &routes::Table) -> Vec<String> {
         panic!("a refused event published")
     }
-    async fn publish(&self, _: &str, _: &Transition) -> Result<(), NotifyError> {
+    async fn publish(&self, _: &str, _: &Transition, _: &routes::Table) -> Result<(), NotifyError> {
         panic!("a refused event published")
     }
-    fn digest_destinations(&self, _: &bedrock_batch_monitor::digest::Digest) -> Vec<String> {
+    fn digest_destinations(
+        &self,
+        _: &bedrock_batch_monitor::digest::Digest,
+        _: &routes::Table,
+    ) -> Vec<String> {
         panic!("a refused event published")
     }
     async fn publish_digest(
         &self,
         _: &str,
         _: &bedrock_batch_monitor::digest::Digest,
+        _: &routes::Table,
     ) -> Result<(), NotifyError> {
         panic!("a refused event published")
+    }
+}
+
+impl RouteStore for Untouchable {
+    async fn routes(&self) -> Result<routes::Book, StoreError> {
+        panic!("a refused event read the routes")
+    }
+    async fn put_route(&self, _: &routes::Route) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn delete_route(&self, _: &str, _: &str, _: &str) -> Result<Write, StoreError> {
+        panic!("a refused event wrote")
+    }
+    async fn note_route_deliveries(
+        &self,
+        _: &std::collections::BTreeMap<String, routes::Tally>,
+    ) -> Result<(), StoreError> {
+        panic!("a refused event wrote")
     }
 }
 
@@ -434,7 +458,7 @@ proptest! {
             Ok(Command::Stop(req)) => {
                 prop_assert!(!req.reference.trim().is_empty());
             }
-            Ok(Command::Poll(_) | Command::Describe(_) | Command::Digest) | Err(_) => {}
+            Ok(Command::Poll(_) | Command::Describe(_) | Command::Digest | Command::Routes) | Err(_) => {}
         }
     }
 

@@ -7,104 +7,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use bedrock_batch_monitor::config::Config;
 use bedrock_batch_monitor::handler::{self, HandlerError};
 use serde_json::{Map, Value, json};
+use support::response_url::{Put, ResponseUrl};
 use support::runtime_api::RuntimeApi;
 use support::{World, invocation};
-
-/// One request the response URL received.
-#[derive(Debug)]
-struct Put {
-    method: String,
-    target: String,
-    headers: BTreeMap<String, String>,
-    body: Value,
-    raw_len: usize,
-}
-
-/// A local stand-in for the pre-signed S3 URL: records each request and
-/// answers with `status` (S3's 403 for an expired URL, say).
-struct ResponseUrl {
-    url: String,
-    received: tokio::sync::mpsc::Receiver<Put>,
-}
-
-impl ResponseUrl {
-    async fn start(status: u16) -> Self {
-        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a local port");
-        let url = format!(
-            "http://{}/arn%3Aaws%3Acloudformation%3Aus-east-1%3A123456789012%3Astack/s/1%7CSettingsCheck%7Cr-1?X-Amz-Expires=7200&X-Amz-Signature=abc",
-            listener.local_addr().unwrap()
-        );
-        let (tx, received) = tokio::sync::mpsc::channel(16);
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    let mut stream = BufReader::new(stream);
-                    let mut line = String::new();
-                    if stream.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let mut parts = line.split_whitespace();
-                    let method = parts.next().unwrap_or_default().to_owned();
-                    let target = parts.next().unwrap_or_default().to_owned();
-                    let mut headers = BTreeMap::new();
-                    loop {
-                        let mut h = String::new();
-                        if stream.read_line(&mut h).await.unwrap_or(0) == 0 || h.trim().is_empty() {
-                            break;
-                        }
-                        if let Some((k, v)) = h.split_once(':') {
-                            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-                        }
-                    }
-                    let length: usize = headers
-                        .get("content-length")
-                        .and_then(|l| l.parse().ok())
-                        .unwrap_or(0);
-                    let mut body = vec![0; length];
-                    let _ = stream.read_exact(&mut body).await;
-                    let said = if status == 200 {
-                        String::new()
-                    } else {
-                        "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>"
-                            .to_owned()
-                    };
-                    let reply = format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{said}",
-                        said.len()
-                    );
-                    let _ = stream.get_mut().write_all(reply.as_bytes()).await;
-                    let _ = tx
-                        .send(Put {
-                            method,
-                            target,
-                            headers,
-                            raw_len: body.len(),
-                            body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-                        })
-                        .await;
-                });
-            }
-        });
-        Self { url, received }
-    }
-
-    async fn next(&mut self) -> Put {
-        tokio::time::timeout(std::time::Duration::from_secs(30), self.received.recv())
-            .await
-            .expect("CloudFormation was answered within 30 s")
-            .expect("the response URL is up")
-    }
-}
 
 /// The function's environment as the template sets it with every parameter
 /// at its default (`!Ref` of a parameter: its default; of the table and the
@@ -343,6 +253,45 @@ async fn a_type_the_function_does_not_serve_should_fail_naming_it() {
         reason.contains("Custom::Unknown") && reason.contains("Custom::SettingsCheck"),
         "{reason}"
     );
+}
+
+/// Through the `routes` alias (teams' stacks' `RouteServiceToken`) the
+/// function serves notification routes and nothing else: the settings check
+/// is answered FAILED at once (no stack waits for an answer), and a command
+/// fails as `RoutesOnly` before anything is read. Without the alias, the same
+/// settings check succeeds.
+#[tokio::test]
+async fn through_the_routes_alias_only_routes_should_be_served() {
+    let w = World::new().await;
+    let mut url = ResponseUrl::start(200).await;
+    let event = request(
+        "Create",
+        &url.url,
+        Value::Object(default_variables(&w.table, &w.topic_arn)),
+        None,
+    );
+    w.invoke_through("routes", event.clone())
+        .await
+        .expect("answered");
+    let put = url.next().await;
+    assert_eq!(put.body["Status"], "FAILED", "{}", put.body);
+    let reason = put.body["Reason"].as_str().unwrap();
+    assert!(reason.contains("Custom::NotificationRoute"), "{reason}");
+
+    for command in [json!({"poll": {}}), json!({"untrack": ["x"]}), json!({})] {
+        let e = w
+            .invoke_through("routes", command.clone())
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(e, HandlerError::RoutesOnly { .. }),
+            "{command}: {e}"
+        );
+    }
+    assert!(w.bedrock.calls().is_empty(), "{:?}", w.bedrock.calls());
+
+    send(&w, &event).await.expect("answered");
+    assert_eq!(url.next().await.body["Status"], "SUCCESS");
 }
 
 #[tokio::test]

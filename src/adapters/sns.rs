@@ -9,9 +9,9 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use super::{ErrorFacts, facts};
 use crate::digest::Digest;
 use crate::domain::{SLACK, TOPIC, Transition};
-use crate::filter_policy::FilterPolicy;
 use crate::ports::{Notifier, NotifyError};
 use crate::render::{self, notification, notification::Rendered};
+use crate::routes::Table;
 
 pub struct SnsNotifier {
     client: Client,
@@ -26,9 +26,6 @@ pub struct SnsNotifier {
     /// a message with more than 10 for a raw-delivery SQS subscription:
     /// https://docs.aws.amazon.com/sns/latest/dg/SNSMessageAttributes.html).
     account_attribute: bool,
-    /// The Slack channel's own topic and what it lets through (`SLACK_TOPIC_ARN`,
-    /// `SLACK_FILTER_POLICY`).
-    slack: Option<(String, FilterPolicy)>,
 }
 
 impl SnsNotifier {
@@ -39,22 +36,13 @@ impl SnsNotifier {
             environment: crate::config::DEFAULT_ENVIRONMENT.to_owned(),
             stop: None,
             account_attribute: true,
-            slack: None,
         }
     }
 
-    /// Also publishes to `topic_arn` each message whose attributes `policy`
-    /// lets through: the Slack channel's topic, which Amazon Q Developer
-    /// subscribes to without a filter. It is a destination of its own
-    /// ([`SLACK`]): its failures never make the job topic hear a message twice.
-    pub fn with_slack(mut self, topic_arn: impl Into<String>, policy: FilterPolicy) -> Self {
-        self.slack = Some((topic_arn.into(), policy));
-        self
-    }
-
     /// As the function `function_name` wires it: the job topic, the
-    /// environment on every message, the Slack channel's own topic when the
-    /// stack has one, and the function's `stop` alias for its Stop job button.
+    /// environment on every message, and the function's `stop` alias for
+    /// its Stop job button. The stack's Slack channel is a route
+    /// ([`crate::routes::Table::new`]).
     pub fn from_config(
         client: Client,
         config: &crate::config::Config,
@@ -63,19 +51,25 @@ impl SnsNotifier {
         let mut sns = Self::new(client, &config.topic_arn).with_environment(&config.environment);
         sns.stop = notification::StopVia::of(&config.topic_arn, function_name);
         sns.account_attribute = !config.member_accounts.is_empty();
-        match &config.slack {
-            Some((topic, policy)) => sns.with_slack(topic, policy.clone()),
-            None => sns,
-        }
+        sns
     }
 
-    fn render(&self, transition: &Transition) -> notification::Rendered {
+    /// The message for `transition`; a route's copy names the route
+    /// (`route` in the JSON and in Slack's `additionalContext`).
+    fn render(&self, transition: &Transition, route: Option<&str>) -> notification::Rendered {
         let mut rendered =
-            notification::render_as(transition, &self.environment, self.stop.as_ref());
+            notification::render_routed(transition, &self.environment, self.stop.as_ref(), route);
         if !self.account_attribute {
             rendered.attributes.retain(|(name, _)| name != "account");
         }
         rendered
+    }
+
+    /// The attributes the routes' policies are judged on: the message's,
+    /// with `account` even where the message leaves it out (a route may
+    /// choose one account's jobs on any monitor).
+    fn route_attributes(&self, transition: &Transition) -> Vec<(String, String)> {
+        notification::render_routed(transition, &self.environment, None, None).attributes
     }
 
     /// The environment named on every message (`ENVIRONMENT`).
@@ -85,48 +79,77 @@ impl SnsNotifier {
     }
 }
 
-impl Notifier for SnsNotifier {
-    fn destinations(&self, transition: &Transition) -> Vec<String> {
-        let rendered = self.render(transition);
-        self.destinations_for(&rendered.attributes)
-    }
-
-    async fn publish(&self, destination: &str, transition: &Transition) -> Result<(), NotifyError> {
-        let rendered = self.render(transition);
-        self.send_to(self.topic_of(destination)?, &rendered).await
-    }
-
-    fn digest_destinations(&self, digest: &Digest) -> Vec<String> {
-        let rendered = render::digest::render(digest, &self.environment);
-        self.destinations_for(&rendered.attributes)
-    }
-
-    async fn publish_digest(&self, destination: &str, digest: &Digest) -> Result<(), NotifyError> {
-        let rendered = render::digest::render(digest, &self.environment);
-        self.send_to(self.topic_of(destination)?, &rendered).await
-    }
+/// The route a destination names, when it is not the job topic.
+fn route_name(destination: &str) -> Option<&str> {
+    (destination != TOPIC).then_some(destination)
 }
 
-impl SnsNotifier {
-    /// The job topic, then the Slack topic when its policy lets the message through.
-    fn destinations_for(&self, attributes: &[(String, String)]) -> Vec<String> {
+impl Notifier for SnsNotifier {
+    fn destinations(&self, transition: &Transition, routes: &Table) -> Vec<String> {
+        let attributes = self.route_attributes(transition);
         let mut out = vec![TOPIC.to_owned()];
-        if let Some((_, policy)) = &self.slack
-            && policy.matches(attributes)
+        out.extend(routes.matching(&attributes).map(|r| r.name.clone()));
+        out
+    }
+
+    async fn publish(
+        &self,
+        destination: &str,
+        transition: &Transition,
+        routes: &Table,
+    ) -> Result<(), NotifyError> {
+        let topic = self.topic_of(destination, routes)?;
+        let rendered = self.render(transition, route_name(destination));
+        self.send_to(topic, &rendered).await
+    }
+
+    fn digest_destinations(&self, digest: &Digest, routes: &Table) -> Vec<String> {
+        let rendered = render::digest::render(digest, &self.environment);
+        // A route's own digest goes to that route alone, if its policy takes
+        // it (a team that lists no `digest` event and no digest severity has none).
+        if let Some(of) = &digest.route {
+            return routes
+                .get(&of.name)
+                .filter(|r| crate::routes::takes_digest(r, &rendered.attributes))
+                .map(|r| vec![r.name.clone()])
+                .unwrap_or_default();
+        }
+        let mut out = vec![TOPIC.to_owned()];
+        if let Some(slack) = routes.get(SLACK)
+            && slack.policy.matches(&rendered.attributes)
         {
             out.push(SLACK.to_owned());
         }
         out
     }
 
-    fn topic_of(&self, destination: &str) -> Result<&str, NotifyError> {
-        match (destination, &self.slack) {
-            (TOPIC, _) => Ok(&self.topic_arn),
-            (SLACK, Some((topic, _))) => Ok(topic),
+    async fn publish_digest(
+        &self,
+        destination: &str,
+        digest: &Digest,
+        routes: &Table,
+    ) -> Result<(), NotifyError> {
+        let topic = self.topic_of(destination, routes)?;
+        let rendered = render::digest::render(digest, &self.environment);
+        self.send_to(topic, &rendered).await
+    }
+}
+
+impl SnsNotifier {
+    fn topic_of<'a>(
+        &'a self,
+        destination: &str,
+        routes: &'a Table,
+    ) -> Result<&'a str, NotifyError> {
+        if destination == TOPIC {
+            return Ok(&self.topic_arn);
+        }
+        match routes.get(destination) {
+            Some(route) => Ok(&route.topic_arn),
             // A destination this configuration no longer has (a notification
-            // recorded when the stack had a Slack topic).
-            (other, _) => Err(NotifyError::TopicNotFound {
-                message: format!("no destination {other:?} in this configuration"),
+            // recorded when the stack had a Slack topic, a route deleted).
+            None => Err(NotifyError::TopicNotFound {
+                message: format!("no destination {destination:?} in this configuration"),
                 cause: None,
             }),
         }

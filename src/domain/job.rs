@@ -111,6 +111,8 @@ pub struct StoredJob {
     pub record_errors: Option<super::RecordErrors>,
     /// When the end (or loss) the item holds was recorded (`endedAt`).
     pub ended_at: Option<DateTime<Utc>>,
+    /// Which routes each notification went to, oldest first.
+    pub routed: Vec<super::Routed>,
 }
 
 impl StoredJob {

@@ -90,6 +90,7 @@ pub(crate) mod fixtures {
             tokens: None,
             ended_at: None,
             record_errors: None,
+            routed: Vec::new(),
         }
     }
 }

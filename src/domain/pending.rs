@@ -86,3 +86,16 @@ pub struct SetAside {
     pub attempts: u32,
     pub set_aside_at: DateTime<Utc>,
 }
+
+/// The routes (destinations other than the job topic: the stack's Slack
+/// channel, teams' routes) that accepted one notification in one delivery,
+/// kept with the job for `describe`'s `routedTo`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Routed {
+    pub transition_id: String,
+    pub status: JobStatus,
+    pub event: super::TransitionKind,
+    pub routes: Vec<String>,
+    pub at: DateTime<Utc>,
+}

@@ -15,7 +15,9 @@ use super::summary::{Failure, Outcome, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::{RejectedItem, StopRequest, TrackRequest};
-use crate::ports::{JobSource, Jobs, Notifier, Outbox, SourceError, StoreError, Untrack, Write};
+use crate::ports::{
+    JobSource, Jobs, Notifier, Outbox, RouteStore, SourceError, StoreError, Untrack, Write,
+};
 use crate::render::describe;
 
 /// What `track` did with one item.
@@ -29,7 +31,7 @@ enum TrackResult {
     Failed,
 }
 
-impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+impl<S: JobSource, T: Jobs + Outbox + RouteStore, N: Notifier> Monitor<S, T, N> {
     pub(super) async fn track(
         &self,
         items: Vec<Result<TrackRequest, RejectedItem>>,

@@ -32,7 +32,8 @@ use super::{Budget, Invocation, Monitor};
 use crate::config::Discovery;
 use crate::domain::{JobArn, JobRef, JobSnapshot};
 use crate::ports::{
-    JobSource, Jobs, Judged, ListQuery, Notifier, Outbox, SourceError, StoreError, WorkList, Write,
+    JobSource, Jobs, Judged, ListQuery, Notifier, Outbox, RouteStore, SourceError, StoreError,
+    WorkList, Write,
 };
 
 /// One account in one region, as discovery lists it.
@@ -102,7 +103,7 @@ enum Intake {
     Quiet(DateTime<Utc>),
 }
 
-impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
+impl<S: JobSource, T: Jobs + Outbox + WorkList + RouteStore, N: Notifier> Monitor<S, T, N> {
     /// Discovers new jobs in every watched region at once, within the
     /// listing share of the budget: each job's outcome, and each region's
     /// failure (keyed `discovery/<region>`).

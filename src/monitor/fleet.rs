@@ -12,11 +12,12 @@ use serde_json::{Value, json};
 use tracing::{error, info, warn};
 
 use super::{Invocation, Monitor, MonitorError};
-use crate::digest::{self, Health};
+use crate::digest::{self, Health, SetAsideNote};
 use crate::domain::{EndedJob, JobArn, StoredJob, TOPIC, WorkEntry};
 use crate::event::{ListRequest, ListToken};
 use crate::ports::{
-    Claim, EndedKey, EndedQuery, Fleet, ItemError, Notifier, StoreError, WorkList, Write,
+    Claim, EndedKey, EndedQuery, Fleet, ItemError, Notifier, RouteStore, StoreError, WorkList,
+    Write,
 };
 use crate::render::describe;
 
@@ -34,7 +35,7 @@ fn left_out(e: &ItemError) {
     warn!(job_arn = %e.key, error_kind = "ItemUnreadable", error = %e, "item left out of list and digest");
 }
 
-impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
+impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, T, N> {
     /// The jobs that have not ended (polled, not untracked, not lost), as
     /// the work index lists them: every shard, every page. What a poll reads
     /// first too: it grows with the jobs running, not with the table.
@@ -327,8 +328,30 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
         // is finished without it.
         let mut form = "full";
         let mut elsewhere = Vec::new();
-        for destination in self.notifier.digest_destinations(&d) {
-            let (published, sent_as) = self.publish_digest_to(&destination, &d).await;
+        // The routes (the stack's Slack channel among them): a table that
+        // cannot be read leaves the routes out of this digest, loudly; the
+        // job topic still has it.
+        let routes = match Box::pin(self.routes(inv)).await {
+            Ok(routes) => routes,
+            Err(error) => {
+                error!(digest = %d.id, error_kind = error.kind(), error = %error, "the routes could not be read; this digest goes to the job topic alone");
+                elsewhere.push(json!({
+                    "jobArn": "digest",
+                    "destination": "routes",
+                    "kind": error.kind(),
+                    "error": error.to_string(),
+                }));
+                std::sync::Arc::new(crate::routes::Table::default())
+            }
+        };
+        for destination in self.notifier.digest_destinations(&d, &routes) {
+            let (published, sent_as) = self.publish_digest_to(&destination, &d, &routes).await;
+            if destination != TOPIC {
+                inv.tally(
+                    &destination,
+                    published.as_ref().map(|_| ()).map_err(|e| e.message()),
+                );
+            }
             match published {
                 Ok(()) if destination == TOPIC => form = sent_as,
                 Ok(()) => {}
@@ -361,6 +384,52 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
                 }
             }
         }
+        // Each route its own digest: the jobs its policy covers, under an id
+        // of its own. One that fails misses this digest, loudly.
+        let mut routed = Vec::new();
+        if routes.declared().next().is_some() {
+            let all: Vec<JobArn> = running.iter().map(|e| e.job_arn.clone()).collect();
+            let whole = self.shown(&all).await?;
+            for route in routes.declared() {
+                let rd = self.route_digest(
+                    route,
+                    &d,
+                    &window,
+                    digest::Fleet {
+                        prices: &self.config.prices,
+                        running: &running,
+                        shown: &whole,
+                        ended: &ended,
+                        set_aside: &set_aside,
+                    },
+                    (base, health),
+                );
+                if self.notifier.digest_destinations(&rd, &routes).is_empty() {
+                    continue;
+                }
+                let (published, _) = self.publish_digest_to(&route.name, &rd, &routes).await;
+                inv.tally(
+                    &route.name,
+                    published.as_ref().map(|_| ()).map_err(|e| e.message()),
+                );
+                match published {
+                    Ok(()) => {
+                        info!(digest = %rd.id, route = %route.name, running = rd.running_total, ended = rd.ended_total, "route digest published");
+                        routed.push(json!({"route": route.name, "digest": rd.id,
+                            "running": rd.running_total, "ended": rd.ended_total}));
+                    }
+                    Err(error) => {
+                        error!(digest = %rd.id, destination = %route.name, error_kind = error.kind(), error = %error, "the route's digest did not reach its topic; it misses this digest, the others have theirs");
+                        elsewhere.push(json!({
+                            "jobArn": "digest",
+                            "destination": route.name,
+                            "kind": error.kind(),
+                            "error": error.to_string(),
+                        }));
+                    }
+                }
+            }
+        }
         info!(digest = %d.id, running = d.running_total, ended = d.ended_total, warnings = d.warnings_total, resumed, "digest published");
         let iso = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let answer = json!({
@@ -378,6 +447,7 @@ impl<S, T: Fleet + WorkList, N: crate::ports::Notifier> Monitor<S, T, N> {
             "polls": d.polls,
             "failedInvocations": d.failed_invocations,
             "setAside": d.set_aside_total,
+            "routes": routed,
         });
         match self
             .store
@@ -407,21 +477,132 @@ impl<S, T, N: Notifier> Monitor<S, T, N> {
         &self,
         destination: &str,
         d: &digest::Digest,
+        routes: &crate::routes::Table,
     ) -> (Result<(), crate::ports::NotifyError>, &'static str) {
-        let published = self.notifier.publish_digest(destination, d).await;
+        let published = self.notifier.publish_digest(destination, d, routes).await;
         match published {
             Err(e) if e.is_permanent() => {
                 // The message's fault, not the destination's: send the counts alone.
                 warn!(digest = %d.id, destination, error = %e, "SNS refused the digest; sending its counts alone");
                 (
                     self.notifier
-                        .publish_digest(destination, &d.counts_only())
+                        .publish_digest(destination, &d.counts_only(), routes)
                         .await,
                     "countsOnly",
                 )
             }
             other => (other, "full"),
         }
+    }
+}
+
+impl<S, T, N> Monitor<S, T, N> {
+    /// `route`'s own digest: the jobs of `fleet` its policy covers (every
+    /// running job read whole in `fleet.shown`), over the monitor's digest's
+    /// window, under the id `<digest id>-<route>`, with the monitor's health.
+    fn route_digest(
+        &self,
+        route: &crate::routes::Route,
+        whole: &digest::Digest,
+        window: &digest::Window,
+        fleet: digest::Fleet<'_>,
+        (base, health): (Health, Health),
+    ) -> digest::Digest {
+        let env = self.config.environment.as_str();
+        let covered = |arn: &JobArn,
+                       name: Option<&str>,
+                       model: Option<&str>,
+                       labels: &std::collections::BTreeMap<String, String>| {
+            let mut attrs = vec![
+                ("account".to_owned(), arn.account().to_owned()),
+                ("region".to_owned(), arn.region().to_owned()),
+                (
+                    "jobName".to_owned(),
+                    name.unwrap_or(arn.job_id()).to_owned(),
+                ),
+                ("environment".to_owned(), env.to_owned()),
+            ];
+            if let Some(m) = model.filter(|m| !m.is_empty()) {
+                attrs.push(("modelId".to_owned(), m.to_owned()));
+            }
+            attrs.extend(
+                labels
+                    .iter()
+                    .filter(|(k, _)| !crate::labels::RESERVED.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+            crate::routes::covers(&route.policy, &attrs)
+        };
+        let shown: HashMap<JobArn, StoredJob> = fleet
+            .shown
+            .iter()
+            .filter(|(_, j)| {
+                covered(
+                    j.arn(),
+                    j.snapshot.job_name.as_deref(),
+                    j.snapshot.model_id.as_deref(),
+                    &j.labels,
+                )
+            })
+            .map(|(a, j)| (a.clone(), j.clone()))
+            .collect();
+        let running: Vec<WorkEntry> = fleet
+            .running
+            .iter()
+            .filter(|e| shown.contains_key(&e.job_arn))
+            .cloned()
+            .collect();
+        let ended: Vec<EndedJob> = fleet
+            .ended
+            .iter()
+            .filter(|j| {
+                covered(
+                    &j.job_arn,
+                    j.job_name.as_deref(),
+                    j.model_id.as_deref(),
+                    &j.labels,
+                )
+            })
+            .cloned()
+            .collect();
+        let set_aside: Vec<SetAsideNote> = fleet
+            .set_aside
+            .iter()
+            .filter(|n| {
+                shown.contains_key(&n.job_arn) || ended.iter().any(|e| e.job_arn == n.job_arn)
+            })
+            .cloned()
+            .collect();
+        let mut own = window.clone();
+        own.id = format!("{}-{}", window.id, route.name);
+        let mut d = digest::build(
+            digest::Fleet {
+                prices: fleet.prices,
+                running: &running,
+                shown: &shown,
+                ended: &ended,
+                set_aside: &set_aside,
+            },
+            &own,
+            base,
+            health,
+            whole.at,
+        );
+        d.route = Some(digest::RouteOf {
+            name: route.name.clone(),
+            attributes: crate::routes::digest_attributes(route),
+        });
+        d.unusable_settings = whole.unusable_settings.clone();
+        d.expected_polls = whole.expected_polls;
+        let accounts: std::collections::HashSet<&str> =
+            d.accounts.keys().map(String::as_str).collect();
+        d.capacity = whole
+            .capacity
+            .iter()
+            .filter(|(account, _)| accounts.contains(account.as_str()))
+            .cloned()
+            .collect();
+        d
     }
 }
 

@@ -13,7 +13,8 @@ use crate::domain::{
     SetAside, StoredJob, TOPIC, TokenTotals, Transition, TransitionKind, WarningKind, WorkEntry,
 };
 use crate::ports::{
-    Claim, JobSource, Jobs, Notifier, Outbox, Record, Settlement, SourceError, StoreError, Write,
+    Claim, JobSource, Jobs, Notifier, Outbox, Record, RouteStore, Settlement, SourceError,
+    StoreError, Write,
 };
 use crate::prices::Costing;
 use crate::warnings::Subject;
@@ -53,7 +54,7 @@ pub(super) enum Started {
     Failed,
 }
 
-impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+impl<S: JobSource, T: Jobs + Outbox + RouteStore, N: Notifier> Monitor<S, T, N> {
     /// Refreshes and delivers one job the work index listed, within the
     /// budget; work still in flight at the cut is abandoned and the job
     /// reported deferred.
@@ -744,8 +745,8 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         info!(job_arn = %arn, status = %first.job.status, version, ?was, "tracking started");
         out.tracked = true;
         out.transitions += 1;
-        let (mut history, outbox, undeliverable, warned) = existing
-            .map(|j| (j.history, j.outbox, j.undeliverable, j.warned))
+        let (mut history, outbox, undeliverable, warned, routed) = existing
+            .map(|j| (j.history, j.outbox, j.undeliverable, j.warned, j.routed))
             .unwrap_or_default();
         history.push(first.history_entry());
         let mut outbox = outbox;
@@ -767,6 +768,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             tokens: first.tokens,
             ended_at: None,
             record_errors: first.record_errors.clone(),
+            routed,
         };
         self.deliver(job, inv, out).await;
         Started::Tracked
@@ -817,6 +819,19 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         out: &mut Outcome,
     ) -> StoredJob {
         let arn = job.arn().clone();
+        if job.outbox.is_empty() {
+            return job;
+        }
+        // The routes are read once an invocation, by the first job with
+        // something to publish; a table that cannot be read keeps every
+        // notification pending (none leaves the outbox without its routes).
+        let routes = match Box::pin(self.routes(inv)).await {
+            Ok(routes) => routes,
+            Err(e) => {
+                out.fail(e);
+                return job;
+            }
+        };
         let token = self.claim_token(inv);
         let mut current = job;
         let mut handled: HashSet<String> = HashSet::new();
@@ -838,7 +853,7 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
             turns -= 1;
             let id = p.transition.id.clone();
             handled.insert(id.clone());
-            let (wanted, now_to) = self.owed(&p, &blocked);
+            let (wanted, now_to) = self.owed(&p, &blocked, &routes);
             if now_to.is_empty() && !wanted.is_empty() {
                 // Every destination it still needs waits for an earlier one.
                 continue;
@@ -887,8 +902,10 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                     return current;
                 }
             };
-            let (wanted, now_to) = self.owed(&p, &blocked);
-            let settlement = self.deliver_one(&arn, &p, &now_to, &wanted, out).await;
+            let (wanted, now_to) = self.owed(&p, &blocked, &routes);
+            let settlement = self
+                .deliver_one(&arn, &p, (&now_to, &wanted), &routes, inv, out)
+                .await;
             let unfinished: Vec<String> = wanted
                 .iter()
                 .filter(|d| {
@@ -918,10 +935,15 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
 
     /// The destinations `p` still goes to, and those of them it may go to
     /// now (none that waits for an earlier notification of the job).
-    fn owed(&self, p: &Pending, blocked: &HashSet<String>) -> (Vec<String>, Vec<String>) {
+    fn owed(
+        &self,
+        p: &Pending,
+        blocked: &HashSet<String>,
+        routes: &crate::routes::Table,
+    ) -> (Vec<String>, Vec<String>) {
         let wanted: Vec<String> = self
             .notifier
-            .destinations(&p.transition)
+            .destinations(&p.transition, routes)
             .into_iter()
             .filter(|d| !p.delivery(d).done)
             .collect();
@@ -940,8 +962,9 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         &self,
         arn: &JobArn,
         p: &Pending,
-        now_to: &[String],
-        wanted: &[String],
+        (now_to, wanted): (&[String], &[String]),
+        routes: &crate::routes::Table,
+        inv: &Invocation,
         out: &mut Outcome,
     ) -> Settlement {
         let id = &p.transition.id;
@@ -957,7 +980,17 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
                 attempts,
                 set_aside_at: Utc::now(),
             };
-            match self.notifier.publish(destination, &p.transition).await {
+            let published = self
+                .notifier
+                .publish(destination, &p.transition, routes)
+                .await;
+            if destination != TOPIC {
+                inv.tally(
+                    destination,
+                    published.as_ref().map(|_| ()).map_err(|e| e.message()),
+                );
+            }
+            match published {
                 Ok(()) => {
                     if destination == TOPIC {
                         out.notified += 1;
@@ -997,6 +1030,16 @@ impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
         s.finished = wanted
             .iter()
             .all(|d| s.accepted.contains(d) || s.set_aside.iter().any(|a| &a.destination == d));
+        let routed: Vec<String> = s.accepted.iter().filter(|d| *d != TOPIC).cloned().collect();
+        if !routed.is_empty() {
+            s.routed = Some(crate::domain::Routed {
+                transition_id: id.clone(),
+                status: p.transition.job.status.clone(),
+                event: p.transition.kind,
+                routes: routed,
+                at: Utc::now(),
+            });
+        }
         s
     }
 }

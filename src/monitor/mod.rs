@@ -12,6 +12,7 @@ mod job;
 mod poll;
 mod quota;
 mod reconcile;
+mod routes;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,8 @@ use crate::config::Config;
 use crate::domain::{JobArn, JobRef, JobSnapshot};
 use crate::event::Command;
 use crate::ports::{
-    Fleet, JobPage, JobSource, Jobs, ListQuery, Notifier, NotifyError, Outbox, SourceError,
-    StoreError, WorkList,
+    Fleet, JobPage, JobSource, Jobs, ListQuery, Notifier, NotifyError, Outbox, RouteStore,
+    SourceError, StoreError, WorkList,
 };
 
 /// A systemic fault: the invocation fails so the Lambda error alarm fires.
@@ -144,8 +145,15 @@ pub struct Invocation {
     pub calls: Arc<BedrockCalls>,
     /// The alias or version the function was invoked through (the last part
     /// of Lambda's `invoked_function_arn`, when it has one): through the
-    /// `stop` alias ([`crate::config::STOP_ALIAS`]) only `stop` is served.
+    /// `stop` alias ([`crate::config::STOP_ALIAS`]) only `stop` is served,
+    /// through `routes` ([`crate::config::ROUTES_ALIAS`]) only routes.
     pub qualifier: Option<String>,
+    /// The routes, read from the table once, when the invocation first
+    /// publishes ([`Monitor::routes`]).
+    routes: Arc<tokio::sync::OnceCell<Arc<crate::routes::Table>>>,
+    /// What its publishes to each route came to: added to the routes'
+    /// counts in one write when it ends.
+    route_tallies: Arc<Mutex<BTreeMap<String, crate::routes::Tally>>>,
 }
 
 impl Invocation {
@@ -155,6 +163,26 @@ impl Invocation {
             deadline,
             calls: Arc::default(),
             qualifier: None,
+            routes: Arc::default(),
+            route_tallies: Arc::default(),
+        }
+    }
+
+    /// Notes one publish to the route `name` (any destination but the job topic).
+    pub(crate) fn tally(&self, name: &str, result: Result<(), &str>) {
+        let mut tallies = self.route_tallies.lock().unwrap_or_else(|e| e.into_inner());
+        let t = tallies.entry(name.to_owned()).or_default();
+        let now = chrono::Utc::now();
+        match result {
+            Ok(()) => {
+                t.delivered += 1;
+                t.last_delivery = Some(now);
+            }
+            Err(e) => {
+                t.failures += 1;
+                t.last_failure = Some(now);
+                t.last_error = Some(e.to_owned());
+            }
         }
     }
 
@@ -174,6 +202,12 @@ impl Invocation {
     /// Invoked through the `stop` alias, the one the Slack channel may invoke.
     pub fn through_stop_alias(&self) -> bool {
         self.qualifier.as_deref() == Some(crate::config::STOP_ALIAS)
+    }
+
+    /// Invoked through the `routes` alias, the one teams' stacks name as a
+    /// route's `ServiceToken`.
+    pub fn through_routes_alias(&self) -> bool {
+        self.qualifier.as_deref() == Some(crate::config::ROUTES_ALIAS)
     }
 }
 
@@ -467,13 +501,49 @@ impl<S, T, N> Monitor<S, T, N> {
     }
 }
 
-impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, T, N> {
+impl<S, T: RouteStore, N> Monitor<S, T, N> {
+    /// The routes `inv` publishes to: the stack's Slack channel and the
+    /// routes teams declared, read from the table once an invocation (and
+    /// only by one that publishes). A table that cannot be read is the
+    /// caller's fault to report: its notifications stay pending.
+    pub(crate) async fn routes(
+        &self,
+        inv: &Invocation,
+    ) -> Result<Arc<crate::routes::Table>, StoreError> {
+        inv.routes
+            .get_or_try_init(|| async {
+                let book = self.store.routes().await?;
+                Ok(Arc::new(crate::routes::Table::new(
+                    self.config.slack.as_ref(),
+                    book.declared,
+                )))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Adds what `inv` published to each route to the routes' counts (one
+    /// write); a failure is logged: only `routes`' counts undercount.
+    async fn save_tallies(&self, inv: &Invocation) {
+        let tallies =
+            std::mem::take(&mut *inv.route_tallies.lock().unwrap_or_else(|e| e.into_inner()));
+        if tallies.values().all(crate::routes::Tally::is_empty) {
+            return;
+        }
+        if let Err(e) = self.store.note_route_deliveries(&tallies).await {
+            tracing::warn!(error_kind = e.kind(), error = %e, "the routes' delivery counts were not updated; `routes` undercounts them");
+        }
+    }
+}
+
+impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet + RouteStore, N: Notifier> Monitor<S, T, N> {
     /// Runs one command for one invocation, and counts polls and failed
     /// invocations in the table's health record (for the digest).
     pub async fn handle(&self, command: Command, inv: &Invocation) -> Result<Value, MonitorError> {
         let poll = matches!(command, Command::Poll(_));
         // Boxed: the commands' futures are deep enough to strain the compiler's layout limit.
         let result = Box::pin(self.run(command, inv)).await;
+        Box::pin(self.save_tallies(inv)).await;
         let counts = crate::ports::InvocationCounts {
             poll,
             failed: result.is_err(),
@@ -489,16 +559,16 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
     }
 
     /// What the custom resource a CloudFormation request names decides, by
-    /// its `ResourceType`. A second type the function serves (routes, say)
-    /// plugs in here, with the ports it needs.
+    /// its `ResourceType`: the settings check, or a team's route.
     pub async fn provide(
         &self,
         request: &crate::custom_resource::Request,
     ) -> crate::custom_resource::Outcome {
-        use crate::{custom_resource::Outcome, settings_check};
+        use crate::{custom_resource::Outcome, routes, settings_check};
         match request.resource_type.as_str() {
             settings_check::TYPE => settings_check::check(request),
-            _ => Outcome::unknown_type(request, &[settings_check::TYPE]),
+            routes::TYPE => Box::pin(self.provide_route(request)).await,
+            _ => Outcome::unknown_type(request, &[settings_check::TYPE, routes::TYPE]),
         }
     }
 
@@ -522,6 +592,7 @@ impl<S: JobSource, T: Jobs + Outbox + WorkList + Fleet, N: Notifier> Monitor<S, 
             Command::List(req) => self.list_jobs(&req).await,
             Command::Digest => Box::pin(self.digest(inv)).await,
             Command::Stop(req) => self.stop(&req, inv).await,
+            Command::Routes => self.list_routes().await,
             // The decision alone: the handler sends it to CloudFormation
             // (`handler::handle` does both).
             Command::CustomResource(request) => Ok(serde_json::json!({

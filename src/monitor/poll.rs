@@ -29,8 +29,8 @@ use super::{Budget, Invocation, Monitor, MonitorError};
 
 use crate::domain::{JobArn, JobSnapshot, WorkEntry};
 use crate::ports::{
-    ItemError, JobSource, Jobs, ListPosition, ListQuery, Notifier, Outbox, StoreError, WorkList,
-    WorkPage,
+    ItemError, JobSource, Jobs, ListPosition, ListQuery, Notifier, Outbox, RouteStore, StoreError,
+    WorkList, WorkPage,
 };
 
 /// Tries of one page of the work listing before the cycle counts it as a
@@ -109,7 +109,7 @@ struct Ready {
     listed: Option<JobSnapshot>,
 }
 
-impl<S: JobSource, T: Jobs + Outbox + WorkList, N: Notifier> Monitor<S, T, N> {
+impl<S: JobSource, T: Jobs + Outbox + WorkList + RouteStore, N: Notifier> Monitor<S, T, N> {
     /// One poll cycle over every job that still needs work, or over the work
     /// in `shards` only (several schedules can split the work list).
     pub async fn poll(

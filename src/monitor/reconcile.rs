@@ -8,12 +8,12 @@ use super::summary::{Failure, Outcome, Summary, Tally};
 use super::{Budget, Invocation, Monitor, MonitorError};
 use crate::domain::{JobArn, JobRef, StoredJob, Tracking};
 use crate::event::StateChange;
-use crate::ports::{JobSource, Jobs, Notifier, Outbox};
+use crate::ports::{JobSource, Jobs, Notifier, Outbox, RouteStore};
 
 /// What `WATCH` says of a job about to be tracked (the domain's decision).
 pub(super) type Admission = crate::domain::Admission<crate::ports::SourceError>;
 
-impl<S: JobSource, T: Jobs + Outbox, N: Notifier> Monitor<S, T, N> {
+impl<S: JobSource, T: Jobs + Outbox + RouteStore, N: Notifier> Monitor<S, T, N> {
     /// Reads the job back from Bedrock (the event is only a hint) and records
     /// what changed. A job not tracked yet starts being tracked; one Bedrock had
     /// lost is tracked again; one someone untracked is left alone.

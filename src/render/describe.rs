@@ -71,6 +71,10 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBo
         "pending": pending,
         "undeliverable": job.undeliverable,
         "history": job.history,
+        // Which routes (the stack's Slack channel, teams' routes) each
+        // notification went to, oldest first: one entry per transition,
+        // every route that accepted it over its deliveries.
+        "routedTo": routed_to(&job.routed),
     });
     // Absent, not null or zero, without two readings of a moving count or
     // once the estimate is behind us.
@@ -82,6 +86,34 @@ pub fn job(job: &StoredJob, now: chrono::DateTime<chrono::Utc>, prices: &PriceBo
         out["recordErrors"] = super::notification::record_errors_json(e);
     }
     out
+}
+
+fn routed_to(routed: &[crate::domain::Routed]) -> Vec<Value> {
+    let mut out: Vec<(String, Value)> = Vec::new();
+    for r in routed {
+        match out.iter_mut().find(|(id, _)| *id == r.transition_id) {
+            Some((_, entry)) => {
+                if let Some(list) = entry["routes"].as_array_mut() {
+                    for name in &r.routes {
+                        if !list.iter().any(|v| v == name) {
+                            list.push(json!(name));
+                        }
+                    }
+                }
+            }
+            None => out.push((
+                r.transition_id.clone(),
+                json!({
+                    "transitionId": r.transition_id,
+                    "event": r.event,
+                    "status": r.status,
+                    "routes": r.routes,
+                    "at": iso(r.at),
+                }),
+            )),
+        }
+    }
+    out.into_iter().map(|(_, v)| v).collect()
 }
 
 fn iso(t: chrono::DateTime<chrono::Utc>) -> String {

@@ -238,7 +238,13 @@ pub fn subject(d: &Digest) -> String {
 pub fn subject_in(d: &Digest, env: &str) -> String {
     let env = crate::render::notification::ascii_subject(env);
     let (severity, counts) = (severity(d), counts(d));
-    let form = |noun: &str, env: &str| format!("[{severity}] [{env}] {noun}: {counts}");
+    // A route's digest says whose it is.
+    let of = d
+        .route
+        .as_ref()
+        .map(|r| format!(" ({})", r.name))
+        .unwrap_or_default();
+    let form = |noun: &str, env: &str| format!("[{severity}] [{env}] {noun}{of}: {counts}");
     let full = form("Bedrock batch digest", &env);
     if full.len() <= crate::render::notification::SUBJECT_MAX {
         return full;
@@ -781,17 +787,41 @@ pub fn render_shaped(d: &Digest, shape: Shape, env: &str) -> Rendered {
     let mut chatbot = chatbot_json_shaped(d, shape);
     // Each monitor's digests in a Slack thread of their own: two stacks posting
     // to one channel must not cover each other's silence.
-    chatbot["metadata"]["threadId"] = json!(format!("bedrock-batch-monitor-digest-{env}"));
+    // A route's digest in a thread of its own too: a team's channel may also
+    // have the monitor's.
+    let mut machine = machine_json_shaped(d, shape);
+    let mut attributes = vec![
+        ("event".to_owned(), DIGEST_EVENT.to_owned()),
+        ("severity".to_owned(), severity(d).to_owned()),
+        ("transitionId".to_owned(), d.id.clone()),
+    ];
+    match &d.route {
+        None => {
+            chatbot["metadata"]["threadId"] = json!(format!("bedrock-batch-monitor-digest-{env}"));
+        }
+        Some(route) => {
+            chatbot["metadata"]["threadId"] =
+                json!(format!("bedrock-batch-monitor-digest-{env}-{}", route.name));
+            if let Some(context) = chatbot["metadata"]["additionalContext"].as_object_mut() {
+                context.insert("route".to_owned(), json!(route.name));
+            }
+            machine["route"] = json!(route.name);
+            attributes.extend(
+                route
+                    .attributes
+                    .iter()
+                    .filter(|(k, _)| !attributes.iter().any(|(a, _)| a == k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
+    }
     Rendered::stamped(
         env,
         subject_in(d, env),
         plain_text_shaped(d, shape),
-        machine_json_shaped(d, shape),
+        machine,
         chatbot,
-        vec![
-            ("event".to_owned(), DIGEST_EVENT.to_owned()),
-            ("severity".to_owned(), severity(d).to_owned()),
-            ("transitionId".to_owned(), d.id.clone()),
-        ],
+        attributes,
     )
 }

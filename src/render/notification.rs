@@ -73,12 +73,33 @@ impl StopVia {
 /// custom notification of a job that can still be stopped names the alias
 /// the button invokes. `None`: no button (nothing to invoke).
 pub fn render_as(t: &Transition, env: &str, stop: Option<&StopVia>) -> Rendered {
+    render_routed(t, env, stop, None)
+}
+
+/// [`render_as`], as a route's copy (`route` names it: the stack's
+/// Slack channel is `slack`, a team's route its name): the JSON's `route`
+/// and Slack's `metadata.additionalContext.route` say which route it came
+/// by. The attributes are the same, so a subscription filters it the same.
+pub fn render_routed(
+    t: &Transition,
+    env: &str,
+    stop: Option<&StopVia>,
+    route: Option<&str>,
+) -> Rendered {
+    let mut machine = machine_json(t);
+    let mut chatbot = chatbot_json_for(t, stop);
+    if let Some(route) = route {
+        machine["route"] = json!(route);
+        if let Some(context) = chatbot["metadata"]["additionalContext"].as_object_mut() {
+            context.insert("route".to_owned(), json!(route));
+        }
+    }
     Rendered::stamped(
         env,
         subject_in(t, Some(env)),
         plain_text(t),
-        machine_json(t),
-        chatbot_json_for(t, stop),
+        machine,
+        chatbot,
         attributes(t),
     )
 }

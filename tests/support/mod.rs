@@ -4,6 +4,7 @@
 //! loud failure naming the fix, never a skip.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod response_url;
 pub mod runtime_api;
 
 use std::collections::HashMap;
@@ -602,8 +603,8 @@ impl<T> CountingStore<T> {
 
 use bedrock_batch_monitor::domain::{Fresh, JobArn, Progress, RecordCounts, StoredJob, Transition};
 use bedrock_batch_monitor::ports::{
-    Claim, Fleet, Jobs, ListPosition, Outbox, Record, StoreError, Untrack, Watermark, WorkList,
-    WorkPage, Write,
+    Claim, Fleet, Jobs, ListPosition, Outbox, Record, RouteStore, StoreError, Untrack, Watermark,
+    WorkList, WorkPage, Write,
 };
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -757,6 +758,35 @@ impl<T: WorkList> WorkList for CountingStore<T> {
     ) -> Result<(), StoreError> {
         self.count();
         self.inner.save_quota(book).await
+    }
+}
+
+impl<T: RouteStore> RouteStore for CountingStore<T> {
+    async fn routes(&self) -> Result<bedrock_batch_monitor::routes::Book, StoreError> {
+        self.inner.routes().await
+    }
+    async fn put_route(
+        &self,
+        route: &bedrock_batch_monitor::routes::Route,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.put_route(route).await
+    }
+    async fn delete_route(
+        &self,
+        name: &str,
+        stack_id: &str,
+        logical_id: &str,
+    ) -> Result<Write, StoreError> {
+        self.count();
+        self.inner.delete_route(name, stack_id, logical_id).await
+    }
+    async fn note_route_deliveries(
+        &self,
+        tallies: &BTreeMap<String, bedrock_batch_monitor::routes::Tally>,
+    ) -> Result<(), StoreError> {
+        self.count();
+        self.inner.note_route_deliveries(tallies).await
     }
 }
 

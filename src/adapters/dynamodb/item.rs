@@ -9,8 +9,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::domain::{
     Delivery, EndedJob, HistoryEntry, JobArn, JobSnapshot, JobStatus, Pending, Progress,
-    RecordCounts, RecordErrors, SetAside, StoredJob, TOPIC, TokenTotals, Transition, WarningKind,
-    WorkEntry,
+    RecordCounts, RecordErrors, Routed, SetAside, StoredJob, TOPIC, TokenTotals, Transition,
+    WarningKind, WorkEntry,
 };
 use crate::ports::{ItemError, StoreError};
 
@@ -27,6 +27,8 @@ pub(super) const LABELS: &str = "labels";
 pub(super) const TRACKED_AT: &str = "trackedAt";
 pub(super) const UNTRACKED_AT: &str = "untrackedAt";
 pub(super) const UNDELIVERABLE: &str = "undeliverable";
+/// Which routes each notification went to (`describe`'s `routedTo`).
+pub(super) const ROUTED: &str = "routedTo";
 pub(super) const WARNED: &str = "warned";
 pub(super) const PROGRESS_COUNT: &str = "progressCount";
 pub(super) const PROGRESS_SINCE: &str = "progressSince";
@@ -244,6 +246,16 @@ pub(super) fn labels_value(labels: &BTreeMap<String, String>) -> AttributeValue 
             .map(|(k, v)| (k.clone(), s(v.as_str())))
             .collect(),
     )
+}
+
+pub(super) fn routed_value(r: &Routed) -> AttributeValue {
+    AttributeValue::M(HashMap::from([
+        ("transitionId".to_owned(), s(r.transition_id.as_str())),
+        ("status".to_owned(), s(r.status.as_str())),
+        ("event".to_owned(), s(r.event.as_str())),
+        ("routes".to_owned(), AttributeValue::Ss(r.routes.clone())),
+        ("at".to_owned(), ts(r.at)),
+    ]))
 }
 
 pub(super) fn set_aside_value(e: &SetAside) -> AttributeValue {
@@ -549,6 +561,31 @@ impl Reader<'_> {
         }
     }
 
+    /// Which routes each notification went to; an entry this version
+    /// cannot read is left out (it only ever informs `describe`).
+    fn routed(&self) -> Vec<Routed> {
+        let Some(AttributeValue::L(entries)) = self.item.get(ROUTED) else {
+            return Vec::new();
+        };
+        entries
+            .iter()
+            .filter_map(|v| {
+                let m = v.as_m().ok()?;
+                let text = |k: &str| m.get(k).and_then(|v| v.as_s().ok()).cloned();
+                Some(Routed {
+                    transition_id: text("transitionId")?,
+                    status: JobStatus::parse(&text("status")?),
+                    event: serde_json::from_value(serde_json::Value::String(text("event")?))
+                        .ok()?,
+                    routes: m.get("routes").and_then(|v| v.as_ss().ok()).cloned()?,
+                    at: text("at")
+                        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                        .map(|t| t.with_timezone(&Utc))?,
+                })
+            })
+            .collect()
+    }
+
     fn undeliverable(&self) -> Result<Vec<SetAside>, ItemError> {
         self.list(UNDELIVERABLE)?
             .iter()
@@ -606,6 +643,7 @@ impl TryFrom<&HashMap<String, AttributeValue>> for StoredJob {
             tokens: r.tokens(),
             ended_at: r.time(ENDED_AT)?,
             record_errors: r.record_errors(),
+            routed: r.routed(),
         })
     }
 }

@@ -21,6 +21,7 @@ mod job_item;
 mod jobs;
 mod outbox;
 mod quota;
+mod routes;
 mod update;
 mod work;
 
@@ -36,6 +37,7 @@ use crate::domain::{JobArn, StoredJob};
 use crate::ports::{StoreError, Write};
 
 pub use self::control::{DIGEST_KEY, HEALTH_KEY};
+pub use self::routes::ROUTES_KEY;
 
 /// The sparse global secondary index on `pollShard` (see template.yaml). Its
 /// projection changed once, so it has a name of its own (the released

@@ -75,6 +75,9 @@ impl Outbox for DynamoJobStore {
             u.remove_path(&[OUTBOX, transition_id, CLAIMED_UNTIL]);
             u.remove_path(&[OUTBOX, transition_id, CLAIMED_BY]);
         }
+        if let Some(routed) = &settlement.routed {
+            u.append(ROUTED, vec![routed_value(routed)]);
+        }
         if !settlement.set_aside.is_empty() {
             u.append(
                 UNDELIVERABLE,
