@@ -67,13 +67,15 @@ prices-check: setup
 # The template: linted, validated, checked for security findings (each fixed, or
 # skipped in the resource's Metadata with the reason), and built for arm64 with
 # cargo-lambda (no Docker). The member accounts' template (plain CloudFormation,
-# for StackSets) is linted and checked the same way; scripts/test_member_account.py
-# deploys it (make unit).
+# for StackSets) and a team's template (team/template.yaml) are linted and checked
+# the same way; scripts/test_member_account.py deploys the first, and
+# scripts/test_team_template.py expands the second's policies (make unit).
 template: setup
-	cfn-lint template.yaml member-account/template.yaml
+	cfn-lint template.yaml member-account/template.yaml team/template.yaml
 	sam validate --lint
 	$(CHECKOV_VENV)/bin/checkov -f template.yaml --quiet --compact --skip-download
 	$(CHECKOV_VENV)/bin/checkov -f member-account/template.yaml --quiet --compact --skip-download
+	$(CHECKOV_VENV)/bin/checkov -f team/template.yaml --quiet --compact --skip-download
 	sam build
 
 # The built function under `cargo lambda watch`, sent every file in events/.

@@ -2,8 +2,9 @@
 in README.md, docs/*.md and samconfig.toml, through the pinned SAM CLI's own
 parser, means what the page says: each parameter exists, its value passes the
 template's constraints (the template the command deploys: template.yaml, or
-member-account/template.yaml when it names it), and a value that starts with `{`
-is whole JSON. The StackSet commands (`aws cloudformation create-stack-set`, ...)
+member-account/template.yaml or team/template.yaml when it names it; a list
+parameter's allowed values item by item; a `$(...)` the shell fills in is left
+to CloudFormation), and a value that starts with `{` is whole JSON. The StackSet commands (`aws cloudformation create-stack-set`, ...)
 are held to the same template and to the CloudFormation API the AWS CLI is
 generated from (botocore's service model): every option is one of the
 operation's, and every `--parameters ParameterKey=...,ParameterValue=...` names a
@@ -43,10 +44,16 @@ def template_parameters(path: str = "template.yaml") -> dict:
     return yaml_parse((ROOT / path).read_text())["Parameters"]
 
 
+TEAM_TEMPLATE = "team/template.yaml"
+
+
 def deployed_template(command: str) -> str:
-    """The template a command deploys: the member template when it names it,
-    else the monitor's (its packaged forms included)."""
-    return MEMBER_TEMPLATE if MEMBER_TEMPLATE in command else "template.yaml"
+    """The template a command deploys: the member or the team template when it
+    names it, else the monitor's (its packaged forms included)."""
+    for named in (MEMBER_TEMPLATE, TEAM_TEMPLATE):
+        if named in command:
+            return named
+    return "template.yaml"
 
 
 def commands(text: str, needle: str = OPTION) -> list[str]:
@@ -130,6 +137,10 @@ def problems(parsed: dict[str, str], params: dict) -> list[str]:
         if p is None:
             out.append(f"{key}: no such parameter")
             continue
+        if re.fullmatch(r"\$\([^)]*\)", value):
+            # The shell fills it in (a stack's output, read with
+            # describe-stacks): CloudFormation checks it at deploy.
+            continue
         if value.lstrip().startswith("{"):
             try:
                 json.loads(value)
@@ -139,8 +150,11 @@ def problems(parsed: dict[str, str], params: dict) -> list[str]:
         if pattern is not None and not re.fullmatch(pattern, value):
             out.append(f"{key}={value!r}: does not match AllowedPattern {pattern}")
         allowed = p.get("AllowedValues")
-        if allowed is not None and value not in [str(a) for a in allowed]:
-            out.append(f"{key}={value!r}: not one of {allowed}")
+        # A list parameter's AllowedValues hold for each of its items.
+        items = value.split(",") if p.get("Type") == "CommaDelimitedList" else [value]
+        for item in items:
+            if allowed is not None and item not in [str(a) for a in allowed]:
+                out.append(f"{key}={item!r}: not one of {allowed}")
         if "MaxLength" in p and len(value) > int(p["MaxLength"]):
             out.append(f"{key}: longer than {p['MaxLength']}")
         if p.get("Type") == "Number":
@@ -189,6 +203,14 @@ class ParameterOverridesTest(unittest.TestCase):
                 self.assertEqual(named, set(parsed), f"{where}: {parsed}")
                 params = template_parameters(deployed_template(text))
                 self.assertEqual(problems(parsed, params), [], where)
+
+    def test_a_team_stack_example_is_held_to_the_team_template(self):
+        command = ("aws cloudformation deploy --template-file team/template.yaml --stack-name t "
+                   "--parameter-overrides Team=search Severities=error,bogus")
+        self.assertEqual(deployed_template(command), TEAM_TEMPLATE)
+        parsed = parse_example(command)
+        self.assertEqual(problems(parsed, template_parameters(TEAM_TEMPLATE)),
+                         ["Severities='bogus': not one of ['error', 'warning', 'success', 'info']"])
 
     def test_a_member_stack_example_is_held_to_the_member_template(self):
         command = ("aws cloudformation deploy --template-file member-account/template.yaml --stack-name m "
