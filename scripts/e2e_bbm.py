@@ -294,6 +294,9 @@ def run(stack: Stack, check: Callable[[str, bool, object], None]) -> None:
     got = stack.drain()
     check("bbm digest sends the digest now", r.returncode == 0 and "published" in r.stdout
           and any(m["attributes"].get("event") == "digest" for m in got), (r.returncode, r.stdout, r.stderr))
+    r = bbm(*fn, "routes")
+    check("bbm routes says there are none on a stack without Slack or teams' routes",
+          r.returncode == 0 and r.stdout.startswith("no routes"), (r.returncode, r.stdout, r.stderr))
     r = bbm(*fn, "untrack", "bbm-slow", arn("bbmtwinjob01"), arn("bbmtwinjob02"))
     check("bbm untrack takes names of watched jobs and ARNs",
           r.returncode == 0 and all(f"untracked       {arn(j)}" in r.stdout

@@ -100,6 +100,8 @@ pub enum Command {
     },
     /// Send the digest now (what runs, what ended, open warnings, the monitor's health).
     Digest,
+    /// The notification routes (the stack's Slack channel, each team's): policy, topic, deliveries.
+    Routes,
 }
 
 #[derive(Debug, Clone, Default, Args)]

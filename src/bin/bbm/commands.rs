@@ -212,6 +212,14 @@ fn digest_line(a: &Value) -> String {
     if a["resumed"].as_bool() == Some(true) {
         s.push_str(" (a digest begun earlier, sent again under its id)");
     }
+    for r in a["routes"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "\n  route {}: its own digest, {} running, {} ended",
+            r["route"].as_str().unwrap_or("?"),
+            r["running"].as_u64().unwrap_or(0),
+            r["ended"].as_u64().unwrap_or(0)
+        ));
+    }
     for e in a["errors"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "\n  {} did not get it: {}",
@@ -222,8 +230,65 @@ fn digest_line(a: &Value) -> String {
     s
 }
 
+/// One line a route: its name, what it gets, where, and how its deliveries went.
+fn route_lines(a: &Value) -> Vec<String> {
+    let routes = a["routes"].as_array().cloned().unwrap_or_default();
+    if routes.is_empty() {
+        return vec!["no routes: the job topic alone (no Slack topic, no team's route)".to_owned()];
+    }
+    routes
+        .iter()
+        .map(|r| {
+            let by = match (&r["declaredBy"]["setting"], &r["declaredBy"]["stackId"]) {
+                (Value::String(s), _) => format!("setting {s}"),
+                (_, Value::String(stack)) => format!(
+                    "stack {}",
+                    stack.split('/').nth(1).unwrap_or(stack.as_str())
+                ),
+                _ => "?".to_owned(),
+            };
+            let mut line = format!(
+                "{}: {} (by {by}), policy {}; {} delivered, {} failed",
+                r["name"].as_str().unwrap_or("?"),
+                r["topicArn"].as_str().unwrap_or("?"),
+                r["policy"],
+                r["delivered"].as_u64().unwrap_or(0),
+                r["failures"].as_u64().unwrap_or(0),
+            );
+            if let Some(at) = r["lastDelivery"].as_str() {
+                line.push_str(&format!(", last at {at}"));
+            }
+            if let Some(e) = r["lastError"].as_str() {
+                line.push_str(&format!(
+                    "; last error at {}: {e}",
+                    r["lastFailure"].as_str().unwrap_or("?")
+                ));
+            }
+            line
+        })
+        .collect()
+}
+
+pub async fn routes<M: Invoke>(ms: &[M], output: Output) -> Result<Exit, CliError> {
+    each_monitor(ms, output, &json!({"routes": {}}), |a| {
+        route_lines(a).join("\n")
+    })
+    .await
+}
+
 pub async fn digest<M: Invoke>(ms: &[M], output: Output) -> Result<Exit, CliError> {
-    let event = json!({"digest": {}});
+    each_monitor(ms, output, &json!({"digest": {}}), digest_line).await
+}
+
+/// Sends `event` to every monitor: each answer as `line` has it (prefixed
+/// with the monitor's name when there are several), or as JSON.
+async fn each_monitor<M: Invoke>(
+    ms: &[M],
+    output: Output,
+    event: &Value,
+    line: impl Fn(&Value) -> String,
+) -> Result<Exit, CliError> {
+    let event = event.clone();
     let answers = futures::future::join_all(ms.iter().map(|m| m.invoke(&event))).await;
     let mut errors = Vec::new();
     let mut all = Map::new();
@@ -236,7 +301,7 @@ pub async fn digest<M: Invoke>(ms: &[M], output: Output) -> Result<Exit, CliErro
                     } else {
                         String::new()
                     };
-                    outln!("{prefix}{}", digest_line(&a));
+                    outln!("{prefix}{}", line(&a));
                 }
                 all.insert(m.name().to_owned(), a);
             }
@@ -261,6 +326,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_route_should_read_as_one_line() {
+        let a = json!({"routes": [
+            {"name": "slack", "topicArn": "arn:aws:sns:us-east-1:1:s", "policy": {"severity": ["error"]},
+             "declaredBy": {"setting": "SLACK_TOPIC_ARN"}, "delivered": 3, "failures": 0,
+             "lastDelivery": "2026-12-04T10:00:00Z", "lastFailure": null, "lastError": null},
+            {"name": "search", "topicArn": "arn:aws:sns:us-east-1:1:bedrock-batch-monitor-route-search",
+             "policy": {"team": ["search"]},
+             "declaredBy": {"stackId": "arn:aws:cloudformation:us-east-1:1:stack/bbm-team-search/abc"},
+             "delivered": 0, "failures": 2, "lastDelivery": null,
+             "lastFailure": "2026-12-04T11:00:00Z", "lastError": "Topic does not exist"}]});
+        assert_eq!(
+            route_lines(&a),
+            [
+                r#"slack: arn:aws:sns:us-east-1:1:s (by setting SLACK_TOPIC_ARN), policy {"severity":["error"]}; 3 delivered, 0 failed, last at 2026-12-04T10:00:00Z"#,
+                r#"search: arn:aws:sns:us-east-1:1:bedrock-batch-monitor-route-search (by stack bbm-team-search), policy {"team":["search"]}; 0 delivered, 2 failed; last error at 2026-12-04T11:00:00Z: Topic does not exist"#,
+            ]
+        );
+        assert!(route_lines(&json!({"routes": []}))[0].starts_with("no routes"));
+    }
+
+    #[test]
     fn a_digest_should_read_as_one_line() {
         let a = json!({"digest": "2026-11-29", "published": true, "form": "full", "running": 3,
                        "ended": 2, "warnings": 1, "polls": 1440, "failedInvocations": 0, "setAside": 0,
@@ -271,6 +357,13 @@ mod tests {
         );
         let a = json!({"digest": "d", "published": false, "reason": "held by another invocation"});
         assert!(digest_line(&a).contains("held by another invocation"));
+        let a = json!({"digest": "d", "published": true, "routes": [
+            {"route": "search", "digest": "d-search", "running": 2, "ended": 1}]});
+        assert!(
+            digest_line(&a).ends_with("\n  route search: its own digest, 2 running, 1 ended"),
+            "{}",
+            digest_line(&a)
+        );
     }
 
     #[test]

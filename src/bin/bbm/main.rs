@@ -78,7 +78,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
     // digest goes on with the others; a command about one job does not guess.
     let spans_all = matches!(
         cli.command,
-        Command::List(_) | Command::Watch { .. } | Command::Digest
+        Command::List(_) | Command::Watch { .. } | Command::Digest | Command::Routes
     );
     if !errors.is_empty() {
         if ms.is_empty() || !spans_all {
@@ -97,6 +97,7 @@ async fn run(cli: Cli) -> Result<Exit, CliError> {
         Command::Untrack(a) => track::untrack(&ms, a, out).await,
         Command::Wait(a) => wait::wait(&ms, a, out).await,
         Command::Digest => commands::digest(&ms, out).await,
+        Command::Routes => commands::routes(&ms, out).await,
     };
     match result {
         Ok(_) if !errors.is_empty() => Err(CliError::SomeMonitorsFailed {
