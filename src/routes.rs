@@ -517,6 +517,10 @@ mod tests {
                 "no property",
             ),
             (
+                json!({"TopicArn": "arn:aws:sns:us-east-1:999999999999:bedrock-batch-monitor-route-search", "FilterPolicy": {"team": ["a"]}}),
+                "its own account",
+            ),
+            (
                 json!({"TopicArn": TOPIC_ARN, "FilterPolicy": {"a": ["1"], "b": ["1"], "c": ["1"], "d": ["1"], "e": ["1"], "f": ["1"]}}),
                 "at most 5",
             ),

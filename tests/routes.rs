@@ -9,7 +9,7 @@ mod support;
 use fake_bedrock::SeedJob;
 use serde_json::{Value, json};
 use support::response_url::ResponseUrl;
-use support::{World, invocation, unique};
+use support::{MotoFault, World, invocation, unique};
 
 const TOKEN: &str =
     "arn:aws:lambda:us-east-1:123456789012:function:bedrock-batch-monitor-dev-monitor:routes";
@@ -223,6 +223,8 @@ async fn each_team_should_get_its_own_jobs_on_its_own_topic_and_its_own_digest()
         format!("{}-{team_a}", digest["digest"].as_str().unwrap())
     );
     assert_eq!(da.body["endedTotal"], 1, "{}", da.body);
+    // (the untagged job still runs: the monitor's digest has it, no team's)
+    assert_eq!(da.body["runningTotal"], 0, "{}", da.body);
     assert_eq!(da.body["ended"][0]["jobArn"], job_a.as_str());
     assert_eq!(da.attributes["team"], team_a);
     assert_eq!(da.attributes["route"], team_a);
@@ -233,6 +235,7 @@ async fn each_team_should_get_its_own_jobs_on_its_own_topic_and_its_own_digest()
     let whole = w.drain().await;
     assert_eq!(whole.len(), 1, "{whole:?}");
     assert_eq!(whole[0].body["endedTotal"], 2, "{}", whole[0].body);
+    assert_eq!(whole[0].body["runningTotal"], 1, "{}", whole[0].body);
     assert!(whole[0].body.get("route").is_none());
 }
 
@@ -557,4 +560,88 @@ async fn a_route_renamed_in_its_stack_should_stay_and_one_may_choose_by_account(
     gone["LogicalResourceId"] = json!("TeamRoute");
     assert_eq!(declare(&w, &gone).await["Status"], "SUCCESS");
     assert_eq!(w.ok(json!({"routes": {}})).await["routes"], json!([]));
+}
+
+#[tokio::test]
+async fn when_the_routes_cannot_be_read_the_notifications_should_wait_for_them() {
+    // GIVEN a team's route and its job
+    let w = World::new().await;
+    let team = unique("search");
+    let (topic, queue) = team_topic(&w, &team).await;
+    create_route(&w, &team, &topic).await;
+    let job = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
+        .await;
+    assert_eq!(w.drain().await.len(), 1);
+    // WHEN the job fails while the table will not give the routes
+    let fault = MotoFault::add(json!({"service": "dynamodb", "action": "GetItem",
+        "contains": [w.table, "control#routes"], "status": 500, "code": "InternalServerError"}));
+    w.bedrock.set(&job, "Failed");
+    let _ = w.invoke(&w.monitor(), json!({})).await;
+    assert!(fault.hits() > 0, "the routes were read");
+    // THEN nothing was published: the notification waits for its routes
+    assert!(w.drain().await.is_empty());
+    assert!(w.drain_queue(&queue).await.is_empty());
+    drop(fault);
+    // AND once the table answers, the route and the job topic each hear it once
+    w.ok(json!({})).await;
+    let got = w.drain_queue(&queue).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].body["status"], "Failed");
+    let all = w.drain().await;
+    assert_eq!(all.len(), 1, "{all:?}");
+}
+
+#[tokio::test]
+async fn a_name_declared_again_should_start_with_counts_of_its_own() {
+    let w = World::new().await;
+    let team = unique("search");
+    let (topic, _queue) = team_topic(&w, &team).await;
+    create_route(&w, &team, &topic).await;
+    let job = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
+        .await;
+    w.bedrock.set(&job, "Failed");
+    w.ok(json!({})).await;
+    let route = |l: &Value| l["routes"][0].clone();
+    assert_eq!(route(&w.ok(json!({"routes": {}})).await)["delivered"], 1);
+    // WHEN the stack is deleted and another declares the name
+    let id = format!("route-{team}");
+    declare(
+        &w,
+        &request("Delete", "", &stack(&team), json!({}), Some(&id)),
+    )
+    .await;
+    // (an invocation that published before the delete adds its counts after it)
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    w.ddb
+        .update_item()
+        .table_name(&w.table)
+        .key("jobArn", A::S("control#routes".into()))
+        .update_expression("ADD #d :n SET #e = :e")
+        .expression_attribute_names("#d", format!("delivered#{team}"))
+        .expression_attribute_names("#e", format!("lastError#{team}"))
+        .expression_attribute_values(":n", A::N("3".into()))
+        .expression_attribute_values(":e", A::S("stale".into()))
+        .send()
+        .await
+        .unwrap();
+    let again = declare(
+        &w,
+        &request(
+            "Create",
+            "",
+            &stack("again"),
+            json!({"TopicArn": topic, "FilterPolicy": team_policy(&team)}),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(again["Status"], "SUCCESS", "{again}");
+    // THEN it starts from nothing
+    let r = route(&w.ok(json!({"routes": {}})).await);
+    assert_eq!(r["declaredBy"]["stackId"], stack("again"));
+    assert_eq!(r["delivered"], 0, "{r}");
+    assert_eq!(r["lastDelivery"], Value::Null, "{r}");
+    assert_eq!(r["lastError"], Value::Null, "{r}");
 }

@@ -386,10 +386,30 @@ impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, 
         }
         // Each route its own digest: the jobs its policy covers, under an id
         // of its own. One that fails misses this digest, loudly.
+        // The monitor's digest is out: nothing here may fail the invocation
+        // (that would publish it again), so a read that fails costs the
+        // routes this digest, said in `errors`.
         let mut routed = Vec::new();
-        if routes.declared().next().is_some() {
-            let all: Vec<JobArn> = running.iter().map(|e| e.job_arn.clone()).collect();
-            let whole = self.shown(&all).await?;
+        let whole = match routes.declared().next() {
+            None => None,
+            Some(_) => {
+                let all: Vec<JobArn> = running.iter().map(|e| e.job_arn.clone()).collect();
+                match self.shown(&all).await {
+                    Ok(whole) => Some(whole),
+                    Err(error) => {
+                        error!(digest = %d.id, error_kind = error.kind(), error = %error, "the running jobs could not be read for the routes' digests; the routes miss this digest");
+                        elsewhere.push(json!({
+                            "jobArn": "digest",
+                            "destination": "routes",
+                            "kind": error.kind(),
+                            "error": error.to_string(),
+                        }));
+                        None
+                    }
+                }
+            }
+        };
+        if let Some(whole) = whole {
             for route in routes.declared() {
                 let rd = self.route_digest(
                     route,
@@ -565,11 +585,17 @@ impl<S, T, N> Monitor<S, T, N> {
             })
             .cloned()
             .collect();
+        // The notifications set aside at this route (each went there because
+        // the route's policy took it, whatever the job does now), and those
+        // the job topic set aside of the route's jobs; not other routes'.
         let set_aside: Vec<SetAsideNote> = fleet
             .set_aside
             .iter()
             .filter(|n| {
-                shown.contains_key(&n.job_arn) || ended.iter().any(|e| e.job_arn == n.job_arn)
+                n.destination == route.name
+                    || (n.destination == TOPIC
+                        && (shown.contains_key(&n.job_arn)
+                            || ended.iter().any(|e| e.job_arn == n.job_arn)))
             })
             .cloned()
             .collect();
