@@ -770,7 +770,7 @@ pub trait RouteStore: Send + Sync {
     /// Adds one invocation's deliveries to the routes' counts.
     fn note_route_deliveries(
         &self,
-        tallies: &BTreeMap<String, crate::routes::Tally>,
+        tallies: &BTreeMap<String, crate::routes::Stats>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 

@@ -93,7 +93,8 @@ pub struct Route {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// How a route's deliveries went, as the table counts them.
+/// How a route's deliveries went: as the table counts them, and what one
+/// invocation adds to that when it ends (one write for all routes).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stats {
     /// Messages it accepted (notifications and digests).
@@ -105,29 +106,19 @@ pub struct Stats {
     pub last_error: Option<String>,
 }
 
+impl Stats {
+    /// Nothing published.
+    pub fn is_empty(&self) -> bool {
+        self.delivered == 0 && self.failures == 0
+    }
+}
+
 /// What the table keeps: the declared routes, by name, and the delivery
 /// counts of every route (the stack's Slack channel's too).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Book {
     pub declared: Vec<Route>,
     pub stats: std::collections::BTreeMap<String, Stats>,
-}
-
-/// What one invocation's publishes to one route came to, added to its
-/// [`Stats`] when the invocation ends (one write for all routes).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
-    pub delivered: u64,
-    pub failures: u64,
-    pub last_delivery: Option<DateTime<Utc>>,
-    pub last_failure: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-}
-
-impl Tally {
-    pub fn is_empty(&self) -> bool {
-        self.delivered == 0 && self.failures == 0
-    }
 }
 
 /// The routes one invocation publishes to: the stack's Slack channel, when

@@ -411,7 +411,7 @@ impl RouteStore for Untouchable {
     }
     async fn note_route_deliveries(
         &self,
-        _: &std::collections::BTreeMap<String, routes::Tally>,
+        _: &std::collections::BTreeMap<String, routes::Stats>,
     ) -> Result<(), StoreError> {
         panic!("a refused event wrote")
     }

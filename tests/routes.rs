@@ -107,6 +107,17 @@ async fn declare(w: &World, event: &Value) -> Value {
     put.body
 }
 
+/// A team's topic with its queue, its route as the team template declares
+/// it, and a job of the team, tracked: the topic, the queue and the job.
+async fn team_with_job(w: &World, team: &str) -> (String, String, String) {
+    let (topic, queue) = team_topic(w, team).await;
+    create_route(w, team, &topic).await;
+    let job = w.bedrock.seed(SeedJob::named("nightly"));
+    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
+        .await;
+    (topic, queue, job)
+}
+
 async fn create_route(w: &World, team: &str, topic: &str) -> Value {
     let e = request(
         "Create",
@@ -368,11 +379,7 @@ async fn a_name_another_stack_declared_should_be_refused_and_that_stacks_rollbac
 async fn an_update_should_change_what_a_route_gets_and_a_delete_stop_it() {
     let w = World::new().await;
     let team = unique("search");
-    let (topic, queue) = team_topic(&w, &team).await;
-    create_route(&w, &team, &topic).await;
-    let job = w.bedrock.seed(SeedJob::named("nightly"));
-    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
-        .await;
+    let (topic, queue, job) = team_with_job(&w, &team).await;
     assert!(
         w.drain_queue(&queue).await.is_empty(),
         "Submitted is info: not in the team's policy"
@@ -567,11 +574,7 @@ async fn when_the_routes_cannot_be_read_the_notifications_should_wait_for_them()
     // GIVEN a team's route and its job
     let w = World::new().await;
     let team = unique("search");
-    let (topic, queue) = team_topic(&w, &team).await;
-    create_route(&w, &team, &topic).await;
-    let job = w.bedrock.seed(SeedJob::named("nightly"));
-    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
-        .await;
+    let (_, queue, job) = team_with_job(&w, &team).await;
     assert_eq!(w.drain().await.len(), 1);
     // WHEN the job fails while the table will not give the routes
     let fault = MotoFault::add(json!({"service": "dynamodb", "action": "GetItem",
@@ -596,11 +599,7 @@ async fn when_the_routes_cannot_be_read_the_notifications_should_wait_for_them()
 async fn a_name_declared_again_should_start_with_counts_of_its_own() {
     let w = World::new().await;
     let team = unique("search");
-    let (topic, _queue) = team_topic(&w, &team).await;
-    create_route(&w, &team, &topic).await;
-    let job = w.bedrock.seed(SeedJob::named("nightly"));
-    w.ok(json!({"track": [{"jobArn": job, "labels": {"team": team}}]}))
-        .await;
+    let (topic, _queue, job) = team_with_job(&w, &team).await;
     w.bedrock.set(&job, "Failed");
     w.ok(json!({})).await;
     let route = |l: &Value| l["routes"][0].clone();

@@ -69,7 +69,9 @@ impl SnsNotifier {
     /// with `account` even where the message leaves it out (a route may
     /// choose one account's jobs on any monitor).
     fn route_attributes(&self, transition: &Transition) -> Vec<(String, String)> {
-        notification::render_routed(transition, &self.environment, None, None).attributes
+        let mut attributes = notification::attributes(transition);
+        attributes.push(("environment".to_owned(), self.environment.clone()));
+        attributes
     }
 
     /// The environment named on every message (`ENVIRONMENT`).

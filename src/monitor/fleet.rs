@@ -335,12 +335,7 @@ impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, 
             Ok(routes) => routes,
             Err(error) => {
                 error!(digest = %d.id, error_kind = error.kind(), error = %error, "the routes could not be read; this digest goes to the job topic alone");
-                elsewhere.push(json!({
-                    "jobArn": "digest",
-                    "destination": "routes",
-                    "kind": error.kind(),
-                    "error": error.to_string(),
-                }));
+                elsewhere.push(missed("routes", error.kind(), &error));
                 std::sync::Arc::new(crate::routes::Table::default())
             }
         };
@@ -375,12 +370,7 @@ impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, 
                 }
                 Err(error) => {
                     error!(digest = %d.id, destination = %destination, error_kind = error.kind(), error = %error, "the digest did not reach this destination; it misses this digest, the others have it");
-                    elsewhere.push(json!({
-                        "jobArn": "digest",
-                        "destination": destination,
-                        "kind": error.kind(),
-                        "error": error.to_string(),
-                    }));
+                    elsewhere.push(missed(&destination, error.kind(), &error));
                 }
             }
         }
@@ -398,12 +388,7 @@ impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, 
                     Ok(whole) => Some(whole),
                     Err(error) => {
                         error!(digest = %d.id, error_kind = error.kind(), error = %error, "the running jobs could not be read for the routes' digests; the routes miss this digest");
-                        elsewhere.push(json!({
-                            "jobArn": "digest",
-                            "destination": "routes",
-                            "kind": error.kind(),
-                            "error": error.to_string(),
-                        }));
+                        elsewhere.push(missed("routes", error.kind(), &error));
                         None
                     }
                 }
@@ -440,12 +425,7 @@ impl<S, T: Fleet + WorkList + RouteStore, N: crate::ports::Notifier> Monitor<S, 
                     }
                     Err(error) => {
                         error!(digest = %rd.id, destination = %route.name, error_kind = error.kind(), error = %error, "the route's digest did not reach its topic; it misses this digest, the others have theirs");
-                        elsewhere.push(json!({
-                            "jobArn": "digest",
-                            "destination": route.name,
-                            "kind": error.kind(),
-                            "error": error.to_string(),
-                        }));
+                        elsewhere.push(missed(&route.name, error.kind(), &error));
                     }
                 }
             }
@@ -630,6 +610,16 @@ impl<S, T, N> Monitor<S, T, N> {
             .collect();
         d
     }
+}
+
+/// An `errors` entry of the digest's answer: `destination` missed this digest.
+fn missed(destination: &str, kind: &str, error: &dyn std::fmt::Display) -> Value {
+    json!({
+        "jobArn": "digest",
+        "destination": destination,
+        "kind": kind,
+        "error": error.to_string(),
+    })
 }
 
 /// The answer of a digest invocation that publishes nothing: another holds

@@ -153,7 +153,7 @@ pub struct Invocation {
     routes: Arc<tokio::sync::OnceCell<Arc<crate::routes::Table>>>,
     /// What its publishes to each route came to: added to the routes'
     /// counts in one write when it ends.
-    route_tallies: Arc<Mutex<BTreeMap<String, crate::routes::Tally>>>,
+    route_tallies: Arc<Mutex<BTreeMap<String, crate::routes::Stats>>>,
 }
 
 impl Invocation {
@@ -527,7 +527,7 @@ impl<S, T: RouteStore, N> Monitor<S, T, N> {
     async fn save_tallies(&self, inv: &Invocation) {
         let tallies =
             std::mem::take(&mut *inv.route_tallies.lock().unwrap_or_else(|e| e.into_inner()));
-        if tallies.values().all(crate::routes::Tally::is_empty) {
+        if tallies.values().all(crate::routes::Stats::is_empty) {
             return;
         }
         if let Err(e) = self.store.note_route_deliveries(&tallies).await {

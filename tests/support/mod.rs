@@ -783,7 +783,7 @@ impl<T: RouteStore> RouteStore for CountingStore<T> {
     }
     async fn note_route_deliveries(
         &self,
-        tallies: &BTreeMap<String, bedrock_batch_monitor::routes::Tally>,
+        tallies: &BTreeMap<String, bedrock_batch_monitor::routes::Stats>,
     ) -> Result<(), StoreError> {
         self.count();
         self.inner.note_route_deliveries(tallies).await

@@ -14,7 +14,7 @@ use super::item::*;
 use super::{DynamoJobStore, fail, write_result};
 use crate::filter_policy::FilterPolicy;
 use crate::ports::{RouteStore, StoreError, Write};
-use crate::routes::{Book, Route, Source, Stats, Tally};
+use crate::routes::{Book, Route, Source, Stats};
 
 /// The key of the routes' item: like the cursor, never listed or read as a job.
 pub const ROUTES_KEY: &str = "control#routes";
@@ -214,7 +214,7 @@ impl RouteStore for DynamoJobStore {
 
     async fn note_route_deliveries(
         &self,
-        tallies: &BTreeMap<String, Tally>,
+        tallies: &BTreeMap<String, Stats>,
     ) -> Result<(), StoreError> {
         let mut set = Vec::new();
         let mut add = Vec::new();
